@@ -1,0 +1,25 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - install, then run the shipped model on the shipped sample face (+ the validation set if present)
+#   make test   - install, then run the test suite
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+DATA ?= ../shared/data
+OUT ?= demo_out
+
+.PHONY: setup demo test lint
+
+setup:
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]"
+
+demo: setup
+	$(PYTHON) -m lightmark.demo_sample --out $(OUT)
+	@if [ -d $(DATA)/aflw2000/val ]; then \
+		lightmark evaluate --data $(DATA)/aflw2000/val --json $(OUT)/val_report.json --plots $(OUT)/val_plots; \
+	else echo "($(DATA)/aflw2000/val not found: skipping the validation run)"; fi
+
+test: setup
+	$(PYTHON) -m pytest -q
+
+lint:
+	ruff check src tests && ruff format --check src tests

@@ -1,0 +1,183 @@
+"""Training inputs: decoded face crops cached once in a uint8 array, then augmented on the fly.
+
+Decoding a 512x512 PNG costs ~5 ms; a training step at 128 px costs ~0.3 ms per image, so every image is
+decoded once, cut loosely around its landmarks (``context`` x the landmark box) and kept in a memory-mapped
+``(N, S, S, 3)`` uint8 array. Each training sample is then one affine warp of a cached crop plus
+photometric augmentation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..utils import atomic_write
+from .formats import FaceDataset
+from .images import read_image
+from .transforms import (
+    CropJitter,
+    crop_matrix,
+    is_flipped,
+    landmark_box,
+    photometric_augmentation,
+    transform_points,
+    warp,
+)
+
+
+def default_cache_dir() -> Path:
+    """``$LIGHTMARK_CACHE`` or ``~/.cache/lightmark``."""
+    return Path(os.environ.get("LIGHTMARK_CACHE", Path.home() / ".cache" / "lightmark"))
+
+
+@dataclass
+class CropCache:
+    """Loose face crops: ``images`` (N, S, S, 3) uint8 RGB and ``landmarks`` (N, K, 2) float32 in crop pixels."""
+
+    images: np.ndarray
+    landmarks: np.ndarray
+    names: list[str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _cache_key(dataset: FaceDataset, size: int, context: float) -> str:
+    h = hashlib.sha1()
+    h.update(json.dumps([str(dataset.root.resolve()), dataset.format, size, context]).encode())
+    for s in dataset.samples:
+        st = s.image_path.stat()
+        h.update(f"{s.name}|{st.st_size}|{st.st_mtime_ns}".encode())
+        h.update(np.ascontiguousarray(s.landmarks, dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _cut(args: tuple[Path, np.ndarray, int, float]) -> tuple[np.ndarray, np.ndarray]:
+    path, pts, size, context = args
+    image = read_image(path)
+    center, side = landmark_box(pts)
+    m = crop_matrix(center, context * side, size)
+    return warp(image, m, size), transform_points(pts, m)
+
+
+def build_crop_cache(
+    dataset: FaceDataset,
+    size: int = 224,
+    context: float = 3.0,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int = 2,
+    progress: bool = True,
+) -> CropCache:
+    """Decode and cut every labelled sample once (reused from ``cache_dir`` when the data is unchanged)."""
+    from tqdm import tqdm
+
+    if not dataset.has_landmarks:
+        raise ValueError(f"{dataset.root}: training needs landmarks for every sample")
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = _cache_key(dataset, size, context)
+    img_path = cache_dir / f"crops-{key}.npy"
+    meta_path = cache_dir / f"crops-{key}.json"
+    n = len(dataset)
+    if img_path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        images = np.load(img_path, mmap_mode="r")
+        return CropCache(images, np.asarray(meta["landmarks"], np.float32), meta["names"], str(dataset.root))
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".crops-{key}.{os.getpid()}.npy"
+    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+    landmarks = np.zeros((n, dataset.samples[0].landmarks.shape[0], 2), np.float32)
+    jobs = [(s.image_path, s.landmarks, size, context) for s in dataset.samples]
+    desc = f"caching {dataset.root.name} ({n} faces)"
+    if workers > 1 and n > 64:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            it = pool.imap(_cut, jobs, chunksize=16)
+            for i, (img, pts) in enumerate(tqdm(it, total=n, desc=desc, disable=not progress)):
+                images[i], landmarks[i] = img, pts
+    else:
+        for i, job in enumerate(tqdm(jobs, desc=desc, disable=not progress)):
+            images[i], landmarks[i] = _cut(job)
+    images.flush()
+    del images
+    os.replace(tmp, img_path)
+    with atomic_write(meta_path) as f:
+        json.dump(
+            {"names": dataset.names, "landmarks": landmarks.tolist(), "size": size, "context": context}, f
+        )
+    return CropCache(np.load(img_path, mmap_mode="r"), landmarks, dataset.names, str(dataset.root))
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation: crop geometry (see :class:`CropJitter`) and photometric strength."""
+
+    jitter: CropJitter = field(default_factory=CropJitter)
+    photometric: float = 1.0  # 0 disables colour/blur/noise/JPEG/occlusion
+
+
+class LandmarkTrainSet(Dataset):
+    """Augmented samples drawn from one or more crop caches with mixing weights.
+
+    Item ``i`` of epoch ``e`` is fully determined by ``(seed, e, i)`` - whichever worker computes it - so a
+    resumed run sees exactly the samples an uninterrupted one would.
+    Returns ``(image (3, S, S) uint8, landmarks (K, 2) float32 in input pixels)``.
+    """
+
+    def __init__(
+        self,
+        caches: Sequence[CropCache],
+        input_size: int,
+        samples_per_epoch: int,
+        weights: Sequence[float] | None = None,
+        augment: AugmentConfig | None = None,
+        flip_perm: Sequence[int] | None = None,
+        seed: int = 0,
+    ) -> None:
+        from ..constants import FLIP_PERM
+
+        self.caches = list(caches)
+        w = np.asarray(weights if weights is not None else [len(c) for c in self.caches], np.float64)
+        self.weights = w / w.sum()
+        self.input_size = input_size
+        self.samples_per_epoch = samples_per_epoch
+        self.augment = augment or AugmentConfig()
+        self.flip_perm = list(flip_perm if flip_perm is not None else FLIP_PERM)
+        self.seed = seed
+        self.epoch = 0
+        self._photo = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        src = int(rng.choice(len(self.caches), p=self.weights)) if len(self.caches) > 1 else 0
+        cache = self.caches[src]
+        j = int(rng.integers(len(cache)))
+        image, pts = np.asarray(cache.images[j]), cache.landmarks[j]
+        center, side = landmark_box(pts)
+        m = self.augment.jitter.sample(rng, center, side, self.input_size)
+        crop = warp(image, m, self.input_size)
+        out = transform_points(pts, m)
+        if is_flipped(m):
+            out = out[self.flip_perm]
+        if self.augment.photometric > 0:
+            if self._photo is None:
+                self._photo = photometric_augmentation(self.augment.photometric)
+            self._photo.set_random_seed(int(rng.integers(2**31)))
+            crop = self._photo(image=crop)["image"]
+        return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))), torch.from_numpy(out)

@@ -1,0 +1,163 @@
+"""Geometry (one affine warp per sample) and photometric augmentation.
+
+Coordinates use the pixel-centre convention: x = 0 is the centre of the first pixel column. Every crop is an
+affine map ``M`` (2x3) from source-image pixels to output pixels; landmarks go through the same ``M``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..constants import FLIP_PERM
+
+
+def crop_matrix(
+    center: np.ndarray | tuple[float, float],
+    side: float,
+    out_size: int,
+    angle_deg: float = 0.0,
+    flip: bool = False,
+) -> np.ndarray:
+    """Affine map (2, 3) taking a square window (``side`` px around ``center``, rotated by ``angle_deg``
+    counter-clockwise) of the source image to an ``out_size`` square; ``flip`` mirrors the result."""
+    s = out_size / side
+    a = np.deg2rad(angle_deg)
+    cos, sin = np.cos(a) * s, np.sin(a) * s
+    cx, cy = float(center[0]), float(center[1])
+    half = out_size / 2.0 - 0.5
+    # x' = R s (x - c) + half, with R rotating the content by +angle on screen (y points down).
+    m = np.array([[cos, sin, 0.0], [-sin, cos, 0.0]], dtype=np.float64)
+    m[:, 2] = np.array([half, half]) - m[:, :2] @ np.array([cx, cy])
+    if flip:
+        m[0] = -m[0]
+        m[0, 2] += out_size - 1
+    return m
+
+
+def whole_image_matrix(width: int, height: int, out_size: int) -> np.ndarray:
+    """The whole image (padded to a centred square when not square) resized to ``out_size``."""
+    return crop_matrix(((width - 1) / 2.0, (height - 1) / 2.0), float(max(width, height)), out_size)
+
+
+def transform_points(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine map to (..., 2) points."""
+    pts = np.asarray(points, dtype=np.float64)
+    return (pts @ m[:, :2].T + m[:, 2]).astype(np.float32)
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    """Inverse of a (2, 3) affine map."""
+    return cv2.invertAffineTransform(np.asarray(m, dtype=np.float64))
+
+
+def warp(
+    image: np.ndarray, m: np.ndarray, out_size: int, interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
+    """Warp ``image`` by ``m`` into an ``out_size`` square, black outside the source (like the challenge crops)."""
+    return cv2.warpAffine(
+        image, m, (out_size, out_size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+
+
+def landmark_box(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre (2,) and side max(w, h) of the bounding box of (K, 2) points."""
+    lo, hi = points.min(0), points.max(0)
+    return (lo + hi) / 2.0, float(max(hi - lo))
+
+
+def flip_landmarks(points: np.ndarray, width: int, perm: tuple[int, ...] = FLIP_PERM) -> np.ndarray:
+    """Mirror (K, 2) points of an image ``width`` px wide and re-order them with the mirror permutation."""
+    out = np.array(points, dtype=np.float32, copy=True)
+    out[:, 0] = width - 1 - out[:, 0]
+    return out[list(perm)]
+
+
+def gamma_lut(gamma: float) -> np.ndarray:
+    """256-entry uint8 lookup table for ``out = 255 * (in / 255) ** (1 / gamma)`` (gamma > 1 brightens)."""
+    x = np.arange(256, dtype=np.float64) / 255.0
+    return np.clip(np.round(255.0 * x ** (1.0 / gamma)), 0, 255).astype(np.uint8)
+
+
+def apply_gamma(image: np.ndarray, gamma: float) -> np.ndarray:
+    """Gamma correction through a lookup table (identity for gamma == 1)."""
+    return image if gamma == 1.0 else cv2.LUT(image, gamma_lut(gamma))
+
+
+@dataclass
+class CropJitter:
+    """How training crops are drawn around a face, matching the challenge's crops by default.
+
+    Measured on the 199 validation crops: side = 1.90 +- 0.16 x the landmark box side (max(w, h)); the
+    window centre sits 0.084 x side above the box centre (+- 0.025), +- 0.02 sideways.
+    """
+
+    side_mean: float = 1.90
+    side_std: float = 0.16
+    side_range: tuple[float, float] = (1.5, 2.4)
+    shift_up: float = 0.084
+    shift_std: tuple[float, float] = (0.025, 0.03)  # (x, y) in units of the side
+    rotation_deg: float = 30.0  # uniform in +-rotation_deg, with probability p_rotate
+    p_rotate: float = 0.6
+    p_flip: float = 0.5
+
+    def sample(
+        self, rng: np.random.Generator, center: np.ndarray, box_side: float, out_size: int
+    ) -> np.ndarray:
+        """Draw a random crop matrix (2, 3); apply the flip permutation to landmarks when ``m`` mirrors
+        (``is_flipped(m)``)."""
+        ratio = float(np.clip(rng.normal(self.side_mean, self.side_std), *self.side_range))
+        side = ratio * box_side
+        dx = rng.normal(0.0, self.shift_std[0]) * side
+        dy = (rng.normal(0.0, self.shift_std[1]) - self.shift_up) * side
+        angle = rng.uniform(-self.rotation_deg, self.rotation_deg) if rng.random() < self.p_rotate else 0.0
+        # Shift in the rotated frame so "up" means up in the output crop.
+        a = np.deg2rad(angle)
+        off = np.array([dx * np.cos(a) + dy * np.sin(a), -dx * np.sin(a) + dy * np.cos(a)])
+        return crop_matrix(center + off, side, out_size, angle, flip=bool(rng.random() < self.p_flip))
+
+
+def is_flipped(m: np.ndarray) -> bool:
+    """True when the affine map mirrors (negative determinant)."""
+    return float(np.linalg.det(m[:, :2])) < 0
+
+
+def photometric_augmentation(strength: float = 1.0):
+    """Albumentations pipeline for colour, gamma, blur, noise, JPEG, grey and occlusion (uint8 RGB in/out).
+
+    ``strength`` scales probabilities (0 disables everything)."""
+    import albumentations as A
+
+    p = float(np.clip(strength, 0.0, 1.0))
+    return A.Compose(
+        [
+            A.ColorJitter(
+                brightness=(0.6, 1.4),
+                contrast=(0.6, 1.4),
+                saturation=(0.5, 1.5),
+                hue=(-0.05, 0.05),
+                p=0.8 * p,
+            ),
+            A.RandomGamma(gamma_limit=(60, 160), p=0.4 * p),
+            A.OneOf(
+                [
+                    A.GaussianBlur(blur_limit=(3, 7), sigma_limit=(0.3, 2.0)),
+                    A.MotionBlur(blur_limit=(3, 9)),
+                    A.Downscale(scale_range=(0.35, 0.8)),
+                ],
+                p=0.35 * p,
+            ),
+            A.OneOf([A.GaussNoise(std_range=(0.02, 0.08)), A.ISONoise()], p=0.3 * p),
+            A.ImageCompression(quality_range=(30, 95), p=0.4 * p),
+            A.ToGray(p=0.1 * p),
+            A.CoarseDropout(
+                num_holes_range=(1, 2),
+                hole_height_range=(0.1, 0.3),
+                hole_width_range=(0.1, 0.3),
+                fill="random_uniform",
+                p=0.25 * p,
+            ),
+        ]
+    )

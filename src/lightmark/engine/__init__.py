@@ -1,0 +1,1 @@
+"""Engines: training, evaluation, prediction, export and benchmarks."""

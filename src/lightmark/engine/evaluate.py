@@ -1,0 +1,117 @@
+"""Evaluation on a labelled dataset: the challenge NME and friends, a printed table, JSON, CED and gallery."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import YAW_BIN_NAMES
+from ..data.formats import FaceDataset, load_dataset
+from ..errors import DatasetError
+from ..metrics import box_norm, challenge_norm, nme, summarize
+from ..models import LandmarkModel
+from ..utils import atomic_write
+from .predict import PredictionResults, Predictor
+
+
+@dataclass
+class EvaluationReport:
+    """Metrics of one model on one dataset; can print, serialise and plot itself."""
+
+    summary: dict  # see lightmark.metrics.summarize
+    names: list[str]
+    nme_challenge: np.ndarray  # (N,) per-image NME in percent
+    nme_box: np.ndarray  # (N,)
+    predictions: PredictionResults
+    ground_truth: np.ndarray  # (N, K, 2)
+    meta: dict = field(default_factory=dict)  # model, dataset, options
+
+    def table(self) -> str:
+        """A plain-text table of the headline figures."""
+        s = self.summary
+        rows = [("all", s["n"], s["nme_challenge"], s["nme_box"])]
+        for b in YAW_BIN_NAMES:
+            if b in s:
+                rows.append((b, s[b]["n"], s[b]["nme_challenge"], s[b]["nme_box"]))
+        lines = [f"{'subset':<12}{'n':>6}{'NME/384 %':>12}{'NME box %':>12}"]
+        lines += [f"{r[0]:<12}{r[1]:>6}{r[2]:>12.3f}{r[3]:>12.3f}" for r in rows]
+        lines.append(
+            f"FR@10% {s['fr_10']:.2f}%  AUC@10% {s['auc_10']:.4f}  |  box: FR@10% {s['fr_10_box']:.2f}%  "
+            f"AUC@10% {s['auc_10_box']:.4f}"
+        )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        per_image = [
+            {"name": n, "nme_challenge": float(a), "nme_box": float(b)}
+            for n, a, b in zip(self.names, self.nme_challenge, self.nme_box, strict=True)
+        ]
+        return {**self.summary, "meta": self.meta, "per_image": per_image}
+
+    def save_json(self, path: str | os.PathLike) -> None:
+        with atomic_write(path) as f:
+            json.dump(self.to_dict(), f, indent=1)
+
+    def save_plots(
+        self, out_dir: str | os.PathLike, label: str = "lightmark", k_worst: int = 16
+    ) -> list[Path]:
+        """``ced.png`` (challenge NME), ``ced_box.png`` and ``worst.png`` (the worst predictions, gt in red)."""
+        from ..data.images import read_image
+        from ..viz import plot_ced, worst_gallery
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plot_ced(
+            {label: self.nme_challenge}, out_dir / "ced.png", max_threshold=10.0, title="CED, NME / sqrt(W*H)"
+        )
+        plot_ced({label: self.nme_box}, out_dir / "ced_box.png", max_threshold=20.0, title="CED, NME / box")
+        worst = np.argsort(-self.nme_challenge)[:k_worst]
+        images = [read_image(self.predictions.paths[i]) for i in worst]
+        worst_gallery(
+            images,
+            [self.predictions.landmarks[i] for i in worst],
+            [self.ground_truth[i] for i in worst],
+            [float(self.nme_challenge[i]) for i in worst],
+            out_dir / "worst.png",
+            k=k_worst,
+        )
+        return [out_dir / "ced.png", out_dir / "ced_box.png", out_dir / "worst.png"]
+
+
+def evaluate(
+    model: str | os.PathLike | LandmarkModel | Predictor | None = None,
+    data: str | os.PathLike | FaceDataset = "",
+    *,
+    batch_size: int = 32,
+    flip_test: bool = False,
+    progress: bool = True,
+) -> EvaluationReport:
+    """Predict a labelled dataset and score it (challenge NME = mean error / sqrt(W*H), box NME, FR, AUC,
+    per-yaw-bin figures when yaw is known)."""
+    dataset = data if isinstance(data, FaceDataset) else load_dataset(data, require_landmarks=True)
+    if not dataset.has_landmarks:
+        raise DatasetError(f"{dataset.root}: evaluation needs landmarks for every image")
+    predictor = model if isinstance(model, Predictor) else Predictor(model, flip_test=flip_test)
+    preds = predictor.predict_dataset(dataset, batch_size=batch_size, progress=progress)
+    gt = dataset.landmarks_array()
+    yaws = dataset.yaws()
+    has_yaw = bool(np.isfinite(yaws).any())
+    summary = summarize(preds.landmarks, gt, preds.image_sizes, yaws if has_yaw else None)
+    return EvaluationReport(
+        summary=summary,
+        names=preds.names,
+        nme_challenge=nme(preds.landmarks, gt, challenge_norm(preds.image_sizes)),
+        nme_box=nme(preds.landmarks, gt, box_norm(gt)),
+        predictions=preds,
+        ground_truth=gt,
+        meta={
+            "dataset": str(dataset.root),
+            "model": predictor.config.name,
+            "input_size": predictor.input_size,
+            "flip_test": predictor.flip_test,
+        },
+    )

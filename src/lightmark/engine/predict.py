@@ -1,0 +1,255 @@
+"""Prediction: the two-line API (``Predictor()`` then ``predict(image)``) and batch prediction over folders."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.formats import FaceDataset, Sample, load_dataset
+from ..data.images import read_image
+from ..data.transforms import (
+    apply_gamma,
+    crop_matrix,
+    invert_affine,
+    landmark_box,
+    transform_points,
+    warp,
+    whole_image_matrix,
+)
+from ..errors import LightmarkError
+from ..models import LandmarkModel, load_model
+
+Box = tuple[float, float, float, float]
+
+
+def box_matrix(box: Box, out_size: int, scale: float = 1.0) -> np.ndarray:
+    """Crop matrix of a square window around a face box (x0, y0, x1, y1), ``scale`` x its longer side."""
+    x0, y0, x1, y1 = box
+    return crop_matrix(((x0 + x1) / 2.0, (y0 + y1) / 2.0), scale * max(x1 - x0, y1 - y0), out_size)
+
+
+def landmarks_matrix(
+    landmarks: np.ndarray, out_size: int, ratio: float = 1.9, shift_up: float = 0.084
+) -> np.ndarray:
+    """Crop matrix framing a face like the training crops, from its (K, 2) landmarks (e.g. the previous
+    video frame's): side ``ratio`` x the landmark box, window shifted up by ``shift_up`` x side."""
+    center, side = landmark_box(landmarks)
+    side *= ratio
+    return crop_matrix(center - np.array([0.0, shift_up * side]), side, out_size)
+
+
+@dataclass
+class PredictionResults:
+    """Landmarks predicted for a set of images, in each image's own pixel coordinates."""
+
+    names: list[str]
+    landmarks: np.ndarray  # (N, K, 2) float32
+    image_sizes: np.ndarray  # (N, 2) int (w, h)
+    paths: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason) with skip_bad
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def save_submission(self, path: str | os.PathLike, zip_path: str | os.PathLike | None = None) -> None:
+        """Write the challenge's ``solution.txt`` (and a zip holding it) atomically."""
+        from ..submission import write_submission
+
+        write_submission(path, self.names, self.landmarks, zip_path=zip_path)
+
+    def save_json(self, path: str | os.PathLike) -> None:
+        """Write ``[{"name", "width", "height", "landmarks": [[x, y] x K]}]`` atomically."""
+        import json
+
+        from ..utils import atomic_write
+
+        rows = [
+            {"name": n, "width": int(s[0]), "height": int(s[1]), "landmarks": np.round(p, 3).tolist()}
+            for n, s, p in zip(self.names, self.image_sizes, self.landmarks, strict=True)
+        ]
+        with atomic_write(path) as f:
+            json.dump({"predictions": rows, "skipped": [list(s) for s in self.skipped]}, f)
+
+    def save_visualizations(self, out_dir: str | os.PathLike, limit: int | None = None) -> list[Path]:
+        """Draw the landmarks on each image and write ``out_dir/<name>.jpg``."""
+        from ..data.images import write_image
+        from ..viz import draw_landmarks
+
+        out_dir = Path(out_dir)
+        written = []
+        for i, (name, path) in enumerate(zip(self.names, self.paths, strict=False)):
+            if limit is not None and i >= limit:
+                break
+            dst = out_dir / (Path(name).stem + ".jpg")
+            write_image(dst, draw_landmarks(read_image(path), self.landmarks[i]))
+            written.append(dst)
+        return written
+
+
+class Predictor:
+    """68-point landmarks for face images.
+
+    >>> predictor = Predictor()                    # the shipped model
+    >>> points = predictor.predict(image_rgb)      # (68, 2) in image pixels
+
+    ``image`` is an RGB uint8 array (or a path). By default the whole image is the face crop (like the
+    challenge's crops); give ``box=(x0, y0, x1, y1)`` from a face detector, or ``landmarks=`` of the previous
+    video frame, to crop first.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | LandmarkModel | None = None,
+        *,
+        backend: str = "torch",
+        threads: int | None = None,
+        flip_test: bool = False,
+        gamma: float = 1.0,
+        box_scale: float = 1.35,
+        device: str = "cpu",
+    ) -> None:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.model = model if isinstance(model, LandmarkModel) else load_model(model)
+        self.model.eval()
+        if backend not in ("torch",):
+            raise LightmarkError(f"unknown backend {backend!r}; available: torch")
+        self.backend = backend
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.config = self.model.config
+        self.input_size = self.config.input_size
+        self.flip_test = flip_test
+        self.gamma = gamma
+        self.box_scale = box_scale
+
+    # -- pre/post-processing -------------------------------------------------------------------------------
+    def crop(
+        self, image: np.ndarray, box: Box | None = None, landmarks: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The model's input crop (S, S, 3) uint8 and the affine map (2, 3) image -> crop."""
+        s = self.input_size
+        if landmarks is not None:
+            m = landmarks_matrix(landmarks, s)
+        elif box is not None:
+            m = box_matrix(box, s, self.box_scale)
+        else:
+            m = whole_image_matrix(image.shape[1], image.shape[0], s)
+        return apply_gamma(warp(image, m, s), self.gamma), m
+
+    @torch.no_grad()
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels (flip-averaged with ``flip_test``)."""
+        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().to(self.device)
+        out = self.model(x)
+        if self.flip_test:
+            flipped = self.model(torch.flip(x, dims=[3]))
+            flipped[..., 0] = self.input_size - 1 - flipped[..., 0]
+            out = 0.5 * (out + flipped[:, list(self.config.flip_perm)])
+        return out.cpu().numpy().astype(np.float32)
+
+    # -- public API -------------------------------------------------------------------------------------------
+    def predict(
+        self,
+        image: np.ndarray | str | os.PathLike,
+        box: Box | None = None,
+        landmarks: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(68, 2) landmarks of one face in image pixel coordinates."""
+        if not isinstance(image, np.ndarray):
+            image = read_image(image)
+        return self.predict_batch(
+            [image], None if box is None else [box], None if landmarks is None else [landmarks]
+        )[0]
+
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[Box | None] | None = None,
+        landmarks: Sequence[np.ndarray | None] | None = None,
+    ) -> np.ndarray:
+        """(N, 68, 2) landmarks for N faces, one forward pass."""
+        if len(images) == 0:
+            return np.zeros((0, self.config.num_landmarks, 2), np.float32)
+        crops, mats = [], []
+        for i, img in enumerate(images):
+            c, m = self.crop(
+                img, None if boxes is None else boxes[i], None if landmarks is None else landmarks[i]
+            )
+            crops.append(c)
+            mats.append(m)
+        pts = self.predict_crops(np.stack(crops))
+        return np.stack([transform_points(p, invert_affine(m)) for p, m in zip(pts, mats, strict=True)])
+
+    def predict_dataset(
+        self,
+        data: str | os.PathLike | FaceDataset | Sequence[str | os.PathLike],
+        batch_size: int = 32,
+        progress: bool = True,
+        skip_bad: bool = False,
+    ) -> PredictionResults:
+        """Predict every image of a dataset / folder / list of files, in batches, decoding in a thread pool.
+
+        Bad images raise (before any output is written) unless ``skip_bad``: then they are listed in
+        ``results.skipped``.
+        """
+        from tqdm import tqdm
+
+        dataset = data if isinstance(data, FaceDataset) else _as_dataset(data)
+        samples = dataset.samples
+        names: list[str] = []
+        paths: list[Path] = []
+        sizes: list[tuple[int, int]] = []
+        out: list[np.ndarray] = []
+        skipped: list[tuple[str, str]] = []
+
+        def load(s: Sample) -> tuple[Sample, np.ndarray | None, str]:
+            try:
+                return s, read_image(s.image_path), ""
+            except LightmarkError as e:
+                if not skip_bad:
+                    raise
+                return s, None, str(e)
+
+        with (
+            ThreadPoolExecutor(max_workers=2) as pool,
+            tqdm(total=len(samples), desc="predict", unit="img", disable=not progress) as bar,
+        ):
+            for chunk in _chunks(samples, batch_size):
+                loaded = list(pool.map(load, chunk))
+                good = [(s, img) for s, img, _ in loaded if img is not None]
+                skipped += [(s.name, err) for s, img, err in loaded if img is None]
+                if good:
+                    out.append(self.predict_batch([img for _, img in good]))
+                    for s, img in good:
+                        names.append(s.name)
+                        paths.append(s.image_path)
+                        sizes.append((img.shape[1], img.shape[0]))
+                bar.update(len(chunk))
+        k = self.config.num_landmarks
+        return PredictionResults(
+            names=names,
+            landmarks=np.concatenate(out) if out else np.zeros((0, k, 2), np.float32),
+            image_sizes=np.asarray(sizes, np.int64).reshape(-1, 2),
+            paths=paths,
+            skipped=skipped,
+        )
+
+
+def _as_dataset(data: str | os.PathLike | Sequence[str | os.PathLike]) -> FaceDataset:
+    from ..data.formats import load_images
+
+    if isinstance(data, (str, os.PathLike)):
+        return load_dataset(data)
+    return load_images(list(data))
+
+
+def _chunks(items: Sequence, n: int) -> Iterator[Sequence]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]

@@ -1,0 +1,368 @@
+"""The training loop, top to bottom: data -> model -> AdamW + warm-up/cosine -> EMA -> validate -> checkpoint.
+
+Runs on one process, or on several under ``torchrun`` (DistributedDataParallel, gloo on the CPU, nccl on GPUs).
+Every checkpoint carries the model config, the training config, optimiser, scheduler and EMA state; a resumed
+run continues from the exact batch where the last checkpoint was written, and each sample is a pure function of
+``(seed, epoch, index)``, so interrupted-and-resumed training reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Sampler
+
+from ..data.formats import load_dataset
+from ..data.training import AugmentConfig, CropJitter, LandmarkTrainSet, build_crop_cache
+from ..losses import get_loss
+from ..models import LandmarkModel, create_model, load_checkpoint, model_summary, save_checkpoint
+from ..utils import atomic_write
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved in every checkpoint)."""
+
+    train: list[str]  # dataset paths (any supported format with landmarks)
+    val: str | None = None  # labelled dataset scored after every epoch (challenge NME)
+    out: str = "runs/train"
+    model: str = "shufflenetv2_x1_0_heatmap"
+    input_size: int = 128
+    train_weights: list[float] | None = None  # sampling weight of each training set (default: by size)
+    epochs: int = 10
+    samples_per_epoch: int = 20_000
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 300
+    loss: str = "wing"  # on coordinates, in units of 1/128 of the input side
+    heatmap_weight: float = 0.05  # KL(softmax(heatmap) || Gaussian at the target), heatmap heads only
+    heatmap_sigma: float = 1.5  # heatmap cells
+    ema_decay: float = 0.998  # 0 disables the exponential moving average of the weights
+    photometric: float = 1.0  # augmentation strength, 0..1
+    rotation_deg: float = 30.0
+    cache_size: int = 0  # side of the cached loose crops; 0 = 1.75 x input_size
+    context: float = 3.0  # cached crop side / landmark box side
+    workers: int = 1  # DataLoader worker processes
+    threads: int = 0  # torch threads (0 = torch's default)
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+    checkpoint_minutes: float = 10.0  # also checkpoint mid-epoch this often
+    max_steps: int = 0  # stop early after this many optimiser steps in total (0 = no limit; for tests)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.samples_per_epoch // (self.batch_size * _world())
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    history: list[dict] = field(default_factory=list)
+    best_nme: float = math.inf
+    best_path: Path | None = None
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+class EpochSampler(Sampler[int]):
+    """Indices of one epoch for this rank, starting at global batch ``start_batch`` (mid-epoch resume).
+
+    Global batch g holds indices [g*B*W, (g+1)*B*W); rank r takes the r-th slice of B of it."""
+
+    def __init__(self, steps: int, batch_size: int, start_batch: int = 0, rank: int = 0, world: int = 1):
+        self.steps, self.b, self.start, self.rank, self.world = steps, batch_size, start_batch, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        for g in range(self.start, self.steps):
+            base = (g * self.world + self.rank) * self.b
+            yield from range(base, base + self.b)
+
+    def __len__(self) -> int:
+        return (self.steps - self.start) * self.b
+
+
+def heatmap_kl(hm: torch.Tensor, target_px: torch.Tensor, stride: float, sigma: float) -> torch.Tensor:
+    """KL(Gaussian target || softmax(hm)): hm (B, K, H, W) logits, target_px (B, K, 2) input pixels."""
+    b, k, h, w = hm.shape
+    ys = (torch.arange(h, dtype=hm.dtype) + 0.5) * stride - 0.5  # (H,) input px of cell centres
+    xs = (torch.arange(w, dtype=hm.dtype) + 0.5) * stride - 0.5
+    s2 = 2.0 * (sigma * stride) ** 2
+    gx = torch.exp(-((xs.view(1, 1, w) - target_px[..., :1]) ** 2) / s2)  # (B, K, W)
+    gy = torch.exp(-((ys.view(1, 1, h) - target_px[..., 1:]) ** 2) / s2)  # (B, K, H)
+    t = gy.unsqueeze(-1) * gx.unsqueeze(-2)  # (B, K, H, W)
+    t = t / t.sum((2, 3), keepdim=True).clamp_min(1e-12)
+    logp = F.log_softmax(hm.flatten(2), dim=-1).view_as(hm)
+    return (t * (torch.log(t.clamp_min(1e-12)) - logp)).sum((2, 3)).mean()
+
+
+def lr_lambda(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up then cosine decay to 1% of the peak."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def ema_update(ema: LandmarkModel, model: LandmarkModel, decay: float) -> None:
+    for e, p in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
+        if e.dtype.is_floating_point:
+            e.lerp_(p, 1.0 - decay)
+        else:
+            e.copy_(p)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _init_distributed(device: torch.device) -> bool:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return True
+    return False
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train a model as ``cfg`` says; write ``last.pt``, ``best.pt``, ``log.csv`` and ``curves.png`` to ``cfg.out``."""
+    from tqdm import tqdm
+
+    from .evaluate import evaluate
+
+    device = _device(cfg.device)
+    started_dist = _init_distributed(device)
+    rank, world = _rank(), _world()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+
+    # -- data ---------------------------------------------------------------------------------------------
+    cache_size = cfg.cache_size or int(round(cfg.input_size * 1.75 / 16) * 16)
+    caches = [
+        build_crop_cache(
+            load_dataset(p, require_landmarks=True), cache_size, cfg.context, progress=progress and rank == 0
+        )
+        for p in cfg.train
+    ]
+    augment = AugmentConfig(jitter=CropJitter(rotation_deg=cfg.rotation_deg), photometric=cfg.photometric)
+    model = create_model(cfg.model, input_size=cfg.input_size)
+    trainset = LandmarkTrainSet(
+        caches,
+        cfg.input_size,
+        cfg.samples_per_epoch,
+        cfg.train_weights,
+        augment,
+        model.config.flip_perm,
+        cfg.seed,
+    )
+    val_set = load_dataset(cfg.val, require_landmarks=True) if cfg.val else None
+
+    # -- model, optimiser, schedule, EMA ------------------------------------------------------------------
+    model.to(device)
+    ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+    )
+    steps_per_epoch = cfg.steps_per_epoch
+    total_steps = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg.warmup_steps, total_steps))
+    loss_fn = get_loss(cfg.loss)
+    unit = 128.0 / cfg.input_size  # losses see coordinates in 1/128 of the input side
+
+    start_epoch, start_batch, history, best = 0, 0, [], math.inf
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and last_path.is_file():
+        ck = load_checkpoint(last_path)
+        model.load_state_dict(ck["state_dict"])
+        if ema is not None and ck.get("ema_state_dict") is not None:
+            ema.load_state_dict(ck["ema_state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start_epoch, start_batch = ck["epoch"], ck["batch_in_epoch"]
+        history, best = ck.get("history", []), ck.get("best_nme", math.inf)
+        if rank == 0:
+            print(f"resumed {last_path} at epoch {start_epoch}, batch {start_batch}")
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    def save(path: Path, epoch: int, batch: int) -> None:
+        if rank != 0:
+            return
+        save_checkpoint(
+            path,
+            model,
+            ema_state_dict={k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
+            if ema
+            else None,
+            optimizer=opt.state_dict(),
+            scheduler=sched.state_dict(),
+            epoch=epoch,
+            batch_in_epoch=batch,
+            history=history,
+            best_nme=best,
+            train_config=_plain(asdict(cfg)),
+        )
+
+    if rank == 0:
+        info = model_summary(model)
+        print(
+            f"model {cfg.model}: {info['params'] / 1e6:.2f}M params, {info['size_mb']:.2f} MB float32, "
+            f"{info['gmacs']:.3f} GMACs at {cfg.input_size}px; {steps_per_epoch} steps/epoch x {cfg.epochs} epochs, "
+            f"world size {world}"
+        )
+
+    # -- the loop -----------------------------------------------------------------------------------------
+    step = start_epoch * steps_per_epoch + start_batch
+    last_ckpt = time.time()
+    for epoch in range(start_epoch, cfg.epochs):
+        trainset.set_epoch(epoch)
+        sampler = EpochSampler(steps_per_epoch, cfg.batch_size, start_batch, rank, world)
+        loader = DataLoader(
+            trainset,
+            cfg.batch_size,
+            sampler=sampler,
+            num_workers=cfg.workers,
+            drop_last=True,
+            persistent_workers=False,
+            prefetch_factor=4 if cfg.workers else None,
+        )
+        net.train()
+        t0, seen, loss_sum, n_loss = time.time(), 0, 0.0, 0
+        bar = tqdm(
+            loader,
+            total=steps_per_epoch - start_batch,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not progress or rank != 0,
+            leave=False,
+        )
+        for batch_idx, (x, y) in enumerate(bar, start=start_batch):
+            x, y = x.to(device).float(), y.to(device)  # (B, 3, S, S) 0..255, (B, K, 2) input px
+            coords, hm = net(x, return_heatmaps=True)
+            loss = loss_fn(coords * unit, y * unit)
+            if hm is not None and cfg.heatmap_weight > 0:
+                loss = loss + cfg.heatmap_weight * heatmap_kl(hm, y, model.heatmap_stride, cfg.heatmap_sigma)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            if ema is not None:  # warm-up: the average starts short and lengthens to ema_decay
+                ema_update(ema, model, min(cfg.ema_decay, (1.0 + step) / (10.0 + step)))
+            seen += x.shape[0]
+            loss_sum += loss.item()
+            n_loss += 1
+            bar.set_postfix(loss=f"{loss_sum / n_loss:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            if cfg.max_steps and step >= cfg.max_steps:
+                break
+            if time.time() - last_ckpt > cfg.checkpoint_minutes * 60 and batch_idx + 1 < steps_per_epoch:
+                save(last_path, epoch, batch_idx + 1)
+                last_ckpt = time.time()
+        elapsed = time.time() - t0
+        start_batch = 0
+
+        row = {
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": sched.get_last_lr()[0],
+            "train_loss": loss_sum / max(1, n_loss),
+            "images_per_s": seen * world / max(elapsed, 1e-9),
+        }
+        if val_set is not None and rank == 0:
+            report = evaluate(ema if ema is not None else model, val_set, progress=False)
+            row["val_nme"] = report.summary["nme_challenge"]
+            row["val_nme_box"] = report.summary["nme_box"]
+            if row["val_nme"] < best:
+                best = row["val_nme"]
+                save(best_path, epoch + 1, 0)
+        history.append(row)
+        if rank == 0:
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            save(last_path, epoch + 1, 0)
+            last_ckpt = time.time()
+            _write_log(out, history)
+        if cfg.max_steps and step >= cfg.max_steps:
+            break
+
+    if val_set is None and rank == 0:
+        save(best_path, len(history), 0)
+    if started_dist:
+        dist.destroy_process_group()
+    return TrainResult(out, history, best, best_path if best_path.exists() else None)
+
+
+def _plain(d):
+    """Checkpoint-safe copy of a config (only dict/list/str/int/float/bool/None)."""
+    if isinstance(d, dict):
+        return {k: _plain(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_plain(v) for v in d]
+    return d
+
+
+def _write_log(out: Path, history: list[dict]) -> None:
+    keys = sorted(
+        {k for row in history for k in row},
+        key=lambda k: list(history[-1]).index(k) if k in history[-1] else 99,
+    )
+    with atomic_write(out / "log.csv") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    try:
+        from ..viz import plot_training
+
+        plot_training(history, out / "curves.png")
+    except ImportError:
+        pass
+
+
+def measure_input_pipeline(
+    trainset: LandmarkTrainSet, batch_size: int = 64, workers: int = 1, batches: int = 30
+) -> float:
+    """Images/s the data loader alone delivers (after one warm-up batch)."""
+    sampler = EpochSampler(batches + 1, batch_size)
+    loader = DataLoader(trainset, batch_size, sampler=sampler, num_workers=workers)
+    it = iter(loader)
+    next(it)
+    t0 = time.time()
+    n = sum(x.shape[0] for x, _ in it)
+    return n / (time.time() - t0)
+
+
+def export_weights(
+    checkpoint: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True, **metadata
+) -> None:
+    """Write a slim deployable checkpoint (config + weights (EMA when present) + metadata) from a training one."""
+    from ..models import model_from_checkpoint
+
+    ck = load_checkpoint(checkpoint)
+    if use_ema and ck.get("ema_state_dict") is not None:
+        ck = {**ck, "state_dict": ck["ema_state_dict"]}
+    model = model_from_checkpoint(ck, str(checkpoint))
+    extra = {"train_config": ck.get("train_config"), "history": ck.get("history"), **metadata}
+    save_checkpoint(out, model, **_plain(extra))

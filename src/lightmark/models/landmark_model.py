@@ -1,0 +1,130 @@
+"""The landmark network: ShuffleNetV2 backbone + heatmap (soft-argmax) or direct-regression head.
+
+The model takes raw RGB pixels (B, 3, S, S) as float in [0, 255] and returns landmark coordinates (B, K, 2) in
+input pixels (pixel-centre convention: x = 0 is the centre of the first column). Normalisation happens inside
+the model, so its ONNX twin needs nothing but a resize.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..codecs import soft_argmax
+from ..constants import FLIP_PERM, NUM_LANDMARKS
+from .shufflenetv2 import ShuffleNetV2, conv_bn
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model; saved inside every checkpoint."""
+
+    name: str
+    width: float = 1.0  # ShuffleNetV2 width multiplier (0.5, 1.0, 1.5, 2.0)
+    head: str = "heatmap"  # "heatmap" (soft-argmax decoding) or "regression" (PFLD-like)
+    input_size: int = 128  # square input side in pixels, multiple of 32
+    num_landmarks: int = NUM_LANDMARKS
+    head_channels: int = 96  # FPN width of the heatmap head / hidden width of the regression head
+    beta: float = 1.0  # soft-argmax inverse temperature
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # RGB, 0-255 scale
+    std: tuple[float, float, float] = IMAGENET_STD
+    flip_perm: tuple[int, ...] = field(default_factory=lambda: FLIP_PERM)
+
+    def __post_init__(self) -> None:
+        if self.head not in ("heatmap", "regression"):
+            raise ValueError(f"head must be 'heatmap' or 'regression', got {self.head!r}")
+        if self.input_size % 32:
+            raise ValueError(f"input_size must be a multiple of 32, got {self.input_size}")
+        self.mean = tuple(float(v) for v in self.mean)
+        self.std = tuple(float(v) for v in self.std)
+        self.flip_perm = tuple(int(v) for v in self.flip_perm)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class DSBlock(nn.Module):
+    """Depthwise-separable 5x5 conv block with a residual connection: (B, C, H, W) -> (B, C, H, W)."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(ch, ch, 5, groups=ch, act=False), conv_bn(ch, ch, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class HeatmapHead(nn.Module):
+    """FPN-style top-down head: multi-scale features -> (B, K, S/4, S/4) heatmap logits."""
+
+    def __init__(self, in_channels: tuple[int, int, int, int], num_landmarks: int, ch: int) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(conv_bn(c, ch, 1) for c in in_channels)  # stem, c3, c4, c5
+        self.smooth = nn.ModuleList(DSBlock(ch) for _ in range(3))  # at S/16, S/8, S/4
+        self.refine = DSBlock(ch)
+        self.out = nn.Conv2d(ch, num_landmarks, 1)
+
+    def forward(self, feats: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        s, c3, c4, c5 = feats
+        p = self.lateral[3](c5)  # (B, ch, S/32, S/32)
+        for lat, smooth, f in zip(self.lateral[2::-1], self.smooth, (c4, c3, s), strict=True):
+            p = smooth(F.interpolate(p, scale_factor=2.0, mode="nearest") + lat(f))  # S/16 -> S/8 -> S/4
+        return self.out(self.refine(p))  # (B, K, S/4, S/4)
+
+
+class RegressionHead(nn.Module):
+    """PFLD-like head: pooled multi-scale features -> (B, K, 2) coordinates in units of the input side."""
+
+    def __init__(self, in_channels: tuple[int, int, int, int], num_landmarks: int, ch: int) -> None:
+        super().__init__()
+        self.k = num_landmarks
+        self.squeeze = conv_bn(in_channels[3], 4 * ch, 1)
+        pooled = in_channels[2] + in_channels[3] + 4 * ch
+        self.fc = nn.Sequential(
+            nn.Linear(pooled, 4 * ch), nn.ReLU(inplace=True), nn.Linear(4 * ch, 2 * num_landmarks)
+        )
+
+    def forward(self, feats: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        _, _, c4, c5 = feats
+        z = torch.cat(
+            (c4.mean((2, 3)), c5.mean((2, 3)), self.squeeze(c5).mean((2, 3))), dim=1
+        )  # (B, c2 + c3 + 4ch)
+        return self.fc(z).view(-1, self.k, 2) + 0.5  # (B, K, 2), 0..1 of the input side
+
+
+class LandmarkModel(nn.Module):
+    """Backbone + head. ``forward(x)`` -> (B, K, 2) input-pixel coordinates."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = ShuffleNetV2(config.width)
+        chans = self.backbone.channels
+        if config.head == "heatmap":
+            self.head: nn.Module = HeatmapHead(chans, config.num_landmarks, config.head_channels)
+        else:
+            self.head = RegressionHead(chans, config.num_landmarks, config.head_channels)
+        self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def heatmap_stride(self) -> float:
+        return 4.0
+
+    def forward(self, x: torch.Tensor, return_heatmaps: bool = False):
+        """x: (B, 3, S, S) RGB float in [0, 255] -> coords (B, K, 2) in input pixels
+        (and the (B, K, S/4, S/4) heatmap logits when ``return_heatmaps``, None for regression heads)."""
+        feats = self.backbone((x - self.mean) / self.std)
+        if self.config.head == "heatmap":
+            hm = self.head(feats)  # (B, K, S/4, S/4)
+            coords = soft_argmax(hm, self.heatmap_stride, self.config.beta)  # (B, K, 2)
+        else:
+            hm = None
+            coords = self.head(feats) * x.shape[-1] - 0.5  # (B, K, 2)
+        return (coords, hm) if return_heatmaps else coords

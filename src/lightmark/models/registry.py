@@ -1,0 +1,68 @@
+"""A small model registry (timm style): named factories returning a :class:`ModelConfig`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from ..errors import ModelError
+from .landmark_model import LandmarkModel, ModelConfig
+
+_FACTORIES: dict[str, Callable[[], ModelConfig]] = {}
+
+
+def register_model(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
+    """Decorator: register a config factory under its function name."""
+    _FACTORIES[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return sorted(_FACTORIES)
+
+
+def model_config(name: str, **overrides) -> ModelConfig:
+    """The registered config of ``name`` with field overrides (e.g. ``input_size=192``)."""
+    if name not in _FACTORIES:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    cfg = _FACTORIES[name]()
+    try:
+        return replace(cfg, **overrides)
+    except TypeError as e:
+        raise ModelError(f"bad option for model {name!r}: {e}") from None
+
+
+def create_model(name: str, **overrides) -> LandmarkModel:
+    """Build an untrained model by registered name: ``create_model("shufflenetv2_x1_0_heatmap", input_size=160)``."""
+    return LandmarkModel(model_config(name, **overrides))
+
+
+@register_model
+def shufflenetv2_x0_5_heatmap() -> ModelConfig:
+    return ModelConfig("shufflenetv2_x0_5_heatmap", width=0.5, head="heatmap", head_channels=64)
+
+
+@register_model
+def shufflenetv2_x1_0_heatmap() -> ModelConfig:
+    return ModelConfig("shufflenetv2_x1_0_heatmap", width=1.0, head="heatmap", head_channels=96)
+
+
+@register_model
+def shufflenetv2_x1_5_heatmap() -> ModelConfig:
+    return ModelConfig("shufflenetv2_x1_5_heatmap", width=1.5, head="heatmap", head_channels=128)
+
+
+@register_model
+def shufflenetv2_x2_0_heatmap() -> ModelConfig:
+    return ModelConfig("shufflenetv2_x2_0_heatmap", width=2.0, head="heatmap", head_channels=128)
+
+
+@register_model
+def shufflenetv2_x0_5_regression() -> ModelConfig:
+    return ModelConfig("shufflenetv2_x0_5_regression", width=0.5, head="regression", head_channels=64)
+
+
+@register_model
+def shufflenetv2_x1_0_regression() -> ModelConfig:
+    return ModelConfig("shufflenetv2_x1_0_regression", width=1.0, head="regression", head_channels=128)
