@@ -58,6 +58,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
     checkpoint_minutes: float = 10.0  # also checkpoint mid-epoch this often
+    log_every: int = 100  # print a status line every N steps when the progress bar is off
     max_steps: int = 0  # stop early after this many optimiser steps in total (0 = no limit; for tests)
 
     @property
@@ -250,6 +251,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
             drop_last=True,
             persistent_workers=False,
             prefetch_factor=4 if cfg.workers else None,
+            worker_init_fn=_worker_init,
         )
         net.train()
         t0, seen, loss_sum, n_loss = time.time(), 0, 0.0, 0
@@ -277,6 +279,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
             loss_sum += loss.item()
             n_loss += 1
             bar.set_postfix(loss=f"{loss_sum / n_loss:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            if not progress and rank == 0 and cfg.log_every and step % cfg.log_every == 0:
+                rate = seen * world / max(time.time() - t0, 1e-9)
+                print(f"epoch {epoch + 1} step {step} loss {loss_sum / n_loss:.4f} {rate:.0f} img/s", flush=True)
             if cfg.max_steps and step >= cfg.max_steps:
                 break
             if time.time() - last_ckpt > cfg.checkpoint_minutes * 60 and batch_idx + 1 < steps_per_epoch:
@@ -301,7 +306,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
                 save(best_path, epoch + 1, 0)
         history.append(row)
         if rank == 0:
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
             save(last_path, epoch + 1, 0)
             last_ckpt = time.time()
             _write_log(out, history)
@@ -313,6 +318,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     if started_dist:
         dist.destroy_process_group()
     return TrainResult(out, history, best, best_path if best_path.exists() else None)
+
+
+def _worker_init(_: int) -> None:
+    """Data workers run single-threaded so they do not fight the training threads for the two cores."""
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
 
 def _plain(d):

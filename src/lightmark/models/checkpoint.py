@@ -38,6 +38,11 @@ def save_checkpoint(path: str | os.PathLike, model: LandmarkModel, **extra: Any)
     atomic_save_bytes(path, buf.getvalue())
 
 
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint dict without running any code from the file.
 
@@ -51,12 +56,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        msg = str(e).splitlines()[0] if str(e) else "refused"
+        msg = _first_line(e)
         if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):
             raise UnsafeFileError(f"{path}: refused to load, the file references code ({msg})") from None
         raise ModelError(f"{path}: not a readable checkpoint ({msg})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise ModelError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0]})") from None
+        raise ModelError(f"{path}: not a readable checkpoint ({_first_line(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path}: not a lightmark checkpoint (no '{CHECKPOINT_FORMAT}' header)")
     return ckpt
@@ -69,7 +74,7 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> LandmarkMod
         model = LandmarkModel(cfg)
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise ModelError(f"{source}: weights do not fit the model ({str(e).splitlines()[0]})") from None
+        raise ModelError(f"{source}: weights do not fit the model ({_first_line(e)})") from None
     return model.eval()
 
 

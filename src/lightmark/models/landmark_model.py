@@ -31,6 +31,7 @@ class ModelConfig:
     input_size: int = 128  # square input side in pixels, multiple of 32
     num_landmarks: int = NUM_LANDMARKS
     head_channels: int = 96  # FPN width of the heatmap head / hidden width of the regression head
+    heatmap_stride: int = 8  # 4 or 8: heatmap side = input_size / heatmap_stride
     beta: float = 1.0  # soft-argmax inverse temperature
     mean: tuple[float, float, float] = IMAGENET_MEAN  # RGB, 0-255 scale
     std: tuple[float, float, float] = IMAGENET_STD
@@ -39,6 +40,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.head not in ("heatmap", "regression"):
             raise ValueError(f"head must be 'heatmap' or 'regression', got {self.head!r}")
+        if self.heatmap_stride not in (4, 8):
+            raise ValueError(f"heatmap_stride must be 4 or 8, got {self.heatmap_stride}")
         if self.input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {self.input_size}")
         self.mean = tuple(float(v) for v in self.mean)
@@ -61,21 +64,23 @@ class DSBlock(nn.Module):
 
 
 class HeatmapHead(nn.Module):
-    """FPN-style top-down head: multi-scale features -> (B, K, S/4, S/4) heatmap logits."""
+    """FPN-style top-down head: multi-scale features -> (B, K, S/stride, S/stride) heatmap logits."""
 
-    def __init__(self, in_channels: tuple[int, int, int, int], num_landmarks: int, ch: int) -> None:
+    def __init__(self, in_channels: tuple[int, int, int, int], num_landmarks: int, ch: int, stride: int = 4) -> None:
         super().__init__()
-        self.lateral = nn.ModuleList(conv_bn(c, ch, 1) for c in in_channels)  # stem, c3, c4, c5
-        self.smooth = nn.ModuleList(DSBlock(ch) for _ in range(3))  # at S/16, S/8, S/4
+        levels = 4 if stride == 4 else 3  # stride 8 stops at c3
+        self.lateral = nn.ModuleList(conv_bn(c, ch, 1) for c in in_channels[4 - levels :])  # [stem,] c3, c4, c5
+        self.smooth = nn.ModuleList(DSBlock(ch) for _ in range(levels - 1))  # at S/16, S/8[, S/4]
         self.refine = DSBlock(ch)
         self.out = nn.Conv2d(ch, num_landmarks, 1)
 
     def forward(self, feats: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        s, c3, c4, c5 = feats
-        p = self.lateral[3](c5)  # (B, ch, S/32, S/32)
-        for lat, smooth, f in zip(self.lateral[2::-1], self.smooth, (c4, c3, s), strict=True):
-            p = smooth(F.interpolate(p, scale_factor=2.0, mode="nearest") + lat(f))  # S/16 -> S/8 -> S/4
-        return self.out(self.refine(p))  # (B, K, S/4, S/4)
+        feats = feats[4 - len(self.lateral) :]
+        p = self.lateral[-1](feats[-1])  # (B, ch, S/32, S/32)
+        for i, smooth in enumerate(self.smooth):
+            f = feats[-2 - i]
+            p = smooth(F.interpolate(p, scale_factor=2.0, mode="nearest") + self.lateral[-2 - i](f))  # S/16, S/8..
+        return self.out(self.refine(p))  # (B, K, S/stride, S/stride)
 
 
 class RegressionHead(nn.Module):
@@ -107,7 +112,7 @@ class LandmarkModel(nn.Module):
         self.backbone = ShuffleNetV2(config.width)
         chans = self.backbone.channels
         if config.head == "heatmap":
-            self.head: nn.Module = HeatmapHead(chans, config.num_landmarks, config.head_channels)
+            self.head: nn.Module = HeatmapHead(chans, config.num_landmarks, config.head_channels, config.heatmap_stride)
         else:
             self.head = RegressionHead(chans, config.num_landmarks, config.head_channels)
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
@@ -115,7 +120,7 @@ class LandmarkModel(nn.Module):
 
     @property
     def heatmap_stride(self) -> float:
-        return 4.0
+        return float(self.config.heatmap_stride)
 
     def forward(self, x: torch.Tensor, return_heatmaps: bool = False):
         """x: (B, 3, S, S) RGB float in [0, 255] -> coords (B, K, 2) in input pixels

@@ -155,8 +155,12 @@ class FaceModel:
             e = np.asarray(expression_weights, np.float32).reshape(-1)
             if e.size > self.num_expression:
                 raise ValueError(f"{e.size} expression weights for {self.num_expression} shapes")
-            if e.size:
+            nz = np.flatnonzero(e)
+            if len(nz) > 16:
                 out += e @ self._ex_flat[: e.size]
+            else:  # expressions are sparse: a few scaled row additions are cheaper than the full product
+                for k in nz:
+                    out += e[k] * self._ex_flat[k]
         return out.reshape(-1, 3)
 
     def save_npz(self, path: str | os.PathLike) -> None:
@@ -291,9 +295,7 @@ def read_obj(path: str | os.PathLike, faces: bool = True) -> tuple[np.ndarray, n
         v = v.reshape(-1, 3)
         if not faces:
             return v, np.zeros((0, 2)), np.zeros((0, 3), np.int32), np.zeros((0, 3), np.int32)
-        vt = np.array(
-            [ln.split()[1:3] for ln in lines if ln.startswith(b"vt ")], dtype=np.float64
-        ).reshape(-1, 2)
+        vt = np.array([ln.split()[1:3] for ln in lines if ln.startswith(b"vt ")], dtype=np.float64).reshape(-1, 2)
     except ValueError as e:
         raise DatasetError(f"{p}: malformed OBJ ({e})") from None
     tri: list[tuple[int, int, int]] = []

@@ -117,6 +117,52 @@ def _hair_alpha(coverage, strand):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
+def vertex_normals(verts, tris, out):  # pragma: no cover - numba
+    """Area-weighted unit vertex normals of ``verts`` (V,3) into ``out`` (V,3) (zeroed here); returns the
+    (unnormalised) face normals (T,3) (their direction follows the triangle winding)."""
+    nt = tris.shape[0]
+    fn = np.empty((nt, 3), np.float64)
+    out[:] = 0.0
+    for t in range(nt):
+        a = tris[t, 0]
+        b = tris[t, 1]
+        c = tris[t, 2]
+        ux = verts[b, 0] - verts[a, 0]
+        uy = verts[b, 1] - verts[a, 1]
+        uz = verts[b, 2] - verts[a, 2]
+        vx = verts[c, 0] - verts[a, 0]
+        vy = verts[c, 1] - verts[a, 1]
+        vz = verts[c, 2] - verts[a, 2]
+        nx = uy * vz - uz * vy
+        ny = uz * vx - ux * vz
+        nz = ux * vy - uy * vx
+        fn[t, 0] = nx
+        fn[t, 1] = ny
+        fn[t, 2] = nz
+        for k in range(3):
+            v = tris[t, k]
+            out[v, 0] += nx
+            out[v, 1] += ny
+            out[v, 2] += nz
+    for v in range(out.shape[0]):
+        n = np.sqrt(out[v, 0] ** 2 + out[v, 1] ** 2 + out[v, 2] ** 2)
+        if n > 0.0:
+            out[v, 0] /= n
+            out[v, 1] /= n
+            out[v, 2] /= n
+    return fn
+
+
+SRGB_LUT_SIZE = 4096
+
+
+def srgb_lut() -> np.ndarray:
+    """Linear [0,1] -> sRGB [0,1] table (``SRGB_LUT_SIZE`` entries) used by :func:`shade`."""
+    x = np.linspace(0.0, 1.0, SRGB_LUT_SIZE)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
 def shade(
     tri_id,
     bary,
@@ -134,28 +180,32 @@ def shade(
     ambient,
     light_dirs,
     light_cols,
+    exposure,
+    lut,
     out,
 ):  # pragma: no cover - numba
-    """Shade every pixel covered by a triangle into ``out`` (H,W,3) float32 (linear RGB).
+    """Shade every pixel covered by a triangle into ``out`` (H,W,3) float32 (sRGB in [0,1] after ``exposure``).
 
     Args (all float32 unless said):
         tri_id (H,W) int32, bary (H,W,2): rasteriser output.
         tris (T,3), uv_tris (T,3) int32; uv (U,2): texture coordinates (atlas units, see below).
         tri_mat (T,) uint8: material of each triangle, indexing ``mat_params`` rows.
         vpos (V,3): camera-space positions; vnorm (V,3): camera-space unit normals; vcol (V,3): albedo.
-        vattr (V,3): per-vertex coverage of the two hair layers (0: scalp hair, 1: beard), in [0, 1], and
-            (2) the cosine of the angle to the eyeball's optical axis (eyeball vertices only).
-        tex (S, 2S, 8): UV-space texture atlas of the skin (u in [0,2) over the width, v up): channels 0-2 a
-            multiplicative albedo detail, 3 a specular multiplier, 4 a hair-strand pattern in [0,1], 5-7 the
-            hair albedo (RGB).
+        vattr (V,4): per-vertex coverage of the two hair layers (0: scalp hair, 1: beard), in [0, 1], (2) the
+            cosine of the angle to the eyeball's optical axis (eyeball vertices only) and (3) the signed depth
+            (cm) below the clothing's neckline (clothing where > 0, textured materials only).
+        tex (S, 2S, 5): UV-space texture atlas of the skin (u in [0,2) over the width, v up): channels 0-2 a
+            multiplicative albedo detail, 3 a specular multiplier, 4 a hair-strand pattern in [0,1].
         mat_params (M,6): per material [uses_texture, specular, shininess, wrap, hair_layers, is_eye].
-        eye_params (8,): cosines at the limbus and the pupil's edge, iris RGB, sclera RGB.
+        eye_params (14,): cosines at the limbus and the pupil's edge, iris RGB, sclera RGB, hair RGB, cloth RGB.
         ambient (3,); light_dirs (L,3) unit vectors towards the lights (camera space); light_cols (L,3).
+        exposure: scale of the linear radiance; lut: :func:`srgb_lut`.
     """
     h, w = tri_id.shape
     th = tex.shape[0]
     tw = tex.shape[1]
     nl = light_dirs.shape[0]
+    nlut = lut.shape[0] - 1
     for r in range(h):
         for c in range(w):
             t = tri_id[r, c]
@@ -168,31 +218,30 @@ def shade(
             i1 = tris[t, 1]
             i2 = tris[t, 2]
             m = tri_mat[t]
-            # interpolated attributes
             nx = b0 * vnorm[i0, 0] + b1 * vnorm[i1, 0] + b2 * vnorm[i2, 0]
             ny = b0 * vnorm[i0, 1] + b1 * vnorm[i1, 1] + b2 * vnorm[i2, 1]
             nz = b0 * vnorm[i0, 2] + b1 * vnorm[i1, 2] + b2 * vnorm[i2, 2]
-            nn = np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-12
-            nx /= nn
-            ny /= nn
-            nz /= nn
+            nn = 1.0 / (np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-12)
+            nx *= nn
+            ny *= nn
+            nz *= nn
             px = b0 * vpos[i0, 0] + b1 * vpos[i1, 0] + b2 * vpos[i2, 0]
             py = b0 * vpos[i0, 1] + b1 * vpos[i1, 1] + b2 * vpos[i2, 1]
             pz = b0 * vpos[i0, 2] + b1 * vpos[i1, 2] + b2 * vpos[i2, 2]
-            pn = np.sqrt(px * px + py * py + pz * pz) + 1e-12
-            vx = -px / pn
-            vy = -py / pn
-            vz = -pz / pn
+            pn = 1.0 / (np.sqrt(px * px + py * py + pz * pz) + 1e-12)
+            vx = -px * pn
+            vy = -py * pn
+            vz = -pz * pn
             # normals facing away from the viewer (silhouettes, interpolation) are bent back
             ndv = nx * vx + ny * vy + nz * vz
             if ndv < 0.0:
                 nx -= ndv * vx
                 ny -= ndv * vy
                 nz -= ndv * vz
-                nn = np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-12
-                nx /= nn
-                ny /= nn
-                nz /= nn
+                nn = 1.0 / (np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-12)
+                nx *= nn
+                ny *= nn
+                nz *= nn
             ar = b0 * vcol[i0, 0] + b1 * vcol[i1, 0] + b2 * vcol[i2, 0]
             ag = b0 * vcol[i0, 1] + b1 * vcol[i1, 1] + b2 * vcol[i2, 1]
             ab = b0 * vcol[i0, 2] + b1 * vcol[i1, 2] + b2 * vcol[i2, 2]
@@ -205,30 +254,49 @@ def shade(
                 j2 = uv_tris[t, 2]
                 tu = b0 * uv[j0, 0] + b1 * uv[j1, 0] + b2 * uv[j2, 0]
                 tv = b0 * uv[j0, 1] + b1 * uv[j1, 1] + b2 * uv[j2, 1]
-                fu = tu * th - 0.5
-                fv = (1.0 - tv) * th - 0.5
-                if fu > tw - 1.0:
-                    fu = tw - 1.0
-                ar *= _sample_bilinear(tex, fu, fv, 0)
-                ag *= _sample_bilinear(tex, fu, fv, 1)
-                ab *= _sample_bilinear(tex, fu, fv, 2)
-                spec_k *= _sample_bilinear(tex, fu, fv, 3)
-                if mat_params[m, 4] > 0.5:
+                fu = min(max(tu * th - 0.5, 0.0), tw - 1.0)
+                fv = min(max((1.0 - tv) * th - 0.5, 0.0), th - 1.0)
+                u0 = int(fu)
+                v0 = int(fv)
+                u1 = min(u0 + 1, tw - 1)
+                v1 = min(v0 + 1, th - 1)
+                du = fu - u0
+                dv = fv - v0
+                w00 = (1.0 - du) * (1.0 - dv)
+                w01 = du * (1.0 - dv)
+                w10 = (1.0 - du) * dv
+                w11 = du * dv
+                ar *= w00 * tex[v0, u0, 0] + w01 * tex[v0, u1, 0] + w10 * tex[v1, u0, 0] + w11 * tex[v1, u1, 0]
+                ag *= w00 * tex[v0, u0, 1] + w01 * tex[v0, u1, 1] + w10 * tex[v1, u0, 1] + w11 * tex[v1, u1, 1]
+                ab *= w00 * tex[v0, u0, 2] + w01 * tex[v0, u1, 2] + w10 * tex[v1, u0, 2] + w11 * tex[v1, u1, 2]
+                spec_k *= w00 * tex[v0, u0, 3] + w01 * tex[v0, u1, 3] + w10 * tex[v1, u0, 3] + w11 * tex[v1, u1, 3]
+                cloth = b0 * vattr[i0, 3] + b1 * vattr[i1, 3] + b2 * vattr[i2, 3]
+                if cloth > 0.0:
+                    g = 0.9 + 0.2 * (
+                        w00 * tex[v0, u0, 4] + w01 * tex[v0, u1, 4] + w10 * tex[v1, u0, 4] + w11 * tex[v1, u1, 4]
+                    )
+                    ar = eye_params[11] * g
+                    ag = eye_params[12] * g
+                    ab = eye_params[13] * g
+                    spec_k = 0.02
+                    shin = 8.0
+                elif mat_params[m, 4] > 0.5:
                     hcov = max(
                         b0 * vattr[i0, 0] + b1 * vattr[i1, 0] + b2 * vattr[i2, 0],
                         b0 * vattr[i0, 1] + b1 * vattr[i1, 1] + b2 * vattr[i2, 1],
                     )
                     if hcov > 0.0:
-                        a = _hair_alpha(hcov, _sample_bilinear(tex, fu, fv, 4))
+                        strand = (
+                            w00 * tex[v0, u0, 4] + w01 * tex[v0, u1, 4] + w10 * tex[v1, u0, 4] + w11 * tex[v1, u1, 4]
+                        )
+                        a = _hair_alpha(hcov, strand)
                         if a > 0.0:
-                            hr = _sample_bilinear(tex, fu, fv, 5)
-                            hg = _sample_bilinear(tex, fu, fv, 6)
-                            hb = _sample_bilinear(tex, fu, fv, 7)
-                            ar = ar * (1.0 - a) + hr * a
-                            ag = ag * (1.0 - a) + hg * a
-                            ab = ab * (1.0 - a) + hb * a
-                            spec_k = spec_k * (1.0 - a) + 0.25 * a
-                            shin = shin * (1.0 - a) + 12.0 * a
+                            hv = 0.55 + 0.9 * strand
+                            ar = ar * (1.0 - a) + eye_params[8] * hv * a
+                            ag = ag * (1.0 - a) + eye_params[9] * hv * a
+                            ab = ab * (1.0 - a) + eye_params[10] * hv * a
+                            spec_k = spec_k * (1.0 - a) + 0.06 * a
+                            shin = shin * (1.0 - a) + 20.0 * a
             if mat_params[m, 5] > 0.5:
                 ec = b0 * vattr[i0, 2] + b1 * vattr[i1, 2] + b2 * vattr[i2, 2]
                 cl = eye_params[0]
@@ -276,25 +344,28 @@ def shade(
                     hx = lx + vx
                     hy = ly + vy
                     hz = lz + vz
-                    hn = np.sqrt(hx * hx + hy * hy + hz * hz) + 1e-12
-                    ndh = (nx * hx + ny * hy + nz * hz) / hn
+                    ndh = (nx * hx + ny * hy + nz * hz) / (np.sqrt(hx * hx + hy * hy + hz * hz) + 1e-12)
                     if ndh > 0.0:
-                        s = spec_k * ndh**shin
+                        s = spec_k * np.exp(shin * np.log(ndh))
                         sr += s * light_cols[k, 0]
                         sg += s * light_cols[k, 1]
                         sb += s * light_cols[k, 2]
-            out[r, c, 0] = ar * lr + sr
-            out[r, c, 1] = ag * lg + sg
-            out[r, c, 2] = ab * lb + sb
+            x = (ar * lr + sr) * exposure
+            out[r, c, 0] = lut[min(max(int(x * nlut + 0.5), 0), nlut)]
+            x = (ag * lg + sg) * exposure
+            out[r, c, 1] = lut[min(max(int(x * nlut + 0.5), 0), nlut)]
+            x = (ab * lb + sb) * exposure
+            out[r, c, 2] = lut[min(max(int(x * nlut + 0.5), 0), nlut)]
 
 
 @njit(cache=True, nogil=True)
-def label_pixels(tri_id, bary, tris, uv_tris, uv, tri_class, label_tex, tex, vattr, hair_classes, out):
+def label_pixels(tri_id, bary, tris, uv_tris, uv, tri_class, label_tex, tex, vattr, hair_classes, cloth_class, out):
     """Per-pixel class labels (``out`` (H,W) uint8, pre-filled with the background class).
 
     A triangle's class is ``tri_class[t]``; where that is 255 the class comes from ``label_tex`` (S,2S) uint8
     sampled (nearest) at the pixel's UV. Pixels whose hair coverage (layer ``k`` of ``vattr``) exceeds 0.5 get
-    ``hair_classes[k]`` where the shader draws hair (``tex`` channel 4 is the strand pattern).
+    ``hair_classes[k]`` where the shader draws hair (``tex`` channel 4 is the strand pattern); pixels below the
+    neckline (``vattr[:, 3] > 0``) get ``cloth_class``.
     """  # pragma: no cover - numba
     h, w = tri_id.shape
     th = label_tex.shape[0]
@@ -320,6 +391,9 @@ def label_pixels(tri_id, bary, tris, uv_tris, uv, tri_class, label_tex, tex, vat
                 i0 = tris[t, 0]
                 i1 = tris[t, 1]
                 i2 = tris[t, 2]
+                if b0 * vattr[i0, 3] + b1 * vattr[i1, 3] + b2 * vattr[i2, 3] > 0.0:
+                    out[r, c] = cloth_class
+                    continue
                 best = 0.5
                 for k in range(2):
                     hc = b0 * vattr[i0, k] + b1 * vattr[i1, k] + b2 * vattr[i2, k]

@@ -1,0 +1,519 @@
+"""Procedural appearance: skin, lips, brows, eyes, hair and beards, makeup; the per-sample UV texture atlas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .assets import (
+    MAT_CLOTH,
+    MAT_EYE,
+    MAT_EYE_SOCKET,
+    MAT_GLASSES,
+    MAT_GUMS,
+    MAT_LASH,
+    MAT_LENS,
+    MAT_MOUTH,
+    MAT_SKIN,
+    MAT_TEETH,
+    NUM_MATERIALS,
+    ModelAssets,
+    _smoothstep,
+    wrap_filter,
+)
+from .face_model import PARTS
+
+# sRGB skin tones from very light to very dark (interpolated)
+SKIN_TONES = np.array(
+    [
+        (250, 224, 205),
+        (240, 205, 180),
+        (230, 188, 158),
+        (214, 165, 132),
+        (194, 140, 106),
+        (168, 114, 82),
+        (136, 89, 63),
+        (104, 66, 46),
+        (76, 49, 36),
+        (58, 38, 29),
+    ],
+    np.float64,
+)
+HAIR_COLOURS = np.array(
+    [
+        (18, 15, 14),  # black
+        (38, 28, 22),  # very dark brown
+        (66, 46, 34),  # dark brown
+        (100, 72, 50),  # brown
+        (140, 104, 72),  # light brown
+        (190, 156, 110),  # dark blond
+        (222, 196, 150),  # blond
+        (130, 62, 35),  # auburn
+        (170, 85, 45),  # ginger
+        (120, 118, 115),  # grey
+        (205, 205, 200),  # white
+    ],
+    np.float64,
+)
+HAIR_P = np.array([0.22, 0.16, 0.16, 0.12, 0.08, 0.06, 0.04, 0.04, 0.03, 0.05, 0.04])
+IRIS_COLOURS = np.array(
+    [
+        (60, 35, 20),  # dark brown
+        (95, 60, 35),  # brown
+        (120, 95, 55),  # hazel
+        (85, 110, 70),  # green
+        (90, 120, 150),  # blue-grey
+        (60, 95, 150),  # blue
+        (110, 110, 105),  # grey
+    ],
+    np.float64,
+)
+IRIS_P = np.array([0.35, 0.2, 0.12, 0.08, 0.1, 0.1, 0.05])
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    c = np.asarray(c, np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    c = np.clip(c, 0.0, None)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055)
+
+
+def lin(rgb255) -> np.ndarray:
+    return srgb_to_linear(np.asarray(rgb255, np.float64) / 255.0)
+
+
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
+    """Zero-mean, unit-ish amplitude smooth noise of ``shape`` with about ``cells`` features across."""
+    g = rng.standard_normal((cells + 3, cells + 3)).astype(np.float32)
+    big = cv2.resize(
+        g, (shape[1] + 3 * shape[1] // cells, shape[0] + 3 * shape[0] // cells), interpolation=cv2.INTER_CUBIC
+    )
+    oy = int(rng.integers(0, max(1, big.shape[0] - shape[0])))
+    ox = int(rng.integers(0, max(1, big.shape[1] - shape[1])))
+    return big[oy : oy + shape[0], ox : ox + shape[1]]
+
+
+@dataclass
+class Appearance:
+    vcol: np.ndarray  # (V,3) float32 linear albedo
+    vattr: np.ndarray  # (V,3) float32 hair coverage, beard coverage, eye cos
+    tex: np.ndarray  # (S,2S,8) float32
+    label_tex: np.ndarray  # (S,2S) uint8
+    mat_params: np.ndarray  # (M,6) float32
+    eye_params: np.ndarray  # (8,) float32
+    hair_thickness: np.ndarray  # (V,) float32 cm of outward displacement
+    params: dict
+    cloth_rgb: np.ndarray | None = None  # linear albedo of the clothing (None: no torso)
+
+
+def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.ndarray) -> Appearance:
+    """Draw a random appearance for deformed vertices ``V`` (V,3) (used for 3D noise only)."""
+    S = assets.tex_size
+    nv = V.shape[0]
+    params: dict = {}
+
+    # ---------------------------------------------------------------- skin tone and low-frequency variation
+    t = rng.uniform(*cfg.skin_tone_range)
+    x = t * (len(SKIN_TONES) - 1)
+    i = min(int(x), len(SKIN_TONES) - 2)
+    tone = SKIN_TONES[i] * (1 - (x - i)) + SKIN_TONES[i + 1] * (x - i)
+    tone = tone * np.exp(rng.normal(0, 0.035, 3))
+    skin = lin(np.clip(tone, 0, 255))
+    params["skin_tone"] = float(t)
+    vcol = np.empty((nv, 3), np.float32)
+    vcol[:] = skin
+    # seamless variation: random 3D sinusoids over the vertex positions
+    var = np.zeros(nv, np.float32)
+    for _ in range(6):
+        d = rng.normal(size=3)
+        d /= np.linalg.norm(d)
+        freq = rng.uniform(0.15, 0.6)
+        var += np.sin(V @ d * freq + rng.uniform(0, 2 * np.pi)).astype(np.float32) / 6.0
+    vcol *= (1.0 + rng.uniform(0.05, 0.18) * var)[:, None]
+    redness = rng.uniform(0.0, 0.35)
+    red = (
+        assets.w_cheeks * rng.uniform(0.3, 1.0)
+        + assets.w_nose * rng.uniform(0.3, 1.0)
+        + assets.w_ears * rng.uniform(0.3, 1.0)
+    ) * redness
+    vcol[:, 0] *= 1.0 + 0.25 * red
+    vcol[:, 1] *= 1.0 - 0.25 * red
+    vcol[:, 2] *= 1.0 - 0.15 * red
+    ao = assets.ambient_occlusion()
+    sk = assets.skin_vertex.copy()
+    for part in ("eye_socket_left", "eye_socket_right"):
+        sk[PARTS[part][0] : PARTS[part][1]] = True
+    vcol[sk] *= (1.0 - rng.uniform(0.5, 0.85) * (1.0 - ao[sk]))[:, None]
+    vcol *= (1.0 - rng.uniform(0.0, 0.35) * assets.w_under_eyes)[:, None]
+    vcol *= (1.0 - rng.uniform(0.0, 0.2) * assets.w_lids)[:, None]
+
+    # ---------------------------------------------------------------- mouth, teeth, eye sockets, lashes
+    ao = assets.mouth_ao
+    for part, col, k in (
+        ("mouth_socket", (110, 40, 40), 1.0),
+        ("gums_tongue", (190, 95, 95), 1.0),
+        ("teeth", (235, 225, 200), 1.0),
+    ):
+        lo, hi = PARTS[part]
+        c = lin(np.clip(np.asarray(col) * np.exp(rng.normal(0, 0.06, 3)), 0, 255))
+        shade = 0.08 + 0.92 * ao[lo:hi] ** 1.5
+        vcol[lo:hi] = (c * k)[None, :] * shade[:, None]
+    for part in ("eye_socket_left", "eye_socket_right"):
+        lo, hi = PARTS[part]
+        vcol[lo:hi] = skin * lin((205, 140, 140)) / lin((220, 175, 150))
+    lash = lin(rng.uniform(8, 30, 3))
+    for part in ("eyelashes_left", "eyelashes_right"):
+        lo, hi = PARTS[part]
+        vcol[lo:hi] = lash
+
+    # ---------------------------------------------------------------- hair colour, scalp hair, beard
+    hi_ = rng.choice(len(HAIR_COLOURS), p=HAIR_P)
+    hair_rgb = HAIR_COLOURS[hi_] * np.exp(rng.normal(0, 0.08, 3))
+    hair_lin = lin(np.clip(hair_rgb, 0, 255))
+    params["hair_colour"] = int(hi_)
+    vattr = np.zeros((nv, 4), np.float32)
+    vattr[:, :3] = assets.vattr_static
+    hair_cov, thickness, hair_style = _scalp_hair(rng, assets, cfg)
+    vattr[:, 0] = hair_cov
+    params["hair_style"] = hair_style
+    beard_uv, beard_style = _beard_mask(rng, assets, cfg)
+    params["beard_style"] = beard_style
+    if beard_uv is not None:
+        uvp = assets.vertex_uv
+        face = np.arange(nv) < PARTS["face"][1]
+        px = np.clip((uvp[:, 0] * S).astype(int), 0, S - 1)
+        py = np.clip(((1 - uvp[:, 1]) * S).astype(int), 0, S - 1)
+        bc = np.where(face & (uvp[:, 0] < 1.0), beard_uv[py, px], 0.0)
+        if beard_style != "stubble":  # stubble is only a texture (no hair layer, no beard label)
+            vattr[:, 1] = bc
+        if beard_style == "full":
+            thickness = np.maximum(thickness, bc * rng.uniform(0.1, 0.6))
+
+    # ---------------------------------------------------------------- clothing neckline (signed cm below it)
+    cloth_rgb = None
+    if rng.random() < cfg.p_torso:
+        if rng.random() < 0.5:
+            cloth_rgb = lin(rng.uniform(10, 240, 3))
+        else:
+            g = rng.uniform(10, 230)
+            cloth_rgb = lin(np.clip(g * np.exp(rng.normal(0, 0.15, 3)), 0, 255))
+        V0 = assets.model.neutral
+        az = np.arctan2(V0[:, 0], V0[:, 2] - assets.neck_centre_z)
+        base = rng.uniform(-12.5, -9.5)
+        dip = rng.uniform(0.0, 5.0) if rng.random() < 0.7 else rng.uniform(4.0, 7.0)
+        width = rng.uniform(1.0, 4.0)
+        line = base - dip * np.clip(np.cos(az), 0, 1) ** width
+        vattr[:, 3] = np.where(assets.skin_vertex, line - V0[:, 1], -1.0)
+        params["neckline"] = (float(base), float(dip))
+
+    # ---------------------------------------------------------------- UV texture atlas
+    tex = np.empty((S, 2 * S, 5), np.float32)
+    bank = assets.noise_bank()
+    pores = _shifted(rng, bank["pores"])
+    lum = 1.0 + smooth_noise(rng, (S, 2 * S), 12) * rng.uniform(0.02, 0.07) + pores * rng.uniform(0.01, 0.05)
+    tex[:, :, :3] = lum[:, :, None]
+    tex[:, :, 3] = 1.0 + smooth_noise(rng, (S, 2 * S), 8) * 0.25
+    strand = _shifted(rng, bank["strands"][int(rng.integers(len(bank["strands"])))])
+    tex[:, :, 4] = strand
+    P = assets.lm_uv_px
+    # freckles / moles around the nose and cheeks
+    if rng.random() < cfg.p_freckles:
+        box = _box(P[30], 0.32 * S, S)
+        n = int(rng.integers(40, 400))
+        c = (P[30] + rng.normal(0, 0.14 * S, (n, 2)) - [box[2], box[0]]).astype(np.float32)
+        m = np.zeros((box[1] - box[0], box[3] - box[2]), np.float32)
+        for (cx, cy), rad, a in zip(c, rng.uniform(0.4, 1.3, n), rng.uniform(0.3, 1.0, n), strict=True):
+            cv2.circle(m, (int(cx * 4), int(cy * 4)), int(rad * 4 * S / 256), float(a), -1, cv2.LINE_AA, shift=2)
+        m = cv2.GaussianBlur(m, (0, 0), 0.7) * rng.uniform(0.15, 0.45)
+        _tint(tex, m, box, np.array([0.4, 0.2, 0.05], np.float32) + 0.0, mode="darken")
+    # lips
+    lb = assets.lip_box
+    if rng.random() < cfg.p_lipstick:
+        lip_col = lin(
+            np.array([(170, 30, 45), (200, 60, 90), (120, 30, 40), (150, 70, 70), (90, 25, 40)])[rng.integers(5)]
+            * np.exp(rng.normal(0, 0.1, 3))
+        )
+        params["lipstick"] = True
+    else:
+        lip_col = skin * lin((200, 120, 115)) / lin((224, 172, 140)) * np.exp(rng.normal(0, 0.08, 3))
+    _tint(tex, assets.lip_soft, lb, (lip_col / np.maximum(skin, 1e-4)).astype(np.float32))
+    tex[lb[0] : lb[1], lb[2] : lb[3], 3] *= 1.0 + assets.lip_soft * rng.uniform(0.5, 2.0)
+    # eyebrows
+    brow_mask, bb = _brow_mask(rng, assets)
+    brow_col = hair_lin * rng.uniform(0.6, 1.1) if rng.random() < 0.85 else hair_lin * 0.4 + skin * 0.3
+    sub = strand[bb[0] : bb[1], bb[2] : bb[3]]
+    brow_a = np.clip(brow_mask * (0.55 + 0.6 * sub), 0, 1) * rng.uniform(0.55, 0.95)
+    _tint(tex, brow_a, bb, (brow_col / np.maximum(skin, 1e-4)).astype(np.float32))
+    tex[bb[0] : bb[1], bb[2] : bb[3], 3] *= 1.0 - 0.6 * brow_a
+    # lash lines along the lid margins (the model's lash cards are not drawn)
+    eb = _box((P[36] + P[45]) / 2, 0.25 * S, S)
+    lash = np.zeros((eb[1] - eb[0], eb[3] - eb[2]), np.float32)
+    off = np.array([eb[2], eb[0]])
+    lw = max(1, int(round(S / 256 * rng.uniform(1.0, 2.0))))
+    for ids, a in (
+        ((36, 37, 38, 39), 1.0),
+        ((42, 43, 44, 45), 1.0),
+        ((39, 40, 41, 36), 0.45),
+        ((45, 46, 47, 42), 0.45),
+    ):
+        pts = np.round((P[list(ids)] - off) * 16).astype(np.int32)
+        cv2.polylines(lash, [pts], False, a, lw, cv2.LINE_AA, shift=4)
+    lash = cv2.GaussianBlur(lash, (0, 0), 0.5 * S / 256) * rng.uniform(0.5, 0.85)
+    _tint(tex, lash, eb, (lin((30, 22, 20)) / np.maximum(skin, 1e-4)).astype(np.float32))
+    # eye makeup / eyeliner
+    if rng.random() < cfg.p_makeup:
+        eb = _box((P[36] + P[45]) / 2, 0.25 * S, S)
+        shadow = np.zeros((eb[1] - eb[0], eb[3] - eb[2]), np.float32)
+        for a, b in ((36, 39), (42, 45)):
+            c = (P[a] + P[b]) / 2 + np.array([-eb[2], -0.012 * S - eb[0]])
+            ax = (float(np.linalg.norm(P[b] - P[a]) * 0.62), float(0.03 * S * rng.uniform(0.7, 1.4)))
+            cv2.ellipse(
+                shadow, (c * 16).astype(int), (np.array(ax) * 16).astype(int), 0, 180, 360, 1.0, -1, cv2.LINE_AA, 4
+            )
+        shadow = cv2.GaussianBlur(shadow, (0, 0), S / 256 * 2.5) * rng.uniform(0.3, 0.8)
+        _tint(tex, shadow, eb, (lin(rng.uniform(20, 200, 3)) / np.maximum(skin, 1e-4)).astype(np.float32))
+        params["makeup"] = True
+    # stubble darkening in the beard region
+    if beard_uv is not None:
+        ys, xs = np.nonzero(beard_uv > 0.01)
+        if len(ys):
+            bx = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
+            dots = np.clip(_shifted(rng, bank["white"])[bx[0] : bx[1], bx[2] : bx[3]] * 1.4 - 0.2, 0, 1)
+            st = beard_uv[bx[0] : bx[1], bx[2] : bx[3]] * dots * rng.uniform(0.25, 0.6)
+            _tint(tex, st, bx, ((hair_lin * 0.8 + skin * 0.2) / np.maximum(skin, 1e-4)).astype(np.float32))
+    if rng.random() < 0.12:  # greying
+        hair_lin = hair_lin * (1 - (g := rng.uniform(0.2, 0.7))) + lin((170, 170, 165)) * g
+
+    # ---------------------------------------------------------------- labels: brows drawn on the static map
+    label_tex = assets.label_base.copy()
+    from . import labels as L
+
+    fl = label_tex[:, :S]
+    bm = brow_mask > 0.5
+    left = np.zeros_like(bm)
+    left[:, max(0, S // 2 - bb[2]) :] = True
+    fb = fl[bb[0] : bb[1], bb[2] : bb[3]]
+    fb[bm & ~left] = L.BROW_SUBJECT_RIGHT
+    fb[bm & left] = L.BROW_SUBJECT_LEFT
+
+    # ---------------------------------------------------------------- materials and eyes
+    mp = np.zeros((NUM_MATERIALS, 6), np.float32)
+    skin_spec = rng.uniform(0.03, 0.18)
+    mp[MAT_SKIN] = (1, skin_spec, rng.uniform(8, 30), rng.uniform(0.1, 0.45), 1, 0)
+    mp[MAT_MOUTH] = (0, 0.05, 20, 0.2, 0, 0)
+    mp[MAT_GUMS] = (0, 0.35, 40, 0.2, 0, 0)
+    mp[MAT_TEETH] = (0, 0.25, 30, 0.15, 0, 0)
+    mp[MAT_EYE] = (0, rng.uniform(0.4, 1.0), rng.uniform(60, 200), 0.1, 0, 1)
+    mp[MAT_EYE_SOCKET] = (0, 0.3, 40, 0.3, 0, 0)
+    mp[MAT_LASH] = (0, 0.02, 10, 0.5, 0, 0)
+    mp[MAT_GLASSES] = (0, rng.uniform(0.2, 0.8), rng.uniform(20, 80), 0.0, 0, 0)
+    mp[MAT_CLOTH] = (0, rng.uniform(0.0, 0.1), 10, 0.3, 0, 0)
+    mp[MAT_LENS] = (0, 0.9, 120, 0.0, 0, 0)
+    ic = rng.choice(len(IRIS_COLOURS), p=IRIS_P)
+    iris = lin(np.clip(IRIS_COLOURS[ic] * np.exp(rng.normal(0, 0.1, 3)), 0, 255))
+    sclera = lin(np.clip(np.array([235, 228, 222]) * rng.uniform(0.85, 1.0) * np.exp(rng.normal(0, 0.02, 3)), 0, 255))
+    limbus_deg = rng.uniform(30.0, 36.0)
+    pupil_deg = limbus_deg * rng.uniform(0.25, 0.45)
+    eye_params = np.array(
+        [
+            np.cos(np.radians(limbus_deg)),
+            np.cos(np.radians(pupil_deg)),
+            *iris,
+            *sclera,
+            *hair_lin,
+            *(cloth_rgb if cloth_rgb is not None else np.zeros(3)),
+        ],
+        np.float32,
+    )
+    params["iris_colour"] = int(ic)
+    return Appearance(
+        vcol=vcol,
+        vattr=vattr,
+        tex=tex,
+        label_tex=label_tex,
+        mat_params=mp,
+        eye_params=eye_params,
+        hair_thickness=thickness.astype(np.float32),
+        params=params,
+        cloth_rgb=cloth_rgb,
+    )
+
+
+def _box(centre: np.ndarray, half: float, S: int) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) square box around ``centre`` (x, y) clipped to the face tile."""
+    x0 = int(np.clip(centre[0] - half, 0, S - 1))
+    x1 = int(np.clip(centre[0] + half, x0 + 1, S))
+    y0 = int(np.clip(centre[1] - half, 0, S - 1))
+    y1 = int(np.clip(centre[1] + half, y0 + 1, S))
+    return y0, y1, x0, x1
+
+
+def _tint(tex: np.ndarray, mask: np.ndarray, box, ratio: np.ndarray, mode: str = "ratio") -> None:
+    """Blend the albedo multiplier of ``tex`` inside ``box`` towards ``ratio`` (3,) by ``mask`` (box-sized)."""
+    region = tex[box[0] : box[1], box[2] : box[3], :3]
+    m = mask[:, :, None]
+    if mode == "darken":
+        region *= 1.0 - m * (1.0 - np.asarray(ratio, np.float32))
+    else:
+        region *= 1.0 + m * (np.asarray(ratio, np.float32) - 1.0)
+
+
+def _shifted(rng: np.random.Generator, a: np.ndarray) -> np.ndarray:
+    """A randomly rolled and flipped copy of the (tileable) noise pattern ``a``."""
+    out = np.roll(a, (int(rng.integers(a.shape[0])), int(rng.integers(a.shape[1]))), (0, 1))
+    if rng.random() < 0.5:
+        out = out[::-1]
+    return np.ascontiguousarray(out)
+
+
+def strand_pattern(rng: np.random.Generator, S: int, angle: float) -> np.ndarray:
+    """Hair strand pattern in [0,1] over the atlas: noise smeared along a random direction."""
+    n = rng.random((S, 2 * S)).astype(np.float32)
+    L_ = max(5, int(9 * S / 256)) | 1
+    ang = angle
+    k = np.zeros((L_, L_), np.float32)
+    c = (L_ - 1) / 2
+    dx, dy = np.cos(np.radians(ang)), np.sin(np.radians(ang))
+    for s in np.linspace(-c, c, 2 * L_):
+        k[int(round(c + s * dy)), int(round(c + s * dx))] = 1.0
+    k /= k.sum()
+    n = wrap_filter(n, lambda a: cv2.filter2D(a, -1, k), L_)
+    n = (n - n.mean()) / (n.std() + 1e-6)
+    return np.clip(0.5 + 0.22 * n, 0.0, 1.0)
+
+
+def _brow_mask(rng: np.random.Generator, assets: ModelAssets) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Soft eyebrow mask in the face tile (a band below the brow landmarks with random shape) and its box."""
+    S = assets.tex_size
+    P = assets.lm_uv_px
+    br = P[17:27]
+    margin = 0.06 * S
+    box = (
+        int(max(br[:, 1].min() - margin, 0)),
+        int(min(br[:, 1].max() + 2 * margin, S)),
+        int(max(br[:, 0].min() - margin, 0)),
+        int(min(br[:, 0].max() + margin, S)),
+    )
+    P = P - np.array([box[2], box[0]])
+    m = np.zeros((box[1] - box[0], box[3] - box[2]), np.float32)
+    thick = rng.uniform(0.022, 0.045) * S
+    taper = rng.uniform(0.3, 0.8)
+    lift = rng.uniform(-0.2, 0.25) * thick
+    for ids in ((17, 18, 19, 20, 21), (26, 25, 24, 23, 22)):
+        top = P[list(ids)].copy()
+        top[:, 1] += lift
+        # thickness: full at the inner end (21/22), tapered at the outer end
+        w = np.linspace(taper, 1.0, 5)[:, None] * thick
+        bottom = top + np.concatenate([np.zeros((5, 1)), w], 1)
+        outer_ext = top[0] + (top[0] - top[1]) * rng.uniform(0.0, 0.4)
+        poly = np.concatenate([[outer_ext], top, bottom[::-1]])
+        cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+    return cv2.GaussianBlur(m, (0, 0), S / 256 * 1.0), box
+
+
+def _scalp_hair(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.ndarray, np.ndarray, str]:
+    """Per-vertex hair coverage (0-1) and outward thickness (cm) of a random short hair style."""
+    nv = len(assets.hair_el)
+    styles = ("bald", "buzz", "short", "volume")
+    style = styles[rng.choice(4, p=np.asarray(cfg.hair_style_p) / np.sum(cfg.hair_style_p))]
+    cov = np.zeros(nv, np.float32)
+    thick = np.zeros(nv, np.float32)
+    if style == "bald":
+        if rng.random() < 0.5:
+            return cov, thick, style
+        style = "balding"
+    el = assets.hair_el
+    az = np.abs(assets.hair_az)
+    front = assets.brow_el + rng.uniform(10.0, 24.0)
+    recess = rng.uniform(0.0, 12.0)
+    if style == "balding":
+        front += rng.uniform(15.0, 35.0)
+        recess += 10.0
+    temple = front + recess * rng.uniform(0.5, 1.0) - rng.uniform(0.0, 6.0)
+    sideburn = rng.uniform(-8.0, 12.0)
+    above_ear = rng.uniform(22.0, 30.0)
+    back = rng.uniform(-35.0, -10.0)
+    nape = back - rng.uniform(0.0, 15.0)
+    xs = [0.0, 25.0, 45.0, 62.0, 72.0, 85.0, 105.0, 135.0, 180.0]
+    ys = [front, front + recess * 0.5, temple, temple - 5.0, sideburn, above_ear, above_ear, back, nape]
+    h = np.interp(az, xs, ys)
+    soft = rng.uniform(2.0, 5.0)
+    if style == "balding":
+        # crown/top bald patch: coverage only on the sides and back
+        top = _smoothstep((el - rng.uniform(45.0, 65.0)) / 6.0)
+        cov = _smoothstep((el - h) / soft + 0.5) * (1.0 - top * (az < 120))
+    else:
+        cov = _smoothstep((el - h) / soft + 0.5)
+    cov[~assets.skin_vertex | assets.hair_forbidden] = 0.0
+    cov = cov.astype(np.float32)
+    if style in ("buzz", "balding"):
+        t = rng.uniform(0.05, 0.3)
+    elif style == "short":
+        t = rng.uniform(0.3, 1.3)
+    else:
+        t = rng.uniform(1.2, 2.8)
+    # thicker on top, thinner on the sides and at the nape
+    prof = 0.35 + 0.65 * np.clip((el + 10.0) / 70.0, 0.0, 1.0)
+    ramp = _smoothstep((el - h) / rng.uniform(6.0, 14.0))
+    thick = (t * prof * ramp * (cov > 0)).astype(np.float32)
+    return cov, thick, style
+
+
+def _beard_mask(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.ndarray | None, str]:
+    """Soft UV-space (face tile) mask of a random beard style, or None."""
+    if rng.random() >= cfg.p_beard:
+        return None, "none"
+    S = assets.tex_size
+    P = assets.lm_uv_px
+    style = ("stubble", "full", "goatee", "moustache", "chin_strap")[rng.choice(5, p=[0.4, 0.3, 0.12, 0.1, 0.08])]
+    m = np.zeros((S, S), np.float32)
+    down = np.array([0.0, rng.uniform(0.03, 0.12) * S])
+    mouth_c = P[48:60].mean(0)
+
+    def fill(poly):
+        cv2.fillPoly(m, [np.round(np.asarray(poly) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+
+    if style in ("stubble", "full", "chin_strap"):
+        cheek_hi = rng.uniform(0.2, 0.6)
+        upper = [P[0] * (1 - cheek_hi) + P[36] * cheek_hi]
+        upper += [P[2] * 0.5 + P[31] * 0.5 + np.array([0, rng.uniform(-0.02, 0.03) * S])]
+        upper += [P[33] + np.array([0, 0.012 * S])]
+        upper += [P[14] * 0.5 + P[35] * 0.5 + np.array([0, rng.uniform(-0.02, 0.03) * S])]
+        upper += [P[16] * (1 - cheek_hi) + P[45] * cheek_hi]
+        lower = [P[k] + down for k in range(16, -1, -1)]
+        if style == "chin_strap":
+            upper = [P[k] + (mouth_c - P[k]) * 0.25 for k in range(0, 17)]
+        fill(np.concatenate([np.asarray(upper), np.asarray(lower)]))
+    if style in ("goatee", "moustache") or (style == "full" and rng.random() < 0.9):
+        mous = np.array(
+            [P[48] + np.array([-0.01 * S, 0.01 * S]), P[31], P[33], P[35], P[54] + np.array([0.01 * S, 0.01 * S])]
+        )
+        mous = np.concatenate([mous, [P[k] + np.array([0, -0.004 * S]) for k in (53, 52, 51, 50, 49)]])
+        fill(mous)
+    if style == "goatee":
+        fill(
+            np.array(
+                [
+                    P[59],
+                    P[58],
+                    P[57],
+                    P[56],
+                    P[55],
+                    P[11] * 0.6 + P[54] * 0.4,
+                    P[9] + down * 0.5,
+                    P[7] + down * 0.5,
+                    P[5] * 0.6 + P[48] * 0.4,
+                ]
+            )
+        )
+    # no hair on the lips
+    lips = cv2.dilate(((assets.upper_lip_mask + assets.lower_lip_mask) > 0).astype(np.uint8), np.ones((3, 3), np.uint8))
+    m *= 1.0 - lips
+    m = cv2.GaussianBlur(m, (0, 0), S / 256 * rng.uniform(1.5, 4.0))
+    density = {"stubble": rng.uniform(0.15, 0.35), "full": rng.uniform(0.8, 1.0)}.get(style, rng.uniform(0.7, 1.0))
+    return (m * density).astype(np.float32), style

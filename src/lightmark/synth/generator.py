@@ -1,0 +1,472 @@
+"""Synthetic labelled faces: one sample (:func:`render_sample`) and whole datasets (:func:`render_dataset`)
+in the FaceSynthetics layout (``NNNNNN.png``, ``NNNNNN_ldmks.txt``, ``NNNNNN_seg.png``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import DatasetError, OutputError
+from ..utils import atomic_save_bytes, atomic_write
+from . import labels as L
+from .appearance import lin, linear_to_srgb, sample_appearance
+from .assets import MAT_LASH, SIDES, fit_sphere, get_assets
+from .compose import BackgroundSource, add_occluders, degrade, procedural_background
+from .expressions import sample_expression
+from .face_model import SCLERA, FaceModel, load_face_model
+from .props import Mesh, concat, glasses, torso
+from .raster import label_pixels, rasterize, shade, srgb_lut, vertex_normals
+from .scene import MODEL_TO_CAMERA, direction_from_angles, frame_camera, kelvin_to_rgb, rotation_matrix
+
+NUM_POINTS = 70  # 68 landmarks + 2 pupils (subject's right, then left)
+_SRGB_LUT = srgb_lut()
+
+
+@dataclass
+class SynthConfig:
+    """All randomisation ranges of the synthetic engine (angles in degrees, lengths in cm)."""
+
+    size: int = 256
+    supersample: int = 2  # render at size*supersample and box-filter down (anti-aliasing)
+    tex_size: int = 0  # UV texture atlas tile size; 0 = 256 up to size 256, else 512
+    # shape
+    identity_scale: float = 1.0  # std of the identity PCA coefficients
+    identity_clip: float = 3.0
+    expression_scale: float = 1.0
+    p_asymmetric: float = 0.35
+    p_wink: float = 0.04
+    gaze_yaw_max: float = 30.0
+    gaze_pitch_range: tuple[float, float] = (-25.0, 15.0)
+    # head pose and camera
+    yaw_max: float = 90.0  # |yaw| ~ U(0, yaw_max): large yaws as frequent as small ones
+    pitch_sigma: float = 15.0
+    pitch_max: float = 40.0
+    roll_sigma: float = 10.0
+    roll_max: float = 30.0
+    body_follow: tuple[float, float] = (0.0, 0.6)  # fraction of the head yaw the shoulders follow
+    distance_range: tuple[float, float] = (35.0, 250.0)  # camera to head, log-uniform
+    box_fraction_range: tuple[float, float] = (0.30, 0.45)  # landmark box side / image side
+    centre_jitter: float = 0.06  # box centre offset, fraction of the image side (std, clipped at 2x)
+    # appearance
+    skin_tone_range: tuple[float, float] = (0.0, 1.0)  # 0 = lightest, 1 = darkest
+    hair_style_p: tuple[float, float, float, float] = (0.08, 0.22, 0.42, 0.28)  # bald, buzz, short, volume
+    p_beard: float = 0.3
+    p_freckles: float = 0.2
+    p_lipstick: float = 0.12
+    p_makeup: float = 0.15
+    p_glasses: float = 0.2
+    p_sunglasses: float = 0.2  # fraction of the glasses with dark lenses
+    p_torso: float = 1.0
+    p_hand: float = 0.1
+    p_object: float = 0.12
+    # lighting
+    ambient_range: tuple[float, float] = (0.12, 0.55)
+    key_light_range: tuple[float, float] = (0.5, 1.3)
+    p_fill_light: float = 0.5
+    kelvin_range: tuple[float, float] = (2700.0, 8000.0)
+    exposure_range: tuple[float, float] = (0.75, 1.3)
+    # camera effects
+    p_colour_shift: float = 0.6
+    p_grayscale: float = 0.04
+    p_blur: float = 0.35
+    p_downsample: float = 0.12
+    p_noise: float = 0.6
+    p_jpeg: float = 0.5
+    png_compression: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def texture_size(self) -> int:
+        return self.tex_size or (256 if self.size <= 256 else 512)
+
+
+def _rng(seed) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.default_rng(seed)
+    return np.random.default_rng(np.random.SeedSequence(int(seed)))
+
+
+def sample_seed(seed: int, index: int) -> np.random.SeedSequence:
+    """The seed of sample ``index`` of a dataset rendered with ``seed`` (independent of the worker count)."""
+    return np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)])
+
+
+def _vertex_normals(verts: np.ndarray, tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vertex normals (area-weighted) and unnormalised face normals."""
+    verts = np.ascontiguousarray(verts, np.float64)
+    vn = np.empty_like(verts)
+    fn = vertex_normals(verts, tris, vn)
+    return vn, fn
+
+
+def _sample_pose(rng: np.random.Generator, cfg: SynthConfig) -> tuple[float, float, float]:
+    yaw = rng.uniform(0.0, cfg.yaw_max) * (1 if rng.random() < 0.5 else -1)
+    pitch = float(np.clip(rng.normal(0, cfg.pitch_sigma), -cfg.pitch_max, cfg.pitch_max))
+    roll = float(np.clip(rng.normal(0, cfg.roll_sigma), -cfg.roll_max, cfg.roll_max))
+    return float(yaw), pitch, roll
+
+
+def _lights(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    amb_k = rng.uniform(*cfg.kelvin_range)
+    ambient = kelvin_to_rgb(amb_k) * rng.uniform(*cfg.ambient_range)
+    dirs, cols = [], []
+    key_az = rng.uniform(-100, 100)
+    key_el = rng.uniform(-15, 70)
+    dirs.append(direction_from_angles(key_az, key_el))
+    cols.append(kelvin_to_rgb(rng.uniform(*cfg.kelvin_range)) * rng.uniform(*cfg.key_light_range))
+    if rng.random() < cfg.p_fill_light:
+        dirs.append(direction_from_angles(-key_az * rng.uniform(0.3, 1.2) + rng.normal(0, 20), rng.uniform(-20, 50)))
+        cols.append(kelvin_to_rgb(rng.uniform(*cfg.kelvin_range)) * rng.uniform(0.1, 0.6))
+    rec = {"key_azimuth": float(key_az), "key_elevation": float(key_el), "lights": len(dirs)}
+    return (
+        ambient.astype(np.float32),
+        np.asarray(dirs, np.float32),
+        np.asarray(cols, np.float32),
+        rec,
+    )
+
+
+def _gaze(rng: np.random.Generator, V: np.ndarray, assets, cfg: SynthConfig, gaze: tuple[float, float]) -> np.ndarray:
+    """Rotate the eyeballs (in place) to look at a point in direction ``gaze`` (yaw, pitch); returns the
+    pupils (2,3) in model space (subject's right eye first)."""
+    centres = {}
+    for side in SIDES:
+        lo, hi = SCLERA[side]
+        centres[side] = fit_sphere(V[lo:hi])[0]
+    mid = (centres["right"] + centres["left"]) / 2
+    gy, gp = np.radians(gaze)
+    dist = rng.uniform(40.0, 300.0)
+    target = mid + dist * np.array([np.sin(gy) * np.cos(gp), np.sin(gp), np.cos(gy) * np.cos(gp)])
+    pupils = []
+    for side in SIDES:
+        c = centres[side]
+        d = target - c
+        ye = math.degrees(math.atan2(d[0], d[2]))
+        pe = math.degrees(math.atan2(d[1], math.hypot(d[0], d[2])))
+        R = rotation_matrix(ye, pe, 0.0)
+        lo, hi = assets.eye_ranges[side]
+        V[lo:hi] = (V[lo:hi] - c) @ R.T + c
+        pupils.append(V[assets.pupil_ring[side]].mean(0))
+    return np.asarray(pupils)
+
+
+def render_sample(
+    seed=0,
+    cfg: SynthConfig | None = None,
+    model: FaceModel | None = None,
+    backgrounds: BackgroundSource | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Render one random labelled face.
+
+    Args:
+        seed: an int, a ``numpy.random.SeedSequence`` or a ``Generator`` (everything random comes from it).
+        cfg: randomisation ranges (defaults: :class:`SynthConfig`).
+        model: the face model (default: :func:`load_face_model` with its default path).
+        backgrounds: optional background images.
+
+    Returns:
+        image (size,size,3) uint8 RGB; landmarks (70,2) float32 (68 iBUG points then the pupils of the subject's
+        right and left eyes, pixel-centre convention); seg (size,size) uint8 classes (:mod:`.labels`);
+        params: ``P`` (3,4) projection of model-space points, ``identity`` and ``expression`` coefficients
+        (``model.vertices(identity, expression)[model.landmarks68]`` projected by ``P`` gives the 68 points),
+        ``pupils_model`` (2,3), pose angles and the other random choices.
+    """
+    cfg = cfg or SynthConfig()
+    if model is None:
+        model = load_face_model()
+    rng = _rng(seed)
+    size = int(cfg.size)
+    ss = max(1, int(cfg.supersample))
+    assets = get_assets(model, cfg.texture_size())
+    lm = model.landmarks68
+    params: dict = {}
+
+    # ---------------------------------------------------------------- shape
+    idc = np.clip(rng.standard_normal(model.num_identity) * cfg.identity_scale, -cfg.identity_clip, cfg.identity_clip)
+    expr, arche = sample_expression(rng, model.expression_names, cfg)
+    gaze = (float(rng.uniform(-cfg.gaze_yaw_max, cfg.gaze_yaw_max)), float(rng.uniform(*cfg.gaze_pitch_range)))
+    names = model.expression_names
+    for side in ("_L", "_R"):
+        if "eyeLookDown" + side in names:
+            expr[names.index("eyeLookDown" + side)] = np.clip(-gaze[1] / 25.0, 0, 1) * 0.8
+        if "eyeLookUp" + side in names:
+            expr[names.index("eyeLookUp" + side)] = np.clip(gaze[1] / 25.0, 0, 1) * 0.6
+    params.update(identity=idc.astype(np.float32), expression=expr.astype(np.float32), archetypes=arche, gaze=gaze)
+    V = model.vertices(idc, expr).astype(np.float64)
+    lm3d = V[lm].copy()
+    pupils3d = _gaze(rng, V, assets, cfg, gaze)
+    params["pupils_model"] = pupils3d
+
+    # ---------------------------------------------------------------- appearance, hair volume, props
+    app = sample_appearance(rng, assets, cfg, V)
+    params.update(app.params)
+    if app.hair_thickness.max() > 0:
+        vn, _ = _vertex_normals(V, assets.tris)
+        V = V + vn * app.hair_thickness[:, None]
+    props: list[Mesh] = []
+    body_props: list[Mesh] = []
+    if rng.random() < cfg.p_glasses:
+        sun = rng.random() < cfg.p_sunglasses
+        fc = [(20, 20, 22), (60, 40, 30), (200, 170, 90), (170, 170, 175), tuple(rng.uniform(0, 255, 3))]
+        col = lin(np.asarray(fc[rng.choice(5, p=[0.35, 0.2, 0.15, 0.15, 0.15])]))
+        props.append(glasses(rng, V, assets, col, sun))
+        params["glasses"] = "sun" if sun else "clear"
+    if app.cloth_rgb is not None:
+        body_props.append(torso(rng, V, assets, app.cloth_rgb))
+
+    # ---------------------------------------------------------------- pose and camera
+    yaw, pitch, roll = _sample_pose(rng, cfg)
+    R_head = rotation_matrix(yaw, pitch, roll)
+    follow = rng.uniform(*cfg.body_follow)
+    R_body = rotation_matrix(yaw * follow + rng.normal(0, 5), rng.normal(0, 5), roll * rng.uniform(0, 0.5))
+    d0, d1 = cfg.distance_range
+    distance = float(math.exp(rng.uniform(math.log(d0), math.log(d1))))
+    box = float(rng.uniform(*cfg.box_fraction_range))
+    off = np.clip(rng.normal(0, cfg.centre_jitter, 2), -2 * cfg.centre_jitter, 2 * cfg.centre_jitter)
+    cam = frame_camera(lm3d, R_head, assets.pivot, size, distance, box, (float(off[0]), float(off[1])))
+    Rb = MODEL_TO_CAMERA @ R_body
+    tb = cam.t + (cam.R - Rb) @ assets.pivot
+    params.update(
+        yaw=yaw, pitch=pitch, roll=roll, distance=distance, box_fraction=box, P=cam.P, K=cam.K, R=cam.R, t=cam.t
+    )
+    params["focal"] = float(cam.K[0, 0])
+
+    # ---------------------------------------------------------------- assemble camera-space geometry
+    w = assets.head_weight[:, None]
+    Xh = V @ cam.R.T + cam.t
+    Xb = V @ Rb.T + tb
+    X = w * Xh + (1 - w) * Xb
+    vn_cam, fn = _vertex_normals(X, assets.tris)
+    front = np.einsum("ij,ij->i", fn, X[assets.tris[:, 0]]) < 0
+    tri_ok = front | (assets.tri_mat == MAT_LASH)
+    extra = concat(props)
+    extra_b = concat(body_props)
+    nv = len(X)
+    parts_X = [X, extra.verts @ cam.R.T + cam.t, extra_b.verts @ Rb.T + tb]
+    parts_N = [vn_cam, extra.normals @ cam.R.T, extra_b.normals @ Rb.T]
+    allX = np.ascontiguousarray(np.concatenate(parts_X))
+    allN = np.ascontiguousarray(np.concatenate(parts_N).astype(np.float32))
+    ne, nb = len(extra.verts), len(extra_b.verts)
+    tris = np.concatenate([assets.tris, extra.tris + nv, extra_b.tris + nv + ne]).astype(np.int32)
+    uv_tris = np.concatenate([assets.uv_tris, np.zeros((len(extra.tris) + len(extra_b.tris), 3), np.int32)])
+    tri_mat = np.concatenate([assets.tri_mat, extra.mat, extra_b.mat])
+    tri_cls = np.concatenate([assets.tri_class, extra.cls, extra_b.cls])
+    ok = np.concatenate([tri_ok, np.ones(len(extra.tris) + len(extra_b.tris), bool)])
+    vcol = np.concatenate([app.vcol, extra.colour, extra_b.colour]).astype(np.float32)
+    vattr = np.concatenate([app.vattr, np.zeros((ne + nb, app.vattr.shape[1]), np.float32)]).astype(np.float32)
+
+    # ---------------------------------------------------------------- render (supersampled) and shade
+    ambient, ldirs, lcols, lrec = _lights(rng, cfg)
+    exposure = float(rng.uniform(*cfg.exposure_range))
+    params["lighting"] = lrec
+    camh = cam.scaled(ss)
+    H = size * ss
+    xs = camh.K[0, 0] * allX[:, 0] / allX[:, 2] + camh.K[0, 2]
+    ys = camh.K[1, 1] * allX[:, 1] / allX[:, 2] + camh.K[1, 2]
+    zs = allX[:, 2].copy()
+    tid = np.full((H, H), -1, np.int32)
+    bary = np.zeros((H, H, 2), np.float32)
+    zbuf = np.full((H, H), np.inf, np.float32)
+    rasterize(xs, ys, zs, tris, ok, tid, bary, zbuf)
+    rgb = np.zeros((H, H, 3), np.float32)
+    shade(
+        tid, bary, tris, uv_tris, assets.uv, tri_mat, allX.astype(np.float32), allN, vcol, vattr, app.tex,
+        app.mat_params, app.eye_params, ambient, ldirs, lcols, exposure, _SRGB_LUT, rgb,
+    )  # fmt: skip
+    cover = (tid >= 0).astype(np.float32)
+    if ss > 1:
+        rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+        cover = cv2.resize(cover, (size, size), interpolation=cv2.INTER_AREA)
+
+    # labels at the exact pixel centres (one more, cheap, raster pass at the output size)
+    if ss > 1:
+        xs1 = cam.K[0, 0] * allX[:, 0] / allX[:, 2] + cam.K[0, 2]
+        ys1 = cam.K[1, 1] * allX[:, 1] / allX[:, 2] + cam.K[1, 2]
+        tid1 = np.full((size, size), -1, np.int32)
+        bary1 = np.zeros((size, size, 2), np.float32)
+        zb1 = np.full((size, size), np.inf, np.float32)
+        rasterize(xs1, ys1, zs, tris, ok, tid1, bary1, zb1)
+    else:
+        tid1, bary1 = tid, bary
+    seg = np.zeros((size, size), np.uint8)
+    label_pixels(
+        tid1, bary1, tris, uv_tris, assets.uv, tri_cls, app.label_tex, app.tex, vattr,
+        np.array([L.HAIR, L.BEARD], np.uint8), L.CLOTHING, seg,
+    )  # fmt: skip
+
+    # ---------------------------------------------------------------- background, composite, occluders
+    bg = backgrounds.sample(rng, size) if backgrounds is not None else procedural_background(rng, size)
+    img = rgb + (1.0 - cover[:, :, None]) * bg
+    ldmks = np.concatenate([cam.project(lm3d), cam.project(pupils3d)]).astype(np.float32)
+    skin_srgb = linear_to_srgb(app.vcol[lm[30]] * exposure * 0.8).astype(np.float32)
+    params["occluders"] = add_occluders(rng, img, seg, ldmks, skin_srgb, cfg, L.OCCLUDER)
+    image, deg = degrade(rng, img, cfg)
+    params["degradations"] = deg
+    return image, ldmks, seg, params
+
+
+# ================================================================================================ datasets
+
+_W: dict = {}
+
+
+def _init_worker(model: FaceModel, cfg: SynthConfig, backgrounds: str | None, out_dir: str, seed: int) -> None:
+    cv2.setNumThreads(1)
+    _W.update(
+        model=model,
+        cfg=cfg,
+        backgrounds=BackgroundSource(backgrounds) if backgrounds else None,
+        out_dir=Path(out_dir),
+        seed=seed,
+    )
+
+
+def _names(out_dir: Path, index: int, width: int) -> tuple[Path, Path, Path]:
+    stem = f"{index:0{width}d}"
+    return out_dir / f"{stem}.png", out_dir / f"{stem}_ldmks.txt", out_dir / f"{stem}_seg.png"
+
+
+def format_landmarks(ldmks: np.ndarray) -> str:
+    return "".join(f"{x:.3f} {y:.3f}\n" for x, y in np.asarray(ldmks, np.float64))
+
+
+def _write_sample(
+    out: tuple[Path, Path, Path], image: np.ndarray, ldmks: np.ndarray, seg: np.ndarray, comp: int
+) -> None:
+    ok1, png = cv2.imencode(".png", image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, comp])
+    ok2, spng = cv2.imencode(".png", seg, [cv2.IMWRITE_PNG_COMPRESSION, comp])
+    if not (ok1 and ok2):
+        raise OutputError(f"{out[0]}: PNG encoding failed")
+    atomic_save_bytes(out[0], png.tobytes())
+    atomic_save_bytes(out[2], spng.tobytes())
+    with atomic_write(out[1], "w") as f:
+        f.write(format_landmarks(ldmks))
+
+
+def _render_index(args: tuple[int, int]) -> int:
+    index, width = args
+    cfg = _W["cfg"]
+    image, ldmks, seg, _ = render_sample(sample_seed(_W["seed"], index), cfg, _W["model"], _W["backgrounds"])
+    _write_sample(_names(_W["out_dir"], index, width), image, ldmks, seg, cfg.png_compression)
+    return index
+
+
+def render_dataset(
+    out_dir: str | os.PathLike,
+    count: int,
+    size: int = 256,
+    seed: int = 0,
+    workers: int = 2,
+    face_model: str | os.PathLike | FaceModel | None = None,
+    textures: str | os.PathLike | None = None,
+    backgrounds: str | os.PathLike | None = None,
+    progress: bool = True,
+    config: SynthConfig | None = None,
+) -> dict:
+    """Render ``count`` samples into ``out_dir`` (FaceSynthetics layout); resumable and deterministic.
+
+    Sample ``i`` is drawn from :func:`sample_seed` ``(seed, i)``, so the output does not depend on ``workers``.
+    Indices whose three files already exist are skipped. Every file is written atomically.
+
+    Args:
+        textures: reserved for FaceSynthetics-unwrapped textures (not implemented: must be None).
+
+    Returns:
+        stats: ``written``, ``skipped``, ``seconds``, ``images_per_second``, ``out_dir``.
+
+    Raises:
+        DatasetError: bad face model / background folder; ValueError: bad arguments.
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    if size < 32:
+        raise ValueError(f"size must be >= 32, got {size}")
+    if textures is not None:
+        raise NotImplementedError("textures= (unwrapping FaceSynthetics textures) is not implemented yet")
+    cfg = config or SynthConfig()
+    cfg = SynthConfig(**{**asdict(cfg), "size": int(size)})
+    model = face_model if isinstance(face_model, FaceModel) else load_face_model(face_model)
+    get_assets(model, cfg.texture_size())  # fail early on a non-ICT mesh
+    bg_dir = str(backgrounds) if backgrounds is not None else None
+    if bg_dir is not None:
+        BackgroundSource(bg_dir)  # fail early
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{out}: cannot create ({e.strerror or e})") from None
+    width = max(6, len(str(max(count - 1, 0))))
+    todo = [i for i in range(count) if not all(p.is_file() for p in _names(out, i, width))]
+    meta = {
+        "generator": "lightmark.synth",
+        "seed": seed,
+        "count": count,
+        "face_model": model.source,
+        "backgrounds": bg_dir,
+        "config": asdict(cfg),
+    }
+    with atomic_write(out / "synth_config.json", "w") as f:
+        json.dump(meta, f, indent=1, default=str)
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=count, initial=count - len(todo), unit="img", desc="synth", smoothing=0.05)
+    jobs = [(i, width) for i in todo]
+    workers = max(1, int(workers))
+    try:
+        if workers == 1 or len(todo) <= 1:
+            _init_worker(model, cfg, bg_dir, str(out), seed)
+            for j in jobs:
+                _render_index(j)
+                if bar:
+                    bar.update(1)
+        else:
+            ctx = mp.get_context("spawn")
+            env_keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+            saved = {k: os.environ.get(k) for k in env_keys}
+            os.environ.update({k: "1" for k in env_keys})
+            try:
+                pool = ctx.Pool(workers, initializer=_init_worker, initargs=(model, cfg, bg_dir, str(out), seed))
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            with pool:
+                for _ in pool.imap_unordered(_render_index, jobs, chunksize=4):
+                    if bar:
+                        bar.update(1)
+    finally:
+        if bar:
+            bar.close()
+    dt = time.perf_counter() - t0
+    return {
+        "written": len(todo),
+        "skipped": count - len(todo),
+        "seconds": dt,
+        "images_per_second": len(todo) / dt if dt > 0 and todo else 0.0,
+        "out_dir": str(out),
+    }
+
+
+def load_sample(out_dir: str | os.PathLike, index: int, width: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read back one written sample: image (RGB uint8), landmarks (70,2) float32, seg (uint8)."""
+    img_p, l_p, s_p = _names(Path(out_dir), index, width)
+    img = cv2.imread(str(img_p), cv2.IMREAD_COLOR)
+    seg = cv2.imread(str(s_p), cv2.IMREAD_UNCHANGED)
+    if img is None or seg is None or not l_p.is_file():
+        raise DatasetError(f"{img_p}: sample missing or unreadable")
+    ldmks = np.loadtxt(l_p, dtype=np.float32).reshape(-1, 2)
+    return img[:, :, ::-1].copy(), ldmks, seg

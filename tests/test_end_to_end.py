@@ -1,0 +1,147 @@
+"""End to end on real files: train a few steps, evaluate, predict, write and check a submission; the CLI;
+two-process DistributedDataParallel training through torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import require_shared
+from lightmark.cli import main
+from lightmark.data.formats import load_dataset
+from lightmark.engine.evaluate import evaluate
+from lightmark.engine.train import TrainConfig, train
+from lightmark.models import load_model
+from lightmark.submission import check_submission
+
+
+def _subset(src: Path, dst: Path, n: int, pattern: str = "*.png") -> Path:
+    """Copy the first n samples of a FaceSynthetics-format folder (image + labels) into dst."""
+    dst.mkdir(parents=True)
+    for img in sorted(src.glob(pattern))[: n * 2]:
+        if img.stem.endswith("_seg"):
+            continue
+        shutil.copy(img, dst / img.name)
+        for extra in (f"{img.stem}_ldmks.txt",):
+            shutil.copy(src / extra, dst / extra)
+    return dst
+
+
+def _val_subset(dst: Path, n: int = 12) -> Path:
+    """The first n validation crops with an annot.pkl the test writes."""
+    import pickle
+
+    val = load_dataset(require_shared("aflw2000/val"))
+    dst.mkdir(parents=True)
+    names = val.names[:n]
+    for s in val.samples[:n]:
+        shutil.copy(s.image_path, dst / s.name)
+    ys = [[(float(x), float(y)) for x, y in s.landmarks] for s in val.samples[:n]]
+    (dst / "annot.pkl").write_bytes(pickle.dumps((names, ys)))
+    shutil.copy(require_shared("aflw2000/val_yaw.csv"), dst / "yaw.csv")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("e2e")
+    os.environ["LIGHTMARK_CACHE"] = str(root / "cache")
+    train_dir = _subset(require_shared("facesynthetics_100"), root / "train", 8)
+    val_dir = _val_subset(root / "val")
+    cfg = TrainConfig(
+        train=[str(train_dir)],
+        val=str(val_dir),
+        out=str(root / "run"),
+        model="shufflenetv2_x0_5_heatmap",
+        input_size=64,
+        epochs=2,
+        samples_per_epoch=64,
+        batch_size=16,
+        warmup_steps=2,
+        workers=0,
+    )
+    result = train(cfg, progress=False)
+    assert len(result.history) == 2 and np.isfinite(result.history[-1]["val_nme"])
+    return root
+
+
+def test_training_writes_its_outputs(tiny_run: Path) -> None:
+    run = tiny_run / "run"
+    for f in ("last.pt", "best.pt", "log.csv", "curves.png"):
+        assert (run / f).is_file(), f
+    model = load_model(run / "best.pt")
+    assert model.config.input_size == 64
+
+
+def test_evaluate_predict_submit(tiny_run: Path, tmp_path: Path) -> None:
+    model = tiny_run / "run" / "best.pt"
+    report = evaluate(model, tiny_run / "val", progress=False)
+    assert report.summary["n"] == 12 and report.summary["nme_challenge"] > 0
+    report.save_json(tmp_path / "r.json")
+    data = json.loads((tmp_path / "r.json").read_text())
+    for key in ("nme_challenge", "nme_box", "fr_10", "auc_10", "n", "yaw_0_30", "yaw_30_60", "yaw_60_90"):
+        assert key in data, key  # yaw bins: the subset's yaw comes from val_yaw.csv
+    plots = report.save_plots(tmp_path / "plots")
+    assert all(p.is_file() for p in plots)
+
+    out = tmp_path / "solution.txt"
+    code = main(["predict", str(tiny_run / "val"), "--model", str(model), "--out", str(out),
+                 "--zip", str(tmp_path / "sub.zip"), "--quiet"])
+    assert code == 0
+    rep = check_submission(tmp_path / "sub.zip", tiny_run / "val")
+    assert rep.ok and rep.rows == 12, rep.problems
+    assert main(["check-submission", str(out), "--images", str(tiny_run / "val")]) == 0
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    code = main(["evaluate", "--data", str(tmp_path / "missing")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "missing" in err
+
+
+def test_cli_help_lists_commands(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("train", "evaluate", "predict", "check-submission", "export", "synth"):
+        assert cmd in out
+
+
+def test_resume_continues_from_last_checkpoint(tiny_run: Path, tmp_path: Path) -> None:
+    """Two epochs in one go == one epoch, stop, resume for the second (same seed): identical weights."""
+    import torch
+
+    common = dict(
+        train=[str(tiny_run / "train")], model="shufflenetv2_x0_5_heatmap", input_size=64,
+        samples_per_epoch=32, batch_size=16, warmup_steps=2, workers=0, threads=1,
+    )
+    full = train(TrainConfig(out=str(tmp_path / "full"), epochs=2, **common), progress=False)
+    train(TrainConfig(out=str(tmp_path / "split"), epochs=2, max_steps=2, **common), progress=False)
+    train(TrainConfig(out=str(tmp_path / "split"), epochs=2, **common), resume=True, progress=False)
+    a = torch.load(full.out_dir / "last.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "lightmark.cli", "train", "--train", str(tiny_run / "train"), "--model", "shufflenetv2_x0_5_heatmap",
+        "--input-size", "64", "--epochs", "1", "--samples-per-epoch", "64", "--batch-size", "8",
+        "--workers", "0", "--threads", "1", "--out", str(out), "--quiet",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "world size 2" in proc.stdout
+    assert (out / "last.pt").is_file()

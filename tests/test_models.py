@@ -1,0 +1,97 @@
+"""Models: registry, size budget, shapes, checkpoints (including refusing a crafted one)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from lightmark.constants import FLIP_PERM, NUM_LANDMARKS
+from lightmark.errors import ModelError, UnsafeFileError
+from lightmark.models import (
+    MAX_MODEL_MB,
+    create_model,
+    float32_size_mb,
+    list_models,
+    load_model,
+    model_summary,
+    save_checkpoint,
+)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_fits_the_size_budget(name: str) -> None:
+    model = create_model(name)
+    size = float32_size_mb(model)
+    assert size <= MAX_MODEL_MB, f"{name} is {size:.2f} MB float32, over the {MAX_MODEL_MB} MB budget"
+
+
+@pytest.mark.parametrize("name", ["shufflenetv2_x0_5_heatmap", "shufflenetv2_x0_5_regression"])
+@pytest.mark.parametrize("size", [96, 128])
+def test_forward_shapes(name: str, size: int) -> None:
+    model = create_model(name, input_size=size).eval()
+    x = torch.rand(3, 3, size, size) * 255
+    coords, hm = model(x, return_heatmaps=True)
+    assert coords.shape == (3, NUM_LANDMARKS, 2)
+    if model.config.head == "heatmap":
+        assert hm.shape == (3, NUM_LANDMARKS, size // 4, size // 4)
+        # soft-argmax keeps the points inside the map's span
+        assert coords.min() >= -0.5 and coords.max() <= size - 0.5
+    else:
+        assert hm is None
+
+
+def test_config_travels_with_the_weights(tmp_path) -> None:
+    model = create_model("shufflenetv2_x0_5_heatmap", input_size=96).eval()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, metrics={"nme": 1.5})
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    assert loaded.config.flip_perm == FLIP_PERM
+    x = torch.rand(2, 3, 96, 96) * 255
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+
+
+def test_unknown_model_name() -> None:
+    with pytest.raises(ModelError, match="available"):
+        create_model("resnet9000")
+
+
+def test_summary_counts() -> None:
+    s = model_summary(create_model("shufflenetv2_x0_5_heatmap"))
+    assert s["params"] > 100_000 and 0 < s["size_mb"] < 2 and s["gmacs"] > 0
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/lightmark_pwned_marker",))
+
+
+def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path) -> None:
+    import os
+
+    marker = "/tmp/lightmark_pwned_marker"
+    if os.path.exists(marker):
+        os.remove(marker)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "lightmark-checkpoint-v1", "payload": _Evil()}, path)
+    with pytest.raises(UnsafeFileError, match="evil.pt"):
+        load_model(path)
+    assert not os.path.exists(marker)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", pickle.dumps({"format": "other"})])
+def test_malformed_checkpoints(tmp_path, content: bytes) -> None:
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises((ModelError, UnsafeFileError), match="bad.pt"):
+        load_model(path)
+
+
+def test_missing_checkpoint(tmp_path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "nope.pt")

@@ -1,0 +1,84 @@
+"""Crop geometry, flips with the mirror permutation, gamma LUT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lightmark.constants import FLIP_PERM
+from lightmark.data.transforms import (
+    CropJitter,
+    apply_gamma,
+    crop_matrix,
+    flip_landmarks,
+    gamma_lut,
+    invert_affine,
+    is_flipped,
+    transform_points,
+    warp,
+    whole_image_matrix,
+)
+
+
+def test_whole_image_matrix_maps_pixel_centres() -> None:
+    m = whole_image_matrix(384, 384, 128)
+    # pixel-centre convention: the outer edges -0.5 and 383.5 map to -0.5 and 127.5; centre 191.5 -> 63.5
+    pts = transform_points(np.array([[-0.5, -0.5], [383.5, 383.5], [191.5, 191.5]]), m)
+    np.testing.assert_allclose(pts, [[-0.5, -0.5], [127.5, 127.5], [63.5, 63.5]], atol=1e-5)
+
+
+def test_warp_moves_a_dot_where_the_points_go() -> None:
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[116:125, 66:75] = 255  # a 9x9 blob centred on (x=70, y=120)
+    m = crop_matrix((100.0, 110.0), 150.0, 64, angle_deg=25.0)
+    out = warp(img, m, 64)
+    ys, xs = np.nonzero(out[..., 0] > 0)
+    w = out[ys, xs, 0].astype(float)
+    x, y = (xs * w).sum() / w.sum(), (ys * w).sum() / w.sum()  # blob centroid
+    px = transform_points(np.array([[70.0, 120.0]]), m)[0]
+    assert abs(x - px[0]) < 0.3 and abs(y - px[1]) < 0.3
+
+
+def test_inverse_round_trip() -> None:
+    m = crop_matrix((50.0, 60.0), 80.0, 128, angle_deg=-13.0, flip=True)
+    p = np.random.default_rng(0).uniform(0, 100, (68, 2))
+    np.testing.assert_allclose(transform_points(transform_points(p, m), invert_affine(m)), p, atol=1e-3)
+
+
+def test_flip_matrix_and_permutation() -> None:
+    m = crop_matrix((49.5, 49.5), 100.0, 100, flip=True)  # the whole 100 px image, mirrored
+    assert is_flipped(m) and not is_flipped(crop_matrix((49.5, 49.5), 100.0, 100))
+    # the first column maps to the last
+    assert transform_points(np.array([[0.0, 50.0]]), m)[0, 0] == pytest.approx(99.0)
+
+
+def test_flip_landmarks_twice_is_identity_and_swaps_eyes() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0, 99, (68, 2)).astype(np.float32)
+    f = flip_landmarks(p, 100)
+    np.testing.assert_allclose(flip_landmarks(f, 100), p, atol=1e-5)
+    # point 36 (right eye outer corner) of the mirror image is the mirror of point 45
+    assert f[36, 0] == pytest.approx(99 - p[45, 0]) and f[36, 1] == pytest.approx(p[45, 1])
+    assert FLIP_PERM[8] == 8 and FLIP_PERM[0] == 16
+
+
+def test_jitter_matches_the_challenge_statistics() -> None:
+    rng = np.random.default_rng(0)
+    jit = CropJitter(rotation_deg=0.0, p_flip=0.0)
+    ratios, shifts = [], []
+    for _ in range(2000):
+        m = jit.sample(rng, np.array([100.0, 100.0]), 50.0, 128)
+        side = 128 / np.hypot(m[0, 0], m[0, 1])
+        ratios.append(side / 50.0)
+        centre = transform_points(np.array([[100.0, 100.0]]), m)[0]  # box centre inside the crop
+        shifts.append((centre[1] - 63.5) / 128)
+    assert np.mean(ratios) == pytest.approx(1.9, abs=0.03)
+    assert np.mean(shifts) == pytest.approx(0.084, abs=0.01)  # box centre sits below the crop centre
+
+
+def test_gamma_lut() -> None:
+    lut = gamma_lut(2.0)
+    assert lut[0] == 0 and lut[255] == 255 and lut[64] == round(255 * (64 / 255) ** 0.5)
+    img = np.full((2, 2, 3), 64, np.uint8)
+    assert apply_gamma(img, 1.0) is img
+    assert apply_gamma(img, 2.0)[0, 0, 0] == lut[64]
