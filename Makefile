@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint onnx benchmark
 
 setup:
 	$(PIP) install -q torch==2.13.0
@@ -23,3 +23,11 @@ test: setup
 
 lint:
 	ruff check src tests && ruff format --check src tests
+
+# Regenerate the shipped model's ONNX twin (run after replacing lightmark_default.pt; the Predictor ignores a stale twin).
+onnx:
+	lightmark export --format onnx --out src/lightmark/weights/lightmark_default.onnx
+
+# Speed figures of the shipped model (torch, ONNX Runtime, end to end; dlib with `pip install -e ".[dlib]"`).
+benchmark:
+	lightmark benchmark --json $(OUT)/benchmark.json

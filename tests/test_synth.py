@@ -258,13 +258,17 @@ def test_render_dataset_format_determinism_resume(ict, tmp_path):
     st = render_dataset(b, n, size=SMALL, seed=11, workers=2, face_model=ict, progress=False)
     assert st["written"] == n
     assert _files(b) == fa
-    # the written landmarks are those of render_sample with the derived seed (3 decimals)
+    # the written landmarks (3 decimals) are the projections of the model's landmark vertices and of the
+    # pupils through the sample's camera, computed here from the returned parameters
     cfg = SynthConfig(size=SMALL)
-    for i in (0, n - 1):
-        img, ldmks, seg, _ = render_sample(sample_seed(11, i), cfg, ict)
+    for i in range(n):
+        img, ldmks, seg, p = render_sample(sample_seed(11, i), cfg, ict)
         text = (a / f"{i:06d}_ldmks.txt").read_text().splitlines()
-        assert len(text) == 70 and all(len(t.split()[0].split(".")[1]) == 3 for t in text)
-        np.testing.assert_allclose(np.loadtxt(a / f"{i:06d}_ldmks.txt"), ldmks, atol=6e-4)
+        assert len(text) == 70 and all(len(v.split(".")[1]) == 3 for t in text for v in t.split())
+        written = np.loadtxt(a / f"{i:06d}_ldmks.txt")
+        V = ict.vertices(p["identity"], p["expression"])
+        np.testing.assert_allclose(written[:68], _project(p["P"], V[ict.landmarks68]), atol=1e-3)
+        np.testing.assert_allclose(written[68:], _project(p["P"], p["pupils_model"]), atol=1e-3)
         np.testing.assert_array_equal(cv2.imread(str(a / f"{i:06d}.png"))[:, :, ::-1], img)
         np.testing.assert_array_equal(cv2.imread(str(a / f"{i:06d}_seg.png"), cv2.IMREAD_UNCHANGED), seg)
     # resume: nothing new; a deleted file is re-rendered identically
@@ -277,6 +281,9 @@ def test_render_dataset_format_determinism_resume(ict, tmp_path):
     assert st["written"] == 1
     assert _files(a) == fa
     assert not list(a.glob(".*.tmp"))
+    # a different seed (or configuration) in the same folder is refused
+    with pytest.raises(DatasetError, match="another seed"):
+        render_dataset(a, n, size=SMALL, seed=12, workers=1, face_model=ict, progress=False)
     # the project's reader loads the folder (68 landmarks + pupils, segmentation beside)
     ds = load_dataset(a)
     assert ds.format == "facesynthetics" and len(ds) == n and ds.has_landmarks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,12 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from .engine.evaluate import evaluate
+    from .utils import check_writable
 
+    if a.json:
+        check_writable(a.json)
+    if a.plots:
+        check_writable(a.plots, folder=True)
     report = evaluate(a.model, a.data, batch_size=a.batch_size, flip_test=a.flip_test, progress=not a.quiet)
     print(report.table())
     if a.json:
@@ -67,10 +73,21 @@ def _expand_inputs(inputs: Sequence[str]):
 
 def _cmd_predict(a: argparse.Namespace) -> int:
     from .engine.predict import Predictor
+    from .errors import ImageError
+    from .utils import check_writable
 
+    for path in (a.out, a.zip, a.json):  # fail before predicting (and before writing any output)
+        if path:
+            check_writable(path)
+    if a.vis:
+        check_writable(a.vis, folder=True)
     data = _expand_inputs(a.inputs)
-    predictor = Predictor(a.model, flip_test=a.flip_test, threads=a.threads)
+    predictor = Predictor(a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads)
     res = predictor.predict_dataset(data, batch_size=a.batch_size, progress=not a.quiet, skip_bad=a.skip_bad)
+    if not len(res):
+        for name, why in res.skipped:
+            print(f"skipped {name}: {why}", file=sys.stderr)
+        raise ImageError(f"none of the {len(res.skipped)} images could be read; nothing written")
     res.save_submission(a.out, a.zip)
     print(f"wrote {len(res)} rows to {a.out}" + (f" and {a.zip}" if a.zip else ""))
     if a.json:
@@ -98,8 +115,10 @@ def _cmd_check(a: argparse.Namespace) -> int:
 
 def _cmd_export(a: argparse.Namespace) -> int:
     from .models import default_model_path
+    from .utils import check_writable
 
     src = a.model or default_model_path()
+    check_writable(a.out)
     if a.format == "pt":
         from .engine.train import export_weights
 
@@ -138,6 +157,64 @@ def _cmd_models(a: argparse.Namespace) -> int:
         print(
             f"{name:<34} {s['params'] / 1e6:6.2f}M params {s['size_mb']:6.2f} MB  {s['gmacs']:.3f} GMACs @ {s['input_size']}px"
         )
+    return 0
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _cmd_benchmark(a: argparse.Namespace) -> int:
+    from .engine.benchmark import run_benchmark
+
+    report = run_benchmark(
+        a.model,
+        threads=a.threads,
+        runs=a.runs,
+        warmup=a.warmup,
+        batch_size=a.batch_size,
+        data=a.data,
+        with_dlib=not a.no_dlib,
+        progress=not a.quiet,
+    )
+    print(report.table())
+    if a.json:
+        from .utils import atomic_write
+
+        with atomic_write(a.json) as f:
+            json.dump(report.to_dict(), f, indent=1)
+        print(f"wrote {a.json}")
+    return 0
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    stats = run_demo(
+        a.source,
+        out=a.out,
+        show=a.show,
+        csv=a.csv,
+        json_path=a.json,
+        max_faces=a.max_faces,
+        model=a.model,
+        detector=a.detector,
+        backend=a.backend,
+        threads=a.threads,
+        redetect_every=a.redetect_every,
+        smooth=not a.no_smooth,
+        max_frames=a.max_frames,
+        progress=not a.quiet,
+    )
+    print(stats.summary())
+    for kind, path in stats.outputs.items():
+        print(f"wrote {kind} {path}")
     return 0
 
 
@@ -194,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--vis-limit", type=int, default=50)
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--threads", type=int)
+    pr.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="inference engine")
     pr.add_argument("--flip-test", action="store_true")
     pr.add_argument("--skip-bad", action="store_true", help="skip unreadable images instead of failing")
     pr.add_argument("--quiet", action="store_true")
@@ -223,18 +301,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list registered models with size and cost")
     m.set_defaults(fn=_cmd_models)
+
+    b = sub.add_parser("benchmark", help="time the model (torch, ONNX Runtime, end to end; dlib when installed)")
+    b.add_argument("--model", help="checkpoint (default: the shipped model)")
+    b.add_argument("--threads", type=_int_list, default=[1, 2], help="thread counts to time, e.g. 1,2")
+    b.add_argument("--runs", type=int, default=300, help="timed runs per figure (after a warm-up)")
+    b.add_argument("--warmup", type=int, default=20, help="untimed runs before each figure")
+    b.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput figure")
+    b.add_argument("--data", help="folder of face crops to time on (default: synthetic drawings)")
+    b.add_argument("--no-dlib", action="store_true", help="skip dlib's shape predictor even when installed")
+    b.add_argument("--json", help="write every figure as JSON")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(fn=_cmd_benchmark)
+
+    d = sub.add_parser("demo", help="track landmarks and head pose on a video or camera (needs lightmark[demo])")
+    d.add_argument("--source", required=True, help="video file, or camera index (0, 1, ...)")
+    d.add_argument("--out", help="annotated video to write (.mp4)")
+    d.add_argument("--show", action="store_true", help="show the annotated video in a window (q quits)")
+    d.add_argument("--csv", help="per-frame landmarks and yaw/pitch/roll as CSV")
+    d.add_argument("--json", help="per-frame landmarks and yaw/pitch/roll as JSON")
+    d.add_argument("--max-faces", type=int, default=1)
+    d.add_argument("--model", help="checkpoint (default: the shipped model)")
+    d.add_argument("--detector", default="dlib-hog", help="face detector plug-in (default: dlib-hog)")
+    d.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    d.add_argument("--threads", type=int)
+    d.add_argument("--redetect-every", type=int, default=15, help="run the detector every N frames (0 = on loss)")
+    d.add_argument("--no-smooth", action="store_true", help="turn the One Euro filter off")
+    d.add_argument("--max-frames", type=int, help="stop after N frames")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(fn=_cmd_demo)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. Bad input gives a one-line ``lightmark CMD: error: FILE: PROBLEM`` on stderr and exit
+    code 2 (``--debug``: the full traceback instead)."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines on stderr beside our error
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args) or 0)
-    except LightmarkError as e:
+    except (LightmarkError, OSError) as e:  # OSError: a safety net, the API wraps the file errors it expects
         if args.debug:
             raise
-        print(f"lightmark {args.command}: error: {e}", file=sys.stderr)
+        msg = " ".join(str(e).splitlines()) or type(e).__name__  # always one line
+        print(f"lightmark {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

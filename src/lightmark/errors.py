@@ -33,3 +33,7 @@ class OutputError(LightmarkError):
 
 class SubmissionError(LightmarkError):
     """A challenge submission file does not follow the format."""
+
+
+class ConfigError(LightmarkError, ValueError):
+    """An option has an impossible value (batch size 0, unknown loss, weights that do not match the sets...)."""

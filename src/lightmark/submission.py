@@ -6,6 +6,7 @@ import io
 import math
 import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,13 +75,18 @@ def read_submission(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise SubmissionError(f"{path}: file not found")
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            if "solution.txt" not in z.namelist():
-                raise SubmissionError(f"{path}: the zip has no solution.txt at its top level")
-            data = z.read("solution.txt")
-    else:
-        data = path.read_bytes()
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                if "solution.txt" not in z.namelist():
+                    raise SubmissionError(f"{path}: the zip has no solution.txt at its top level")
+                data = z.read("solution.txt")
+        else:
+            data = path.read_bytes()
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+        raise SubmissionError(f"{path}: corrupt zip file ({e})") from None  # RuntimeError: encrypted member
+    except OSError as e:
+        raise SubmissionError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

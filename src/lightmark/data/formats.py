@@ -438,6 +438,30 @@ def detect_format(path: str | os.PathLike) -> str:
 # --------------------------------------------------------------------------------------------------- loaders
 
 
+_NUMBER = (int, float, np.number)
+
+
+def _check_nesting(y: Any, where: str) -> None:
+    """Refuse landmarks that are not 68 points of <= 3 numbers *before* numpy converts them: a pickle can share
+    one sub-list many times, so a file of a few hundred bytes can describe a nested list of 10^10 numbers."""
+    if isinstance(y, np.ndarray):
+        if y.dtype.kind in "biuf":
+            return
+        raise AnnotationError(f"{where}: landmarks are not an array of numbers (dtype {y.dtype})")
+    ok = isinstance(y, (list, tuple)) and len(y) == NUM_LANDMARKS
+    if ok:
+        for p in y:
+            if isinstance(p, np.ndarray):
+                ok = p.size <= 3
+            else:
+                ok = isinstance(p, (list, tuple)) and len(p) <= 3 and all(isinstance(v, _NUMBER) for v in p)
+            if not ok:
+                break
+    if not ok:
+        n = len(y) if isinstance(y, (list, tuple)) else type(y).__name__
+        raise AnnotationError(f"{where}: expected {NUM_LANDMARKS} (x, y) points of numbers, got {n} entries")
+
+
 def _load_challenge(root: Path) -> list[Sample]:
     annot = root / ANNOT_NAME
     if not annot.is_file():
@@ -471,6 +495,7 @@ def _load_challenge(root: Path) -> list[Sample]:
             raise AnnotationError(f"{annot}: duplicate image name {name!r}")
         seen.add(name)
         where = f"{annot}: {name}"
+        _check_nesting(y, where)
         try:
             pts = np.asarray(y, dtype=np.float64)
         except (TypeError, ValueError):

@@ -11,6 +11,7 @@ import importlib
 import io
 import os
 import pickle
+import pickletools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,37 @@ def _latin1_encode(obj: str, encoding: str = "utf-8") -> bytes:
     return obj.encode("latin-1")
 
 
-_BUILTIN_TYPES: tuple[type, ...] = (set, frozenset, bytearray, complex)
+def _from_data(typ: type) -> Callable[..., Any]:
+    """``bytes``/``bytearray`` as pickles call them (no argument, bytes, or text + encoding); refuses
+    ``bytearray(n)``, which would let a 30-byte file allocate gigabytes of zeros."""
+
+    def make(*args: Any) -> Any:
+        if not args or isinstance(args[0], (bytes, bytearray)) or (isinstance(args[0], str) and len(args) == 2):
+            return typ(*args)
+        what = type(args[0]).__name__
+        raise pickle.UnpicklingError(f"{typ.__name__}() is only allowed from bytes or text, not {what}")
+
+    return make
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` in a pickle: pickles pass it to ``_reconstruct``, never call it (calling
+    ``ndarray((10**10,))`` from a tiny file would reserve gigabytes)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise pickle.UnpicklingError("calling numpy.ndarray is not allowed")
+
+
+def _safe_reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
+    """numpy's ``_reconstruct`` as ``ndarray.__reduce__`` uses it: an empty array the state then fills."""
+    import numpy as np
+
+    if subtype not in (_NdarrayToken, np.ndarray) or np.prod(shape) != 0:
+        raise pickle.UnpicklingError("numpy _reconstruct is only allowed for an empty ndarray")
+    return _numpy_core("multiarray")._reconstruct(np.ndarray, shape, dtype)
+
+
+_BUILTIN_TYPES: tuple[type, ...] = (set, frozenset, bytes, bytearray, complex)
 
 
 def _resolvers() -> dict[tuple[str, str], Callable[[], Any]]:
@@ -54,15 +85,15 @@ def _resolvers() -> dict[tuple[str, str], Callable[[], Any]]:
 
     table: dict[tuple[str, str], Callable[[], Any]] = {
         ("numpy", "dtype"): lambda: np.dtype,
-        ("numpy", "ndarray"): lambda: np.ndarray,
+        ("numpy", "ndarray"): lambda: _NdarrayToken,
         ("_codecs", "encode"): lambda: _latin1_encode,
     }
     for mod in ("builtins", "__builtin__"):  # protocols <= 3 (and Python 2) name these types explicitly
         for typ in _BUILTIN_TYPES:
-            table[(mod, typ.__name__)] = lambda typ=typ: typ
+            table[(mod, typ.__name__)] = lambda typ=typ: _from_data(typ) if typ in (bytes, bytearray) else typ
     for core in ("numpy.core", "numpy._core"):
         table[(f"{core}.multiarray", "scalar")] = multiarray("scalar")
-        table[(f"{core}.multiarray", "_reconstruct")] = multiarray("_reconstruct")
+        table[(f"{core}.multiarray", "_reconstruct")] = lambda: _safe_reconstruct
         # Protocol-5 pickles of contiguous arrays (the default for pickle.HIGHEST_PROTOCOL) use _frombuffer.
         table[(f"{core}.numeric", "_frombuffer")] = frombuffer
     return table
@@ -82,8 +113,9 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     }
 )
 """The only globals a pickle may reference: numpy scalars/arrays/dtypes, the builtin types that protocols
-<= 3 spell out (set, frozenset, bytearray, complex), and ``_codecs.encode`` restricted to latin-1 (protocol-2
-bytes)."""
+<= 3 spell out (set, frozenset, bytes, bytearray, complex), and ``_codecs.encode`` restricted to latin-1
+(protocol-2 bytes). Calls that would allocate memory out of proportion to the file (``bytearray(n)``,
+``ndarray(shape)``) are refused."""
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -100,6 +132,21 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafeFileError(f"{self._source}: refused a persistent id in the pickle (not allowed)")
+
+
+def _check_memo_indices(data: bytes, source: str) -> None:
+    """Refuse memo indices larger than the file: the C unpickler sizes its memo table by the largest index at
+    once, so an 8-byte pickle storing to index 10^9 would allocate and clear gigabytes. Real pickles number
+    their memo entries from 0, one per (>= 2-byte) opcode. Only parses the opcodes (nothing is built)."""
+    limit = max(len(data), 1 << 16)  # a 64k-entry table is harmless (512 KB)
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("PUT", "LONG_BINPUT") and int(arg) > limit:
+                raise UnsafeFileError(f"{source}: refused a pickle memo index of {arg} for a {len(data)}-byte file")
+    except UnsafeFileError:
+        raise
+    except Exception:  # malformed opcodes: the unpickler itself reports them (the ops before were checked)
+        return
 
 
 def safe_load_pickle(
@@ -129,6 +176,7 @@ def safe_load_pickle(
             raise AnnotationError(f"{source}: cannot read ({e.strerror or e})") from None
     if not data:
         raise AnnotationError(f"{source}: empty file (0 bytes)")
+    _check_memo_indices(data, source)
     try:
         return _RestrictedUnpickler(io.BytesIO(data), source).load()
     except UnsafeFileError:

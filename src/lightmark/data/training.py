@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import OutputError
 from ..utils import atomic_write
 from .formats import FaceDataset
 from .images import read_image
@@ -92,25 +93,36 @@ def build_crop_cache(
         images = np.load(img_path, mmap_mode="r")
         return CropCache(images, np.asarray(meta["landmarks"], np.float32), meta["names"], str(dataset.root))
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir / f".crops-{key}.{os.getpid()}.npy"
-    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+    except OSError as e:
+        raise OutputError(
+            f"{cache_dir}: cannot write the crop cache ({e.strerror or e}); set LIGHTMARK_CACHE to a writable folder"
+        ) from None
     landmarks = np.zeros((n, dataset.samples[0].landmarks.shape[0], 2), np.float32)
     jobs = [(s.image_path, s.landmarks, size, context) for s in dataset.samples]
     desc = f"caching {dataset.root.name} ({n} faces)"
-    if workers > 1 and n > 64:
-        import multiprocessing as mp
+    try:
+        if workers > 1 and n > 64:
+            import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(workers) as pool:
-            it = pool.imap(_cut, jobs, chunksize=16)
-            for i, (img, pts) in enumerate(tqdm(it, total=n, desc=desc, disable=not progress)):
-                images[i], landmarks[i] = img, pts
-    else:
-        for i, job in enumerate(tqdm(jobs, desc=desc, disable=not progress)):
-            images[i], landmarks[i] = _cut(job)
-    images.flush()
-    del images
-    os.replace(tmp, img_path)
+            with mp.get_context("spawn").Pool(workers) as pool:
+                it = pool.imap(_cut, jobs, chunksize=16)
+                for i, (img, pts) in enumerate(tqdm(it, total=n, desc=desc, disable=not progress)):
+                    images[i], landmarks[i] = img, pts
+        else:
+            for i, job in enumerate(tqdm(jobs, desc=desc, disable=not progress)):
+                images[i], landmarks[i] = _cut(job)
+        images.flush()
+        del images
+        os.replace(tmp, img_path)
+    except BaseException as e:  # a bad image, disk full, Ctrl-C: leave no half-written (large) temporary file
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(f"{img_path}: cannot write the crop cache ({e.strerror or e})") from None
+        raise
     with atomic_write(meta_path) as f:
         json.dump(
             {"names": dataset.names, "landmarks": landmarks.tolist(), "size": size, "context": context}, f

@@ -14,7 +14,7 @@ from ..data.formats import FaceDataset, load_dataset
 from ..errors import DatasetError
 from ..metrics import box_norm, challenge_norm, nme, summarize
 from ..models import LandmarkModel
-from ..utils import atomic_write
+from ..utils import atomic_write, ensure_dir
 from .predict import PredictionResults, Predictor
 
 
@@ -64,7 +64,7 @@ class EvaluationReport:
         from ..viz import plot_ced, worst_gallery
 
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(out_dir)
         plot_ced(
             {label: self.nme_challenge}, out_dir / "ced.png", max_threshold=10.0, title="CED, NME / sqrt(W*H)"
         )

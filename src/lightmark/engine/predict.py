@@ -23,9 +23,46 @@ from ..data.transforms import (
     whole_image_matrix,
 )
 from ..errors import LightmarkError
-from ..models import LandmarkModel, load_model
+from ..models import LandmarkModel, default_model_path, load_model
 
 Box = tuple[float, float, float, float]
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+
+
+def onnxruntime_available() -> bool:
+    """True when ``onnxruntime`` can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def onnx_twin(checkpoint: str | os.PathLike) -> Path | None:
+    """``X.onnx`` beside checkpoint ``X.pt`` when it exists (whether it is up to date is checked on loading:
+    see :meth:`Predictor.__init__`)."""
+    twin = Path(checkpoint).with_suffix(".onnx")
+    return twin if twin.is_file() and twin != Path(checkpoint) else None
+
+
+def _twin_is_current(session, checkpoint: Path, twin: Path, config: dict) -> bool:
+    """The ONNX twin was exported from this checkpoint: same SHA-256 when the file records one (exports by
+    :func:`~lightmark.engine.export.export_onnx`), else same config and not older than the checkpoint."""
+    import json
+
+    from .export import META_CONFIG, META_SOURCE_SHA256, file_sha256, onnx_metadata
+
+    meta = onnx_metadata(session)
+    if META_SOURCE_SHA256 in meta:
+        return meta[META_SOURCE_SHA256] == file_sha256(checkpoint)
+    if META_CONFIG in meta and json.loads(meta[META_CONFIG]) != json.loads(json.dumps(config)):
+        return False
+    return twin.stat().st_mtime >= checkpoint.stat().st_mtime
+
+
+def _merge_flip(out: np.ndarray, flipped: np.ndarray, size: int, perm: Sequence[int]) -> np.ndarray:
+    """Average (B, K, 2) predictions with those of the mirrored crops (mapped back, re-ordered by ``perm``)."""
+    flipped = flipped.copy()
+    flipped[..., 0] = size - 1 - flipped[..., 0]
+    return 0.5 * (out + flipped[:, list(perm)])
 
 
 def box_matrix(box: Box, out_size: int, scale: float = 1.0) -> np.ndarray:
@@ -101,13 +138,17 @@ class Predictor:
     ``image`` is an RGB uint8 array (or a path). By default the whole image is the face crop (like the
     challenge's crops); give ``box=(x0, y0, x1, y1)`` from a face detector, or ``landmarks=`` of the previous
     video frame, to crop first.
+
+    ``backend``: ``"torch"``, ``"onnx"`` (ONNX Runtime: the checkpoint's ONNX twin ``X.onnx`` beside ``X.pt``
+    when it is up to date, else an in-memory export) or ``"auto"`` (ONNX Runtime when it is installed and the
+    model has an up-to-date twin, else torch). ``threads`` sets torch's threads and ORT's intra-op threads.
     """
 
     def __init__(
         self,
         model: str | os.PathLike | LandmarkModel | None = None,
         *,
-        backend: str = "torch",
+        backend: str = "auto",
         threads: int | None = None,
         flip_test: bool = False,
         gamma: float = 1.0,
@@ -118,16 +159,43 @@ class Predictor:
             torch.set_num_threads(threads)
         self.model = model if isinstance(model, LandmarkModel) else load_model(model)
         self.model.eval()
-        if backend not in ("torch",):
-            raise LightmarkError(f"unknown backend {backend!r}; available: torch")
-        self.backend = backend
+        if backend not in BACKENDS:
+            raise LightmarkError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         self.device = torch.device(device)
         self.model.to(self.device)
         self.config = self.model.config
         self.input_size = self.config.input_size
+        source = None if isinstance(model, LandmarkModel) else Path(model or default_model_path())
+        self.session = None  # ONNX Runtime session when the backend is "onnx"
+        self.onnx_path: Path | None = None  # the twin file in use (None: in-memory export or torch)
+        self.backend = self._open_backend(backend, source, threads)
         self.flip_test = flip_test
         self.gamma = gamma
         self.box_scale = box_scale
+
+    def _open_backend(self, backend: str, source: Path | None, threads: int | None) -> str:
+        """Resolve ``backend`` to "torch" or "onnx" (opening the ONNX Runtime session)."""
+        if backend == "torch" or (backend == "auto" and (self.device.type != "cpu" or not onnxruntime_available())):
+            return "torch"
+        if self.device.type != "cpu":
+            raise LightmarkError("the onnx backend runs on the CPU only (device='cpu')")
+        if not onnxruntime_available():
+            raise LightmarkError("backend 'onnx' needs onnxruntime: pip install onnxruntime")
+        from .export import onnx_bytes, ort_session
+
+        twin = onnx_twin(source) if source is not None else None
+        if twin is not None:
+            try:
+                session = ort_session(twin, threads)
+                if _twin_is_current(session, source, twin, self.config.to_dict()):
+                    self.session, self.onnx_path = session, twin
+                    return "onnx"
+            except Exception:  # an unreadable twin is just not used
+                pass
+        if backend == "auto":
+            return "torch"
+        self.session = ort_session(onnx_bytes(self.model), threads)
+        return "onnx"
 
     # -- pre/post-processing -------------------------------------------------------------------------------
     def crop(
@@ -146,6 +214,15 @@ class Predictor:
     @torch.no_grad()
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels (flip-averaged with ``flip_test``)."""
+        if self.session is not None:
+            x = np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32)
+            if self.flip_test:
+                x = np.concatenate([x, np.ascontiguousarray(x[..., ::-1])])
+            out = self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
+            if self.flip_test:
+                n = len(crops)
+                out = _merge_flip(out[:n], out[n:], self.input_size, self.config.flip_perm)
+            return out.astype(np.float32)
         x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().to(self.device)
         out = self.model(x)
         if self.flip_test:
@@ -201,6 +278,10 @@ class Predictor:
         """
         from tqdm import tqdm
 
+        from ..errors import ConfigError
+
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         dataset = data if isinstance(data, FaceDataset) else _as_dataset(data)
         samples = dataset.samples
         names: list[str] = []

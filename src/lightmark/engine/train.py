@@ -24,9 +24,10 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..data.formats import load_dataset
 from ..data.training import AugmentConfig, CropJitter, LandmarkTrainSet, build_crop_cache
+from ..errors import ConfigError, ModelError
 from ..losses import get_loss
-from ..models import LandmarkModel, create_model, load_checkpoint, model_summary, save_checkpoint
-from ..utils import atomic_write
+from ..models import LandmarkModel, create_model, load_checkpoint, model_config, model_summary, save_checkpoint
+from ..utils import atomic_write, ensure_dir
 
 
 @dataclass
@@ -143,12 +144,44 @@ def _init_distributed(device: torch.device) -> bool:
     return False
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse impossible options before any data is read or any output written.
+
+    Raises:
+        ConfigError: a bad number, unknown loss, or ``train_weights`` that do not match ``train``.
+        ModelError: unknown model name, or an input size the model does not take.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if not cfg.train:
+        raise ConfigError("no training set given")
+    if cfg.batch_size < 1 or cfg.epochs < 1:
+        raise ConfigError(f"batch size and epochs must be at least 1, got {cfg.batch_size} and {cfg.epochs}")
+    if cfg.samples_per_epoch < cfg.batch_size * world:
+        raise ConfigError(
+            f"samples per epoch ({cfg.samples_per_epoch}) must be at least the batch size x processes "
+            f"({cfg.batch_size} x {world})"
+        )
+    w = cfg.train_weights
+    if w is not None and (len(w) != len(cfg.train) or min(w) < 0 or sum(w) <= 0):
+        raise ConfigError(
+            f"train weights: expected {len(cfg.train)} non-negative weights (one per training set), got {w}"
+        )
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0) or not 0 <= cfg.ema_decay < 1:
+        raise ConfigError(f"need lr > 0 and 0 <= ema decay < 1, got lr {cfg.lr} and ema decay {cfg.ema_decay}")
+    try:
+        get_loss(cfg.loss)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    model_config(cfg.model, input_size=cfg.input_size)
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train a model as ``cfg`` says; write ``last.pt``, ``best.pt``, ``log.csv`` and ``curves.png`` to ``cfg.out``."""
     from tqdm import tqdm
 
     from .evaluate import evaluate
 
+    check_config(cfg)
     device = _device(cfg.device)
     started_dist = _init_distributed(device)
     rank, world = _rank(), _world()
@@ -156,7 +189,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        ensure_dir(out)
+        for name in ("last.pt", "best.pt", "log.csv", "curves.png"):  # left by a run killed while writing
+            for stale in out.glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
     torch.manual_seed(cfg.seed)
 
     # -- data ---------------------------------------------------------------------------------------------
@@ -200,12 +236,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and last_path.is_file():
         ck = load_checkpoint(last_path)
-        model.load_state_dict(ck["state_dict"])
-        if ema is not None and ck.get("ema_state_dict") is not None:
-            ema.load_state_dict(ck["ema_state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        start_epoch, start_batch = ck["epoch"], ck["batch_in_epoch"]
+        try:
+            model.load_state_dict(ck["state_dict"])
+            if ema is not None and ck.get("ema_state_dict") is not None:
+                ema.load_state_dict(ck["ema_state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            start_epoch, start_batch = int(ck["epoch"]), int(ck["batch_in_epoch"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            why = f"no {e} entry" if isinstance(e, KeyError) else " ".join(str(e).split())[:200]
+            raise ModelError(f"{last_path}: cannot resume from this checkpoint ({why})") from None
         history, best = ck.get("history", []), ck.get("best_nme", math.inf)
         if rank == 0:
             print(f"resumed {last_path} at epoch {start_epoch}, batch {start_batch}")
@@ -255,6 +295,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         )
         net.train()
         t0, seen, loss_sum, n_loss = time.time(), 0, 0.0, 0
+        stopped_mid_epoch = False
         bar = tqdm(
             loader,
             total=steps_per_epoch - start_batch,
@@ -283,10 +324,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
                 rate = seen * world / max(time.time() - t0, 1e-9)
                 print(f"epoch {epoch + 1} step {step} loss {loss_sum / n_loss:.4f} {rate:.0f} img/s", flush=True)
             if cfg.max_steps and step >= cfg.max_steps:
+                stopped_mid_epoch = batch_idx + 1 < steps_per_epoch
                 break
             if time.time() - last_ckpt > cfg.checkpoint_minutes * 60 and batch_idx + 1 < steps_per_epoch:
                 save(last_path, epoch, batch_idx + 1)
                 last_ckpt = time.time()
+        if stopped_mid_epoch:  # max_steps inside an epoch: a resume must continue from the next batch
+            save(last_path, epoch, batch_idx + 1)
+            break
         elapsed = time.time() - t0
         start_batch = 0
 

@@ -43,6 +43,17 @@ def _first_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation", "Re-running")
+
+
+def _torch_reason(e: BaseException) -> str:
+    """The informative line of torch.load's weights-only error (e.g. "Unsupported operand 120", or
+    "Trying to load unsupported GLOBAL posix.system ..."), not its multi-line boilerplate."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(_TORCH_BOILERPLATE)]
+    return (useful or lines or [type(e).__name__])[0][:200]
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint dict without running any code from the file.
 
@@ -56,8 +67,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        msg = _first_line(e)
-        if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):
+        msg = _torch_reason(e)
+        if "GLOBAL" in str(e) or "Unsupported global" in str(e):  # a global outside the weights-only allow-list
             raise UnsafeFileError(f"{path}: refused to load, the file references code ({msg})") from None
         raise ModelError(f"{path}: not a readable checkpoint ({msg})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:

@@ -29,7 +29,7 @@ def model_config(name: str, **overrides) -> ModelConfig:
     cfg = _FACTORIES[name]()
     try:
         return replace(cfg, **overrides)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # ValueError: e.g. input_size not a multiple of 32
         raise ModelError(f"bad option for model {name!r}: {e}") from None
 
 

@@ -13,6 +13,7 @@ from .assets import (
     MAT_EYE_SOCKET,
     MAT_GLASSES,
     MAT_GUMS,
+    MAT_HAIR,
     MAT_LASH,
     MAT_LENS,
     MAT_MOUTH,
@@ -109,6 +110,8 @@ class Appearance:
     hair_thickness: np.ndarray  # (V,) float32 cm of outward displacement
     params: dict
     cloth_rgb: np.ndarray | None = None  # linear albedo of the clothing (None: no torso)
+    long_hair: dict | None = None  # spec of the long-hair curtain (see props.hair_curtain)
+    hair_rgb: np.ndarray | None = None  # linear hair albedo
 
 
 def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.ndarray) -> Appearance:
@@ -178,7 +181,7 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
     params["hair_colour"] = int(hi_)
     vattr = np.zeros((nv, 4), np.float32)
     vattr[:, :3] = assets.vattr_static
-    hair_cov, thickness, hair_style = _scalp_hair(rng, assets, cfg)
+    hair_cov, thickness, hair_style, long_spec = _scalp_hair(rng, assets, cfg)
     vattr[:, 0] = hair_cov
     params["hair_style"] = hair_style
     beard_uv, beard_style = _beard_mask(rng, assets, cfg)
@@ -250,6 +253,37 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
     brow_a = np.clip(brow_mask * (0.55 + 0.6 * sub), 0, 1) * rng.uniform(0.55, 0.95)
     _tint(tex, brow_a, bb, (brow_col / np.maximum(skin, 1e-4)).astype(np.float32))
     tex[bb[0] : bb[1], bb[2] : bb[3], 3] *= 1.0 - 0.6 * brow_a
+    # age: wrinkles (forehead lines, nasolabial folds, crow's feet) and grey hair
+    age = rng.random()
+    params["age"] = float(age)
+    if age > 0.55:
+        k = (age - 0.55) / 0.45
+        wb = _box(P[27], 0.42 * S, S)
+        wr = np.zeros((wb[1] - wb[0], wb[3] - wb[2]), np.float32)
+        off = np.array([wb[2], wb[0]], np.float64)
+        lw = max(1, int(round(S / 256)))
+
+        def curve(a, b, bulge):
+            t = np.linspace(0, 1, 12)[:, None]
+            mid = (a + b) / 2 + bulge
+            pts = (1 - t) ** 2 * a + 2 * t * (1 - t) * mid + t**2 * b
+            cv2.polylines(wr, [np.round((pts - off) * 16).astype(np.int32)], False, 1.0, lw, cv2.LINE_AA, shift=4)
+
+        for j in range(int(rng.integers(1, 5))):
+            y = (P[19, 1] + P[24, 1]) / 2 - S * (0.035 + 0.02 * j + rng.uniform(0, 0.008))
+            curve(np.array([P[18, 0], y + 0.01 * S]), np.array([P[25, 0], y + 0.01 * S]), np.array([0, -0.012 * S]))
+        for side, (n_, m_) in ((-1, (31, 48)), (1, (35, 54))):
+            a = P[n_] + np.array([side * 0.012 * S, -0.004 * S])
+            b = P[m_] + np.array([side * 0.014 * S, 0.012 * S])
+            curve(a, b, np.array([side * 0.012 * S, 0.0]))
+            c = P[36 if side < 0 else 45]
+            for ang in rng.uniform(-35, 35, int(rng.integers(1, 4))):
+                d = np.array([side * np.cos(np.radians(ang)), np.sin(np.radians(ang))]) * 0.03 * S
+                curve(c + d * 0.4, c + d * 1.4, np.zeros(2))
+        wr = cv2.GaussianBlur(wr, (0, 0), 0.6 * S / 256) * rng.uniform(0.3, 0.6) * k
+        _tint(tex, wr, wb, np.array([0.55, 0.5, 0.5], np.float32), mode="darken")
+        if rng.random() < k:
+            hair_lin = hair_lin * (1 - (g := rng.uniform(0.3, 0.9) * k)) + lin((175, 175, 170)) * g
     # lash lines along the lid margins (the model's lash cards are not drawn)
     eb = _box((P[36] + P[45]) / 2, 0.25 * S, S)
     lash = np.zeros((eb[1] - eb[0], eb[3] - eb[2]), np.float32)
@@ -286,8 +320,6 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
             dots = np.clip(_shifted(rng, bank["white"])[bx[0] : bx[1], bx[2] : bx[3]] * 1.4 - 0.2, 0, 1)
             st = beard_uv[bx[0] : bx[1], bx[2] : bx[3]] * dots * rng.uniform(0.25, 0.6)
             _tint(tex, st, bx, ((hair_lin * 0.8 + skin * 0.2) / np.maximum(skin, 1e-4)).astype(np.float32))
-    if rng.random() < 0.12:  # greying
-        hair_lin = hair_lin * (1 - (g := rng.uniform(0.2, 0.7))) + lin((170, 170, 165)) * g
 
     # ---------------------------------------------------------------- labels: brows drawn on the static map
     label_tex = assets.label_base.copy()
@@ -314,6 +346,7 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
     mp[MAT_GLASSES] = (0, rng.uniform(0.2, 0.8), rng.uniform(20, 80), 0.0, 0, 0)
     mp[MAT_CLOTH] = (0, rng.uniform(0.0, 0.1), 10, 0.3, 0, 0)
     mp[MAT_LENS] = (0, 0.9, 120, 0.0, 0, 0)
+    mp[MAT_HAIR] = (1, 0.06, 20, 0.3, 1, 0)
     ic = rng.choice(len(IRIS_COLOURS), p=IRIS_P)
     iris = lin(np.clip(IRIS_COLOURS[ic] * np.exp(rng.normal(0, 0.1, 3)), 0, 255))
     sclera = lin(np.clip(np.array([235, 228, 222]) * rng.uniform(0.85, 1.0) * np.exp(rng.normal(0, 0.02, 3)), 0, 255))
@@ -341,6 +374,8 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
         hair_thickness=thickness.astype(np.float32),
         params=params,
         cloth_rgb=cloth_rgb,
+        long_hair=long_spec,
+        hair_rgb=np.asarray(hair_lin, np.float32),
     )
 
 
@@ -416,16 +451,17 @@ def _brow_mask(rng: np.random.Generator, assets: ModelAssets) -> tuple[np.ndarra
     return cv2.GaussianBlur(m, (0, 0), S / 256 * 1.0), box
 
 
-def _scalp_hair(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.ndarray, np.ndarray, str]:
-    """Per-vertex hair coverage (0-1) and outward thickness (cm) of a random short hair style."""
+def _scalp_hair(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.ndarray, np.ndarray, str, dict | None]:
+    """Per-vertex hair coverage (0-1), outward thickness (cm), style name and the long-hair curtain spec."""
     nv = len(assets.hair_el)
-    styles = ("bald", "buzz", "short", "volume")
-    style = styles[rng.choice(4, p=np.asarray(cfg.hair_style_p) / np.sum(cfg.hair_style_p))]
+    styles = ("bald", "buzz", "short", "volume", "long")
+    p = np.asarray(cfg.hair_style_p, np.float64)
+    style = styles[rng.choice(len(p), p=p / p.sum())]
     cov = np.zeros(nv, np.float32)
     thick = np.zeros(nv, np.float32)
     if style == "bald":
         if rng.random() < 0.5:
-            return cov, thick, style
+            return cov, thick, style, None
         style = "balding"
     el = assets.hair_el
     az = np.abs(assets.hair_az)
@@ -434,9 +470,13 @@ def _scalp_hair(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.
     if style == "balding":
         front += rng.uniform(15.0, 35.0)
         recess += 10.0
+    bangs = style in ("short", "volume", "long") and rng.random() < (0.45 if style == "long" else 0.15)
+    if bangs:
+        front = assets.brow_el + rng.uniform(1.5, 9.0)
+        recess = rng.uniform(-3.0, 4.0)
     temple = front + recess * rng.uniform(0.5, 1.0) - rng.uniform(0.0, 6.0)
     sideburn = rng.uniform(-8.0, 12.0)
-    above_ear = rng.uniform(22.0, 30.0)
+    above_ear = rng.uniform(22.0, 30.0) if style != "long" else rng.uniform(2.0, 10.0)
     back = rng.uniform(-35.0, -10.0)
     nape = back - rng.uniform(0.0, 15.0)
     xs = [0.0, 25.0, 45.0, 62.0, 72.0, 85.0, 105.0, 135.0, 180.0]
@@ -455,13 +495,24 @@ def _scalp_hair(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.
         t = rng.uniform(0.05, 0.3)
     elif style == "short":
         t = rng.uniform(0.3, 1.3)
+    elif style == "long":
+        t = rng.uniform(0.6, 2.0)
     else:
         t = rng.uniform(1.2, 2.8)
     # thicker on top, thinner on the sides and at the nape
     prof = 0.35 + 0.65 * np.clip((el + 10.0) / 70.0, 0.0, 1.0)
-    ramp = _smoothstep((el - h) / rng.uniform(6.0, 14.0))
+    ramp = _smoothstep((el - h) / rng.uniform(6.0, 14.0) + (0.5 if bangs else 0.0))
     thick = (t * prof * ramp * (cov > 0)).astype(np.float32)
-    return cov, thick, style
+    long_spec = None
+    if style == "long":
+        ear_top = float(assets.head_centre[1]) + rng.uniform(2.5, 4.0)
+        long_spec = {
+            "front": float(rng.uniform(55.0, 85.0)),
+            "length": float(rng.uniform(14.0, 40.0)),
+            "top": ear_top,
+            "thickness": float(t * 0.6),
+        }
+    return cov, thick, style + ("+bangs" if bangs else ""), long_spec
 
 
 def _beard_mask(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.ndarray | None, str]:

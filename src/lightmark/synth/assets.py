@@ -21,7 +21,8 @@ MAT_LASH = 6
 MAT_GLASSES = 7
 MAT_CLOTH = 8
 MAT_LENS = 9
-NUM_MATERIALS = 10
+MAT_HAIR = 10
+NUM_MATERIALS = 11
 
 SIDES = ("right", "left")  # subject's right (x < 0, landmarks 36-41) then left: the pupils' order
 

@@ -148,30 +148,41 @@ class BackgroundSource:
         else:
             return procedural_background(rng, size)
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+        h, w = img.shape[:2]
+        valid = None
         seg_p = p.with_name(p.stem + "_seg.png")
         if seg_p.is_file():
             seg = cv2.imread(str(seg_p), cv2.IMREAD_UNCHANGED)
             if seg is not None and seg.shape[:2] == img.shape[:2]:
-                if seg.ndim == 3:
-                    seg = seg[:, :, 0]
-                valid = seg == 0
-                if valid.mean() > 0.05:
-                    small = max(img.shape[:2]) > 2 * size
-                    if small:  # fill at working resolution
-                        f = 2 * size / max(img.shape[:2])
-                        img = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-                        valid = (
-                            cv2.resize(
-                                valid.astype(np.uint8), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST
-                            )
-                            > 0
-                        )
-                    img = _fill_holes(img, valid)
-        h, w = img.shape[:2]
-        side = int(min(h, w) * rng.uniform(0.5, 1.0))
-        y0 = int(rng.integers(0, h - side + 1))
-        x0 = int(rng.integers(0, w - side + 1))
+                valid = (seg if seg.ndim == 2 else seg[:, :, 0]) == 0
+                # drop a margin around the masked-out subject (hair fringes, anti-aliased edges)
+                k = max(3, int(min(h, w) * 0.015) | 1)
+                valid = cv2.erode(valid.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+                if valid.mean() < 0.05:
+                    valid = None
+        # a square window: prefer one (of a few random tries) that holds no masked-out pixels
+        integral = cv2.integral((~valid).astype(np.uint8)) if valid is not None else None
+        best = None
+        for _ in range(16 if valid is not None else 1):
+            side = int(min(h, w) * rng.uniform(0.25 if valid is not None else 0.5, 1.0))
+            y0 = int(rng.integers(0, h - side + 1))
+            x0 = int(rng.integers(0, w - side + 1))
+            bad = 0.0
+            if integral is not None:
+                bad = float(
+                    integral[y0 + side, x0 + side]
+                    - integral[y0, x0 + side]
+                    - integral[y0 + side, x0]
+                    + integral[y0, x0]
+                ) / (side * side)
+            if best is None or bad < best[0]:
+                best = (bad, side, y0, x0)
+            if bad <= 0.02:
+                break
+        bad, side, y0, x0 = best
         crop = img[y0 : y0 + side, x0 : x0 + side]
+        if valid is not None and bad > 0.0:
+            crop = _fill_holes(np.ascontiguousarray(crop), valid[y0 : y0 + side, x0 : x0 + side])
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)

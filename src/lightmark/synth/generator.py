@@ -18,16 +18,17 @@ from ..errors import DatasetError, OutputError
 from ..utils import atomic_save_bytes, atomic_write
 from . import labels as L
 from .appearance import lin, linear_to_srgb, sample_appearance
-from .assets import MAT_LASH, SIDES, fit_sphere, get_assets
+from .assets import SIDES, fit_sphere, get_assets
 from .compose import BackgroundSource, add_occluders, degrade, procedural_background
 from .expressions import sample_expression
-from .face_model import SCLERA, FaceModel, load_face_model
-from .props import Mesh, concat, glasses, torso
-from .raster import label_pixels, rasterize, shade, srgb_lut, vertex_normals
+from .face_model import SCLERA, FaceModel, default_face_model_path, load_face_model
+from .props import Mesh, concat, glasses, hair_curtain, torso
+from .raster import label_pixels, rasterize, shade, shadow_map, srgb_lut, vertex_normals
 from .scene import MODEL_TO_CAMERA, direction_from_angles, frame_camera, kelvin_to_rgb, rotation_matrix
 
 NUM_POINTS = 70  # 68 landmarks + 2 pupils (subject's right, then left)
 _SRGB_LUT = srgb_lut()
+META_NAME = "synth_config.json"
 
 
 @dataclass
@@ -51,13 +52,13 @@ class SynthConfig:
     pitch_max: float = 40.0
     roll_sigma: float = 10.0
     roll_max: float = 30.0
-    body_follow: tuple[float, float] = (0.0, 0.6)  # fraction of the head yaw the shoulders follow
+    body_follow: tuple[float, float] = (0.3, 0.8)  # fraction of the head yaw the shoulders follow
     distance_range: tuple[float, float] = (35.0, 250.0)  # camera to head, log-uniform
     box_fraction_range: tuple[float, float] = (0.30, 0.45)  # landmark box side / image side
     centre_jitter: float = 0.06  # box centre offset, fraction of the image side (std, clipped at 2x)
     # appearance
     skin_tone_range: tuple[float, float] = (0.0, 1.0)  # 0 = lightest, 1 = darkest
-    hair_style_p: tuple[float, float, float, float] = (0.08, 0.22, 0.42, 0.28)  # bald, buzz, short, volume
+    hair_style_p: tuple[float, ...] = (0.06, 0.16, 0.3, 0.18, 0.3)  # bald, buzz, short, volume, long
     p_beard: float = 0.3
     p_freckles: float = 0.2
     p_lipstick: float = 0.12
@@ -71,8 +72,11 @@ class SynthConfig:
     ambient_range: tuple[float, float] = (0.12, 0.55)
     key_light_range: tuple[float, float] = (0.5, 1.3)
     p_fill_light: float = 0.5
+    p_shadows: float = 0.85  # key light casts shadows (shadow map)
+    shadow_map_size: int = 384
     kelvin_range: tuple[float, float] = (2700.0, 8000.0)
     exposure_range: tuple[float, float] = (0.75, 1.3)
+    auto_exposure: float = 0.25  # exposure *= (0.25 / face albedo luminance) ** this (0 = off)
     # camera effects
     p_colour_shift: float = 0.6
     p_grayscale: float = 0.04
@@ -85,6 +89,19 @@ class SynthConfig:
 
     def texture_size(self) -> int:
         return self.tex_size or (256 if self.size <= 256 else 512)
+
+
+_DEFAULT: dict = {}
+
+
+def _default_model() -> FaceModel:
+    """The default face model, loaded once per process (and per resolved path)."""
+    path = default_face_model_path()
+    key = str(path)
+    if key not in _DEFAULT:
+        _DEFAULT.clear()
+        _DEFAULT[key] = load_face_model(path)
+    return _DEFAULT[key]
 
 
 def _rng(seed) -> np.random.Generator:
@@ -106,6 +123,46 @@ def _vertex_normals(verts: np.ndarray, tris: np.ndarray) -> tuple[np.ndarray, np
     vn = np.empty_like(verts)
     fn = vertex_normals(verts, tris, vn)
     return vn, fn
+
+
+def _rotvec(R: np.ndarray) -> np.ndarray:
+    """Axis * angle (radians) of a rotation matrix."""
+    c = np.clip((np.trace(R) - 1) / 2, -1.0, 1.0)
+    ang = math.acos(c)
+    if ang < 1e-9:
+        return np.zeros(3)
+    v = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    n = np.linalg.norm(v)
+    if n < 1e-9:  # angle ~ pi
+        w, vec = np.linalg.eigh((R + R.T) / 2)
+        return vec[:, -1] * ang
+    return v / n * ang
+
+
+def _rodrigues(rv: np.ndarray) -> np.ndarray:
+    """Rotation matrices (N,3,3) of rotation vectors (N,3)."""
+    ang = np.linalg.norm(rv, axis=1)
+    k = rv / np.maximum(ang, 1e-12)[:, None]
+    K = np.zeros((len(rv), 3, 3))
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    K[:, 1, 0], K[:, 2, 0], K[:, 2, 1] = k[:, 2], -k[:, 1], k[:, 0]
+    s, c = np.sin(ang)[:, None, None], np.cos(ang)[:, None, None]
+    return np.eye(3)[None] + s * K + (1 - c) * (K @ K)
+
+
+def _skin_neck(V: np.ndarray, weight: np.ndarray, cam, R_body: np.ndarray, pivot: np.ndarray) -> np.ndarray:
+    """Camera-space vertices: weight 1 follows the head (``cam``), 0 the body; in between the head's rotation
+    relative to the body is applied by the fraction ``weight`` of its angle (no volume loss when twisting)."""
+    X = V @ cam.R.T + cam.t
+    mid = np.nonzero(weight < 1.0)[0]
+    if len(mid):
+        R_head = MODEL_TO_CAMERA.T @ cam.R
+        rel = _rotvec(R_body.T @ R_head)
+        Rw = _rodrigues(weight[mid, None] * rel[None, :])
+        c_p = cam.R @ pivot + cam.t
+        local = np.einsum("nij,nj->ni", Rw, V[mid] - pivot)
+        X[mid] = local @ (MODEL_TO_CAMERA @ R_body).T + c_p
+    return X
 
 
 def _sample_pose(rng: np.random.Generator, cfg: SynthConfig) -> tuple[float, float, float]:
@@ -182,7 +239,7 @@ def render_sample(
     """
     cfg = cfg or SynthConfig()
     if model is None:
-        model = load_face_model()
+        model = _default_model()
     rng = _rng(seed)
     size = int(cfg.size)
     ss = max(1, int(cfg.supersample))
@@ -214,6 +271,8 @@ def render_sample(
         V = V + vn * app.hair_thickness[:, None]
     props: list[Mesh] = []
     body_props: list[Mesh] = []
+    if app.long_hair is not None:
+        props.append(hair_curtain(rng, V, assets, app.hair_rgb, app.long_hair))
     if rng.random() < cfg.p_glasses:
         sun = rng.random() < cfg.p_sunglasses
         fc = [(20, 20, 22), (60, 40, 30), (200, 170, 90), (170, 170, 175), tuple(rng.uniform(0, 255, 3))]
@@ -241,13 +300,10 @@ def render_sample(
     params["focal"] = float(cam.K[0, 0])
 
     # ---------------------------------------------------------------- assemble camera-space geometry
-    w = assets.head_weight[:, None]
-    Xh = V @ cam.R.T + cam.t
-    Xb = V @ Rb.T + tb
-    X = w * Xh + (1 - w) * Xb
+    X = _skin_neck(V, assets.head_weight, cam, R_body, assets.pivot)
     vn_cam, fn = _vertex_normals(X, assets.tris)
     front = np.einsum("ij,ij->i", fn, X[assets.tris[:, 0]]) < 0
-    tri_ok = front | (assets.tri_mat == MAT_LASH)
+    tri_ok = front
     extra = concat(props)
     extra_b = concat(body_props)
     nv = len(X)
@@ -255,18 +311,23 @@ def render_sample(
     parts_N = [vn_cam, extra.normals @ cam.R.T, extra_b.normals @ Rb.T]
     allX = np.ascontiguousarray(np.concatenate(parts_X))
     allN = np.ascontiguousarray(np.concatenate(parts_N).astype(np.float32))
-    ne, nb = len(extra.verts), len(extra_b.verts)
+    ne = len(extra.verts)
     tris = np.concatenate([assets.tris, extra.tris + nv, extra_b.tris + nv + ne]).astype(np.int32)
-    uv_tris = np.concatenate([assets.uv_tris, np.zeros((len(extra.tris) + len(extra_b.tris), 3), np.int32)])
+    nu = len(assets.uv)
+    uv_all = np.concatenate([assets.uv, extra.uv, extra_b.uv]).astype(np.float32)
+    uv_tris = np.concatenate([assets.uv_tris, extra.tris + nu, extra_b.tris + nu + ne]).astype(np.int32)
     tri_mat = np.concatenate([assets.tri_mat, extra.mat, extra_b.mat])
     tri_cls = np.concatenate([assets.tri_class, extra.cls, extra_b.cls])
     ok = np.concatenate([tri_ok, np.ones(len(extra.tris) + len(extra_b.tris), bool)])
     vcol = np.concatenate([app.vcol, extra.colour, extra_b.colour]).astype(np.float32)
-    vattr = np.concatenate([app.vattr, np.zeros((ne + nb, app.vattr.shape[1]), np.float32)]).astype(np.float32)
+    vattr = np.concatenate([app.vattr, extra.attr, extra_b.attr]).astype(np.float32)
 
     # ---------------------------------------------------------------- render (supersampled) and shade
     ambient, ldirs, lcols, lrec = _lights(rng, cfg)
-    exposure = float(rng.uniform(*cfg.exposure_range))
+    # partial auto-exposure on the face (cameras expose dark and light faces differently)
+    skin_lum = float(app.vcol[lm[[1, 15, 29]]].mean(0) @ np.array([0.2126, 0.7152, 0.0722]))
+    auto = float(np.clip((0.25 / max(skin_lum, 1e-3)) ** cfg.auto_exposure, 0.7, 1.8))
+    exposure = float(rng.uniform(*cfg.exposure_range)) * auto
     params["lighting"] = lrec
     camh = cam.scaled(ss)
     H = size * ss
@@ -277,10 +338,16 @@ def render_sample(
     bary = np.zeros((H, H, 2), np.float32)
     zbuf = np.full((H, H), np.inf, np.float32)
     rasterize(xs, ys, zs, tris, ok, tid, bary, zbuf)
+    if rng.random() < cfg.p_shadows:
+        smap, stf = shadow_map(
+            allX, tris, np.ones(len(tris), bool), ldirs[0], cfg.shadow_map_size, 0.25, rng.uniform(0.6, 1.0)
+        )
+    else:
+        smap, stf = np.zeros((1, 1), np.float32), np.zeros(15, np.float32)
     rgb = np.zeros((H, H, 3), np.float32)
     shade(
-        tid, bary, tris, uv_tris, assets.uv, tri_mat, allX.astype(np.float32), allN, vcol, vattr, app.tex,
-        app.mat_params, app.eye_params, ambient, ldirs, lcols, exposure, _SRGB_LUT, rgb,
+        tid, bary, tris, uv_tris, uv_all, tri_mat, allX.astype(np.float32), allN, vcol, vattr, app.tex,
+        app.mat_params, app.eye_params, ambient, ldirs, lcols, exposure, _SRGB_LUT, smap, stf, rgb,
     )  # fmt: skip
     cover = (tid >= 0).astype(np.float32)
     if ss > 1:
@@ -299,7 +366,7 @@ def render_sample(
         tid1, bary1 = tid, bary
     seg = np.zeros((size, size), np.uint8)
     label_pixels(
-        tid1, bary1, tris, uv_tris, assets.uv, tri_cls, app.label_tex, app.tex, vattr,
+        tid1, bary1, tris, uv_tris, uv_all, tri_cls, app.label_tex, app.tex, vattr,
         np.array([L.HAIR, L.BEARD], np.uint8), L.CLOTHING, seg,
     )  # fmt: skip
 
@@ -352,12 +419,13 @@ def _write_sample(
         f.write(format_landmarks(ldmks))
 
 
-def _render_index(args: tuple[int, int]) -> int:
+def _render_index(args: tuple[int, int]) -> tuple[int, float]:
     index, width = args
     cfg = _W["cfg"]
+    t0 = time.process_time()
     image, ldmks, seg, _ = render_sample(sample_seed(_W["seed"], index), cfg, _W["model"], _W["backgrounds"])
     _write_sample(_names(_W["out_dir"], index, width), image, ldmks, seg, cfg.png_compression)
-    return index
+    return index, time.process_time() - t0
 
 
 def render_dataset(
@@ -381,7 +449,9 @@ def render_dataset(
         textures: reserved for FaceSynthetics-unwrapped textures (not implemented: must be None).
 
     Returns:
-        stats: ``written``, ``skipped``, ``seconds``, ``images_per_second``, ``out_dir``.
+        stats: ``written``, ``skipped``, ``seconds`` (wall clock, including the workers' start),
+        ``images_per_second``, ``cpu_seconds_per_image`` (rendering + encoding + writing, summed over the
+        workers: ``workers / cpu_seconds_per_image`` is the rate on otherwise idle cores), ``out_dir``.
 
     Raises:
         DatasetError: bad face model / background folder; ValueError: bad arguments.
@@ -408,13 +478,25 @@ def render_dataset(
     todo = [i for i in range(count) if not all(p.is_file() for p in _names(out, i, width))]
     meta = {
         "generator": "lightmark.synth",
-        "seed": seed,
-        "count": count,
+        "seed": int(seed),
+        "count": int(count),
         "face_model": model.source,
         "backgrounds": bg_dir,
-        "config": asdict(cfg),
+        "config": json.loads(json.dumps(asdict(cfg), default=str)),
     }
-    with atomic_write(out / "synth_config.json", "w") as f:
+    meta_path = out / META_NAME
+    if meta_path.is_file():
+        try:
+            old = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict) and (old.get("seed"), old.get("config")) != (meta["seed"], meta["config"]):
+            raise DatasetError(
+                f"{out}: holds samples rendered with another seed or configuration ({META_NAME}); "
+                "use a new folder to keep the dataset consistent"
+            )
+        meta["count"] = max(int(count), int(old.get("count", 0))) if isinstance(old, dict) else meta["count"]
+    with atomic_write(meta_path, "w") as f:
         json.dump(meta, f, indent=1, default=str)
     t0 = time.perf_counter()
     bar = None
@@ -424,11 +506,12 @@ def render_dataset(
         bar = tqdm(total=count, initial=count - len(todo), unit="img", desc="synth", smoothing=0.05)
     jobs = [(i, width) for i in todo]
     workers = max(1, int(workers))
+    cpu = 0.0
     try:
         if workers == 1 or len(todo) <= 1:
             _init_worker(model, cfg, bg_dir, str(out), seed)
             for j in jobs:
-                _render_index(j)
+                cpu += _render_index(j)[1]
                 if bar:
                     bar.update(1)
         else:
@@ -445,7 +528,8 @@ def render_dataset(
                     else:
                         os.environ[k] = v
             with pool:
-                for _ in pool.imap_unordered(_render_index, jobs, chunksize=4):
+                for _, c in pool.imap_unordered(_render_index, jobs, chunksize=4):
+                    cpu += c
                     if bar:
                         bar.update(1)
     finally:
@@ -457,6 +541,7 @@ def render_dataset(
         "skipped": count - len(todo),
         "seconds": dt,
         "images_per_second": len(todo) / dt if dt > 0 and todo else 0.0,
+        "cpu_seconds_per_image": cpu / len(todo) if todo else 0.0,
         "out_dir": str(out),
     }
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .assets import MAT_CLOTH, MAT_GLASSES, MAT_LENS, ModelAssets
-from .labels import CLOTHING, GLASSES
+from .assets import MAT_CLOTH, MAT_GLASSES, MAT_HAIR, MAT_LENS, ModelAssets
+from .labels import CLOTHING, GLASSES, HAIR
 
 
 @dataclass
@@ -19,6 +19,16 @@ class Mesh:
     mat: np.ndarray  # (M,) uint8
     cls: np.ndarray  # (M,) uint8 segmentation class
     colour: np.ndarray  # (N,3) float32 linear albedo
+    uv: np.ndarray | None = None  # (N,2) float32 atlas coordinates (textured materials only)
+    attr: np.ndarray | None = None  # (N,4) float32 shader attributes (see raster.shade ``vattr``)
+
+    def __post_init__(self) -> None:
+        n = len(self.verts)
+        if self.uv is None:
+            self.uv = np.zeros((n, 2), np.float32)
+        if self.attr is None:
+            self.attr = np.zeros((n, 4), np.float32)
+            self.attr[:, 3] = -1.0
 
     @staticmethod
     def empty() -> Mesh:
@@ -44,7 +54,68 @@ def concat(meshes: list[Mesh]) -> Mesh:
         np.concatenate([m.mat for m in meshes]),
         np.concatenate([m.cls for m in meshes]),
         np.concatenate([m.colour for m in meshes]),
+        np.concatenate([m.uv for m in meshes]).astype(np.float32),
+        np.concatenate([m.attr for m in meshes]).astype(np.float32),
     )
+
+
+def hair_curtain(
+    rng: np.random.Generator, V: np.ndarray, assets: ModelAssets, hair_lin: np.ndarray, spec: dict
+) -> Mesh:
+    """Long hair: a curtain hanging from the head's sides and back (model space, follows the head).
+
+    At each height the curtain encloses the widest cross-section of the head/neck above it (hair hangs, it
+    does not follow the neck inwards), from azimuth ``spec["front"]`` (degrees from the face's front) round the
+    back to the other side, ``spec["length"]`` cm long below ``spec["top"]`` (a height above the ears).
+    """
+    skin = V[assets.skin_vertex & (V[:, 1] > V[assets.model.landmarks68[8], 1] - 12.0)]
+    zc = float(assets.head_centre[2])
+    na, dy = 72, 1.0
+    az_s = np.degrees(np.arctan2(skin[:, 0], skin[:, 2] - zc)) % 360.0
+    rad = np.hypot(skin[:, 0], skin[:, 2] - zc)
+    top = spec["top"]
+    length = spec["length"]
+    ny = int(np.ceil((length + 2.0) / dy)) + 1
+    bins_y = np.clip(((top + 1.0 - skin[:, 1]) / dy).astype(int), -1, ny)
+    bins_a = (az_s / 360.0 * na).astype(int) % na
+    r = np.zeros((ny + 2, na))
+    ok = (bins_y >= 0) & (bins_y < ny)
+    np.maximum.at(r, (bins_y[ok], bins_a[ok]), rad[ok])
+    # hair hangs: at each height the curtain clears everything above it
+    r = np.maximum.accumulate(r[:ny], axis=0)
+    r = np.maximum(r, np.roll(r, 1, 1))
+    r = np.maximum(r, np.roll(r, -1, 1))
+    front = spec["front"]
+    cols = 64
+    a = np.linspace(front, 360.0 - front, cols)
+    ai = (a / 360.0 * na).astype(int) % na
+    rows = 14
+    jitter = 1.0 + 0.12 * rng.standard_normal(cols)
+    verts, uvs = [], []
+    for k in range(rows):
+        f = k / (rows - 1)
+        yk = top - f * length * np.clip(jitter, 0.7, 1.3)
+        yi = np.clip(((top + 1.0 - yk) / dy).astype(int), 0, ny - 1)
+        rr = r[yi, ai] + spec["thickness"] * (1.0 + 0.6 * f) + 0.3
+        ar = np.radians(a)
+        verts.append(np.stack([rr * np.sin(ar), yk, zc + rr * np.cos(ar)], 1))
+        uvs.append(np.stack([1.0 + 0.02 + 0.96 * (a - front) / (360.0 - 2 * front), np.full(cols, 1.0 - 0.98 * f)], 1))
+    verts = np.concatenate(verts)
+    uv = np.concatenate(uvs).astype(np.float32)
+    tris = []
+    for k in range(rows - 1):
+        for j in range(cols - 1):
+            p, q = k * cols + j, k * cols + j + 1
+            tris += [(p, q, q + cols), (p, q + cols, p + cols)]
+    tris = np.asarray(tris, np.int32)
+    ar = np.radians(np.tile(a, rows))
+    nrm = np.stack([np.sin(ar), np.zeros_like(ar), np.cos(ar)], 1)
+    col = np.tile(np.asarray(hair_lin, np.float32), (len(verts), 1))
+    attr = np.zeros((len(verts), 4), np.float32)
+    attr[:, 0] = 1.0
+    attr[:, 3] = -1.0
+    m = len(tris)
+    return Mesh(verts, nrm, tris, np.full(m, MAT_HAIR, np.uint8), np.full(m, HAIR, np.uint8), col, uv, attr)
 
 
 def tube(points: np.ndarray, radius: float | np.ndarray, closed: bool, sides: int = 6) -> tuple:

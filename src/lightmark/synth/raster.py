@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit
 
 EDGE_EPS = 1e-9
+SHADOW_NORMAL_OFFSET = 0.5  # cm
 
 
 @njit(cache=True, nogil=True)
@@ -153,6 +154,29 @@ def vertex_normals(verts, tris, out):  # pragma: no cover - numba
     return fn
 
 
+def shadow_map(verts, tris, tri_ok, light_dir, res, bias, strength):
+    """Orthographic depth map of ``verts`` (camera space) seen from ``light_dir`` (unit, towards the light).
+
+    Returns the map (res,res) float32 and the (15,) transform used by :func:`shade`.
+    """
+    d = -np.asarray(light_dir, np.float64)  # direction the light travels
+    e1 = np.cross(d, [0.0, 1.0, 0.0] if abs(d[1]) < 0.9 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(d, e1)
+    lx, ly, lz = verts @ e1, verts @ e2, verts @ d
+    o = np.array([lx.min(), ly.min(), lz.min() - 100.0])  # large depth offset: ~linear 1/z interpolation
+    scale = (res - 2) / max(lx.max() - o[0], ly.max() - o[1], 1e-6)
+    xs = (lx - o[0]) * scale
+    ys = (ly - o[1]) * scale
+    zs = lz - o[2]
+    tid = np.full((res, res), -1, np.int32)
+    bary = np.zeros((res, res, 2), np.float32)
+    zb = np.full((res, res), np.inf, np.float32)
+    rasterize(xs, ys, zs, tris, tri_ok, tid, bary, zb)
+    tf = np.array([*e1, *e2, *d, *o, scale, bias, strength], np.float32)
+    return zb, tf
+
+
 SRGB_LUT_SIZE = 4096
 
 
@@ -182,6 +206,8 @@ def shade(
     light_cols,
     exposure,
     lut,
+    shadow_map,
+    shadow_tf,
     out,
 ):  # pragma: no cover - numba
     """Shade every pixel covered by a triangle into ``out`` (H,W,3) float32 (sRGB in [0,1] after ``exposure``).
@@ -200,6 +226,9 @@ def shade(
         eye_params (14,): cosines at the limbus and the pupil's edge, iris RGB, sclera RGB, hair RGB, cloth RGB.
         ambient (3,); light_dirs (L,3) unit vectors towards the lights (camera space); light_cols (L,3).
         exposure: scale of the linear radiance; lut: :func:`srgb_lut`.
+        shadow_map (Hs,Ws): depth map seen from the first light (a (1,1) array disables shadows);
+        shadow_tf (15,): light-space axes e1, e2, d (camera space, 3 each), their origins (3), the texel scale,
+            the depth bias and the shadow strength (see :func:`shadow_map`).
     """
     h, w = tri_id.shape
     th = tex.shape[0]
@@ -330,23 +359,51 @@ def shade(
             sr = 0.0
             sg = 0.0
             sb = 0.0
+            # key-light shadow: 2x2 percentage-closer lookup in the light's depth map
+            lit0 = 1.0
+            if shadow_map.shape[0] > 1:
+                # normal-offset lookup (no self-shadowing acne on surfaces facing the light at grazing angles)
+                qx = px + nx * SHADOW_NORMAL_OFFSET
+                qy = py + ny * SHADOW_NORMAL_OFFSET
+                qz = pz + nz * SHADOW_NORMAL_OFFSET
+                sxp = (qx * shadow_tf[0] + qy * shadow_tf[1] + qz * shadow_tf[2] - shadow_tf[9]) * shadow_tf[12]
+                syp = (qx * shadow_tf[3] + qy * shadow_tf[4] + qz * shadow_tf[5] - shadow_tf[10]) * shadow_tf[12]
+                sd = qx * shadow_tf[6] + qy * shadow_tf[7] + qz * shadow_tf[8] - shadow_tf[11] - shadow_tf[13]
+                hs = shadow_map.shape[0]
+                ws = shadow_map.shape[1]
+                if sxp >= 0.0 and syp >= 0.0 and sxp < ws - 1 and syp < hs - 1:
+                    x0 = int(sxp)
+                    y0 = int(syp)
+                    fx = sxp - x0
+                    fy = syp - y0
+                    occ = 0.0
+                    if sd > shadow_map[y0, x0]:
+                        occ += (1.0 - fx) * (1.0 - fy)
+                    if sd > shadow_map[y0, x0 + 1]:
+                        occ += fx * (1.0 - fy)
+                    if sd > shadow_map[y0 + 1, x0]:
+                        occ += (1.0 - fx) * fy
+                    if sd > shadow_map[y0 + 1, x0 + 1]:
+                        occ += fx * fy
+                    lit0 = 1.0 - occ * shadow_tf[14]
             for k in range(nl):
                 lx = light_dirs[k, 0]
                 ly = light_dirs[k, 1]
                 lz = light_dirs[k, 2]
                 ndl = nx * lx + ny * ly + nz * lz
                 d = (ndl + wrap) / (1.0 + wrap)
+                lit = lit0 if k == 0 else 1.0
                 if d > 0.0:
-                    lr += d * light_cols[k, 0]
-                    lg += d * light_cols[k, 1]
-                    lb += d * light_cols[k, 2]
-                if ndl > 0.0 and spec_k > 0.0:
+                    lr += d * lit * light_cols[k, 0]
+                    lg += d * lit * light_cols[k, 1]
+                    lb += d * lit * light_cols[k, 2]
+                if ndl > 0.0 and spec_k > 0.0 and lit > 0.0:
                     hx = lx + vx
                     hy = ly + vy
                     hz = lz + vz
                     ndh = (nx * hx + ny * hy + nz * hz) / (np.sqrt(hx * hx + hy * hy + hz * hz) + 1e-12)
                     if ndh > 0.0:
-                        s = spec_k * np.exp(shin * np.log(ndh))
+                        s = spec_k * lit * np.exp(shin * np.log(ndh))
                         sr += s * light_cols[k, 0]
                         sg += s * light_cols[k, 1]
                         sb += s * light_cols[k, 2]

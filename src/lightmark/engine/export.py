@@ -1,0 +1,166 @@
+"""ONNX export: one float32 graph from raw RGB pixels (B, 3, S, S) in [0, 255] to (B, K, 2) landmark
+coordinates in input pixels (normalisation and soft-argmax decoding included), with a dynamic batch axis.
+
+The exported file carries metadata (``lightmark.*`` keys): the model config, the input size and the SHA-256 of
+the checkpoint it came from, so a :class:`~lightmark.engine.predict.Predictor` can tell whether an ``.onnx``
+file beside a ``.pt`` checkpoint is its up-to-date twin.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from ..models import LandmarkModel, load_model
+from ..utils import atomic_save_bytes
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "landmarks"
+META_CONFIG = "lightmark.config"
+META_SOURCE_SHA256 = "lightmark.source_sha256"
+META_VERSION = "lightmark.version"
+MAX_DIFF_PX = 0.01
+"""Largest accepted |onnx - torch| difference (input pixels) when an export is verified."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def onnx_bytes(model: LandmarkModel, opset: int = 17, metadata: dict[str, str] | None = None) -> bytes:
+    """Serialise ``model`` (eval mode, CPU, float32) to ONNX bytes with the TorchScript exporter."""
+    import onnx
+
+    m = copy.deepcopy(model).float().cpu().eval()
+    s = m.config.input_size
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # exporter deprecation / tracer notes are not actionable here
+        torch.onnx.export(
+            m,
+            (torch.zeros(1, 3, s, s),),
+            buf,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    from .. import __version__
+
+    meta = {META_CONFIG: json.dumps(m.config.to_dict()), META_VERSION: __version__, **(metadata or {})}
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, str(v)
+    proto.producer_name = "lightmark"
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def ort_session(model: bytes | str | os.PathLike, threads: int | None = None):
+    """An ONNX Runtime CPU session: ``threads`` intra-op threads (None = ORT default), sequential execution."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    src = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def verification_inputs(input_size: int, seed: int = 0) -> np.ndarray:
+    """(4, 3, S, S) float32 test images in [0, 255]: uniform noise, a smooth face-like drawing (skin-toned
+    ellipse with eyes, brows, nose and mouth on a gradient), the same darkened and rotated, and a flat grey."""
+    import cv2
+
+    s = input_size
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, (s, s, 3))
+    yy, xx = np.mgrid[0:s, 0:s] / s
+    face = np.stack([60 + 80 * xx, 70 + 60 * yy, 90 + 40 * xx * yy], -1)
+    c, r = s / 2, s / 2
+    cv2.ellipse(face, (int(c), int(c * 1.05)), (int(r * 0.45), int(r * 0.58)), 0, 0, 360, (205, 160, 135), -1)
+    for dx in (-1, 1):
+        eye = (int(c + dx * r * 0.2), int(c * 0.9))
+        cv2.ellipse(face, eye, (int(r * 0.09), int(r * 0.045)), 0, 0, 360, (245, 245, 245), -1)
+        cv2.circle(face, eye, max(1, int(r * 0.035)), (50, 35, 30), -1)
+        cv2.line(face, (eye[0] - int(r * 0.1), eye[1] - int(r * 0.1)), (eye[0] + int(r * 0.1), eye[1] - int(r * 0.12)),
+                 (70, 50, 40), max(1, s // 40))  # fmt: skip
+    cv2.line(face, (int(c), int(c * 0.95)), (int(c), int(c * 1.15)), (170, 120, 100), max(1, s // 60))
+    cv2.ellipse(face, (int(c), int(c * 1.32)), (int(r * 0.16), int(r * 0.05)), 0, 0, 360, (170, 70, 70), -1)
+    face = cv2.GaussianBlur(face, (0, 0), max(0.5, s / 128)) + rng.normal(0, 4, face.shape)
+    rot = cv2.warpAffine(0.6 * face, cv2.getRotationMatrix2D((c, c), 25, 0.9), (s, s), borderValue=(0, 0, 0))
+    grey = np.full((s, s, 3), 128.0)
+    batch = np.stack([noise, face, rot, grey]).clip(0, 255).astype(np.float32)
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def verify_onnx(model: LandmarkModel, onnx_model: bytes | str | os.PathLike, inputs: np.ndarray | None = None) -> float:
+    """Max |onnx - torch| (input pixels) over ``inputs`` (default :func:`verification_inputs`), run as one batch
+    and as batch 1 (checks the dynamic batch axis)."""
+    x = verification_inputs(model.config.input_size) if inputs is None else np.ascontiguousarray(inputs, np.float32)
+    sess = ort_session(onnx_model, threads=1)
+    with torch.no_grad():
+        ref = copy.deepcopy(model).float().cpu().eval()(torch.from_numpy(x)).numpy()
+    out = sess.run(None, {INPUT_NAME: x})[0]
+    one = sess.run(None, {INPUT_NAME: x[:1]})[0]
+    if out.shape != ref.shape or one.shape != ref[:1].shape:
+        raise ModelError(f"ONNX output shape {out.shape} / {one.shape} != torch {ref.shape}")
+    return float(max(np.abs(out - ref).max(), np.abs(one - ref[:1]).max()))
+
+
+def export_onnx(
+    model_or_path: LandmarkModel | str | os.PathLike | None,
+    out: str | os.PathLike,
+    opset: int = 17,
+    max_diff: float = MAX_DIFF_PX,
+) -> float:
+    """Export a model (a :class:`LandmarkModel`, a checkpoint path, or None for the shipped one) to ONNX at
+    ``out`` (written atomically) and verify it against the torch model.
+
+    Returns:
+        The max |onnx - torch| landmark difference in input pixels.
+
+    Raises:
+        ModelError: the checkpoint cannot be loaded or the exported graph differs by more than ``max_diff``.
+    """
+    meta: dict[str, str] = {}
+    if isinstance(model_or_path, LandmarkModel):
+        model = model_or_path
+    else:
+        from ..models import default_model_path
+
+        src = Path(model_or_path) if model_or_path is not None else default_model_path()
+        model = load_model(src)
+        meta[META_SOURCE_SHA256] = file_sha256(src)
+    data = onnx_bytes(model, opset=opset, metadata=meta)
+    diff = verify_onnx(model, data)
+    if not diff <= max_diff:
+        raise ModelError(f"ONNX export differs from the torch model by {diff:.4g} px (limit {max_diff})")
+    atomic_save_bytes(out, data)
+    return diff
+
+
+def onnx_metadata(session) -> dict[str, str]:
+    """The custom metadata map of an ONNX Runtime session's model."""
+    return dict(session.get_modelmeta().custom_metadata_map)

@@ -1,0 +1,136 @@
+"""ONNX export and the ONNX Runtime backend of Predictor (small untrained models: no shipped weights needed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import require_shared
+from lightmark.cli import main
+from lightmark.engine import export as export_mod
+from lightmark.engine.export import META_SOURCE_SHA256, export_onnx, file_sha256, onnx_metadata, ort_session
+from lightmark.engine.predict import Predictor
+from lightmark.errors import LightmarkError, ModelError
+from lightmark.models import create_model, save_checkpoint
+
+
+def sharp_model(name: str = "shufflenetv2_x0_5_heatmap", seed: int = 0):
+    """A small untrained model whose outputs spread over the crop (peaky heatmaps), unlike a fresh one."""
+    torch.manual_seed(seed)
+    if "regression" in name:
+        return create_model(name, input_size=64).eval()
+    model = create_model(name, input_size=64, beta=20.0).eval()
+    with torch.no_grad():
+        model.head.out.weight.mul_(20.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A checkpoint and its ONNX twin (exported once for the module), with the export's reported difference."""
+    path = tmp_path_factory.mktemp("export") / "tiny.pt"
+    save_checkpoint(path, sharp_model())
+    diff = export_onnx(path, path.with_suffix(".onnx"))
+    return path, diff
+
+
+@pytest.fixture()
+def checkpoint(tmp_path, exported):
+    """A private copy of the checkpoint, without a twin."""
+    return shutil.copy(exported[0], tmp_path / "tiny.pt")
+
+
+def test_export_matches_torch_and_has_dynamic_batch(exported):
+    checkpoint, diff = exported
+    out = checkpoint.with_suffix(".onnx")
+    assert 0 <= diff < 0.01
+    proto = onnx.load(str(out))
+    onnx.checker.check_model(proto)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    sess = ort_session(out, threads=1)
+    assert onnx_metadata(sess)[META_SOURCE_SHA256] == file_sha256(checkpoint)
+    x = np.random.default_rng(1).uniform(0, 255, (3, 3, 64, 64)).astype(np.float32)
+    y = sess.run(None, {"image": x})[0]
+    assert y.shape == (3, 68, 2)
+    with torch.no_grad():
+        ref = sharp_model()(torch.from_numpy(x)).numpy()
+    assert np.abs(y - ref).max() < 0.01
+    assert ref.std() > 1.0  # the check is not trivially passed by a constant output
+
+
+@pytest.mark.parametrize("name", ["shufflenetv2_x0_5_regression"])
+def test_export_model_object_other_head(tmp_path, name):
+    assert export_onnx(sharp_model(name), tmp_path / "m.onnx") < 0.01
+
+
+def test_export_refuses_a_mismatching_graph(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_mod, "verify_onnx", lambda *a, **k: 0.5)
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ModelError, match="differs"):
+        export_onnx(checkpoint, out)
+    assert not out.exists()
+
+
+def test_cli_export_onnx(checkpoint, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    assert main(["export", "--format", "onnx", "--model", str(checkpoint), "--out", str(out)]) == 0
+    assert out.is_file() and "max |onnx - torch|" in capsys.readouterr().out
+
+
+def _synthetic_images():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((120, 100), (64, 64), (300, 200))]
+
+
+@pytest.mark.parametrize("flip_test", [False, True])
+def test_predictor_onnx_twin_agrees_with_torch(exported, flip_test):
+    checkpoint = exported[0]
+    auto = Predictor(checkpoint, flip_test=flip_test, threads=1)
+    ref = Predictor(checkpoint, backend="torch", flip_test=flip_test, threads=1)
+    assert auto.backend == "onnx" and auto.onnx_path == checkpoint.with_suffix(".onnx")
+    assert ref.backend == "torch"
+    images = _synthetic_images()
+    a, b = auto.predict_batch(images), ref.predict_batch(images)
+    assert a.shape == (3, 68, 2) and a.dtype == np.float32
+    assert np.abs(a - b).max() < 0.01
+    boxes = [(10.0, 20.0, 80.0, 95.0)] * 3
+    assert np.abs(auto.predict_batch(images, boxes) - ref.predict_batch(images, boxes)).max() < 0.01
+
+
+def test_predictor_onnx_agrees_on_real_crops(exported):
+    checkpoint = exported[0]
+    from lightmark.data.formats import load_dataset
+    from lightmark.data.images import read_image
+
+    samples = load_dataset(require_shared("aflw2000/val")).samples[:4]
+    images = [read_image(s.image_path) for s in samples]
+    onnx_pred = Predictor(checkpoint, backend="onnx", flip_test=True, threads=1)
+    torch_pred = Predictor(checkpoint, backend="torch", flip_test=True, threads=1)
+    assert np.abs(onnx_pred.predict_batch(images) - torch_pred.predict_batch(images)).max() < 0.01
+
+
+def test_stale_or_missing_twin(checkpoint, exported):
+    assert Predictor(checkpoint).backend == "torch"  # no twin: auto stays on torch
+    twin = shutil.copy(exported[0].with_suffix(".onnx"), checkpoint.with_suffix(".onnx"))
+    os.utime(twin, (0, 0))  # an old mtime does not matter: the recorded checkpoint hash does
+    assert Predictor(checkpoint).backend == "onnx"
+    save_checkpoint(checkpoint, sharp_model(seed=1))  # retrained: the twin is stale
+    assert Predictor(checkpoint).backend == "torch"
+    fresh = Predictor(checkpoint, backend="onnx")  # explicit onnx: exported in memory
+    assert fresh.backend == "onnx" and fresh.onnx_path is None
+    images = _synthetic_images()
+    ref = Predictor(checkpoint, backend="torch").predict_batch(images)
+    assert np.abs(fresh.predict_batch(images) - ref).max() < 0.01
+
+
+def test_model_object_backends():
+    model = sharp_model()
+    assert Predictor(model).backend == "torch"
+    assert Predictor(model, backend="onnx").backend == "onnx"
+    with pytest.raises(LightmarkError, match="unknown backend"):
+        Predictor(model, backend="tensorrt")

@@ -1,0 +1,129 @@
+"""Exact resume: training killed with SIGKILL mid-epoch and restarted with ``--resume`` ends with the same weights
+as an uninterrupted run (same seed); a ``max_steps`` stop in the middle of an epoch resumes where it stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import require_shared
+from lightmark.engine.train import TrainConfig, train
+
+STEPS_PER_EPOCH = 24
+BATCH = 8
+
+
+def _facesynthetics_subset(dst: Path, n: int = 8) -> Path:
+    src = require_shared("facesynthetics_100")
+    dst.mkdir(parents=True)
+    for i in range(n):
+        for suffix in (".png", "_ldmks.txt"):
+            shutil.copy(src / f"{i:06d}{suffix}", dst / f"{i:06d}{suffix}")
+    return dst
+
+
+def _cli_train(data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "lightmark.cli", "train", "--train", str(data),
+        "--model", "shufflenetv2_x0_5_heatmap", "--input-size", "64", "--epochs", "2",
+        "--samples-per-epoch", str(STEPS_PER_EPOCH * BATCH), "--batch-size", str(BATCH),
+        "--workers", "0", "--threads", "1", "--seed", "7", "--quiet", "--out", str(out),
+        "--checkpoint-minutes", "0.001",  # a mid-epoch last.pt after (almost) every step
+        *extra,
+    ]  # fmt: skip
+
+
+def _env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "LIGHTMARK_CACHE": str(cache), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _mid_epoch_position(path: Path) -> tuple[int, int] | None:
+    """(epoch, batch_in_epoch) of a mid-epoch checkpoint at ``path``, else None."""
+    if not path.is_file():
+        return None
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)  # atomic writes: never half a file
+    except (OSError, RuntimeError, EOFError):
+        return None  # replaced between the check and the read
+    return (ck["epoch"], ck["batch_in_epoch"]) if ck["batch_in_epoch"] > 0 else None
+
+
+def _assert_same_weights(a_path: Path, b_path: Path) -> None:
+    a = torch.load(a_path, map_location="cpu", weights_only=True)
+    b = torch.load(b_path, map_location="cpu", weights_only=True)
+    assert (a["epoch"], a["batch_in_epoch"]) == (b["epoch"], b["batch_in_epoch"])
+    for key in ("state_dict", "ema_state_dict"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), f"{key}[{k}] differs"
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
+    data = _facesynthetics_subset(tmp_path / "train")
+    full_out, killed_out = tmp_path / "full", tmp_path / "killed"
+    # the uninterrupted reference runs at the same time as the run that gets killed (own cache folders)
+    full = subprocess.Popen(
+        _cli_train(data, full_out), env=_env(tmp_path / "cache_full"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    victim = subprocess.Popen(
+        _cli_train(data, killed_out), env=_env(tmp_path / "cache_killed"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        position = None
+        while position is None and victim.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            position = _mid_epoch_position(killed_out / "last.pt")
+        if position is None:
+            pytest.fail(f"no mid-epoch checkpoint before the run ended: {victim.stderr.read()[-2000:]}")
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(timeout=30) == -signal.SIGKILL
+        killed_at = _mid_epoch_position(killed_out / "last.pt")  # a later one may have landed before the kill
+        assert killed_at is not None and killed_at[1] > 0
+
+        resumed = subprocess.run(
+            _cli_train(data, killed_out, "--resume"), env=_env(tmp_path / "cache_killed"),
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert f"at epoch {killed_at[0]}, batch {killed_at[1]}" in resumed.stdout
+        out, err = full.communicate(timeout=180)
+        assert full.returncode == 0, err[-2000:]
+    finally:
+        for proc in (full, victim):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    _assert_same_weights(full_out / "last.pt", killed_out / "last.pt")
+    assert not list(killed_out.glob(".*.tmp")), "temporary files left in the run folder"
+
+
+def test_max_steps_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path, monkeypatch) -> None:
+    """A stop after 3 of 4 steps of the first epoch checkpoints (epoch 0, batch 3), not (epoch 1, batch 0)."""
+    monkeypatch.setenv("LIGHTMARK_CACHE", str(tmp_path / "cache"))
+    data = _facesynthetics_subset(tmp_path / "train")
+    common = dict(
+        train=[str(data)], model="shufflenetv2_x0_5_heatmap", input_size=64, epochs=2,
+        samples_per_epoch=4 * BATCH, batch_size=BATCH, warmup_steps=2, workers=0, threads=1, seed=5,
+    )  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        train(TrainConfig(out=str(tmp_path / "full"), **common), progress=False)
+        train(TrainConfig(out=str(tmp_path / "split"), max_steps=3, **common), progress=False)
+        ck = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
+        assert (ck["epoch"], ck["batch_in_epoch"]) == (0, 3)
+        train(TrainConfig(out=str(tmp_path / "split"), **common), resume=True, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    _assert_same_weights(tmp_path / "full" / "last.pt", tmp_path / "split" / "last.pt")
