@@ -13,7 +13,7 @@ setup:
 	$(PIP) install -q -e ".[dev]"
 
 demo: setup
-	$(PYTHON) -m lightmark.demo_sample --out $(OUT)
+	lightmark predict src/lightmark/assets/sample_face.jpg --out $(OUT)/solution.txt --json $(OUT)/sample_face.json --vis $(OUT)
 	@if [ -d $(DATA)/aflw2000/val ]; then \
 		lightmark evaluate --data $(DATA)/aflw2000/val --json $(OUT)/val_report.json --plots $(OUT)/val_plots; \
 	else echo "($(DATA)/aflw2000/val not found: skipping the validation run)"; fi

@@ -30,7 +30,7 @@ from lightmark.constants import MAX_IMAGE_PIXELS, NUM_LANDMARKS
 from lightmark.data import load_dataset, read_image, write_image, write_ldmks, write_pts
 from lightmark.data.images import image_size
 from lightmark.engine.predict import Predictor
-from lightmark.errors import AnnotationError, ImageError, OutputError, UnsafeFileError
+from lightmark.errors import AnnotationError, ConfigError, ImageError, OutputError, UnsafeFileError
 from lightmark.models import create_model, save_checkpoint
 from lightmark.submission import check_submission, read_submission
 
@@ -579,6 +579,30 @@ def test_cli_predict_and_check_bad_values(tmp_path: Path, tiny_model: Path, one_
     data[40:48] = b"\xff" * 8  # corrupt the member
     buf.write_bytes(bytes(data))
     _fails(capsys, ["check-submission", str(buf)], "sub.zip: corrupt zip file")
+
+
+def test_predictor_api_refuses_bad_arrays_boxes_and_landmarks(predictor: Predictor) -> None:
+    """Typed errors instead of torch/OpenCV/ZeroDivision errors from deep inside; grey arrays are accepted."""
+    assert predictor.predict(np.full((20, 16), 128, np.uint8)).shape == (NUM_LANDMARKS, 2)
+    for bad in (np.zeros((9, 9, 4), np.uint8), np.zeros((0, 0, 3), np.uint8), np.zeros((9, 9, 3), np.float32),
+                np.zeros((9, 9, 3), np.uint16), 42, None):  # fmt: skip
+        with pytest.raises(ImageError, match="expected"):
+            predictor.predict(bad)
+    img = np.zeros((20, 20, 3), np.uint8)
+    for box in ((5, 5, 5, 9), (0, 0, np.nan, 9), (0, 0, 5)):
+        with pytest.raises(ConfigError, match="box: expected finite"):
+            predictor.predict(img, box=box)
+    for lm in (np.zeros((NUM_LANDMARKS, 2)), np.full((NUM_LANDMARKS, 2), np.inf), np.zeros((NUM_LANDMARKS, 3))):
+        with pytest.raises(ConfigError, match="landmarks: expected finite"):
+            predictor.predict(img, landmarks=lm)
+    assert np.isfinite(predictor.predict(img, box=(2, 3, 15, 18))).all()
+
+
+def test_cli_benchmark_bad_values(tmp_path: Path, tiny_model: Path, capsys) -> None:
+    base = ["benchmark", "--model", str(tiny_model), "--threads", "1", "--no-dlib", "--quiet"]
+    _fails(capsys, [*base, "--runs", "0"], "need --runs >= 1")
+    (tmp_path / "blocker").write_text("x")
+    _fails(capsys, [*base, "--json", str(tmp_path / "blocker" / "b.json")], "b.json: cannot write")
 
 
 def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_run_benchmark_report(checkpoint):
         assert d["dlib"] is None and d["ratios"] == {}
     else:
         _check_figures(d["dlib"]["latency_ms"])
-        assert len(d["ratios"]) == 2
+        assert len(d["ratios"]) == 3 and all(v > 0 for v in d["ratios"].values())
     table = report.table()
     assert "onnx" in table and "torch" in table and "GMACs" in table
     json.dumps(d)  # serialisable

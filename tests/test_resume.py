@@ -17,7 +17,7 @@ import torch
 from conftest import require_shared
 from lightmark.engine.train import TrainConfig, train
 
-STEPS_PER_EPOCH = 24
+STEPS_PER_EPOCH = 16
 BATCH = 8
 
 

@@ -38,6 +38,11 @@ def _cmd_train(a: argparse.Namespace) -> int:
         checkpoint_minutes=a.checkpoint_minutes,
         max_steps=a.max_steps,
     )
+    if a.profile:
+        from .engine.train import profile_pipeline
+
+        print(json.dumps(profile_pipeline(cfg, a.profile)))
+        return 0
     result = train(cfg, resume=a.resume, progress=not a.quiet)
     if result.history:
         print(f"best val NME {result.best_nme:.3f}% -> {result.best_path}")
@@ -172,7 +177,15 @@ def _int_list(text: str) -> list[int]:
 
 def _cmd_benchmark(a: argparse.Namespace) -> int:
     from .engine.benchmark import run_benchmark
+    from .errors import ConfigError
+    from .utils import check_writable
 
+    if a.runs < 1 or a.warmup < 0 or a.batch_size < 1:
+        raise ConfigError(
+            f"need --runs >= 1, --warmup >= 0 and --batch-size >= 1, got {a.runs}, {a.warmup}, {a.batch_size}"
+        )
+    if a.json:
+        check_writable(a.json)
     report = run_benchmark(
         a.model,
         threads=a.threads,
@@ -209,6 +222,8 @@ def _cmd_demo(a: argparse.Namespace) -> int:
         threads=a.threads,
         redetect_every=a.redetect_every,
         smooth=not a.no_smooth,
+        min_cutoff=a.min_cutoff,
+        beta=a.beta,
         max_frames=a.max_frames,
         progress=not a.quiet,
     )
@@ -249,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, curves.png)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     t.add_argument("--quiet", action="store_true")
+    t.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="BATCHES",
+        help="only measure images/s of the input pipeline and of training steps over BATCHES batches, then exit",
+    )
     t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("evaluate", help="score a model on a labelled dataset")
@@ -325,8 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--detector", default="dlib-hog", help="face detector plug-in (default: dlib-hog)")
     d.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     d.add_argument("--threads", type=int)
-    d.add_argument("--redetect-every", type=int, default=15, help="run the detector every N frames (0 = on loss)")
+    d.add_argument("--redetect-every", type=int, default=10, help="run the detector every N frames (0 = on loss)")
     d.add_argument("--no-smooth", action="store_true", help="turn the One Euro filter off")
+    d.add_argument("--min-cutoff", type=float, default=1.0, help="One Euro cutoff (Hz) of a still face")
+    d.add_argument("--beta", type=float, default=8.0, help="One Euro speed coefficient (per face size)")
     d.add_argument("--max-frames", type=int, help="stop after N frames")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(fn=_cmd_demo)
@@ -337,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. Bad input gives a one-line ``lightmark CMD: error: FILE: PROBLEM`` on stderr and exit
     code 2 (``--debug``: the full traceback instead)."""
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines on stderr beside our error
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # nor FFmpeg's ("moov atom not found"...): fatal only
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

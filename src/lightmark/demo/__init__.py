@@ -4,7 +4,7 @@ and per-frame CSV/JSON export. Entry point: :func:`run_demo` (the CLI's ``lightm
 from .detectors import Detector, DlibHogDetector, create_detector, dlib_available
 from .filters import LandmarkSmoother, OneEuroFilter, jitter, still_jitter
 from .pose import MEAN_SHAPE_68, HeadPose, draw_pose_axes, estimate_head_pose
-from .runner import DemoStats, FaceTracker, TrackedFace, run_demo
+from .runner import DemoStats, FaceTracker, TrackedFace, run_demo, still_jitter_report
 from .video import SyntheticClip, VideoSource, make_synthetic_clip, read_video
 
 __all__ = [
@@ -28,4 +28,5 @@ __all__ = [
     "read_video",
     "run_demo",
     "still_jitter",
+    "still_jitter_report",
 ]

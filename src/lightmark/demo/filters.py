@@ -66,10 +66,12 @@ class LandmarkSmoother:
     """One Euro filter for (K, 2) landmarks whose parameters do not depend on the face's size in pixels:
     ``beta`` is given in units of the face size (the landmark box side), converted to pixels each frame.
 
-    Defaults tuned for 68 points at 15-60 fps: ``min_cutoff`` 1.5 Hz, ``beta`` 1.5 / face side.
+    Defaults (``min_cutoff`` 1 Hz, ``beta`` 8 per face side) measured on a synthetic 25 fps clip with 1 px of
+    landmark noise on a 110 px face: a still face's jitter falls 2.5x (1.0 -> 0.40 px); while the face moves at
+    ~100 px/s the mean error is 1.3 px (0.8 px unsmoothed), where ``beta`` 0.5 lags by 4.3 px.
     """
 
-    def __init__(self, min_cutoff: float = 1.5, beta: float = 1.5, d_cutoff: float = 1.0) -> None:
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 8.0, d_cutoff: float = 1.0) -> None:
         self.beta = float(beta)
         self.filter = OneEuroFilter(min_cutoff, 0.0, d_cutoff)
 

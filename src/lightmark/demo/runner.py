@@ -49,6 +49,14 @@ def _side(points: np.ndarray) -> float:
     return float(np.ptp(points, axis=0).max())
 
 
+def _same_face(old: np.ndarray, new: np.ndarray) -> bool:
+    """A track's last landmarks and a new face are the same face: boxes overlap (IoU > 0.3) or the old centre
+    lies inside the new box (a track that shrank or slid while drifting)."""
+    nb = box_of(new)
+    cx, cy = np.asarray(old).mean(0)
+    return iou(box_of(old), nb) > 0.3 or (nb[0] <= cx <= nb[2] and nb[1] <= cy <= nb[3])
+
+
 @dataclass
 class TrackedFace:
     """One face in one frame."""
@@ -72,6 +80,7 @@ class _Track:
     smoothed: np.ndarray | None = None
     pose: HeadPose | None = None
     misses: int = 0  # consecutive detection rounds without a matching detection
+    ref_side: float = 0.0  # face size at the last detection that started or confirmed the track
     history: list = field(default_factory=list)  # last 2 (raw, smoothed) pairs, for the jitter estimate
 
 
@@ -93,10 +102,10 @@ class FaceTracker:
         detector: Detector,
         *,
         max_faces: int = 1,
-        redetect_every: int = 15,
+        redetect_every: int = 10,
         smooth: bool = True,
-        min_cutoff: float = 1.5,
-        beta: float = 1.5,
+        min_cutoff: float = 1.0,
+        beta: float = 8.0,
         refine: bool = True,
         max_misses: int = 2,
         min_face: float = 24.0,
@@ -125,11 +134,15 @@ class FaceTracker:
         self._nsq = 0
 
     # -- helpers ------------------------------------------------------------------------------------------
-    def _plausible(self, new: np.ndarray, prev: np.ndarray, frame_wh: tuple[int, int]) -> bool:
+    def _plausible(self, new: np.ndarray, prev: np.ndarray, frame_wh: tuple[int, int], ref_side: float) -> bool:
+        """Landmarks that continue a track: finite, not too small, no jump in size or position since the last
+        frame, size within [0.67, 1.5] x the last detection's (catches slow drift), centre inside the frame."""
         if not np.isfinite(new).all():
             return False
         s_new, s_prev = _side(new), max(_side(prev), 1e-6)
         if s_new < self.min_face or not 0.67 <= s_new / s_prev <= 1.5:
+            return False
+        if ref_side > 0 and not 0.67 <= s_new / ref_side <= 1.5:
             return False
         c_new, c_prev = new.mean(0), prev.mean(0)
         if np.linalg.norm(c_new - c_prev) > 0.6 * s_prev:
@@ -170,7 +183,7 @@ class FaceTracker:
             preds = self._predict(frame_rgb, [tr.raw for tr in self.tracks])
             kept = []
             for tr, p in zip(self.tracks, preds, strict=True):
-                pose = self._pose(p, wh) if self._plausible(p, tr.raw, wh) else None
+                pose = self._pose(p, wh) if self._plausible(p, tr.raw, wh, tr.ref_side) else None
                 if pose is None or pose.error > MAX_POSE_ERROR:
                     lost.append(tr)
                     self.lost += 1
@@ -215,8 +228,16 @@ class FaceTracker:
         for i, fb in enumerate(face_boxes):
             best = max(self.tracks, key=lambda tr: iou(fb, box_of(tr.raw)), default=None)
             if best is not None and best.id not in matched and iou(fb, box_of(best.raw)) > 0.3:
+                if not 0.75 <= (fb[2] - fb[0]) / max(_side(best.raw), 1e-6) <= 1.33:
+                    # the track's scale drifted away from the detection's: restart it there (same id)
+                    self.tracks.remove(best)
+                    lost.append(best)
+                    self.lost += 1
+                    free.append(i)
+                    continue
                 matched.add(best.id)
                 best.misses = 0
+                best.ref_side = fb[2] - fb[0]
             else:
                 free.append(i)
         for tr in self.tracks:
@@ -238,7 +259,7 @@ class FaceTracker:
         preds = self._predict(frame, starts)
         if self.refine:
             preds = self._predict(frame, list(preds))
-        for p in preds:
+        for p, start in zip(preds, starts, strict=True):
             pose = self._pose(p, wh)
             if pose is None or pose.error > MAX_POSE_ERROR or not np.isfinite(p).all():
                 continue
@@ -248,9 +269,10 @@ class FaceTracker:
                 if worst.misses == 0:
                     continue
                 self.tracks.remove(worst)
+                lost.append(worst)
                 self.lost += 1
-            again = next((lt for lt in lost if iou(box_of(lt.raw), box_of(p)) > 0.3), None)
-            if again is not None:  # a momentary loss: same face, same id, smoothing goes on
+            again = next((lt for lt in lost if _same_face(lt.raw, p)), None)
+            if again is not None:  # a momentary loss or a drifted track: same face, same id, smoothing goes on
                 lost.remove(again)
                 tr = _Track(again.id, p, again.smoother, pose=pose)
             else:
@@ -258,6 +280,7 @@ class FaceTracker:
                 tr = _Track(self.next_id, p, smoother, pose=pose)
                 self.next_id += 1
                 self.new_tracks += 1
+            tr.ref_side = _side(start)
             self.tracks.append(tr)
             new_ids.add(tr.id)
         return new_ids
@@ -341,10 +364,10 @@ def run_demo(
     detector: str | Detector = "dlib-hog",
     backend: str = "auto",
     threads: int | None = None,
-    redetect_every: int = 15,
+    redetect_every: int = 10,
     smooth: bool = True,
-    min_cutoff: float = 1.5,
-    beta: float = 1.5,
+    min_cutoff: float = 1.0,
+    beta: float = 8.0,
     max_frames: int | None = None,
     progress: bool = False,
 ) -> DemoStats:
@@ -471,3 +494,52 @@ def run_demo(
             with atomic_write(json_path) as f:
                 json.dump({"source": str(source), "fps": src.fps, "frames": frames_json, "stats": stats.to_dict()}, f)
     return stats
+
+
+def still_jitter_report(
+    source: str | int | os.PathLike,
+    frames: range | None = None,
+    *,
+    model: str | os.PathLike | LandmarkModel | Predictor | None = None,
+    detector: str | Detector = "dlib-hog",
+    threads: int | None = None,
+    skip: int = 5,
+    **tracker_options,
+) -> dict:
+    """Measure landmark jitter on a video of a still face: per-coordinate std over time (RMS over the 68 points)
+    of the raw and the One Euro smoothed landmarks of the first tracked face, in pixels and in % of the face size.
+
+    Args:
+        source: the video (e.g. a :func:`~lightmark.demo.video.make_synthetic_clip` with only a still segment).
+        frames: the still frames (default: all); the first ``skip`` of them are left out (filter warm-up).
+    """
+    from .filters import still_jitter
+    from .video import VideoSource
+
+    det = create_detector(detector) if isinstance(detector, str) else detector
+    predictor = model if hasattr(model, "predict_batch") else Predictor(model, threads=threads)
+    tracker = FaceTracker(predictor, det, **{"max_faces": 1, **tracker_options})
+    raw, smooth = [], []
+    with VideoSource(source) as src:
+        for index, t, frame in src:
+            faces = tracker.update(frame, t)
+            if frames is not None and index not in frames:
+                continue
+            if faces and faces[0].id == 0:
+                raw.append(faces[0].raw)
+                smooth.append(faces[0].landmarks)
+    raw, smooth = raw[skip:], smooth[skip:]
+    if len(raw) < 3:
+        raise LightmarkError(f"{source}: the face was tracked on {len(raw)} usable frames; need at least 3")
+    side = float(np.median([_side(p) for p in raw]))
+    r, s = still_jitter(np.array(raw)), still_jitter(np.array(smooth))
+    return {
+        "frames": len(raw),
+        "face_side_px": round(side, 2),
+        "raw_px": round(r, 4),
+        "smoothed_px": round(s, 4),
+        "raw_pct": round(100 * r / side, 4),
+        "smoothed_pct": round(100 * s / side, 4),
+        "factor": round(r / s, 3) if s > 0 else float("inf"),
+        "backend": predictor.backend,
+    }

@@ -22,7 +22,7 @@ from ..data.transforms import (
     warp,
     whole_image_matrix,
 )
-from ..errors import LightmarkError
+from ..errors import ConfigError, ImageError, LightmarkError
 from ..models import LandmarkModel, default_model_path, load_model
 
 Box = tuple[float, float, float, float]
@@ -203,10 +203,18 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The model's input crop (S, S, 3) uint8 and the affine map (2, 3) image -> crop."""
         s = self.input_size
+        image = _check_image(image)
         if landmarks is not None:
-            m = landmarks_matrix(landmarks, s)
+            pts = np.asarray(landmarks, dtype=np.float64)
+            usable = pts.ndim == 2 and pts.shape[1] == 2 and len(pts) >= 2 and np.isfinite(pts).all()
+            if not usable or not np.ptp(pts, axis=0).max() > 0:
+                raise ConfigError(f"landmarks: expected finite, not all equal (K, 2) points, got shape {pts.shape}")
+            m = landmarks_matrix(pts, s)
         elif box is not None:
-            m = box_matrix(box, s, self.box_scale)
+            b = np.asarray(box, dtype=np.float64).reshape(-1)
+            if b.shape != (4,) or not np.isfinite(b).all() or b[2] <= b[0] or b[3] <= b[1]:
+                raise ConfigError(f"box: expected finite (x0, y0, x1, y1) with x1 > x0 and y1 > y0, got {box}")
+            m = box_matrix(tuple(b), s, self.box_scale)
         else:
             m = whole_image_matrix(image.shape[1], image.shape[0], s)
         return apply_gamma(warp(image, m, s), self.gamma), m
@@ -239,7 +247,7 @@ class Predictor:
         landmarks: np.ndarray | None = None,
     ) -> np.ndarray:
         """(68, 2) landmarks of one face in image pixel coordinates."""
-        if not isinstance(image, np.ndarray):
+        if isinstance(image, (str, os.PathLike)):
             image = read_image(image)
         return self.predict_batch(
             [image], None if box is None else [box], None if landmarks is None else [landmarks]
@@ -277,8 +285,6 @@ class Predictor:
         ``results.skipped``.
         """
         from tqdm import tqdm
-
-        from ..errors import ConfigError
 
         if int(batch_size) < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
@@ -321,6 +327,17 @@ class Predictor:
             paths=paths,
             skipped=skipped,
         )
+
+
+def _check_image(image) -> np.ndarray:
+    """An ``HxWx3`` uint8 RGB array (an ``HxW`` grey one is repeated to RGB), else :class:`ImageError`."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected an RGB uint8 array or an image path, got {type(image).__name__}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise ImageError(f"expected a non-empty HxWx3 uint8 RGB array, got {image.dtype} {image.shape}")
+    return image
 
 
 def _as_dataset(data: str | os.PathLike | Sequence[str | os.PathLike]) -> FaceDataset:

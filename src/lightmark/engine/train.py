@@ -175,6 +175,55 @@ def check_config(cfg: TrainConfig) -> None:
     model_config(cfg.model, input_size=cfg.input_size)
 
 
+def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool = True) -> LandmarkTrainSet:
+    """Crop caches of every training set (built once, then reused) wrapped in the augmenting dataset."""
+    cache_size = cfg.cache_size or int(round(cfg.input_size * 1.75 / 16) * 16)
+    caches = [
+        build_crop_cache(load_dataset(p, require_landmarks=True), cache_size, cfg.context, progress=progress)
+        for p in cfg.train
+    ]
+    augment = AugmentConfig(jitter=CropJitter(rotation_deg=cfg.rotation_deg), photometric=cfg.photometric)
+    return LandmarkTrainSet(
+        caches, cfg.input_size, cfg.samples_per_epoch, cfg.train_weights, augment, flip_perm, cfg.seed
+    )
+
+
+def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
+    """Measure images/s of the input pipeline alone (``cfg.workers`` processes) and of full training steps
+    (data + forward + backward + AdamW), after one warm-up batch each. Nothing is written."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model = create_model(cfg.model, input_size=cfg.input_size)
+    trainset = build_trainset(cfg, model.config.flip_perm)
+    loader_ips = measure_input_pipeline(trainset, cfg.batch_size, cfg.workers, batches)
+    loss_fn, unit = get_loss(cfg.loss), 128.0 / cfg.input_size
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    sampler = EpochSampler(batches + 1, cfg.batch_size)
+    loader = DataLoader(trainset, cfg.batch_size, sampler=sampler, num_workers=cfg.workers, worker_init_fn=_worker_init)
+    model.train()
+    t0, n = 0.0, 0
+    for i, (x, y) in enumerate(loader):
+        if i == 1:
+            t0 = time.time()
+        coords, hm = model(x.float(), return_heatmaps=True)
+        loss = loss_fn(coords * unit, y * unit)
+        if hm is not None and cfg.heatmap_weight > 0:
+            loss = loss + cfg.heatmap_weight * heatmap_kl(hm, y, model.heatmap_stride, cfg.heatmap_sigma)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        n += x.shape[0] if i >= 1 else 0
+    return {
+        "loader_images_per_s": round(loader_ips, 1),
+        "train_images_per_s": round(n / (time.time() - t0), 1),
+        "workers": cfg.workers,
+        "threads": torch.get_num_threads(),
+        "batch_size": cfg.batch_size,
+        "model": cfg.model,
+        "input_size": cfg.input_size,
+    }
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train a model as ``cfg`` says; write ``last.pt``, ``best.pt``, ``log.csv`` and ``curves.png`` to ``cfg.out``."""
     from tqdm import tqdm
@@ -196,24 +245,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     torch.manual_seed(cfg.seed)
 
     # -- data ---------------------------------------------------------------------------------------------
-    cache_size = cfg.cache_size or int(round(cfg.input_size * 1.75 / 16) * 16)
-    caches = [
-        build_crop_cache(
-            load_dataset(p, require_landmarks=True), cache_size, cfg.context, progress=progress and rank == 0
-        )
-        for p in cfg.train
-    ]
-    augment = AugmentConfig(jitter=CropJitter(rotation_deg=cfg.rotation_deg), photometric=cfg.photometric)
     model = create_model(cfg.model, input_size=cfg.input_size)
-    trainset = LandmarkTrainSet(
-        caches,
-        cfg.input_size,
-        cfg.samples_per_epoch,
-        cfg.train_weights,
-        augment,
-        model.config.flip_perm,
-        cfg.seed,
-    )
+    trainset = build_trainset(cfg, model.config.flip_perm, progress=progress and rank == 0)
     val_set = load_dataset(cfg.val, require_landmarks=True) if cfg.val else None
 
     # -- model, optimiser, schedule, EMA ------------------------------------------------------------------
@@ -257,9 +290,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         save_checkpoint(
             path,
             model,
-            ema_state_dict={k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
-            if ema
-            else None,
+            ema_state_dict={k: v.detach().cpu().clone() for k, v in ema.state_dict().items()} if ema else None,
             optimizer=opt.state_dict(),
             scheduler=sched.state_dict(),
             epoch=epoch,
@@ -404,7 +435,7 @@ def measure_input_pipeline(
 ) -> float:
     """Images/s the data loader alone delivers (after one warm-up batch)."""
     sampler = EpochSampler(batches + 1, batch_size)
-    loader = DataLoader(trainset, batch_size, sampler=sampler, num_workers=workers)
+    loader = DataLoader(trainset, batch_size, sampler=sampler, num_workers=workers, worker_init_fn=_worker_init)
     it = iter(loader)
     next(it)
     t0 = time.time()
@@ -412,9 +443,7 @@ def measure_input_pipeline(
     return n / (time.time() - t0)
 
 
-def export_weights(
-    checkpoint: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True, **metadata
-) -> None:
+def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True, **metadata) -> None:
     """Write a slim deployable checkpoint (config + weights (EMA when present) + metadata) from a training one."""
     from ..models import model_from_checkpoint
 
