@@ -35,7 +35,8 @@ def test_forward_shapes(name: str, size: int) -> None:
     coords, hm = model(x, return_heatmaps=True)
     assert coords.shape == (3, NUM_LANDMARKS, 2)
     if model.config.head == "heatmap":
-        assert hm.shape == (3, NUM_LANDMARKS, size // 4, size // 4)
+        s = model.config.heatmap_stride
+        assert hm.shape == (3, NUM_LANDMARKS, size // s, size // s)
         # soft-argmax keeps the points inside the map's span
         assert coords.min() >= -0.5 and coords.max() <= size - 0.5
     else:
