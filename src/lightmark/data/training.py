@@ -141,7 +141,7 @@ class AugmentConfig:
 class LandmarkTrainSet(Dataset):
     """Augmented samples drawn from one or more crop caches with mixing weights.
 
-    Item ``i`` of epoch ``e`` is fully determined by ``(seed, e, i)`` - whichever worker computes it - so a
+    Item ``(e, i)`` (index i of epoch e) is fully determined by ``(seed, e, i)`` - whichever worker computes it - so a
     resumed run sees exactly the samples an uninterrupted one would.
     Returns ``(image (3, S, S) uint8, landmarks (K, 2) float32 in input pixels)``.
     """
@@ -166,17 +166,15 @@ class LandmarkTrainSet(Dataset):
         self.augment = augment or AugmentConfig()
         self.flip_perm = list(flip_perm if flip_perm is not None else FLIP_PERM)
         self.seed = seed
-        self.epoch = 0
         self._photo = None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self.samples_per_epoch
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+    def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``key`` = (epoch, index), or an index of epoch 0."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, epoch, i])
         src = int(rng.choice(len(self.caches), p=self.weights)) if len(self.caches) > 1 else 0
         cache = self.caches[src]
         j = int(rng.integers(len(cache)))

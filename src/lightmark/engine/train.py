@@ -83,18 +83,26 @@ def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
-class EpochSampler(Sampler[int]):
-    """Indices of one epoch for this rank, starting at global batch ``start_batch`` (mid-epoch resume).
+class EpochSampler(Sampler[tuple[int, int]]):
+    """``(epoch, index)`` pairs of one epoch for this rank, from global batch ``start_batch`` (mid-epoch resume).
 
-    Global batch g holds indices [g*B*W, (g+1)*B*W); rank r takes the r-th slice of B of it."""
+    Global batch g holds indices [g*B*W, (g+1)*B*W); rank r takes the r-th slice of B of it. The epoch travels
+    with each index, so persistent data workers need no per-epoch state (``set_epoch`` moves the sampler on)."""
 
-    def __init__(self, steps: int, batch_size: int, start_batch: int = 0, rank: int = 0, world: int = 1):
+    def __init__(
+        self, steps: int, batch_size: int, start_batch: int = 0, rank: int = 0, world: int = 1, epoch: int = 0
+    ) -> None:
         self.steps, self.b, self.start, self.rank, self.world = steps, batch_size, start_batch, rank, world
+        self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start = epoch, start_batch
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         for g in range(self.start, self.steps):
             base = (g * self.world + self.rank) * self.b
-            yield from range(base, base + self.b)
+            for i in range(base, base + self.b):
+                yield (self.epoch, i)
 
     def __len__(self) -> int:
         return (self.steps - self.start) * self.b
@@ -199,7 +207,7 @@ def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
     loss_fn, unit = get_loss(cfg.loss), 128.0 / cfg.input_size
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     sampler = EpochSampler(batches + 1, cfg.batch_size)
-    loader = DataLoader(trainset, cfg.batch_size, sampler=sampler, num_workers=cfg.workers, worker_init_fn=_worker_init)
+    loader = DataLoader(trainset, cfg.batch_size, sampler=sampler, num_workers=cfg.workers)
     model.train()
     t0, n = 0.0, 0
     for i, (x, y) in enumerate(loader):
@@ -309,21 +317,21 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         )
 
     # -- the loop -----------------------------------------------------------------------------------------
+    # Workers are forked once and kept (forking a process whose OpenMP pool is busy can deadlock the child).
+    sampler = EpochSampler(steps_per_epoch, cfg.batch_size, start_batch, rank, world, start_epoch)
+    loader = DataLoader(
+        trainset,
+        cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        drop_last=True,
+        persistent_workers=cfg.workers > 0,
+        prefetch_factor=4 if cfg.workers else None,
+    )
     step = start_epoch * steps_per_epoch + start_batch
     last_ckpt = time.time()
     for epoch in range(start_epoch, cfg.epochs):
-        trainset.set_epoch(epoch)
-        sampler = EpochSampler(steps_per_epoch, cfg.batch_size, start_batch, rank, world)
-        loader = DataLoader(
-            trainset,
-            cfg.batch_size,
-            sampler=sampler,
-            num_workers=cfg.workers,
-            drop_last=True,
-            persistent_workers=False,
-            prefetch_factor=4 if cfg.workers else None,
-            worker_init_fn=_worker_init,
-        )
+        sampler.set_epoch(epoch, start_batch)
         net.train()
         t0, seen, loss_sum, n_loss = time.time(), 0, 0.0, 0
         stopped_mid_epoch = False
@@ -396,14 +404,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     return TrainResult(out, history, best, best_path if best_path.exists() else None)
 
 
-def _worker_init(_: int) -> None:
-    """Data workers run single-threaded so they do not fight the training threads for the two cores."""
-    import cv2
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-
-
 def _plain(d):
     """Checkpoint-safe copy of a config (only dict/list/str/int/float/bool/None)."""
     if isinstance(d, dict):
@@ -435,7 +435,7 @@ def measure_input_pipeline(
 ) -> float:
     """Images/s the data loader alone delivers (after one warm-up batch)."""
     sampler = EpochSampler(batches + 1, batch_size)
-    loader = DataLoader(trainset, batch_size, sampler=sampler, num_workers=workers, worker_init_fn=_worker_init)
+    loader = DataLoader(trainset, batch_size, sampler=sampler, num_workers=workers)
     it = iter(loader)
     next(it)
     t0 = time.time()
