@@ -33,7 +33,14 @@ from lightmark.demo import (
     still_jitter_report,
 )
 from lightmark.demo import detectors as detectors_mod
-from lightmark.demo.pose import angles_from_rotation, camera_matrix, draw_pose_axes, project, rotation_from_angles
+from lightmark.demo.pose import (
+    angles_from_rotation,
+    camera_matrix,
+    draw_pose_axes,
+    project,
+    ray_alignment,
+    rotation_from_angles,
+)
 from lightmark.demo.runner import CSV_HEADER, box_of
 from lightmark.demo.video import video_writer
 from lightmark.errors import LightmarkError
@@ -108,10 +115,17 @@ def test_jitter_estimators():
 def test_head_pose_round_trip(angles):
     cam = camera_matrix(640, 480)
     rvec, _ = cv2.Rodrigues(rotation_from_angles(*angles))
-    pts = project(MEAN_SHAPE_68, rvec, np.array([15.0, -5.0, 700.0]), cam)
+    pts = project(MEAN_SHAPE_68, rvec, np.array([0.0, 0.0, 700.0]), cam)
     pose = estimate_head_pose(pts + np.random.default_rng(0).normal(0, 0.2, pts.shape), (640, 480))
-    assert np.allclose(pose.as_tuple(), angles, atol=1.5)
+    assert np.allclose(pose.as_tuple(), angles, atol=1.0)
     assert pose.error < 0.01
+    # off the image centre: angles are measured from the line of sight (optionally from the optical axis)
+    t = np.array([250.0, -120.0, 700.0])
+    r_los = ray_alignment(t).T @ rotation_from_angles(*angles)
+    pts = project(MEAN_SHAPE_68, cv2.Rodrigues(r_los)[0], t, cam)
+    assert np.allclose(estimate_head_pose(pts, (640, 480)).as_tuple(), angles, atol=0.5)
+    axis = estimate_head_pose(pts, (640, 480), line_of_sight=False)
+    assert np.allclose(axis.as_tuple(), angles_from_rotation(r_los), atol=0.5)
     assert np.allclose(angles_from_rotation(rotation_from_angles(*angles)), angles, atol=1e-6)
 
 

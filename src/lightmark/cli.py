@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import LightmarkError
+from .errors import ConfigError, LightmarkError
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
@@ -233,6 +233,23 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(a: argparse.Namespace) -> int:
+    from .report import results_table, update_readme
+
+    reports = {}
+    for item in a.eval:
+        label, sep, path = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--eval expects LABEL=PATH, got {item!r}")
+        reports[label] = path
+    table = results_table(reports)
+    print(table)
+    if a.readme:
+        update_readme(a.readme, table)
+        print(f"updated {a.readme}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lightmark", description="Light-weight 68-point facial landmarks.")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -320,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backgrounds", help="folder of background images (e.g. FaceSynthetics samples)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=_cmd_synth)
+
+    r = sub.add_parser("report", help="results table (markdown) from evaluation JSONs")
+    r.add_argument("--eval", action="append", required=True, metavar="LABEL=PATH", help="evaluate --json output")
+    r.add_argument("--readme", help="replace the README's results section with the table")
+    r.set_defaults(fn=_cmd_report)
 
     m = sub.add_parser("models", help="list registered models with size and cost")
     m.set_defaults(fn=_cmd_models)

@@ -4,7 +4,9 @@ Object frame of :data:`MEAN_SHAPE_68` (millimetres, origin at the landmarks' cen
 frontal face seen by an OpenCV camera: ``x`` towards the image right (the subject's left), ``y`` down, ``z``
 away from the camera (into the head).
 
-Angles (degrees), relative to a frontal face looking into the camera:
+Angles (degrees), relative to a face looking straight at the camera (by default measured from the line of
+sight, like weak-perspective labels such as AFLW2000-3D's, so a face off the image centre that looks at the
+camera has zero yaw and pitch):
     yaw > 0    the face turns towards the image's right (the subject's left)
     pitch > 0  the face looks up
     roll > 0   the face tilts counter-clockwise on screen
@@ -83,6 +85,18 @@ def angles_from_rotation(r: np.ndarray) -> tuple[float, float, float]:
     return float(-np.rad2deg(a)), float(-np.rad2deg(b)), float(-np.rad2deg(c))
 
 
+def ray_alignment(t: np.ndarray) -> np.ndarray:
+    """(3, 3) rotation taking the direction of ``t`` (camera -> head) onto the optical axis ``(0, 0, 1)``."""
+    d = np.asarray(t, np.float64) / max(float(np.linalg.norm(t)), 1e-12)
+    axis = np.cross(d, [0.0, 0.0, 1.0])
+    s = float(np.linalg.norm(axis))
+    if s < 1e-12:
+        return np.eye(3)
+    angle = np.arctan2(s, float(d[2]))
+    q, _ = cv2.Rodrigues(axis / s * angle)
+    return q
+
+
 def project(points3d: np.ndarray, rvec: np.ndarray, tvec: np.ndarray, camera: np.ndarray) -> np.ndarray:
     """(N, 3) object points -> (N, 2) image points."""
     pts, _ = cv2.projectPoints(np.asarray(points3d, np.float64), rvec, tvec, camera, None)
@@ -94,8 +108,11 @@ def estimate_head_pose(
     image_size: tuple[int, int],
     focal: float | None = None,
     shape: np.ndarray = MEAN_SHAPE_68,
+    line_of_sight: bool = True,
 ) -> HeadPose:
     """Fit the 3D mean face to (68, 2) landmarks of an image ``(width, height)`` with ``cv2.solvePnP``.
+
+    ``line_of_sight``: angles relative to the ray from the camera to the head (else to the optical axis).
 
     Raises:
         ValueError: ``landmarks`` is not (68, 2) finite points.
@@ -116,6 +133,8 @@ def estimate_head_pose(
     if not ok:
         rvec, tvec = np.zeros((3, 1)), t0.reshape(3, 1)
     r, _ = cv2.Rodrigues(rvec)
+    if line_of_sight:
+        r = ray_alignment(tvec.reshape(3)) @ r
     yaw, pitch, roll = angles_from_rotation(r)
     err = float(np.sqrt(((project(shape, rvec, tvec, cam) - pts) ** 2).sum(1).mean()) / side)
     return HeadPose(yaw, pitch, roll, rvec.reshape(3), tvec.reshape(3), cam, err)

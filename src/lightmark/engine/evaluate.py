@@ -113,5 +113,16 @@ def evaluate(
             "model": predictor.config.name,
             "input_size": predictor.input_size,
             "flip_test": predictor.flip_test,
+            **_model_meta(predictor),
         },
     )
+
+
+def _model_meta(predictor: Predictor) -> dict:
+    from ..models import model_summary
+
+    model = getattr(predictor, "model", None)
+    if model is None:
+        return {}
+    s = model_summary(model)
+    return {"params": s["params"], "size_mb": s["size_mb"], "gmacs": s["gmacs"]}

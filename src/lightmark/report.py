@@ -1,0 +1,48 @@
+"""Results tables for the README, generated from saved evaluation JSONs (``lightmark evaluate --json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from .constants import YAW_BIN_NAMES
+from .utils import atomic_write
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def results_table(reports: dict[str, str | os.PathLike]) -> str:
+    """A markdown table, one row per ``label: evaluation JSON``: challenge NME overall and per yaw bin,
+    box NME, FR and AUC at 10% (challenge NME), and the model's size when the JSON records it."""
+    head = (
+        "| model | n | NME/384 % | [0,30) | [30,60) | [60,90] | NME box % | FR@10 % | AUC@10 | size MB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [head]
+    for label, path in reports.items():
+        r = json.loads(Path(path).read_text())
+        bins = [r.get(b, {}).get("nme_challenge") if isinstance(r.get(b), dict) else None for b in YAW_BIN_NAMES]
+        size = r.get("meta", {}).get("size_mb")
+        rows.append(
+            f"| {label} | {r['n']} | **{_fmt(r['nme_challenge'])}** | "
+            + " | ".join(_fmt(b) for b in bins)
+            + f" | {_fmt(r['nme_box'])} | {_fmt(r['fr_10'])} | {_fmt(r['auc_10'], 3)} | {_fmt(size)} |"
+        )
+    return "\n".join(rows)
+
+
+def update_readme(readme: str | os.PathLike, content: str) -> None:
+    """Replace the text between the results markers of ``readme`` with ``content``."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme}: no {START} ... {END} markers")
+    new = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: f"{START}\n{content}\n{END}", text, flags=re.S)
+    with atomic_write(readme) as f:
+        f.write(new)

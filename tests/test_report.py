@@ -1,0 +1,38 @@
+"""README results tables generated from evaluation JSONs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lightmark.report import END, START, results_table, update_readme
+
+
+def _report(path, nme: float) -> str:
+    data = {
+        "n": 3, "nme_challenge": nme, "nme_box": 2 * nme, "fr_10": 0.0, "auc_10": 0.7,
+        "yaw_0_30": {"n": 1, "nme_challenge": 1.0, "nme_box": 2.0},
+        "yaw_30_60": {"n": 1, "nme_challenge": 2.0, "nme_box": 4.0},
+        "yaw_60_90": {"n": 0, "nme_challenge": None, "nme_box": None},
+        "meta": {"size_mb": 3.5},
+    }
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_table_rows_and_values(tmp_path) -> None:
+    table = results_table({"a": _report(tmp_path / "a.json", 3.14159), "b": _report(tmp_path / "b.json", 2.0)})
+    lines = table.splitlines()
+    assert len(lines) == 4
+    assert "| a | 3 | **3.14** | 1.00 | 2.00 | - | 6.28 | 0.00 | 0.700 | 3.50 |" in lines
+
+
+def test_update_readme(tmp_path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
+    update_readme(readme, "NEW TABLE")
+    assert readme.read_text() == f"intro\n{START}\nNEW TABLE\n{END}\nrest\n"
+    (tmp_path / "plain.md").write_text("no markers")
+    with pytest.raises(ValueError):
+        update_readme(tmp_path / "plain.md", "x")
