@@ -10,7 +10,7 @@ OUT ?= demo_out
 
 setup:
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,demo]"
 
 demo: setup
 	lightmark predict src/lightmark/assets/sample_face.jpg --out $(OUT)/solution.txt --json $(OUT)/sample_face.json --vis $(OUT)

@@ -190,8 +190,10 @@ class Predictor:
                 if _twin_is_current(session, source, twin, self.config.to_dict()):
                     self.session, self.onnx_path = session, twin
                     return "onnx"
-            except Exception:  # an unreadable twin is just not used
-                pass
+            except Exception as e:  # an unreadable twin is not used, and the user is told
+                import warnings
+
+                warnings.warn(f"{twin}: ONNX twin not usable ({e}); using the torch model", stacklevel=3)
         if backend == "auto":
             return "torch"
         self.session = ort_session(onnx_bytes(self.model), threads)
