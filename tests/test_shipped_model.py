@@ -1,0 +1,49 @@
+"""The model that ships inside the package: loadable, within budget, and as accurate as the README says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import require_shared
+from lightmark.engine.evaluate import evaluate
+from lightmark.engine.predict import Predictor
+from lightmark.models import MAX_MODEL_MB, default_model_path, float32_size_mb, load_checkpoint, load_model
+
+SAMPLE = Path(__file__).parents[1] / "src" / "lightmark" / "assets" / "sample_face.jpg"
+
+
+def test_shipped_weights_exist_and_fit_the_budget() -> None:
+    path = default_model_path()
+    assert path.is_file(), f"{path} is missing"
+    assert path.stat().st_size <= MAX_MODEL_MB * 1e6
+    model = load_model()
+    assert float32_size_mb(model) <= MAX_MODEL_MB
+    assert all(p.dtype.is_floating_point and p.dtype.itemsize == 4 for p in model.parameters())
+
+
+def test_shipped_checkpoint_records_its_validation_figure() -> None:
+    ck = load_checkpoint(default_model_path())
+    assert "val_nme" in ck and "train_config" in ck, "the shipped model should say how it was trained and scored"
+
+
+def test_sample_face_prediction_is_a_face() -> None:
+    pts = Predictor().predict(SAMPLE)
+    assert pts.shape == (68, 2) and np.isfinite(pts).all()
+    # a plausible face: the box of the points fills a sensible part of the 384 px crop, eyes above the mouth
+    w, h = np.ptp(pts, axis=0)
+    assert 100 < max(w, h) < 330
+    assert pts[36:48, 1].mean() < pts[48:68, 1].mean()
+
+
+def test_validation_nme_matches_the_recorded_figure() -> None:
+    """Evaluating the shipped model on the 199 validation crops reproduces the NME stored in its checkpoint."""
+    val = require_shared("aflw2000/val")
+    report = evaluate(None, val, progress=False)
+    recorded = load_checkpoint(default_model_path())["val_nme"]
+    assert report.summary["n"] == 199
+    assert report.summary["nme_challenge"] == pytest.approx(recorded, abs=0.02)
+    json.dumps(report.to_dict())  # serialisable
