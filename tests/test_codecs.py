@@ -39,9 +39,7 @@ def test_encode_visibility() -> None:
         c.encode(np.zeros((3, 3)))
 
 
-@pytest.mark.parametrize(
-    ("input_size", "heatmap_size", "sigma"), [(256, 64, 1.5), (64, 64, 2.0), (96, 48, 1.0)]
-)
+@pytest.mark.parametrize(("input_size", "heatmap_size", "sigma"), [(256, 64, 1.5), (64, 64, 2.0), (96, 48, 1.0)])
 def test_dark_round_trip(input_size: int, heatmap_size: int, sigma: float) -> None:
     c = HeatmapCodec(input_size, heatmap_size, sigma)
     # DARK blurs with the codec's Gaussian (zero padding): exact up to rounding once the point is a few sigma

@@ -92,8 +92,19 @@ def test_evaluate_predict_submit(tiny_run: Path, tmp_path: Path) -> None:
     assert all(p.is_file() for p in plots)
 
     out = tmp_path / "solution.txt"
-    code = main(["predict", str(tiny_run / "val"), "--model", str(model), "--out", str(out),
-                 "--zip", str(tmp_path / "sub.zip"), "--quiet"])
+    code = main(
+        [
+            "predict",
+            str(tiny_run / "val"),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--zip",
+            str(tmp_path / "sub.zip"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     rep = check_submission(tmp_path / "sub.zip", tiny_run / "val")
     assert rep.ok and rep.rows == 12, rep.problems
@@ -119,8 +130,14 @@ def test_resume_continues_from_last_checkpoint(tiny_run: Path, tmp_path: Path) -
     import torch
 
     common = dict(
-        train=[str(tiny_run / "train")], model="shufflenetv2_x0_5_heatmap", input_size=64,
-        samples_per_epoch=32, batch_size=16, warmup_steps=2, workers=0, threads=1,
+        train=[str(tiny_run / "train")],
+        model="shufflenetv2_x0_5_heatmap",
+        input_size=64,
+        samples_per_epoch=32,
+        batch_size=16,
+        warmup_steps=2,
+        workers=0,
+        threads=1,
     )
     full = train(TrainConfig(out=str(tmp_path / "full"), epochs=2, **common), progress=False)
     train(TrainConfig(out=str(tmp_path / "split"), epochs=2, max_steps=2, **common), progress=False)
@@ -135,10 +152,34 @@ def test_resume_continues_from_last_checkpoint(tiny_run: Path, tmp_path: Path) -
 def test_torchrun_two_processes(tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "lightmark.cli", "train", "--train", str(tiny_run / "train"), "--model", "shufflenetv2_x0_5_heatmap",
-        "--input-size", "64", "--epochs", "1", "--samples-per-epoch", "64", "--batch-size", "8",
-        "--workers", "0", "--threads", "1", "--out", str(out), "--quiet",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "lightmark.cli",
+        "train",
+        "--train",
+        str(tiny_run / "train"),
+        "--model",
+        "shufflenetv2_x0_5_heatmap",
+        "--input-size",
+        "64",
+        "--epochs",
+        "1",
+        "--samples-per-epoch",
+        "64",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)

@@ -98,9 +98,7 @@ def test_real_facesynthetics():
     assert len(ds) == 100 and ds.has_landmarks
     assert not any("_seg" in n for n in ds.names)
     s = ds[0]
-    assert (
-        s.name == "000000.png" and s.meta["pupils"].shape == (2, 2) and s.meta["pupils"].dtype == np.float32
-    )
+    assert s.name == "000000.png" and s.meta["pupils"].shape == (2, 2) and s.meta["pupils"].dtype == np.float32
     assert s.meta["seg_path"] == root / "000000_seg.png"
     assert ds.landmarks_array().shape == (100, 68, 2)
     assert ((ds.landmarks_array() > -50) & (ds.landmarks_array() < 562)).all()
@@ -297,9 +295,7 @@ def test_tiny_aflw_mat(tmp_path: Path):
     pts = _points(6)
     pt3d = np.vstack([pts.T.astype(np.float64), np.zeros((1, 68))])
     _image(tmp_path / "image00002.jpg")
-    scipy.io.savemat(
-        tmp_path / "image00002.mat", {"pt3d_68": pt3d, "Pose_Para": [[0.1, -0.5, 0.2, 1, 2, 3, 4]]}
-    )
+    scipy.io.savemat(tmp_path / "image00002.mat", {"pt3d_68": pt3d, "Pose_Para": [[0.1, -0.5, 0.2, 1, 2, 3, 4]]})
     _image(tmp_path / "image00004.jpg")
     scipy.io.savemat(tmp_path / "image00004.mat", {"pt3d_68": pt3d[:2].T})  # 68x2, no pose
     assert detect_format(tmp_path) == "aflw2000"
@@ -404,11 +400,7 @@ def test_ldmks_roundtrip_property(points: np.ndarray, pupils: np.ndarray | None)
 
 
 @settings(max_examples=20, deadline=None, database=None)
-@given(
-    arrays(
-        np.float32, (NUM_LANDMARKS, 2), elements=st.sampled_from([np.nan, np.inf, -np.inf]) | st.floats(0, 1)
-    )
-)
+@given(arrays(np.float32, (NUM_LANDMARKS, 2), elements=st.sampled_from([np.nan, np.inf, -np.inf]) | st.floats(0, 1)))
 def test_writers_refuse_non_finite(points: np.ndarray):
     with tempfile.TemporaryDirectory() as d:
         if np.isfinite(points).all():

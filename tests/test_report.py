@@ -11,7 +11,11 @@ from lightmark.report import END, START, results_table, update_readme
 
 def _report(path, nme: float) -> str:
     data = {
-        "n": 3, "nme_challenge": nme, "nme_box": 2 * nme, "fr_10": 0.0, "auc_10": 0.7,
+        "n": 3,
+        "nme_challenge": nme,
+        "nme_box": 2 * nme,
+        "fr_10": 0.0,
+        "auc_10": 0.7,
         "yaw_0_30": {"n": 1, "nme_challenge": 1.0, "nme_box": 2.0},
         "yaw_30_60": {"n": 1, "nme_challenge": 2.0, "nme_box": 4.0},
         "yaw_60_90": {"n": 0, "nme_challenge": None, "nme_box": None},

@@ -51,9 +51,7 @@ def test_builtins_and_numpy_roundtrip(protocol: int):
         {1, 2},
     )
     out = safe_load_pickle(pickle.dumps(obj, protocol=protocol))
-    assert (
-        out[0] == obj[0] and out[1][1] == obj[1][1] and out[4] == 7 and out[5] == obj[5] and out[6] == {1, 2}
-    )
+    assert out[0] == obj[0] and out[1][1] == obj[1][1] and out[4] == 7 and out[5] == obj[5] and out[6] == {1, 2}
     assert type(out[1][0][0][0]) is np.float32 and out[1][0][0][0] == np.float32(1.5)
     np.testing.assert_array_equal(out[2], obj[2])
     np.testing.assert_array_equal(out[3], obj[3])

@@ -160,7 +160,8 @@ def _cmd_models(a: argparse.Namespace) -> int:
     for name in list_models():
         s = model_summary(create_model(name))
         print(
-            f"{name:<34} {s['params'] / 1e6:6.2f}M params {s['size_mb']:6.2f} MB  {s['gmacs']:.3f} GMACs @ {s['input_size']}px"
+            f"{name:<34} {s['params'] / 1e6:6.2f}M params {s['size_mb']:6.2f} MB  "
+            f"{s['gmacs']:.3f} GMACs @ {s['input_size']}px"
         )
     return 0
 

@@ -142,9 +142,7 @@ def _quarter_offset(hm: np.ndarray, rows: np.ndarray, px: np.ndarray, py: np.nda
     return off
 
 
-def _dark_offset(
-    hm: np.ndarray, rows: np.ndarray, px: np.ndarray, py: np.ndarray, sigma: float
-) -> np.ndarray:
+def _dark_offset(hm: np.ndarray, rows: np.ndarray, px: np.ndarray, py: np.ndarray, sigma: float) -> np.ndarray:
     """DARK sub-pixel refinement (Newton step on the log of the blurred heatmap). ``(M, 2)`` cell offsets."""
     _, h, w = hm.shape
     peak = hm.reshape(hm.shape[0], -1).max(axis=1)
@@ -160,9 +158,7 @@ def _dark_offset(
     dy = 0.5 * (logh[r, y + 1, x] - logh[r, y - 1, x])
     dxx = logh[r, y, x + 1] - 2.0 * f + logh[r, y, x - 1]
     dyy = logh[r, y + 1, x] - 2.0 * f + logh[r, y - 1, x]
-    dxy = 0.25 * (
-        logh[r, y + 1, x + 1] - logh[r, y + 1, x - 1] - logh[r, y - 1, x + 1] + logh[r, y - 1, x - 1]
-    )
+    dxy = 0.25 * (logh[r, y + 1, x + 1] - logh[r, y + 1, x - 1] - logh[r, y - 1, x + 1] + logh[r, y - 1, x - 1])
     det = dxx * dyy - dxy**2
     # Only a strict local maximum (negative-definite Hessian) gives a meaningful Newton step.
     good = (det > 1e-12) & (dxx < 0)

@@ -47,9 +47,7 @@ __all__ = [
 LossFn = Callable[..., torch.Tensor]
 
 
-def _check(
-    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, heatmaps: bool | None
-) -> None:
+def _check(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, heatmaps: bool | None) -> None:
     """Validate shapes; ``heatmaps`` True/False requires 4-D/3-D input, None allows both."""
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
@@ -135,9 +133,7 @@ def smooth_l1(
     return _reduce(elem, weight)
 
 
-def heatmap_mse(
-    pred_hm: torch.Tensor, target_hm: torch.Tensor, weight: torch.Tensor | None = None
-) -> torch.Tensor:
+def heatmap_mse(pred_hm: torch.Tensor, target_hm: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean per-cell squared error of ``(B, K, H, W)`` heatmaps (optionally weighted per point)."""
     _check(pred_hm, target_hm, weight, True)
     return _reduce((pred_hm - target_hm).square(), weight)
@@ -164,12 +160,8 @@ def get_loss(name: str, **kwargs: float) -> LossFn:
         fn = LOSSES[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}") from None
-    params = [
-        p for p in inspect.signature(fn).parameters if p not in ("pred", "target", "pred_hm", "target_hm")
-    ]
+    params = [p for p in inspect.signature(fn).parameters if p not in ("pred", "target", "pred_hm", "target_hm")]
     bad = sorted(set(kwargs) - set(params) | ({"weight"} & set(kwargs)))
     if bad:
-        raise ValueError(
-            f"loss {name!r} does not take {bad}; hyper-parameters: {[p for p in params if p != 'weight']}"
-        )
+        raise ValueError(f"loss {name!r} does not take {bad}; hyper-parameters: {[p for p in params if p != 'weight']}")
     return partial(fn, **kwargs) if kwargs else fn

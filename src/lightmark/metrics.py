@@ -101,9 +101,7 @@ def challenge_norm(image_sizes: np.ndarray) -> np.ndarray:
     if s.ndim == 1:
         s = s[None]
     if s.ndim != 2 or s.shape[1] != 2:
-        raise ValueError(
-            f"image_sizes: expected shape (N, 2) as (width, height), got {np.shape(image_sizes)}"
-        )
+        raise ValueError(f"image_sizes: expected shape (N, 2) as (width, height), got {np.shape(image_sizes)}")
     return np.sqrt(s[:, 0] * s[:, 1])
 
 
@@ -152,9 +150,7 @@ def failure_rate(nmes: np.ndarray, threshold: float = 10.0) -> float:
     return float(np.mean(e > threshold) * 100.0)
 
 
-def ced_curve(
-    nmes: np.ndarray, max_threshold: float = 10.0, steps: int = 1000
-) -> tuple[np.ndarray, np.ndarray]:
+def ced_curve(nmes: np.ndarray, max_threshold: float = 10.0, steps: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative error distribution.
 
     Args:

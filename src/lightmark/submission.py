@@ -36,9 +36,7 @@ def write_submission(
     """Write ``solution.txt`` (and optionally a zip holding it at its top level), each atomically."""
     landmarks = np.asarray(landmarks)
     if landmarks.shape != (len(names), NUM_LANDMARKS, 2):
-        raise SubmissionError(
-            f"expected landmarks of shape ({len(names)}, {NUM_LANDMARKS}, 2), got {landmarks.shape}"
-        )
+        raise SubmissionError(f"expected landmarks of shape ({len(names)}, {NUM_LANDMARKS}, 2), got {landmarks.shape}")
     if not np.isfinite(landmarks).all():
         raise SubmissionError("refusing to write non-finite landmark coordinates")
     text = "".join(format_row(n, p) + "\n" for n, p in zip(names, landmarks, strict=True))
@@ -103,9 +101,7 @@ def _parse(path: Path) -> tuple[list[str], list[str], np.ndarray]:
             continue
         parts = line.split(" ")
         if len(parts) != FIELDS_PER_ROW:
-            problems.append(
-                f"line {i}: {len(parts)} fields, expected {FIELDS_PER_ROW} separated by single spaces"
-            )
+            problems.append(f"line {i}: {len(parts)} fields, expected {FIELDS_PER_ROW} separated by single spaces")
             continue
         try:
             vals = [float(v) for v in parts[1:]]

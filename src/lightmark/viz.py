@@ -48,9 +48,7 @@ def _fixed(pt: np.ndarray) -> tuple[int, int]:
     return int(round(float(pt[0]) * (1 << _SHIFT))), int(round(float(pt[1]) * (1 << _SHIFT)))
 
 
-def _draw_set(
-    img: np.ndarray, pts: np.ndarray, color: tuple[int, int, int], radius: int, lines: bool
-) -> None:
+def _draw_set(img: np.ndarray, pts: np.ndarray, color: tuple[int, int, int], radius: int, lines: bool) -> None:
     color = tuple(int(c) for c in color)
     finite = np.all(np.isfinite(pts), axis=1)
     thickness = max(1, radius // 2)

@@ -109,9 +109,7 @@ class FaceDataset:
         """
         missing = [s.name for s in self.samples if s.landmarks is None]
         if missing:
-            raise DatasetError(
-                f"{self.root}: {len(missing)} sample(s) have no landmarks (first: {missing[0]})"
-            )
+            raise DatasetError(f"{self.root}: {len(missing)} sample(s) have no landmarks (first: {missing[0]})")
         if not self.samples:
             return np.zeros((0, NUM_LANDMARKS, 2), np.float32)
         return np.stack([s.landmarks for s in self.samples]).astype(np.float32, copy=False)
@@ -136,8 +134,7 @@ def _list_files(root: Path, recursive: bool) -> list[Path]:
                 Path(d) / f
                 for d, dirs, names in os.walk(root)
                 for f in names
-                if not f.startswith(".")
-                and not any(part.startswith(".") for part in Path(d).relative_to(root).parts)
+                if not f.startswith(".") and not any(part.startswith(".") for part in Path(d).relative_to(root).parts)
             ]
         else:
             files = [p for p in root.iterdir() if not p.name.startswith(".") and p.is_file()]
@@ -175,8 +172,7 @@ def _check_bounds(pts: np.ndarray, image_path: Path, where: str) -> None:
     if bad.any():
         i = int(np.argmax(bad))
         raise AnnotationError(
-            f"{where}: point {i} ({pts[i, 0]:.1f}, {pts[i, 1]:.1f}) is far outside the {w}x{h} image "
-            f"{image_path.name}"
+            f"{where}: point {i} ({pts[i, 0]:.1f}, {pts[i, 1]:.1f}) is far outside the {w}x{h} image {image_path.name}"
         )
 
 
@@ -232,9 +228,7 @@ def read_pts(path: str | os.PathLike) -> np.ndarray:
     try:
         n_points = int(header["n_points"])
     except ValueError:
-        raise AnnotationError(
-            f"{path}: broken .pts header (n_points = {header['n_points'][:20]!r})"
-        ) from None
+        raise AnnotationError(f"{path}: broken .pts header (n_points = {header['n_points'][:20]!r})") from None
     if n_points != NUM_LANDMARKS:
         raise AnnotationError(f"{path}: expected {NUM_LANDMARKS} points, header says n_points: {n_points}")
     pts: list[tuple[float, float]] = []
@@ -276,13 +270,10 @@ def read_ldmks(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
         AnnotationError: wrong line count, not numbers, NaN/inf.
     """
     path = Path(path)
-    rows = [
-        _parse_xy(line, path, n) for n, line in enumerate(_read_text(path).splitlines(), 1) if line.strip()
-    ]
+    rows = [_parse_xy(line, path, n) for n, line in enumerate(_read_text(path).splitlines(), 1) if line.strip()]
     if len(rows) not in (NUM_LANDMARKS, NUM_LANDMARKS + 2):
         raise AnnotationError(
-            f"{path}: expected {NUM_LANDMARKS} or {NUM_LANDMARKS + 2} points (68 + 2 pupils), "
-            f"found {len(rows)}"
+            f"{path}: expected {NUM_LANDMARKS} or {NUM_LANDMARKS + 2} points (68 + 2 pupils), found {len(rows)}"
         )
     arr = np.asarray(rows, dtype=np.float64)
     landmarks = _check_points(arr[:NUM_LANDMARKS], str(path))
@@ -360,9 +351,7 @@ def read_yaw_csv(path: str | os.PathLike) -> dict[str, float]:
     reader = csv.DictReader(text.splitlines())
     fields = [f.strip() for f in (reader.fieldnames or [])]
     if "image" not in fields or "abs_yaw_deg" not in fields:
-        raise AnnotationError(
-            f"{path}: expected the columns image,abs_yaw_deg, got {','.join(fields) or 'none'}"
-        )
+        raise AnnotationError(f"{path}: expected the columns image,abs_yaw_deg, got {','.join(fields) or 'none'}")
     out: dict[str, float] = {}
     for lineno, row in enumerate(reader, 2):
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
@@ -372,9 +361,7 @@ def read_yaw_csv(path: str | os.PathLike) -> dict[str, float]:
         try:
             yaw = float(value)
         except ValueError:
-            raise AnnotationError(
-                f"{path}: line {lineno}: abs_yaw_deg {value[:20]!r} is not a number"
-            ) from None
+            raise AnnotationError(f"{path}: line {lineno}: abs_yaw_deg {value[:20]!r} is not a number") from None
         if not math.isfinite(yaw):
             raise AnnotationError(f"{path}: line {lineno}: abs_yaw_deg is not finite")
         out[name] = abs(yaw)
@@ -473,13 +460,9 @@ def _load_challenge(root: Path) -> list[Sample]:
         raise AnnotationError(f"{annot}: expected a pair (X names, Y landmarks), got {type(obj).__name__}")
     xs, ys = obj
     if not isinstance(xs, (list, tuple)) or not isinstance(ys, (list, tuple, np.ndarray)):
-        raise AnnotationError(
-            f"{annot}: X and Y should be lists, got {type(xs).__name__}, {type(ys).__name__}"
-        )
+        raise AnnotationError(f"{annot}: X and Y should be lists, got {type(xs).__name__}, {type(ys).__name__}")
     if len(xs) != len(ys):
-        raise AnnotationError(
-            f"{annot}: X and Y have different lengths ({len(xs)} names, {len(ys)} landmark sets)"
-        )
+        raise AnnotationError(f"{annot}: X and Y have different lengths ({len(xs)} names, {len(ys)} landmark sets)")
     if not xs:
         raise DatasetError(f"{annot}: no samples (X is empty)")
     seen: set[str] = set()
@@ -624,9 +607,7 @@ def load_dataset(
         path = Path(path)
         fmt = format or detect_format(path)
         if fmt not in FORMATS:
-            raise DatasetError(
-                f"{path}: unknown dataset format {fmt!r} (expected one of {', '.join(FORMATS)})"
-            )
+            raise DatasetError(f"{path}: unknown dataset format {fmt!r} (expected one of {', '.join(FORMATS)})")
         if not path.exists():
             raise DatasetError(f"{path}: no such file or folder")
         root = path.parent if path.is_file() else path

@@ -149,9 +149,7 @@ def _check_memo_indices(data: bytes, source: str) -> None:
         return
 
 
-def safe_load_pickle(
-    path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview, *, name: str | None = None
-):
+def safe_load_pickle(path_or_bytes: str | os.PathLike | bytes | bytearray | memoryview, *, name: str | None = None):
     """Unpickle a file (or bytes) allowing only builtin containers/scalars and numpy scalars/arrays/dtypes.
 
     Args:

@@ -124,9 +124,7 @@ def build_crop_cache(
             raise OutputError(f"{img_path}: cannot write the crop cache ({e.strerror or e})") from None
         raise
     with atomic_write(meta_path) as f:
-        json.dump(
-            {"names": dataset.names, "landmarks": landmarks.tolist(), "size": size, "context": context}, f
-        )
+        json.dump({"names": dataset.names, "landmarks": landmarks.tolist(), "size": size, "context": context}, f)
     return CropCache(np.load(img_path, mmap_mode="r"), landmarks, dataset.names, str(dataset.root))
 
 

@@ -53,9 +53,7 @@ def invert_affine(m: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(np.asarray(m, dtype=np.float64))
 
 
-def warp(
-    image: np.ndarray, m: np.ndarray, out_size: int, interpolation: int = cv2.INTER_LINEAR
-) -> np.ndarray:
+def warp(image: np.ndarray, m: np.ndarray, out_size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """Warp ``image`` by ``m`` into an ``out_size`` square, black outside the source (like the challenge crops)."""
     return cv2.warpAffine(
         image, m, (out_size, out_size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0
@@ -103,9 +101,7 @@ class CropJitter:
     p_rotate: float = 0.6
     p_flip: float = 0.5
 
-    def sample(
-        self, rng: np.random.Generator, center: np.ndarray, box_side: float, out_size: int
-    ) -> np.ndarray:
+    def sample(self, rng: np.random.Generator, center: np.ndarray, box_side: float, out_size: int) -> np.ndarray:
         """Draw a random crop matrix (2, 3); apply the flip permutation to landmarks when ``m`` mirrors
         (``is_flipped(m)``)."""
         ratio = float(np.clip(rng.normal(self.side_mean, self.side_std), *self.side_range))

@@ -56,18 +56,14 @@ class EvaluationReport:
         with atomic_write(path) as f:
             json.dump(self.to_dict(), f, indent=1)
 
-    def save_plots(
-        self, out_dir: str | os.PathLike, label: str = "lightmark", k_worst: int = 16
-    ) -> list[Path]:
+    def save_plots(self, out_dir: str | os.PathLike, label: str = "lightmark", k_worst: int = 16) -> list[Path]:
         """``ced.png`` (challenge NME), ``ced_box.png`` and ``worst.png`` (the worst predictions, gt in red)."""
         from ..data.images import read_image
         from ..viz import plot_ced, worst_gallery
 
         out_dir = Path(out_dir)
         ensure_dir(out_dir)
-        plot_ced(
-            {label: self.nme_challenge}, out_dir / "ced.png", max_threshold=10.0, title="CED, NME / sqrt(W*H)"
-        )
+        plot_ced({label: self.nme_challenge}, out_dir / "ced.png", max_threshold=10.0, title="CED, NME / sqrt(W*H)")
         plot_ced({label: self.nme_box}, out_dir / "ced_box.png", max_threshold=20.0, title="CED, NME / box")
         worst = np.argsort(-self.nme_challenge)[:k_worst]
         images = [read_image(self.predictions.paths[i]) for i in worst]

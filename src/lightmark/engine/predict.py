@@ -71,9 +71,7 @@ def box_matrix(box: Box, out_size: int, scale: float = 1.0) -> np.ndarray:
     return crop_matrix(((x0 + x1) / 2.0, (y0 + y1) / 2.0), scale * max(x1 - x0, y1 - y0), out_size)
 
 
-def landmarks_matrix(
-    landmarks: np.ndarray, out_size: int, ratio: float = 1.9, shift_up: float = 0.084
-) -> np.ndarray:
+def landmarks_matrix(landmarks: np.ndarray, out_size: int, ratio: float = 1.9, shift_up: float = 0.084) -> np.ndarray:
     """Crop matrix framing a face like the training crops, from its (K, 2) landmarks (e.g. the previous
     video frame's): side ``ratio`` x the landmark box, window shifted up by ``shift_up`` x side."""
     center, side = landmark_box(landmarks)
@@ -251,9 +249,9 @@ class Predictor:
         """(68, 2) landmarks of one face in image pixel coordinates."""
         if isinstance(image, (str, os.PathLike)):
             image = read_image(image)
-        return self.predict_batch(
-            [image], None if box is None else [box], None if landmarks is None else [landmarks]
-        )[0]
+        return self.predict_batch([image], None if box is None else [box], None if landmarks is None else [landmarks])[
+            0
+        ]
 
     def predict_batch(
         self,
@@ -266,9 +264,7 @@ class Predictor:
             return np.zeros((0, self.config.num_landmarks, 2), np.float32)
         crops, mats = [], []
         for i, img in enumerate(images):
-            c, m = self.crop(
-                img, None if boxes is None else boxes[i], None if landmarks is None else landmarks[i]
-            )
+            c, m = self.crop(img, None if boxes is None else boxes[i], None if landmarks is None else landmarks[i])
             crops.append(c)
             mats.append(m)
         pts = self.predict_crops(np.stack(crops))

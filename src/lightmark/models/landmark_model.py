@@ -91,15 +91,11 @@ class RegressionHead(nn.Module):
         self.k = num_landmarks
         self.squeeze = conv_bn(in_channels[3], 4 * ch, 1)
         pooled = in_channels[2] + in_channels[3] + 4 * ch
-        self.fc = nn.Sequential(
-            nn.Linear(pooled, 4 * ch), nn.ReLU(inplace=True), nn.Linear(4 * ch, 2 * num_landmarks)
-        )
+        self.fc = nn.Sequential(nn.Linear(pooled, 4 * ch), nn.ReLU(inplace=True), nn.Linear(4 * ch, 2 * num_landmarks))
 
     def forward(self, feats: tuple[torch.Tensor, ...]) -> torch.Tensor:
         _, _, c4, c5 = feats
-        z = torch.cat(
-            (c4.mean((2, 3)), c5.mean((2, 3)), self.squeeze(c5).mean((2, 3))), dim=1
-        )  # (B, c2 + c3 + 4ch)
+        z = torch.cat((c4.mean((2, 3)), c5.mean((2, 3)), self.squeeze(c5).mean((2, 3))), dim=1)  # (B, c2 + c3 + 4ch)
         return self.fc(z).view(-1, self.k, 2) + 0.5  # (B, K, 2), 0..1 of the input side
 
 
