@@ -19,6 +19,7 @@ demo: setup
 	else echo "($(DATA)/aflw2000/val not found: skipping the validation run)"; fi
 
 test: setup
+	$(PYTHON) -m ruff check src tests
 	$(PYTHON) -m pytest -q
 
 lint:
