@@ -246,7 +246,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
     table = results_table(reports)
     print(table)
     if a.readme:
-        update_readme(a.readme, table)
+        update_readme(a.readme, table, a.section)
         print(f"updated {a.readme}")
     return 0
 
@@ -341,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="results table (markdown) from evaluation JSONs")
     r.add_argument("--eval", action="append", required=True, metavar="LABEL=PATH", help="evaluate --json output")
-    r.add_argument("--readme", help="replace the README's results section with the table")
+    r.add_argument("--readme", help="replace a generated section of the README with the table")
+    r.add_argument("--section", default="results", help="which section (README markers <!-- NAME:start/end -->)")
     r.set_defaults(fn=_cmd_report)
 
     m = sub.add_parser("models", help="list registered models with size and cost")

@@ -13,6 +13,11 @@ from .utils import atomic_write
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+def markers(section: str = "results") -> tuple[str, str]:
+    """The README comment markers that delimit a generated ``section``."""
+    return f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+
+
 def _fmt(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -37,12 +42,13 @@ def results_table(reports: dict[str, str | os.PathLike]) -> str:
     return "\n".join(rows)
 
 
-def update_readme(readme: str | os.PathLike, content: str) -> None:
-    """Replace the text between the results markers of ``readme`` with ``content``."""
+def update_readme(readme: str | os.PathLike, content: str, section: str = "results") -> None:
+    """Replace the text between the ``section`` markers of ``readme`` with ``content``."""
     readme = Path(readme)
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme}: no {START} ... {END} markers")
-    new = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: f"{START}\n{content}\n{END}", text, flags=re.S)
+    start, end = markers(section)
+    if start not in text or end not in text:
+        raise ValueError(f"{readme}: no {start} ... {end} markers")
+    new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: f"{start}\n{content}\n{end}", text, flags=re.S)
     with atomic_write(readme) as f:
         f.write(new)
