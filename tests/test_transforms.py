@@ -76,6 +76,30 @@ def test_jitter_matches_the_challenge_statistics() -> None:
     assert np.mean(shifts) == pytest.approx(0.084, abs=0.01)  # box centre sits below the crop centre
 
 
+def test_jitter_sample_rotated_keeps_the_framing() -> None:
+    """Statistically, rotated samples keep the box centre below the crop centre (not sideways)."""
+    jit = CropJitter(rotation_deg=30.0, p_rotate=1.0, p_flip=0.0, shift_std=(0.0, 0.0), side_std=0.0)
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        m = jit.sample(rng, np.array([100.0, 100.0]), 50.0, 128)
+        centre = transform_points(np.array([[100.0, 100.0]]), m)[0]
+        assert centre[0] == pytest.approx(63.5, abs=1e-6)
+        assert centre[1] == pytest.approx(63.5 + 0.084 * 128, abs=1e-6)
+
+
+def test_warp_antialias_keeps_geometry() -> None:
+    """Shrinking 3x with area pre-filtering maps a blob to the same place as the plain warp."""
+    img = np.zeros((384, 384, 3), np.uint8)
+    img[150:171, 240:261] = 255  # centred on (250, 160)
+    m = whole_image_matrix(384, 384, 128)
+    for aa in (False, True):
+        out = warp(img, m, 128, antialias=aa)[..., 0].astype(float)
+        ys, xs = np.nonzero(out)
+        w = out[ys, xs]
+        c = np.array([(xs * w).sum() / w.sum(), (ys * w).sum() / w.sum()])
+        np.testing.assert_allclose(c, transform_points(np.array([[250.0, 160.0]]), m)[0], atol=0.05)
+
+
 def test_gamma_lut() -> None:
     lut = gamma_lut(2.0)
     assert lut[0] == 0 and lut[255] == 255 and lut[64] == round(255 * (64 / 255) ** 0.5)

@@ -52,9 +52,12 @@ class CropCache:
         return len(self.images)
 
 
+CACHE_VERSION = 2  # bump when the cutting code changes (v2: anti-aliased shrinking)
+
+
 def _cache_key(dataset: FaceDataset, size: int, context: float) -> str:
     h = hashlib.sha1()
-    h.update(json.dumps([str(dataset.root.resolve()), dataset.format, size, context]).encode())
+    h.update(json.dumps([CACHE_VERSION, str(dataset.root.resolve()), dataset.format, size, context]).encode())
     for s in dataset.samples:
         st = s.image_path.stat()
         h.update(f"{s.name}|{st.st_size}|{st.st_mtime_ns}".encode())
@@ -73,7 +76,7 @@ def _cut(args: tuple[Path, np.ndarray, int, float]) -> tuple[np.ndarray, np.ndar
 def build_crop_cache(
     dataset: FaceDataset,
     size: int = 224,
-    context: float = 3.0,
+    context: float = 3.6,
     cache_dir: str | os.PathLike | None = None,
     workers: int = 2,
     progress: bool = True,

@@ -53,8 +53,22 @@ def invert_affine(m: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(np.asarray(m, dtype=np.float64))
 
 
-def warp(image: np.ndarray, m: np.ndarray, out_size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """Warp ``image`` by ``m`` into an ``out_size`` square, black outside the source (like the challenge crops)."""
+def warp(
+    image: np.ndarray, m: np.ndarray, out_size: int, interpolation: int = cv2.INTER_LINEAR, antialias: bool = True
+) -> np.ndarray:
+    """Warp ``image`` by ``m`` into an ``out_size`` square, black outside the source (like the challenge crops).
+
+    With ``antialias``, a map that shrinks by more than 1.5x first shrinks the image with area averaging
+    (``cv2.INTER_AREA``), so that the bilinear warp itself stays near 1:1 and does not alias."""
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    if antialias and scale < 1 / 1.5:
+        h, w = image.shape[:2]
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        fx, fy = nw / w, nh / h
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        # small-image pixel x_s = (x + 0.5) * f - 0.5, so the map from the small image is m @ inverse(that).
+        pre = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
+        m = np.asarray(m, np.float64) @ pre
     return cv2.warpAffine(
         image, m, (out_size, out_size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     )
@@ -111,7 +125,8 @@ class CropJitter:
         angle = rng.uniform(-self.rotation_deg, self.rotation_deg) if rng.random() < self.p_rotate else 0.0
         # Shift in the rotated frame so "up" means up in the output crop.
         a = np.deg2rad(angle)
-        off = np.array([dx * np.cos(a) + dy * np.sin(a), -dx * np.sin(a) + dy * np.cos(a)])
+        # crop_matrix maps image vectors v to R v (R = [[c, s], [-s, c]]); an output-frame offset is R^T (dx, dy).
+        off = np.array([dx * np.cos(a) - dy * np.sin(a), dx * np.sin(a) + dy * np.cos(a)])
         return crop_matrix(center + off, side, out_size, angle, flip=bool(rng.random() < self.p_flip))
 
 

@@ -151,7 +151,7 @@ class Predictor:
         flip_test: bool = False,
         gamma: float = 1.0,
         box_scale: float = 1.35,
-        device: str = "cpu",
+        device: str | None = None,
     ) -> None:
         if threads is not None:
             torch.set_num_threads(threads)
@@ -159,7 +159,8 @@ class Predictor:
         self.model.eval()
         if backend not in BACKENDS:
             raise LightmarkError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-        self.device = torch.device(device)
+        # default: where a given model already lives (never move a caller's module), else the CPU
+        self.device = torch.device(device if device is not None else next(self.model.parameters()).device)
         self.model.to(self.device)
         self.config = self.model.config
         self.input_size = self.config.input_size

@@ -52,8 +52,8 @@ class TrainConfig:
     ema_decay: float = 0.998  # 0 disables the exponential moving average of the weights
     photometric: float = 1.0  # augmentation strength, 0..1
     rotation_deg: float = 30.0
-    cache_size: int = 0  # side of the cached loose crops; 0 = 1.75 x input_size
-    context: float = 3.0  # cached crop side / landmark box side
+    cache_size: int = 0  # side of the cached loose crops; 0 = 2 x input_size
+    context: float = 3.6  # cached crop side / landmark box side (covers a 2.4x crop rotated by 30 degrees)
     workers: int = 1  # DataLoader worker processes
     threads: int = 0  # torch threads (0 = torch's default)
     device: str = "auto"  # auto | cpu | cuda
@@ -111,8 +111,8 @@ class EpochSampler(Sampler[tuple[int, int]]):
 def heatmap_kl(hm: torch.Tensor, target_px: torch.Tensor, stride: float, sigma: float) -> torch.Tensor:
     """KL(Gaussian target || softmax(hm)): hm (B, K, H, W) logits, target_px (B, K, 2) input pixels."""
     b, k, h, w = hm.shape
-    ys = (torch.arange(h, dtype=hm.dtype) + 0.5) * stride - 0.5  # (H,) input px of cell centres
-    xs = (torch.arange(w, dtype=hm.dtype) + 0.5) * stride - 0.5
+    ys = (torch.arange(h, dtype=hm.dtype, device=hm.device) + 0.5) * stride - 0.5  # (H,) input px of cell centres
+    xs = (torch.arange(w, dtype=hm.dtype, device=hm.device) + 0.5) * stride - 0.5
     s2 = 2.0 * (sigma * stride) ** 2
     gx = torch.exp(-((xs.view(1, 1, w) - target_px[..., :1]) ** 2) / s2)  # (B, K, W)
     gy = torch.exp(-((ys.view(1, 1, h) - target_px[..., 1:]) ** 2) / s2)  # (B, K, H)
@@ -185,7 +185,7 @@ def check_config(cfg: TrainConfig) -> None:
 
 def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool = True) -> LandmarkTrainSet:
     """Crop caches of every training set (built once, then reused) wrapped in the augmenting dataset."""
-    cache_size = cfg.cache_size or int(round(cfg.input_size * 1.75 / 16) * 16)
+    cache_size = cfg.cache_size or 2 * cfg.input_size
     caches = [
         build_crop_cache(load_dataset(p, require_landmarks=True), cache_size, cfg.context, progress=progress)
         for p in cfg.train
@@ -385,10 +385,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
             report = evaluate(ema if ema is not None else model, val_set, progress=False)
             row["val_nme"] = report.summary["nme_challenge"]
             row["val_nme_box"] = report.summary["nme_box"]
-            if row["val_nme"] < best:
-                best = row["val_nme"]
-                save(best_path, epoch + 1, 0)
         history.append(row)
+        if "val_nme" in row and row["val_nme"] < best:
+            best = row["val_nme"]
+            save(best_path, epoch + 1, 0)
         if rank == 0:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
             save(last_path, epoch + 1, 0)
