@@ -553,7 +553,8 @@ def test_cli_train_and_evaluate_outputs(tmp_path: Path, tiny_model: Path, capsys
     [
         (["--batch-size", "0"], "batch size and epochs must be at least 1"),
         (["--samples-per-epoch", "1"], "samples per epoch (1) must be at least the batch size"),
-        (["--loss", "nope"], "unknown loss 'nope'"),
+        (["--loss", "nope"], "unknown coordinate loss 'nope'"),
+        (["--loss", "heatmap_mse"], "unknown coordinate loss 'heatmap_mse'"),
         (["--input-size", "100"], "input_size must be a multiple of 32"),
         (["--model", "resnet9000"], "unknown model 'resnet9000'"),
         (["--train-weights", "1", "2"], "expected 1 non-negative weights"),

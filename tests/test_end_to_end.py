@@ -186,3 +186,22 @@ def test_torchrun_two_processes(tiny_run: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "world size 2" in proc.stdout
     assert (out / "last.pt").is_file()
+
+
+def test_resume_refuses_a_changed_schedule(tiny_run: Path, tmp_path: Path) -> None:
+    from lightmark.errors import ConfigError
+
+    common = dict(
+        train=[str(tiny_run / "train")],
+        model="shufflenetv2_x0_5_heatmap",
+        input_size=64,
+        samples_per_epoch=32,
+        warmup_steps=2,
+        workers=0,
+        threads=1,
+        out=str(tmp_path / "r"),
+        epochs=1,
+    )
+    train(TrainConfig(batch_size=16, **common), progress=False)
+    with pytest.raises(ConfigError, match="batch_size"):
+        train(TrainConfig(batch_size=8, **common), resume=True, progress=False)

@@ -29,6 +29,9 @@ from ..losses import get_loss
 from ..models import LandmarkModel, create_model, load_checkpoint, model_config, model_summary, save_checkpoint
 from ..utils import atomic_write, ensure_dir
 
+COORDINATE_LOSSES = ("wing", "l1", "l2", "smooth_l1")
+"""Losses on (B, K, 2) coordinates that ``TrainConfig.loss`` accepts (heatmap losses need heatmap targets)."""
+
 
 @dataclass
 class TrainConfig:
@@ -122,6 +125,27 @@ def heatmap_kl(hm: torch.Tensor, target_px: torch.Tensor, stride: float, sigma: 
     return (t * (torch.log(t.clamp_min(1e-12)) - logp)).sum((2, 3)).mean()
 
 
+def train_step(
+    net: torch.nn.Module,
+    model: LandmarkModel,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+) -> torch.Tensor:
+    """One optimiser step. x: (B, 3, S, S) float 0..255, y: (B, K, 2) input px; ``net`` is ``model`` or its DDP
+    wrapper. Coordinate loss in units of 1/128 of the input side, plus the heatmap KL for heatmap heads."""
+    unit = 128.0 / cfg.input_size
+    coords, hm = net(x, return_heatmaps=True)
+    loss = get_loss(cfg.loss)(coords * unit, y * unit)
+    if hm is not None and cfg.heatmap_weight > 0:
+        loss = loss + cfg.heatmap_weight * heatmap_kl(hm, y, model.heatmap_stride, cfg.heatmap_sigma)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
 def lr_lambda(step: int, warmup: int, total: int) -> float:
     """Linear warm-up then cosine decay to 1% of the peak."""
     if step < warmup:
@@ -176,11 +200,15 @@ def check_config(cfg: TrainConfig) -> None:
         )
     if not (math.isfinite(cfg.lr) and cfg.lr > 0) or not 0 <= cfg.ema_decay < 1:
         raise ConfigError(f"need lr > 0 and 0 <= ema decay < 1, got lr {cfg.lr} and ema decay {cfg.ema_decay}")
-    try:
-        get_loss(cfg.loss)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    if cfg.loss not in COORDINATE_LOSSES:
+        raise ConfigError(f"unknown coordinate loss {cfg.loss!r}; available: {', '.join(COORDINATE_LOSSES)}")
+    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda[:N], got {cfg.device!r}")
     model_config(cfg.model, input_size=cfg.input_size)
+
+
+# Fields that define the sample stream and the schedule: a resumed run must keep them.
+RESUME_KEYS = ("train", "train_weights", "model", "input_size", "epochs", "samples_per_epoch", "batch_size", "seed")
 
 
 def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool = True) -> LandmarkTrainSet:
@@ -204,7 +232,6 @@ def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
     model = create_model(cfg.model, input_size=cfg.input_size)
     trainset = build_trainset(cfg, model.config.flip_perm)
     loader_ips = measure_input_pipeline(trainset, cfg.batch_size, cfg.workers, batches)
-    loss_fn, unit = get_loss(cfg.loss), 128.0 / cfg.input_size
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     sampler = EpochSampler(batches + 1, cfg.batch_size)
     loader = DataLoader(trainset, cfg.batch_size, sampler=sampler, num_workers=cfg.workers)
@@ -213,13 +240,7 @@ def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
     for i, (x, y) in enumerate(loader):
         if i == 1:
             t0 = time.time()
-        coords, hm = model(x.float(), return_heatmaps=True)
-        loss = loss_fn(coords * unit, y * unit)
-        if hm is not None and cfg.heatmap_weight > 0:
-            loss = loss + cfg.heatmap_weight * heatmap_kl(hm, y, model.heatmap_stride, cfg.heatmap_sigma)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, model, opt, x.float(), y, cfg)
         n += x.shape[0] if i >= 1 else 0
     return {
         "loader_images_per_s": round(loader_ips, 1),
@@ -270,17 +291,24 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     steps_per_epoch = cfg.steps_per_epoch
     total_steps = cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg.warmup_steps, total_steps))
-    loss_fn = get_loss(cfg.loss)
-    unit = 128.0 / cfg.input_size  # losses see coordinates in 1/128 of the input side
 
     start_epoch, start_batch, history, best = 0, 0, [], math.inf
     last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and not last_path.is_file() and rank == 0:
+        print(f"--resume: {last_path} does not exist yet, starting from scratch", flush=True)
     if resume and last_path.is_file():
         ck = load_checkpoint(last_path)
+        saved = ck.get("train_config") or {}
+        changed = [k for k in RESUME_KEYS if k in saved and _plain(getattr(cfg, k)) != saved[k]]
+        if changed:
+            raise ConfigError(
+                f"{last_path}: cannot resume with different {', '.join(changed)} "
+                f"(was {', '.join(repr(saved[k]) for k in changed)})"
+            )
         try:
             model.load_state_dict(ck["state_dict"])
-            if ema is not None and ck.get("ema_state_dict") is not None:
-                ema.load_state_dict(ck["ema_state_dict"])
+            if ema is not None:  # the saved average, or the loaded weights when the run had none
+                ema.load_state_dict(ck.get("ema_state_dict") or ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             start_epoch, start_batch = int(ck["epoch"]), int(ck["batch_in_epoch"])
@@ -344,13 +372,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         )
         for batch_idx, (x, y) in enumerate(bar, start=start_batch):
             x, y = x.to(device).float(), y.to(device)  # (B, 3, S, S) 0..255, (B, K, 2) input px
-            coords, hm = net(x, return_heatmaps=True)
-            loss = loss_fn(coords * unit, y * unit)
-            if hm is not None and cfg.heatmap_weight > 0:
-                loss = loss + cfg.heatmap_weight * heatmap_kl(hm, y, model.heatmap_stride, cfg.heatmap_sigma)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = train_step(net, model, opt, x, y, cfg)
             sched.step()
             step += 1
             if ema is not None:  # warm-up: the average starts short and lengthens to ema_decay
@@ -422,12 +444,9 @@ def _write_log(out: Path, history: list[dict]) -> None:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(history)
-    try:
-        from ..viz import plot_training
+    from ..viz import plot_training
 
-        plot_training(history, out / "curves.png")
-    except ImportError:
-        pass
+    plot_training(history, out / "curves.png")
 
 
 def measure_input_pipeline(
