@@ -106,3 +106,15 @@ def test_gamma_lut() -> None:
     img = np.full((2, 2, 3), 64, np.uint8)
     assert apply_gamma(img, 1.0) is img
     assert apply_gamma(img, 2.0)[0, 0, 0] == lut[64]
+
+
+def test_crop_statistics_hand_computed() -> None:
+    from lightmark.data.transforms import crop_statistics
+
+    # a 100 px landmark box whose centre is 19 px below the centre of a 190 px crop: ratio 1.9, shift 0.1
+    box = np.array([[45.5, 64.5], [145.5, 164.5]])  # centre (95.5, 114.5); crop centre (94.5, 94.5)
+    pts = np.stack([box, box + [1.0, 0.0]])  # second face 1 px to the right
+    stats = crop_statistics(pts, np.array([[190, 190], [190, 190]]))
+    assert stats["side_mean"] == pytest.approx(1.9) and stats["side_std"] == pytest.approx(0.0)
+    assert stats["shift_up_mean"] == pytest.approx(20 / 190)
+    assert stats["shift_x_std"] == pytest.approx(0.5 / 190)

@@ -47,6 +47,12 @@ CONTOURS: tuple[tuple[int, int, bool], ...] = (
     (60, 68, True),
 )
 
+CROP_SIDE_RATIO: float = 1.90
+"""Side of a face crop / side (max(w, h)) of its 68-landmark box, as in the challenge's crops (1.90 +- 0.16)."""
+
+CROP_SHIFT_UP: float = 0.084
+"""The crop window's centre sits this fraction of its side above the landmark box centre (challenge crops)."""
+
 YAW_BINS: tuple[tuple[float, float], ...] = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0001))
 """Absolute-yaw bins (degrees) of the AFLW2000-3D literature: [0,30), [30,60), [60,90]."""
 

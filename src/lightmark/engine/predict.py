@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..constants import CROP_SHIFT_UP, CROP_SIDE_RATIO
 from ..data.formats import FaceDataset, Sample, load_dataset
 from ..data.images import read_image
 from ..data.transforms import (
@@ -66,12 +67,16 @@ def _merge_flip(out: np.ndarray, flipped: np.ndarray, size: int, perm: Sequence[
 
 
 def box_matrix(box: Box, out_size: int, scale: float = 1.0) -> np.ndarray:
-    """Crop matrix of a square window around a face box (x0, y0, x1, y1), ``scale`` x its longer side."""
+    """Crop matrix for a face box (x0, y0, x1, y1) taken as the face's landmark box (``scale`` enlarges it
+    first): framed exactly like the training crops (see :func:`landmarks_matrix`)."""
     x0, y0, x1, y1 = box
-    return crop_matrix(((x0 + x1) / 2.0, (y0 + y1) / 2.0), scale * max(x1 - x0, y1 - y0), out_size)
+    cx, cy, half = (x0 + x1) / 2.0, (y0 + y1) / 2.0, scale * max(x1 - x0, y1 - y0) / 2.0
+    return landmarks_matrix(np.array([[cx - half, cy - half], [cx + half, cy + half]]), out_size)
 
 
-def landmarks_matrix(landmarks: np.ndarray, out_size: int, ratio: float = 1.9, shift_up: float = 0.084) -> np.ndarray:
+def landmarks_matrix(
+    landmarks: np.ndarray, out_size: int, ratio: float = CROP_SIDE_RATIO, shift_up: float = CROP_SHIFT_UP
+) -> np.ndarray:
     """Crop matrix framing a face like the training crops, from its (K, 2) landmarks (e.g. the previous
     video frame's): side ``ratio`` x the landmark box, window shifted up by ``shift_up`` x side."""
     center, side = landmark_box(landmarks)
@@ -150,7 +155,7 @@ class Predictor:
         threads: int | None = None,
         flip_test: bool = False,
         gamma: float = 1.0,
-        box_scale: float = 1.35,
+        box_scale: float = 1.0,
         device: str | None = None,
     ) -> None:
         if threads is not None:
