@@ -109,6 +109,7 @@ def evaluate(
             "model": predictor.config.name,
             "input_size": predictor.input_size,
             "flip_test": predictor.flip_test,
+            "backend": predictor.backend,
             **_model_meta(predictor),
         },
     )

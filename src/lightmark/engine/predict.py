@@ -191,13 +191,17 @@ class Predictor:
         if twin is not None:
             try:
                 session = ort_session(twin, threads)
-                if _twin_is_current(session, source, twin, self.config.to_dict()):
+                current = _twin_is_current(session, source, twin, self.config.to_dict())
+                if current:
                     self.session, self.onnx_path = session, twin
                     return "onnx"
+                problem = "exported from another checkpoint (re-export it)"
             except Exception as e:  # an unreadable twin is not used, and the user is told
-                import warnings
+                problem = f"not usable ({e})"
+            import warnings
 
-                warnings.warn(f"{twin}: ONNX twin not usable ({e}); using the torch model", stacklevel=3)
+            fallback = "the torch model" if backend == "auto" else "an in-memory export"
+            warnings.warn(f"{twin}: ONNX twin {problem}; using {fallback}", stacklevel=3)
         if backend == "auto":
             return "torch"
         self.session = ort_session(onnx_bytes(self.model), threads)
