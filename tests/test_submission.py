@@ -62,3 +62,17 @@ def test_refuses_to_write_bad_values(tmp_path) -> None:
     with pytest.raises(SubmissionError):
         write_submission(tmp_path / "s.txt", ["a b.jpg"], np.zeros((1, 68, 2)))
     assert not (tmp_path / "s.txt").exists()
+
+
+def test_check_flags_points_far_outside_their_image(tmp_path) -> None:
+    import cv2
+
+    (tmp_path / "imgs").mkdir()
+    cv2.imwrite(str(tmp_path / "imgs" / "a.png"), np.zeros((50, 40, 3), np.uint8))
+    pts = np.full((1, 68, 2), 20.0)
+    write_submission(tmp_path / "ok.txt", ["a.png"], pts)
+    assert check_submission(tmp_path / "ok.txt", tmp_path / "imgs").ok
+    pts[0, 5] = (20.0, 101.0)  # y beyond 2 x 50
+    write_submission(tmp_path / "bad.txt", ["a.png"], pts)
+    rep = check_submission(tmp_path / "bad.txt", tmp_path / "imgs")
+    assert any("outside their image" in p for p in rep.problems), rep.problems

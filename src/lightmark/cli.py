@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -44,8 +45,10 @@ def _cmd_train(a: argparse.Namespace) -> int:
         print(json.dumps(profile_pipeline(cfg, a.profile)))
         return 0
     result = train(cfg, resume=a.resume, progress=not a.quiet)
-    if result.history:
+    if result.history and math.isfinite(result.best_nme):
         print(f"best val NME {result.best_nme:.3f}% -> {result.best_path}")
+    elif result.history:
+        print(f"trained {len(result.history)} epochs -> {result.out_dir / 'last.pt'} (no --val: nothing scored)")
     return 0
 
 
@@ -263,21 +266,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--model", default="shufflenetv2_x1_0_heatmap", help="registered model name (see `lightmark models`)"
     )
-    t.add_argument("--input-size", type=int, default=128)
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--samples-per-epoch", type=int, default=20_000)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--loss", default="wing")
-    t.add_argument("--heatmap-weight", type=float, default=0.05)
+    t.add_argument("--input-size", type=int, default=128, help="square input side in pixels (multiple of 32)")
+    t.add_argument("--epochs", type=int, default=10, help="number of epochs")
+    t.add_argument("--samples-per-epoch", type=int, default=20_000, help="augmented samples drawn per epoch")
+    t.add_argument("--batch-size", type=int, default=64, help="images per optimiser step (per process under torchrun)")
+    t.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (linear warm-up, cosine decay)")
+    t.add_argument("--loss", default="wing", help="coordinate loss: wing, l1, l2 or smooth_l1")
+    t.add_argument("--heatmap-weight", type=float, default=0.05, help="weight of the heatmap KL term (heatmap heads)")
     t.add_argument("--ema", type=float, default=0.998, help="EMA decay of the weights (0 = off)")
     t.add_argument("--photometric", type=float, default=1.0, help="photometric augmentation strength 0..1")
     t.add_argument("--rotation", type=float, default=30.0, help="max random rotation in degrees")
-    t.add_argument("--workers", type=int, default=1)
-    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--workers", type=int, default=1, help="data loader worker processes (0 = in the main process)")
+    t.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    t.add_argument("--seed", type=int, default=0, help="seed of the sample stream and the initial weights")
+    t.add_argument("--checkpoint-minutes", type=float, default=10.0, help="also write last.pt mid-epoch this often")
     t.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = no limit)")
     t.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, curves.png)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")

@@ -117,9 +117,22 @@ def _parse(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     return problems, names, pts
 
 
+def _far_outside(image: Path, points: np.ndarray) -> bool:
+    """Points beyond [-W, 2W] x [-H, 2H] of the image (read from its header only)."""
+    from .data.images import image_size
+    from .errors import ImageError
+
+    try:
+        w, h = image_size(image)
+    except ImageError:
+        return False  # an unreadable image is not this check's business
+    x, y = points[:, 0], points[:, 1]
+    return bool((x < -w).any() or (x > 2 * w).any() or (y < -h).any() or (y > 2 * h).any())
+
+
 def check_submission(path: str | os.PathLike, images: str | os.PathLike | None = None) -> SubmissionReport:
     """Validate a submission: 137 fields per row, finite numbers, unique names, and - given the image folder -
-    exactly one row per image, names matching, points within a generous margin of the image."""
+    exactly one row per image, names matching, points within one image size of the image (headers only)."""
     path = Path(path)
     problems, names, pts = _parse(path)
     seen: set[str] = set()
@@ -140,10 +153,9 @@ def check_submission(path: str | os.PathLike, images: str | os.PathLike | None =
             problems.append(f"{len(missing)} images have no row (first: {missing[0]})")
         if extra:
             problems.append(f"{len(extra)} rows name no image in {folder} (first: {extra[0]})")
-        if len(pts):
-            far = np.abs(pts).max(axis=(1, 2)) > 10_000
-            if far.any():
-                problems.append(
-                    f"{int(far.sum())} rows have coordinates beyond 10000 px (first: {names[int(np.argmax(far))]})"
-                )
+        outside = [n for n, p in zip(names, pts, strict=True) if n in files and _far_outside(folder / n, p)]
+        if outside:
+            problems.append(
+                f"{len(outside)} rows have points more than one image size outside their image (first: {outside[0]})"
+            )
     return SubmissionReport(rows=len(names), images=n_images, problems=problems)

@@ -79,15 +79,15 @@ class EvaluationReport:
 
 
 def evaluate(
-    model: str | os.PathLike | LandmarkModel | Predictor | None = None,
-    data: str | os.PathLike | FaceDataset = "",
+    model: str | os.PathLike | LandmarkModel | Predictor | None,
+    data: str | os.PathLike | FaceDataset,
     *,
     batch_size: int = 32,
     flip_test: bool = False,
     progress: bool = True,
 ) -> EvaluationReport:
     """Predict a labelled dataset and score it (challenge NME = mean error / sqrt(W*H), box NME, FR, AUC,
-    per-yaw-bin figures when yaw is known)."""
+    per-yaw-bin figures when yaw is known). ``model`` None means the shipped model."""
     dataset = data if isinstance(data, FaceDataset) else load_dataset(data, require_landmarks=True)
     if not dataset.has_landmarks:
         raise DatasetError(f"{dataset.root}: evaluation needs landmarks for every image")

@@ -49,6 +49,7 @@ class ModelConfig:
         self.flip_perm = tuple(int(v) for v in self.flip_perm)
 
     def to_dict(self) -> dict:
+        """Plain-data form stored in checkpoints (``ModelConfig(**d)`` rebuilds it)."""
         return asdict(self)
 
 
@@ -66,7 +67,7 @@ class DSBlock(nn.Module):
 class HeatmapHead(nn.Module):
     """FPN-style top-down head: multi-scale features -> (B, K, S/stride, S/stride) heatmap logits."""
 
-    def __init__(self, in_channels: tuple[int, int, int, int], num_landmarks: int, ch: int, stride: int = 4) -> None:
+    def __init__(self, in_channels: tuple[int, int, int, int], num_landmarks: int, ch: int, stride: int = 8) -> None:
         super().__init__()
         levels = 4 if stride == 4 else 3  # stride 8 stops at c3
         self.lateral = nn.ModuleList(conv_bn(c, ch, 1) for c in in_channels[4 - levels :])  # [stem,] c3, c4, c5
@@ -120,7 +121,7 @@ class LandmarkModel(nn.Module):
 
     def forward(self, x: torch.Tensor, return_heatmaps: bool = False):
         """x: (B, 3, S, S) RGB float in [0, 255] -> coords (B, K, 2) in input pixels
-        (and the (B, K, S/4, S/4) heatmap logits when ``return_heatmaps``, None for regression heads)."""
+        (and the (B, K, S/stride, S/stride) heatmap logits when ``return_heatmaps``, None for regression heads)."""
         feats = self.backbone((x - self.mean) / self.std)
         if self.config.head == "heatmap":
             hm = self.head(feats)  # (B, K, S/4, S/4)
