@@ -47,3 +47,21 @@ def test_validation_nme_matches_the_recorded_figure() -> None:
     assert report.summary["n"] == 199
     assert report.summary["nme_challenge"] == pytest.approx(recorded, abs=0.02)
     json.dumps(report.to_dict())  # serialisable
+
+
+def test_mirror_equivariance_and_flip_test() -> None:
+    """The prediction on a mirrored face, mirrored back and re-ordered by FLIP_PERM, lands near the prediction on
+    the face itself; flip-test averaging (which relies on the same permutation) stays close to both."""
+    from lightmark.constants import FLIP_PERM
+    from lightmark.data.images import read_image
+
+    img = read_image(SAMPLE)
+    w = img.shape[1]
+    p = Predictor(backend="torch")
+    a = p.predict(img)
+    b = p.predict(np.ascontiguousarray(img[:, ::-1]))
+    b[:, 0] = w - 1 - b[:, 0]
+    b = b[list(FLIP_PERM)]
+    assert np.linalg.norm(a - b, axis=1).mean() < 15.0  # px on a 384 px crop (no permutation: ~50)
+    f = Predictor(backend="torch", flip_test=True).predict(img)
+    np.testing.assert_allclose(f, (a + b) / 2, atol=1e-3)
