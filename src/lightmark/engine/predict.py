@@ -144,7 +144,8 @@ class Predictor:
 
     ``backend``: ``"torch"``, ``"onnx"`` (ONNX Runtime: the checkpoint's ONNX twin ``X.onnx`` beside ``X.pt``
     when it is up to date, else an in-memory export) or ``"auto"`` (ONNX Runtime when it is installed and the
-    model has an up-to-date twin, else torch). ``threads`` sets torch's threads and ORT's intra-op threads.
+    model has an up-to-date twin, else torch). ``threads`` sets ORT's intra-op threads and torch's threads -
+    the latter for the whole process (``torch.set_num_threads``), as torch has no per-model setting.
     """
 
     def __init__(
@@ -286,11 +287,12 @@ class Predictor:
         batch_size: int = 32,
         progress: bool = True,
         skip_bad: bool = False,
+        decode_threads: int = 2,
     ) -> PredictionResults:
         """Predict every image of a dataset / folder / list of files, in batches, decoding in a thread pool.
 
         Bad images raise (before any output is written) unless ``skip_bad``: then they are listed in
-        ``results.skipped``.
+        ``results.skipped``. ``decode_threads`` threads decode the next images while the model runs.
         """
         from tqdm import tqdm
 
@@ -313,7 +315,7 @@ class Predictor:
                 return s, None, str(e)
 
         with (
-            ThreadPoolExecutor(max_workers=2) as pool,
+            ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool,
             tqdm(total=len(samples), desc="predict", unit="img", disable=not progress) as bar,
         ):
             for chunk in _chunks(samples, batch_size):
