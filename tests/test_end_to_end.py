@@ -125,11 +125,9 @@ def test_cli_help_lists_commands(capsys) -> None:
         assert cmd in out
 
 
-def test_resume_continues_from_last_checkpoint(tiny_run: Path, tmp_path: Path) -> None:
-    """Two epochs in one go == one epoch, stop, resume for the second (same seed): identical weights."""
-    import torch
-
-    common = dict(
+def _tiny_config(tiny_run: Path, out: Path, **overrides) -> TrainConfig:
+    """A seconds-long training run on the 8 copied FaceSynthetics samples."""
+    base = dict(
         train=[str(tiny_run / "train")],
         model="shufflenetv2_x0_5_heatmap",
         input_size=64,
@@ -138,10 +136,18 @@ def test_resume_continues_from_last_checkpoint(tiny_run: Path, tmp_path: Path) -
         warmup_steps=2,
         workers=0,
         threads=1,
+        out=str(out),
     )
-    full = train(TrainConfig(out=str(tmp_path / "full"), epochs=2, **common), progress=False)
-    train(TrainConfig(out=str(tmp_path / "split"), epochs=2, max_steps=2, **common), progress=False)
-    train(TrainConfig(out=str(tmp_path / "split"), epochs=2, **common), resume=True, progress=False)
+    return TrainConfig(**{**base, **overrides})
+
+
+def test_resume_continues_from_last_checkpoint(tiny_run: Path, tmp_path: Path) -> None:
+    """Two epochs in one go == one epoch, stop, resume for the second (same seed): identical weights."""
+    import torch
+
+    full = train(_tiny_config(tiny_run, tmp_path / "full", epochs=2), progress=False)
+    train(_tiny_config(tiny_run, tmp_path / "split", epochs=2, max_steps=2), progress=False)
+    train(_tiny_config(tiny_run, tmp_path / "split", epochs=2), resume=True, progress=False)
     a = torch.load(full.out_dir / "last.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "split" / "last.pt", weights_only=True)["state_dict"]
     for k in a:
@@ -191,17 +197,6 @@ def test_torchrun_two_processes(tiny_run: Path, tmp_path: Path) -> None:
 def test_resume_refuses_a_changed_schedule(tiny_run: Path, tmp_path: Path) -> None:
     from lightmark.errors import ConfigError
 
-    common = dict(
-        train=[str(tiny_run / "train")],
-        model="shufflenetv2_x0_5_heatmap",
-        input_size=64,
-        samples_per_epoch=32,
-        warmup_steps=2,
-        workers=0,
-        threads=1,
-        out=str(tmp_path / "r"),
-        epochs=1,
-    )
-    train(TrainConfig(batch_size=16, **common), progress=False)
+    train(_tiny_config(tiny_run, tmp_path / "r", epochs=1), progress=False)
     with pytest.raises(ConfigError, match="batch_size"):
-        train(TrainConfig(batch_size=8, **common), resume=True, progress=False)
+        train(_tiny_config(tiny_run, tmp_path / "r", epochs=1, batch_size=8), resume=True, progress=False)
