@@ -200,3 +200,37 @@ def test_resume_refuses_a_changed_schedule(tiny_run: Path, tmp_path: Path) -> No
     train(_tiny_config(tiny_run, tmp_path / "r", epochs=1), progress=False)
     with pytest.raises(ConfigError, match="batch_size"):
         train(_tiny_config(tiny_run, tmp_path / "r", epochs=1, batch_size=8), resume=True, progress=False)
+
+
+def test_init_starts_from_the_given_weights(tiny_run: Path, tmp_path: Path) -> None:
+    """--init loads the checkpoint's (EMA) weights: one step at a negligible learning rate leaves them in place,
+    while a run without --init starts elsewhere. A different architecture is refused."""
+    import torch
+
+    from lightmark.errors import ConfigError
+
+    src = tiny_run / "run" / "best.pt"
+    ref = load_model(src).state_dict()
+    common = dict(epochs=1, max_steps=1, lr=1e-12, ema_decay=0.0, weight_decay=0.0)
+    train(_tiny_config(tiny_run, tmp_path / "ft", init=str(src), **common), progress=False)
+    train(_tiny_config(tiny_run, tmp_path / "scratch", seed=5, **common), progress=False)
+    ft = load_model(tmp_path / "ft" / "last.pt", use_ema=False).state_dict()
+    scratch = load_model(tmp_path / "scratch" / "last.pt", use_ema=False).state_dict()
+    conv = [k for k, v in ref.items() if v.dtype.is_floating_point and v.ndim == 4]
+    assert all(torch.allclose(ft[k], ref[k], atol=1e-6) for k in conv)
+    assert not all(torch.allclose(scratch[k], ref[k], atol=1e-3) for k in conv)
+    with pytest.raises(ConfigError, match="differs"):
+        train(_tiny_config(tiny_run, tmp_path / "bad", init=str(src), model="shufflenetv2_x1_0_heatmap"))
+
+
+def test_jaw_weights_are_checked_and_used(tiny_run: Path, tmp_path: Path) -> None:
+    from lightmark.engine.train import build_trainset, check_config
+    from lightmark.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="jaw weights"):
+        check_config(_tiny_config(tiny_run, tmp_path / "a", jaw_weights=[0.0, 1.0]))
+    with pytest.raises(ConfigError, match="jaw weights"):
+        check_config(_tiny_config(tiny_run, tmp_path / "a", jaw_weights=[2.0]))
+    ts = build_trainset(_tiny_config(tiny_run, tmp_path / "a", jaw_weights=[0.25]), tuple(range(68)), progress=False)
+    _, _, w = ts[(0, 0)]
+    assert w[:17].tolist() == [0.25] * 17 and w[17:].tolist() == [1.0] * 51

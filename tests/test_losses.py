@@ -133,3 +133,18 @@ def test_shape_checks() -> None:
         l1_loss(pred, target, torch.ones(1, 3))
     with pytest.raises(ValueError):
         heatmap_mse(pred, target)  # coordinates are not heatmaps
+
+
+def test_heatmap_kl_point_weights() -> None:
+    """Weights scale each point's KL: all ones == unweighted, zeros on a point remove exactly its term."""
+    from lightmark.engine.train import heatmap_kl
+
+    g = torch.Generator().manual_seed(0)
+    hm = torch.randn(2, 3, 8, 8, generator=g)
+    y = torch.rand(2, 3, 2, generator=g) * 60
+    full = heatmap_kl(hm, y, 8, 1.5)
+    assert torch.allclose(heatmap_kl(hm, y, 8, 1.5, torch.ones(2, 3)), full)
+    w = torch.ones(2, 3)
+    w[:, 0] = 0
+    rest = heatmap_kl(hm[:, 1:], y[:, 1:], 8, 1.5)  # mean over the 2 x 2 remaining points
+    assert torch.allclose(heatmap_kl(hm, y, 8, 1.5, w), rest * 4 / 6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from lightmark.constants import FLIP_PERM
 from lightmark.data.training import AugmentConfig, CropCache, LandmarkTrainSet
@@ -39,7 +40,7 @@ def test_labels_follow_pixels_through_rotation_and_flip(seed: int) -> None:
     ts = LandmarkTrainSet([_face_cache()], 128, 16, augment=AugmentConfig(jitter, photometric=0.0), seed=seed)
     flips = 0
     for i in range(16):
-        x, y = ts[(0, i)]
+        x, y, _ = ts[(0, i)]
         img, pts = x.numpy().transpose(1, 2, 0), y.numpy()
         red, green, blue = (_centroid(img[..., c]) for c in range(3))
         np.testing.assert_allclose(pts[30], blue, atol=0.6)  # the nose tip maps to itself
@@ -61,3 +62,28 @@ def test_items_are_a_function_of_seed_epoch_index() -> None:
     assert np.array_equal(a[0].numpy(), b[0].numpy()) and np.array_equal(a[1].numpy(), b[1].numpy())
     c = ts[(3, 5)]
     assert not np.array_equal(a[1].numpy(), c[1].numpy())
+
+
+def test_point_weights_follow_the_mirror_permutation() -> None:
+    pw = np.ones(68, np.float32)
+    pw[0] = 0.0  # the image-left jaw end of the source face
+    jitter = CropJitter(rotation_deg=0.0, p_rotate=0.0, p_flip=0.5)
+    ts = LandmarkTrainSet(
+        [_face_cache()], 64, 16, augment=AugmentConfig(jitter, photometric=0.0), seed=0, point_weights=[pw]
+    )
+    seen = set()
+    for i in range(16):
+        _, y, w = ts[(0, i)]
+        assert w.shape == (68,) and w.dtype == torch.float32
+        zero = int(np.flatnonzero(w.numpy() == 0)[0])
+        # unflipped: source point 0 stays index 0; flipped: it becomes output index 16 (the image-right end)
+        assert zero in (0, 16) and (w.numpy() == 0).sum() == 1
+        seen.add(zero)
+    assert seen == {0, 16}
+
+
+def test_point_weights_must_match_the_caches() -> None:
+    with pytest.raises(ValueError, match="one per cache"):
+        LandmarkTrainSet([_face_cache()], 64, 8, point_weights=[None, None])
+    with pytest.raises(ValueError, match="expected shape"):
+        LandmarkTrainSet([_face_cache()], 64, 8, point_weights=[np.ones(5)])

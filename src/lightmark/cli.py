@@ -23,6 +23,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
         model=a.model,
         input_size=a.input_size,
         train_weights=a.train_weights,
+        jaw_weights=a.jaw_weights,
+        init=a.init,
         epochs=a.epochs,
         samples_per_epoch=a.samples_per_epoch,
         batch_size=a.batch_size,
@@ -262,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model (also under torchrun for several processes)")
     t.add_argument("--train", action="append", required=True, type=Path, help="training dataset (repeatable)")
     t.add_argument("--train-weights", type=float, nargs="+", help="sampling weight of each --train set")
+    t.add_argument(
+        "--jaw-weights",
+        type=float,
+        nargs="+",
+        help="loss weight (0..1) of the 17 jaw points of each --train set, e.g. 0 for 300-W's visible-contour jaw",
+    )
+    t.add_argument("--init", help="start from this checkpoint's weights (fine-tuning; EMA weights when present)")
     t.add_argument("--val", help="labelled validation set, scored every epoch")
     t.add_argument(
         "--model", default="shufflenetv2_x1_0_heatmap", help="registered model name (see `lightmark models`)"

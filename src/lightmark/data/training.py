@@ -144,7 +144,9 @@ class LandmarkTrainSet(Dataset):
 
     Item ``(e, i)`` (index i of epoch e) is fully determined by ``(seed, e, i)`` - whichever worker computes it - so a
     resumed run sees exactly the samples an uninterrupted one would.
-    Returns ``(image (3, S, S) uint8, landmarks (K, 2) float32 in input pixels)``.
+    ``point_weights`` (one ``(K,)`` array or None per cache) weigh each point in the loss, e.g. 0 on the jaw of
+    a set whose jaw follows another convention (300-W's visible contour); None = all ones.
+    Returns ``(image (3, S, S) uint8, landmarks (K, 2) float32 in input pixels, point weights (K,) float32)``.
     """
 
     def __init__(
@@ -156,6 +158,7 @@ class LandmarkTrainSet(Dataset):
         augment: AugmentConfig | None = None,
         flip_perm: Sequence[int] | None = None,
         seed: int = 0,
+        point_weights: Sequence[np.ndarray | Sequence[float] | None] | None = None,
     ) -> None:
         from ..constants import FLIP_PERM
 
@@ -168,11 +171,20 @@ class LandmarkTrainSet(Dataset):
         self.flip_perm = list(flip_perm if flip_perm is not None else FLIP_PERM)
         self.seed = seed
         self._photo = None
+        if point_weights is not None and len(point_weights) != len(self.caches):
+            raise ValueError(f"point_weights: expected {len(self.caches)} entries (one per cache)")
+        self.point_weights = []
+        for k, c in enumerate(self.caches):
+            pw = point_weights[k] if point_weights is not None else None
+            pw = np.ones(c.landmarks.shape[1], np.float32) if pw is None else np.asarray(pw, np.float32)
+            if pw.shape != (c.landmarks.shape[1],):
+                raise ValueError(f"point_weights[{k}]: expected shape ({c.landmarks.shape[1]},), got {pw.shape}")
+            self.point_weights.append(pw)
 
     def __len__(self) -> int:
         return self.samples_per_epoch
 
-    def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``key`` = (epoch, index), or an index of epoch 0."""
         epoch, i = key if isinstance(key, tuple) else (0, key)
         rng = np.random.default_rng([self.seed, epoch, i])
@@ -184,11 +196,13 @@ class LandmarkTrainSet(Dataset):
         m = self.augment.jitter.sample(rng, center, side, self.input_size)
         crop = warp(image, m, self.input_size)
         out = transform_points(pts, m)
+        pw = self.point_weights[src]
         if is_flipped(m):
-            out = out[self.flip_perm]
+            out, pw = out[self.flip_perm], pw[self.flip_perm]
         if self.augment.photometric > 0:
             if self._photo is None:
                 self._photo = photometric_augmentation(self.augment.photometric)
             self._photo.set_random_seed(int(rng.integers(2**31)))
             crop = self._photo(image=crop)["image"]
-        return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))), torch.from_numpy(out)
+        image_t = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+        return image_t, torch.from_numpy(out), torch.from_numpy(np.ascontiguousarray(pw))

@@ -17,16 +17,26 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
+from ..constants import JAW
 from ..data.formats import load_dataset
 from ..data.training import AugmentConfig, CropJitter, LandmarkTrainSet, build_crop_cache
 from ..errors import ConfigError, ModelError
 from ..losses import get_loss
-from ..models import LandmarkModel, create_model, load_checkpoint, model_config, model_summary, save_checkpoint
+from ..models import (
+    LandmarkModel,
+    create_model,
+    load_checkpoint,
+    load_model,
+    model_config,
+    model_summary,
+    save_checkpoint,
+)
 from ..utils import atomic_write, ensure_dir
 
 COORDINATE_LOSSES = ("wing", "l1", "l2", "smooth_l1")
@@ -43,6 +53,8 @@ class TrainConfig:
     model: str = "shufflenetv2_x1_0_heatmap"
     input_size: int = 128
     train_weights: list[float] | None = None  # sampling weight of each training set (default: by size)
+    jaw_weights: list[float] | None = None  # loss weight of the 17 jaw points of each training set (default 1)
+    init: str | None = None  # checkpoint whose weights start the run (fine-tuning); None = random init
     epochs: int = 10
     samples_per_epoch: int = 20_000
     batch_size: int = 64
@@ -111,8 +123,11 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return (self.steps - self.start) * self.b
 
 
-def heatmap_kl(hm: torch.Tensor, target_px: torch.Tensor, stride: float, sigma: float) -> torch.Tensor:
-    """KL(Gaussian target || softmax(hm)): hm (B, K, H, W) logits, target_px (B, K, 2) input pixels."""
+def heatmap_kl(
+    hm: torch.Tensor, target_px: torch.Tensor, stride: float, sigma: float, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """KL(Gaussian target || softmax(hm)): hm (B, K, H, W) logits, target_px (B, K, 2) input pixels, optional
+    weight (B, K); mean over (B, K) of weight x per-point KL."""
     b, k, h, w = hm.shape
     ys = (torch.arange(h, dtype=hm.dtype, device=hm.device) + 0.5) * stride - 0.5  # (H,) input px of cell centres
     xs = (torch.arange(w, dtype=hm.dtype, device=hm.device) + 0.5) * stride - 0.5
@@ -122,7 +137,8 @@ def heatmap_kl(hm: torch.Tensor, target_px: torch.Tensor, stride: float, sigma: 
     t = gy.unsqueeze(-1) * gx.unsqueeze(-2)  # (B, K, H, W)
     t = t / t.sum((2, 3), keepdim=True).clamp_min(1e-12)
     logp = F.log_softmax(hm.flatten(2), dim=-1).view_as(hm)
-    return (t * (torch.log(t.clamp_min(1e-12)) - logp)).sum((2, 3)).mean()
+    kl = (t * (torch.log(t.clamp_min(1e-12)) - logp)).sum((2, 3))  # (B, K)
+    return (kl * weight).mean() if weight is not None else kl.mean()
 
 
 def train_step(
@@ -132,14 +148,16 @@ def train_step(
     x: torch.Tensor,
     y: torch.Tensor,
     cfg: TrainConfig,
+    w: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One optimiser step. x: (B, 3, S, S) float 0..255, y: (B, K, 2) input px; ``net`` is ``model`` or its DDP
-    wrapper. Coordinate loss in units of 1/128 of the input side, plus the heatmap KL for heatmap heads."""
+    """One optimiser step. x: (B, 3, S, S) float 0..255, y: (B, K, 2) input px, w: optional (B, K) point weights;
+    ``net`` is ``model`` or its DDP wrapper. Coordinate loss in units of 1/128 of the input side, plus the heatmap
+    KL for heatmap heads."""
     unit = 128.0 / cfg.input_size
     coords, hm = net(x, return_heatmaps=True)
-    loss = get_loss(cfg.loss)(coords * unit, y * unit)
+    loss = get_loss(cfg.loss)(coords * unit, y * unit, w)
     if hm is not None and cfg.heatmap_weight > 0:
-        loss = loss + cfg.heatmap_weight * heatmap_kl(hm, y, model.heatmap_stride, cfg.heatmap_sigma)
+        loss = loss + cfg.heatmap_weight * heatmap_kl(hm, y, model.heatmap_stride, cfg.heatmap_sigma, w)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -198,6 +216,11 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"train weights: expected {len(cfg.train)} non-negative weights (one per training set), got {w}"
         )
+    j = cfg.jaw_weights
+    if j is not None and (len(j) != len(cfg.train) or min(j) < 0 or max(j) > 1):
+        raise ConfigError(f"jaw weights: expected {len(cfg.train)} weights in [0, 1] (one per training set), got {j}")
+    if cfg.init is not None and not Path(cfg.init).is_file():
+        raise ConfigError(f"--init {cfg.init}: no such checkpoint")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0) or not 0 <= cfg.ema_decay < 1:
         raise ConfigError(f"need lr > 0 and 0 <= ema decay < 1, got lr {cfg.lr} and ema decay {cfg.ema_decay}")
     if cfg.loss not in COORDINATE_LOSSES:
@@ -208,7 +231,18 @@ def check_config(cfg: TrainConfig) -> None:
 
 
 # Fields that define the sample stream and the schedule: a resumed run must keep them.
-RESUME_KEYS = ("train", "train_weights", "model", "input_size", "epochs", "samples_per_epoch", "batch_size", "seed")
+RESUME_KEYS = (
+    "train",
+    "train_weights",
+    "jaw_weights",
+    "init",
+    "model",
+    "input_size",
+    "epochs",
+    "samples_per_epoch",
+    "batch_size",
+    "seed",
+)
 
 
 def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool = True) -> LandmarkTrainSet:
@@ -219,8 +253,15 @@ def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool 
         for p in cfg.train
     ]
     augment = AugmentConfig(jitter=CropJitter(rotation_deg=cfg.rotation_deg), photometric=cfg.photometric)
+    point_weights = None
+    if cfg.jaw_weights is not None:
+        point_weights = []
+        for cache, jw in zip(caches, cfg.jaw_weights, strict=True):
+            pw = np.ones(cache.landmarks.shape[1], np.float32)
+            pw[JAW] = jw
+            point_weights.append(pw)
     return LandmarkTrainSet(
-        caches, cfg.input_size, cfg.samples_per_epoch, cfg.train_weights, augment, flip_perm, cfg.seed
+        caches, cfg.input_size, cfg.samples_per_epoch, cfg.train_weights, augment, flip_perm, cfg.seed, point_weights
     )
 
 
@@ -237,10 +278,10 @@ def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
     loader = DataLoader(trainset, cfg.batch_size, sampler=sampler, num_workers=cfg.workers)
     model.train()
     t0, n = 0.0, 0
-    for i, (x, y) in enumerate(loader):
+    for i, (x, y, w) in enumerate(loader):
         if i == 1:
             t0 = time.time()
-        train_step(model, model, opt, x.float(), y, cfg)
+        train_step(model, model, opt, x.float(), y, cfg, w)
         n += x.shape[0] if i >= 1 else 0
     return {
         "loader_images_per_s": round(loader_ips, 1),
@@ -279,6 +320,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     val_set = load_dataset(cfg.val, require_landmarks=True) if cfg.val else None
 
     # -- model, optimiser, schedule, EMA ------------------------------------------------------------------
+    if cfg.init is not None:  # fine-tuning: start from trained weights (EMA ones when the file has them)
+        init = load_model(cfg.init)
+        a, b = init.config.to_dict(), model.config.to_dict()
+        a.pop("input_size"), b.pop("input_size")  # fully convolutional: weights fit any input size
+        if a != b:
+            raise ConfigError(f"--init {cfg.init}: its model ({init.config.name}) differs from --model {cfg.model}")
+        model.load_state_dict(init.state_dict())
     model.to(device)
     ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
     decay, no_decay = [], []
@@ -370,9 +418,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
             disable=not progress or rank != 0,
             leave=False,
         )
-        for batch_idx, (x, y) in enumerate(bar, start=start_batch):
-            x, y = x.to(device).float(), y.to(device)  # (B, 3, S, S) 0..255, (B, K, 2) input px
-            loss = train_step(net, model, opt, x, y, cfg)
+        for batch_idx, (x, y, w) in enumerate(bar, start=start_batch):
+            x, y, w = x.to(device).float(), y.to(device), w.to(device)  # (B, 3, S, S) 0..255, (B, K, 2) px, (B, K)
+            loss = train_step(net, model, opt, x, y, cfg, w)
             sched.step()
             step += 1
             if ema is not None:  # warm-up: the average starts short and lengthens to ema_decay
@@ -458,7 +506,7 @@ def measure_input_pipeline(
     it = iter(loader)
     next(it)
     t0 = time.time()
-    n = sum(x.shape[0] for x, _ in it)
+    n = sum(batch[0].shape[0] for batch in it)
     return n / (time.time() - t0)
 
 
