@@ -62,8 +62,20 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         check_writable(a.json)
     if a.plots:
         check_writable(a.plots, folder=True)
-    report = evaluate(a.model, a.data, batch_size=a.batch_size, flip_test=a.flip_test, progress=not a.quiet)
+    model = a.model
+    if a.baseline == "dlib":
+        from .engine.baselines import DlibPredictor
+
+        if a.model:
+            raise ConfigError("give either --model or --baseline, not both")
+        model = DlibPredictor()
+    report = evaluate(
+        model, a.data, batch_size=a.batch_size, flip_test=a.flip_test, progress=not a.quiet, latency=a.latency
+    )
     print(report.table())
+    if "latency_ms" in report.meta:
+        lat = report.meta["latency_ms"]
+        print(f"latency: {lat['median']:.2f} ms median (p90 {lat['p90']:.2f}) per face, 1 thread")
     if a.json:
         report.save_json(a.json)
         print(f"wrote {a.json}")
@@ -241,6 +253,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 def _cmd_report(a: argparse.Namespace) -> int:
     from .report import results_table, update_readme
+    from .utils import check_writable
 
     reports = {}
     for item in a.eval:
@@ -248,8 +261,14 @@ def _cmd_report(a: argparse.Namespace) -> int:
         if not sep:
             raise ConfigError(f"--eval expects LABEL=PATH, got {item!r}")
         reports[label] = path
+    if a.ced:
+        check_writable(a.ced)
     table = results_table(reports)
     print(table)
+    if a.ced:
+        from .report import ced_plot
+
+        print(f"wrote {ced_plot(reports, a.ced)}")
     if a.readme:
         update_readme(a.readme, table, a.section)
         print(f"updated {a.readme}")
@@ -310,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--plots", help="folder for CED plots and the worst-predictions gallery")
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
+    e.add_argument(
+        "--baseline",
+        choices=["dlib"],
+        help="score a reference predictor instead of a model (dlib: HOG box + 68-point ERT; needs lightmark[dlib])",
+    )
+    e.add_argument("--latency", action="store_true", help="also time one prediction (median, 1 thread)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(fn=_cmd_evaluate)
 
@@ -355,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--eval", action="append", required=True, metavar="LABEL=PATH", help="evaluate --json output")
     r.add_argument("--readme", help="replace a generated section of the README with the table")
     r.add_argument("--section", default="results", help="which section (README markers <!-- NAME:start/end -->)")
+    r.add_argument("--ced", help="also plot the CED curves of every --eval to this PNG")
     r.set_defaults(fn=_cmd_report)
 
     m = sub.add_parser("models", help="list registered models with size and cost")

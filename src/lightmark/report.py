@@ -24,22 +24,40 @@ def _fmt(v: float | None, digits: int = 2) -> str:
 
 def results_table(reports: dict[str, str | os.PathLike]) -> str:
     """A markdown table, one row per ``label: evaluation JSON``: challenge NME overall and per yaw bin,
-    box NME, FR and AUC at 10% (challenge NME), and the model's size when the JSON records it."""
+    box NME, FR and AUC at 10% (challenge NME), then the model's cost as the JSON records it (``evaluate
+    --latency``): size in MB, parameters, GMACs and single-thread CPU latency per face."""
     head = (
-        "| model | n | NME/384 % | [0,30) | [30,60) | [60,90] | NME box % | FR@10 % | AUC@10 | size MB |\n"
-        "|---|---|---|---|---|---|---|---|---|---|"
+        "| model | n | NME/384 % | [0,30) | [30,60) | [60,90] | NME box % | FR@10 % | AUC@10 "
+        "| size MB | params M | GMACs | CPU ms |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     rows = [head]
     for label, path in reports.items():
         r = json.loads(Path(path).read_text())
         bins = [r.get(b, {}).get("nme_challenge") if isinstance(r.get(b), dict) else None for b in YAW_BIN_NAMES]
-        size = r.get("meta", {}).get("size_mb")
+        meta = r.get("meta", {})
+        params = meta.get("params")
+        lat = meta.get("latency_ms", {}).get("median") if isinstance(meta.get("latency_ms"), dict) else None
         rows.append(
             f"| {label} | {r['n']} | **{_fmt(r['nme_challenge'])}** | "
             + " | ".join(_fmt(b) for b in bins)
-            + f" | {_fmt(r['nme_box'])} | {_fmt(r['fr_10'])} | {_fmt(r['auc_10'], 3)} | {_fmt(size)} |"
+            + f" | {_fmt(r['nme_box'])} | {_fmt(r['fr_10'])} | {_fmt(r['auc_10'], 3)} | {_fmt(meta.get('size_mb'))}"
+            + f" | {_fmt(None if params is None else params / 1e6)} | {_fmt(meta.get('gmacs'), 3)} | {_fmt(lat)} |"
         )
     return "\n".join(rows)
+
+
+def ced_plot(reports: dict[str, str | os.PathLike], path: str | os.PathLike, max_threshold: float = 10.0) -> Path:
+    """One CED plot (challenge NME) of every ``label: evaluation JSON`` (their per-image NMEs)."""
+    import numpy as np
+
+    from .viz import plot_ced
+
+    curves = {}
+    for label, p in reports.items():
+        r = json.loads(Path(p).read_text())
+        curves[label] = np.array([row["nme_challenge"] for row in r.get("per_image", [])], np.float64)
+    return plot_ced(curves, path, max_threshold=max_threshold, title="CED on the validation crops, NME / 384")
 
 
 def update_readme(readme: str | os.PathLike, content: str, section: str = "results") -> None:

@@ -85,41 +85,57 @@ def evaluate(
     batch_size: int = 32,
     flip_test: bool = False,
     progress: bool = True,
+    latency: bool = False,
 ) -> EvaluationReport:
     """Predict a labelled dataset and score it (challenge NME = mean error / sqrt(W*H), box NME, FR, AUC,
-    per-yaw-bin figures when yaw is known). ``model`` None means the shipped model."""
+    per-yaw-bin figures when yaw is known). ``model`` None means the shipped model; any object with
+    ``predict_dataset`` and ``describe`` (e.g. :class:`~lightmark.engine.baselines.DlibPredictor`) is scored the
+    same way. ``latency`` adds the median single-thread CPU time of one prediction to ``meta["latency_ms"]``."""
     dataset = data if isinstance(data, FaceDataset) else load_dataset(data, require_landmarks=True)
     if not dataset.has_landmarks:
         raise DatasetError(f"{dataset.root}: evaluation needs landmarks for every image")
-    predictor = model if isinstance(model, Predictor) else Predictor(model, flip_test=flip_test)
+    if hasattr(model, "predict_dataset") and hasattr(model, "describe"):
+        predictor = model
+    else:
+        predictor = Predictor(model, flip_test=flip_test)
     preds = predictor.predict_dataset(dataset, batch_size=batch_size, progress=progress)
     gt = dataset.landmarks_array()
     yaws = dataset.yaws()
     has_yaw = bool(np.isfinite(yaws).any())
     summary = summarize(preds.landmarks, gt, preds.image_sizes, yaws if has_yaw else None)
+    per_image = nme(preds.landmarks, gt, challenge_norm(preds.image_sizes))
+    meta = {"dataset": str(dataset.root), **predictor.describe()}
+    if preds.detected is not None:  # detector-based predictors: how the found and the fall-back faces score
+        found = preds.detected
+        meta["detected"] = int(found.sum())
+        meta["nme_challenge_detected"] = float(per_image[found].mean()) if found.any() else None
+        meta["nme_challenge_not_detected"] = float(per_image[~found].mean()) if (~found).any() else None
+    if latency and len(dataset):
+        meta["latency_ms"] = _latency(model, predictor, dataset)
     return EvaluationReport(
         summary=summary,
         names=preds.names,
-        nme_challenge=nme(preds.landmarks, gt, challenge_norm(preds.image_sizes)),
+        nme_challenge=per_image,
         nme_box=nme(preds.landmarks, gt, box_norm(gt)),
         predictions=preds,
         ground_truth=gt,
-        meta={
-            "dataset": str(dataset.root),
-            "model": predictor.config.name,
-            "input_size": predictor.input_size,
-            "flip_test": predictor.flip_test,
-            "backend": predictor.backend,
-            **_model_meta(predictor),
-        },
+        meta=meta,
     )
 
 
-def _model_meta(predictor: Predictor) -> dict:
-    from ..models import model_summary
+def _latency(model, predictor, dataset: FaceDataset) -> dict:
+    """Single-thread latency of one prediction on the dataset's first image (torch's threads restored)."""
+    import torch
 
-    model = getattr(predictor, "model", None)
-    if model is None:
-        return {}
-    s = model_summary(model)
-    return {"params": s["params"], "size_mb": s["size_mb"], "gmacs": s["gmacs"]}
+    from ..data.images import read_image
+
+    image = read_image(dataset.samples[0].image_path)
+    if not isinstance(predictor, Predictor):
+        return {**predictor.latency_ms(image), "threads": 1}
+    threads = torch.get_num_threads()
+    try:
+        source = model.model if isinstance(model, Predictor) else model
+        one = Predictor(source, backend=predictor.backend, threads=1, flip_test=predictor.flip_test)
+        return {**one.latency_ms(image), "threads": 1, "backend": one.backend}
+    finally:
+        torch.set_num_threads(threads)

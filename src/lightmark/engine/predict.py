@@ -93,6 +93,7 @@ class PredictionResults:
     image_sizes: np.ndarray  # (N, 2) int (w, h)
     paths: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason) with skip_bad
+    detected: np.ndarray | None = None  # (N,) bool: a face detector found the face (detector-based predictors)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -251,6 +252,28 @@ class Predictor:
         return out.cpu().numpy().astype(np.float32)
 
     # -- public API -------------------------------------------------------------------------------------------
+    def describe(self) -> dict:
+        """Metadata for evaluation reports: model name, input size, backend, size, parameters, GMACs."""
+        from ..models import model_summary
+
+        s = model_summary(self.model)
+        return {
+            "model": self.config.name,
+            "input_size": self.input_size,
+            "flip_test": self.flip_test,
+            "backend": self.backend,
+            "params": s["params"],
+            "size_mb": s["size_mb"],
+            "gmacs": s["gmacs"],
+        }
+
+    def latency_ms(self, image: np.ndarray, runs: int = 200, warmup: int = 20) -> dict:
+        """Median/p90 ms of :meth:`predict` (crop + model + mapping back) on one image with this predictor's
+        threads (see ``threads``)."""
+        from .benchmark import _stats, time_calls
+
+        return _stats(time_calls(lambda: self.predict(image), runs, warmup))
+
     def predict(
         self,
         image: np.ndarray | str | os.PathLike,

@@ -1,0 +1,60 @@
+"""Reference predictors go through the same evaluation code as lightmark's models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import require_shared
+from lightmark.data.formats import load_dataset
+from lightmark.engine.baselines import fallback_box
+from lightmark.engine.benchmark import dlib_shape_predictor_path
+from lightmark.engine.evaluate import evaluate
+from lightmark.engine.predict import PredictionResults
+
+
+def test_fallback_box_is_the_centre_256_box_of_a_384_crop() -> None:
+    assert fallback_box(384, 384) == (64, 64, 319, 319)  # inclusive corners: 256 x 256 pixels
+    x0, y0, x1, y1 = fallback_box(600, 300)
+    assert (x1 - x0 + 1, y1 - y0 + 1) == (200, 200) and (x0 + x1) / 2 == pytest.approx(299.5, abs=0.5)
+
+
+class _Oracle:
+    """A fake predictor that returns the ground truth shifted by (dx, 0), and says it found half the faces."""
+
+    def __init__(self, dataset, dx: float) -> None:
+        self.dataset, self.dx = dataset, dx
+
+    def predict_dataset(self, dataset, batch_size: int = 1, progress: bool = True) -> PredictionResults:
+        gt = dataset.landmarks_array() + np.array([self.dx, 0.0], np.float32)
+        n = len(dataset)
+        return PredictionResults(
+            names=dataset.names,
+            landmarks=gt,
+            image_sizes=np.full((n, 2), 384),
+            paths=[s.image_path for s in dataset.samples],
+            detected=np.arange(n) % 2 == 0,
+        )
+
+    def describe(self) -> dict:
+        return {"model": "oracle"}
+
+
+def test_any_predictor_with_predict_dataset_is_scored_the_same_way() -> None:
+    ds = load_dataset(require_shared("aflw2000/val"))
+    rep = evaluate(_Oracle(ds, 3.84), ds, progress=False)
+    assert rep.summary["nme_challenge"] == pytest.approx(1.0, abs=1e-4)  # 3.84 px / 384 = 1%
+    assert rep.meta["model"] == "oracle" and rep.meta["detected"] == (len(ds) + 1) // 2
+    assert rep.meta["nme_challenge_detected"] == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.skipif(dlib_shape_predictor_path() is None, reason="dlib baseline not installed (lightmark[dlib])")
+def test_dlib_baseline_on_validation_crops() -> None:
+    from lightmark.engine.baselines import DlibPredictor
+
+    ds = load_dataset(require_shared("aflw2000/val"))
+    ds.samples = ds.samples[:12]
+    rep = evaluate(DlibPredictor(), ds, progress=False, latency=True)
+    assert rep.summary["n"] == 12 and 0 <= rep.meta["detected"] <= 12
+    assert 0.5 < rep.summary["nme_challenge"] < 30  # a real 68-point predictor, far from random
+    assert rep.meta["latency_ms"]["median"] > 0
