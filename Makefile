@@ -25,9 +25,12 @@ test: setup
 lint:
 	ruff check src tests && ruff format --check src tests
 
-# Regenerate the shipped model's ONNX twin (run after replacing lightmark_default.pt; the Predictor ignores a stale twin).
+# Regenerate the shipped models' ONNX twins (run after replacing a .pt; the Predictor ignores a stale twin).
 onnx:
-	lightmark export --format onnx --out src/lightmark/weights/lightmark_default.onnx
+	for t in protocol mixed; do \
+		lightmark export --format onnx --model src/lightmark/weights/lightmark_$$t.pt \
+			--out src/lightmark/weights/lightmark_$$t.onnx || exit 1; \
+	done
 
 # Speed figures of the shipped model (torch, ONNX Runtime, end to end; dlib with `pip install -e ".[dlib]"`).
 benchmark:

@@ -11,23 +11,47 @@ import pytest
 from conftest import require_shared
 from lightmark.engine.evaluate import evaluate
 from lightmark.engine.predict import Predictor
-from lightmark.models import MAX_MODEL_MB, default_model_path, float32_size_mb, load_checkpoint, load_model
+from lightmark.models import (
+    DEFAULT_TRACK,
+    MAX_MODEL_MB,
+    SHIPPED_MODELS,
+    default_model_path,
+    float32_size_mb,
+    load_checkpoint,
+    load_model,
+    shipped_model_path,
+)
 
 SAMPLE = Path(__file__).parents[1] / "src" / "lightmark" / "assets" / "sample_face.jpg"
+TRACKS = sorted(SHIPPED_MODELS)
 
 
-def test_shipped_weights_exist_and_fit_the_budget() -> None:
-    path = default_model_path()
+@pytest.mark.parametrize("track", TRACKS)
+def test_shipped_weights_exist_and_fit_the_budget(track: str) -> None:
+    path = shipped_model_path(track)
     assert path.is_file(), f"{path} is missing"
     assert path.stat().st_size <= MAX_MODEL_MB * 1e6
-    model = load_model()
+    model = load_model(track)
     assert float32_size_mb(model) <= MAX_MODEL_MB
     assert all(p.dtype.is_floating_point and p.dtype.itemsize == 4 for p in model.parameters())
 
 
-def test_shipped_checkpoint_records_its_validation_figure() -> None:
-    ck = load_checkpoint(default_model_path())
+@pytest.mark.parametrize("track", TRACKS)
+def test_shipped_checkpoint_records_how_it_was_trained_and_scored(track: str) -> None:
+    ck = load_checkpoint(shipped_model_path(track))
     assert "val_nme" in ck and "train_config" in ck, "the shipped model should say how it was trained and scored"
+    assert ck.get("track") == track
+    real = [p for p in ck["train_config"]["train"] if "300w" in p.lower() or "aflw" in p.lower()]
+    if track == "protocol":  # the challenge's rules: no real landmark data
+        assert not real, f"the protocol-track model was trained on real faces: {real}"
+    else:
+        assert real, "the mixed-track model should include real faces"
+
+
+def test_default_model_is_the_shipped_one_with_the_lower_validation_nme() -> None:
+    recorded = {t: load_checkpoint(shipped_model_path(t))["val_nme"] for t in TRACKS}
+    assert DEFAULT_TRACK == min(recorded, key=recorded.get)
+    assert default_model_path() == shipped_model_path(DEFAULT_TRACK)
 
 
 def test_sample_face_prediction_is_a_face() -> None:
@@ -39,11 +63,12 @@ def test_sample_face_prediction_is_a_face() -> None:
     assert pts[36:48, 1].mean() < pts[48:68, 1].mean()
 
 
-def test_validation_nme_matches_the_recorded_figure() -> None:
-    """Evaluating the shipped model on the 199 validation crops reproduces the NME stored in its checkpoint."""
+@pytest.mark.parametrize("track", TRACKS)
+def test_validation_nme_matches_the_recorded_figure(track: str) -> None:
+    """Evaluating each shipped model on the 199 validation crops reproduces the NME stored in its checkpoint."""
     val = require_shared("aflw2000/val")
-    report = evaluate(None, val, progress=False)
-    recorded = load_checkpoint(default_model_path())["val_nme"]
+    report = evaluate(track, val, progress=False)
+    recorded = load_checkpoint(shipped_model_path(track))["val_nme"]
     assert report.summary["n"] == 199
     assert report.summary["nme_challenge"] == pytest.approx(recorded, abs=0.02)
     json.dumps(report.to_dict())  # serialisable

@@ -136,15 +136,15 @@ def _cmd_check(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from .models import default_model_path
+    from .models import resolve_model_path
     from .utils import check_writable
 
-    src = a.model or default_model_path()
+    src = resolve_model_path(a.model)
     check_writable(a.out)
     if a.format == "pt":
         from .engine.train import export_weights
 
-        export_weights(src, a.out)
+        export_weights(src, a.out, **({"track": a.track} if a.track else {}))
     else:
         from .engine.export import export_onnx
 
@@ -275,6 +275,9 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+MODEL_HELP = "checkpoint, or a shipped model: protocol | mixed (default: the shipped default model)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lightmark", description="Light-weight 68-point facial landmarks.")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -324,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score a model on a labelled dataset")
     e.add_argument("--data", required=True)
-    e.add_argument("--model", help="checkpoint (default: the shipped model)")
+    e.add_argument("--model", help=MODEL_HELP)
     e.add_argument("--json", help="write the report as JSON")
     e.add_argument("--plots", help="folder for CED plots and the worst-predictions gallery")
     e.add_argument("--batch-size", type=int, default=32)
@@ -340,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="predict landmarks, write a challenge submission")
     pr.add_argument("inputs", nargs="+", help="a dataset folder, or image files")
-    pr.add_argument("--model", help="checkpoint (default: the shipped model)")
+    pr.add_argument("--model", help=MODEL_HELP)
     pr.add_argument("--out", required=True, help="solution.txt to write")
     pr.add_argument("--zip", help="also write a zip holding solution.txt")
     pr.add_argument("--json", help="also write predictions as JSON")
@@ -361,8 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export a model (slim .pt or ONNX)")
     x.add_argument("--format", choices=["pt", "onnx"], default="onnx")
-    x.add_argument("--model", help="checkpoint (default: the shipped model)")
+    x.add_argument("--model", help=MODEL_HELP)
     x.add_argument("--out", required=True)
+    x.add_argument("--track", choices=["protocol", "mixed"], help="record the training track in a .pt export")
     x.set_defaults(fn=_cmd_export)
 
     s = sub.add_parser("synth", help="render synthetic labelled faces (FaceSynthetics format)")
@@ -387,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(fn=_cmd_models)
 
     b = sub.add_parser("benchmark", help="time the model (torch, ONNX Runtime, end to end; dlib when installed)")
-    b.add_argument("--model", help="checkpoint (default: the shipped model)")
+    b.add_argument("--model", help=MODEL_HELP)
     b.add_argument("--threads", type=_int_list, default=[1, 2], help="thread counts to time, e.g. 1,2")
     b.add_argument("--runs", type=int, default=300, help="timed runs per figure (after a warm-up)")
     b.add_argument("--warmup", type=int, default=20, help="untimed runs before each figure")
@@ -405,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--csv", help="per-frame landmarks and yaw/pitch/roll as CSV")
     d.add_argument("--json", help="per-frame landmarks and yaw/pitch/roll as JSON")
     d.add_argument("--max-faces", type=int, default=1)
-    d.add_argument("--model", help="checkpoint (default: the shipped model)")
+    d.add_argument("--model", help=MODEL_HELP)
     d.add_argument("--detector", default="dlib-hog", help="face detector plug-in (default: dlib-hog)")
     d.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     d.add_argument("--threads", type=int)

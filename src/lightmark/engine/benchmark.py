@@ -163,9 +163,9 @@ def run_benchmark(
     if isinstance(model, LandmarkModel):
         net, source = model.eval(), None
     else:
-        from ..models import default_model_path
+        from ..models import resolve_model_path
 
-        source = Path(model) if model is not None else default_model_path()
+        source = resolve_model_path(model)
         net = load_model(source)
     s = net.config.input_size
 

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -148,9 +147,9 @@ def export_onnx(
     if isinstance(model_or_path, LandmarkModel):
         model = model_or_path
     else:
-        from ..models import default_model_path
+        from ..models import resolve_model_path
 
-        src = Path(model_or_path) if model_or_path is not None else default_model_path()
+        src = resolve_model_path(model_or_path)
         model = load_model(src)
         meta[META_SOURCE_SHA256] = file_sha256(src)
     data = onnx_bytes(model, opset=opset, metadata=meta)

@@ -24,7 +24,7 @@ from ..data.transforms import (
     whole_image_matrix,
 )
 from ..errors import ConfigError, ImageError, LightmarkError
-from ..models import LandmarkModel, default_model_path, load_model
+from ..models import LandmarkModel, load_model, resolve_model_path
 
 Box = tuple[float, float, float, float]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
@@ -171,7 +171,7 @@ class Predictor:
         self.model.to(self.device)
         self.config = self.model.config
         self.input_size = self.config.input_size
-        source = None if isinstance(model, LandmarkModel) else Path(model or default_model_path())
+        source = None if isinstance(model, LandmarkModel) else resolve_model_path(model)
         self.session = None  # ONNX Runtime session when the backend is "onnx"
         self.onnx_path: Path | None = None  # the twin file in use (None: in-memory export or torch)
         self.backend = self._open_backend(backend, source, threads)

@@ -1,17 +1,23 @@
 """Models: the registry, the landmark network, checkpoints and cost figures."""
 
 from .checkpoint import (
+    DEFAULT_TRACK,
+    SHIPPED_MODELS,
     default_model_path,
     load_checkpoint,
     load_model,
     model_from_checkpoint,
+    resolve_model_path,
     save_checkpoint,
+    shipped_model_path,
 )
 from .info import MAX_MODEL_MB, count_macs, count_parameters, float32_size_mb, model_summary
 from .landmark_model import LandmarkModel, ModelConfig
 from .registry import create_model, list_models, model_config, register_model
 
 __all__ = [
+    "DEFAULT_TRACK",
+    "SHIPPED_MODELS",
     "MAX_MODEL_MB",
     "LandmarkModel",
     "ModelConfig",
@@ -27,5 +33,7 @@ __all__ = [
     "model_from_checkpoint",
     "model_summary",
     "register_model",
+    "resolve_model_path",
+    "shipped_model_path",
     "save_checkpoint",
 ]

@@ -16,12 +16,35 @@ from ..utils import atomic_save_bytes
 from .landmark_model import LandmarkModel, ModelConfig
 
 CHECKPOINT_FORMAT = "lightmark-checkpoint-v1"
-DEFAULT_WEIGHTS = "lightmark_default.pt"
+SHIPPED_MODELS: dict[str, str] = {
+    "protocol": "lightmark_protocol.pt",  # synthetic training data only (the challenge's rules)
+    "mixed": "lightmark_mixed.pt",  # synthetic + real 300-W faces
+}
+"""The models shipped inside the package, by track name (each with its ONNX twin ``X.onnx`` beside ``X.pt``)."""
+DEFAULT_TRACK = "protocol"
+"""The track of the default model: the shipped model with the lower validation NME (tests check this)."""
+
+
+def shipped_model_path(track: str) -> Path:
+    """Path of a model shipped inside the package: ``"protocol"`` or ``"mixed"``."""
+    if track not in SHIPPED_MODELS:
+        raise ModelError(f"unknown shipped model {track!r}; shipped: {', '.join(SHIPPED_MODELS)}")
+    return Path(str(resources.files("lightmark") / "weights" / SHIPPED_MODELS[track]))
 
 
 def default_model_path() -> Path:
-    """Path of the model shipped inside the package."""
-    return Path(str(resources.files("lightmark") / "weights" / DEFAULT_WEIGHTS))
+    """Path of the default model shipped inside the package (track :data:`DEFAULT_TRACK`)."""
+    return shipped_model_path(DEFAULT_TRACK)
+
+
+def resolve_model_path(model: str | os.PathLike | None) -> Path:
+    """None -> the default model; a shipped track name (``"protocol"``, ``"mixed"``) that is not also an existing
+    file -> that shipped model; anything else -> a checkpoint path."""
+    if model is None:
+        return default_model_path()
+    if isinstance(model, str) and model in SHIPPED_MODELS and not Path(model).exists():
+        return shipped_model_path(model)
+    return Path(model)
 
 
 def save_checkpoint(path: str | os.PathLike, model: LandmarkModel, **extra: Any) -> None:
@@ -90,11 +113,12 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> LandmarkMod
 
 
 def load_model(path: str | os.PathLike | None = None, use_ema: bool = True) -> LandmarkModel:
-    """Load a trained model (the shipped default when ``path`` is None), in eval mode on the CPU.
+    """Load a trained model in eval mode on the CPU: a checkpoint path, a shipped track name (``"protocol"``,
+    ``"mixed"``), or None for the default model.
 
     A training checkpoint that holds EMA weights (``ema_state_dict``) loads them when ``use_ema``.
     """
-    path = Path(path) if path is not None else default_model_path()
+    path = resolve_model_path(path)
     ckpt = load_checkpoint(path)
     if use_ema and isinstance(ckpt.get("ema_state_dict"), dict):
         ckpt = {**ckpt, "state_dict": ckpt["ema_state_dict"]}
