@@ -46,6 +46,8 @@ def test_any_predictor_with_predict_dataset_is_scored_the_same_way() -> None:
     assert rep.summary["nme_challenge"] == pytest.approx(1.0, abs=1e-4)  # 3.84 px / 384 = 1%
     assert rep.meta["model"] == "oracle" and rep.meta["detected"] == (len(ds) + 1) // 2
     assert rep.meta["nme_challenge_detected"] == pytest.approx(1.0, abs=1e-4)
+    rows = rep.to_dict()["per_image"]
+    assert [r["detected"] for r in rows[:3]] == [True, False, True]
 
 
 @pytest.mark.skipif(dlib_shape_predictor_path() is None, reason="dlib baseline not installed (lightmark[dlib])")

@@ -50,6 +50,9 @@ class EvaluationReport:
             {"name": n, "nme_challenge": float(a), "nme_box": float(b)}
             for n, a, b in zip(self.names, self.nme_challenge, self.nme_box, strict=True)
         ]
+        if self.predictions.detected is not None:
+            for row, found in zip(per_image, self.predictions.detected, strict=True):
+                row["detected"] = bool(found)
         return {**self.summary, "meta": self.meta, "per_image": per_image}
 
     def save_json(self, path: str | os.PathLike) -> None:
