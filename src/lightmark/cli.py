@@ -72,16 +72,18 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     report = evaluate(
         model, a.data, batch_size=a.batch_size, flip_test=a.flip_test, progress=not a.quiet, latency=a.latency
     )
+    written = []  # files first: a closed stdout (`| head`) must not lose them
+    if a.json:
+        report.save_json(a.json)
+        written.append(a.json)
+    if a.plots:
+        written += report.save_plots(a.plots)
     print(report.table())
     if "latency_ms" in report.meta:
         lat = report.meta["latency_ms"]
         print(f"latency: {lat['median']:.2f} ms median (p90 {lat['p90']:.2f}) per face, 1 thread")
-    if a.json:
-        report.save_json(a.json)
-        print(f"wrote {a.json}")
-    if a.plots:
-        for p in report.save_plots(a.plots):
-            print(f"wrote {p}")
+    for p in written:
+        print(f"wrote {p}")
     return 0
 
 
