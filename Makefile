@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark
+.PHONY: setup demo test lint onnx benchmark report
 
 setup:
 	$(PIP) install -q torch==2.13.0
@@ -35,3 +35,22 @@ onnx:
 # Speed figures of the shipped model (torch, ONNX Runtime, end to end; dlib with `pip install -e ".[dlib]"`).
 benchmark:
 	lightmark benchmark --json $(OUT)/benchmark.json
+
+# Regenerate the README's results tables and the CED plot from the saved evaluation JSONs in docs/evals
+# (each written by `lightmark evaluate --json`; see "Reproduce" in the README for the commands behind them).
+E = docs/evals
+report:
+	lightmark report --readme README.md --ced docs/val_ced.png \
+		--eval "lightmark protocol track (shipped)=$(E)/protocol.json" \
+		--eval "lightmark mixed track (shipped, default)=$(E)/mixed.json" \
+		--eval "dlib 68-point ERT, HOG box (centre box when none)=$(E)/dlib.json"
+	lightmark report --readme README.md --section ablation \
+		--eval "(a) FaceSynthetics-100 only=$(E)/ablation_a_fs100.json" \
+		--eval "(b) rendered faces only (20k)=$(E)/ablation_b_synth.json" \
+		--eval "(c) both, sampled 30/70=$(E)/ablation_c_both.json"
+	lightmark report --readme README.md --section mixing \
+		--eval "synthetic only (0% real)=$(E)/mix_f0.json" \
+		--eval "20% 300-W=$(E)/mix_m20.json" \
+		--eval "50% 300-W=$(E)/mix_m50.json" \
+		--eval "50% 300-W, no 300-W jaw loss=$(E)/mix_m50_nojaw.json" \
+		--eval "50% 300-W, no 300-W jaw loss, 160 px input=$(E)/mix_m50_nojaw_160.json"
