@@ -234,3 +234,15 @@ def test_jaw_weights_are_checked_and_used(tiny_run: Path, tmp_path: Path) -> Non
     ts = build_trainset(_tiny_config(tiny_run, tmp_path / "a", jaw_weights=[0.25]), tuple(range(68)), progress=False)
     _, _, w = ts[(0, 0)]
     assert w[:17].tolist() == [0.25] * 17 and w[17:].tolist() == [1.0] * 51
+
+
+def test_export_keeps_the_validation_figure_and_records_the_track(tiny_run: Path, tmp_path: Path) -> None:
+    from lightmark.engine.train import export_weights
+    from lightmark.models import load_checkpoint
+
+    best = load_checkpoint(tiny_run / "run" / "best.pt")
+    export_weights(tiny_run / "run" / "best.pt", tmp_path / "slim.pt")
+    export_weights(tmp_path / "slim.pt", tmp_path / "again.pt", track="mixed")  # re-export of a slim checkpoint
+    again = load_checkpoint(tmp_path / "again.pt")
+    assert again["val_nme"] == pytest.approx(best["best_nme"]) and again["track"] == "mixed"
+    assert again["train_config"] == best["train_config"]

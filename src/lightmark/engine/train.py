@@ -519,6 +519,8 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, use_em
         ck = {**ck, "state_dict": ck["ema_state_dict"]}
     model = model_from_checkpoint(ck, str(checkpoint))
     extra = {"train_config": ck.get("train_config"), "history": ck.get("history"), **metadata}
+    if "val_nme" not in extra and "val_nme" in ck:  # re-exporting a slim checkpoint keeps its figure
+        extra["val_nme"] = ck["val_nme"]
     if "val_nme" not in extra and math.isfinite(ck.get("best_nme", math.inf)):
         extra["val_nme"] = ck["best_nme"]  # challenge NME of these weights on the training run's --val set
     save_checkpoint(out, model, **_plain(extra))

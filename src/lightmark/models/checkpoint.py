@@ -21,7 +21,7 @@ SHIPPED_MODELS: dict[str, str] = {
     "mixed": "lightmark_mixed.pt",  # synthetic + real 300-W faces
 }
 """The models shipped inside the package, by track name (each with its ONNX twin ``X.onnx`` beside ``X.pt``)."""
-DEFAULT_TRACK = "protocol"
+DEFAULT_TRACK = "mixed"
 """The track of the default model: the shipped model with the lower validation NME (tests check this)."""
 
 
