@@ -60,3 +60,22 @@ def test_dlib_baseline_on_validation_crops() -> None:
     assert rep.summary["n"] == 12 and 0 <= rep.meta["detected"] <= 12
     assert 0.5 < rep.summary["nme_challenge"] < 30  # a real 68-point predictor, far from random
     assert rep.meta["latency_ms"]["median"] > 0
+
+
+@pytest.mark.skipif(dlib_shape_predictor_path() is None, reason="dlib baseline not installed (lightmark[dlib])")
+def test_dlib_predict_takes_float_boxes() -> None:
+    from lightmark.data.images import read_image
+    from lightmark.engine.baselines import DlibPredictor
+
+    image = read_image(load_dataset(require_shared("aflw2000/val")).samples[0].image_path)
+    a = DlibPredictor().predict(image, box=(64.2, 63.8, 319.4, 319.0))
+    b = DlibPredictor().predict(image, box=(64, 64, 319, 319))
+    assert a.shape == (68, 2) and np.array_equal(a, b)
+
+
+def test_latency_needs_a_timing_method() -> None:
+    from lightmark.errors import ConfigError
+
+    ds = load_dataset(require_shared("aflw2000/val"))
+    with pytest.raises(ConfigError, match="cannot be timed"):
+        evaluate(_Oracle(ds, 0.0), ds, progress=False, latency=True)

@@ -246,3 +246,16 @@ def test_export_keeps_the_validation_figure_and_records_the_track(tiny_run: Path
     again = load_checkpoint(tmp_path / "again.pt")
     assert again["val_nme"] == pytest.approx(best["best_nme"]) and again["track"] == "mixed"
     assert again["train_config"] == best["train_config"]
+    export_weights(tmp_path / "again.pt", tmp_path / "third.pt")  # no new track: the recorded one is kept
+    assert load_checkpoint(tmp_path / "third.pt")["track"] == "mixed"
+
+
+def test_init_accepts_a_shipped_track_name_and_rejects_bad_jaw_weights(tiny_run: Path, tmp_path: Path) -> None:
+    from lightmark.engine.train import check_config
+    from lightmark.errors import ConfigError
+
+    check_config(_tiny_config(tiny_run, tmp_path / "t", init="protocol", model="shufflenetv2_x1_0_heatmap"))
+    with pytest.raises(ConfigError, match="no such checkpoint"):
+        check_config(_tiny_config(tiny_run, tmp_path / "t", init=str(tmp_path / "missing.pt")))
+    with pytest.raises(ConfigError, match="jaw weights"):
+        check_config(_tiny_config(tiny_run, tmp_path / "t", jaw_weights=[float("nan")]))

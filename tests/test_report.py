@@ -57,3 +57,15 @@ def test_update_readme(tmp_path) -> None:
     (tmp_path / "plain.md").write_text("no markers")
     with pytest.raises(ValueError):
         update_readme(tmp_path / "plain.md", "x")
+
+
+def test_ced_plot_refuses_a_json_without_per_image_figures(tmp_path) -> None:
+    from lightmark.errors import ConfigError
+    from lightmark.report import ced_plot
+
+    p = tmp_path / "summary_only.json"
+    data = json.loads(open(_report(p, 2.0)).read())
+    del data["per_image"]
+    p.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="per-image"):
+        ced_plot({"x": str(p)}, tmp_path / "c.png")

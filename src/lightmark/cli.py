@@ -66,8 +66,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     if a.baseline == "dlib":
         from .engine.baselines import DlibPredictor
 
-        if a.model:
-            raise ConfigError("give either --model or --baseline, not both")
+        if a.model or a.flip_test:
+            raise ConfigError("--baseline dlib takes neither --model nor --flip-test")
         model = DlibPredictor()
     report = evaluate(
         model, a.data, batch_size=a.batch_size, flip_test=a.flip_test, progress=not a.quiet, latency=a.latency
@@ -77,7 +77,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         report.save_json(a.json)
         written.append(a.json)
     if a.plots:
-        written += report.save_plots(a.plots)
+        written += report.save_plots(a.plots, label=str(report.meta.get("model", "lightmark")))
     print(report.table())
     if "latency_ms" in report.meta:
         lat = report.meta["latency_ms"]
@@ -142,6 +142,8 @@ def _cmd_export(a: argparse.Namespace) -> int:
     from .utils import check_writable
 
     src = resolve_model_path(a.model)
+    if a.track and a.format != "pt":
+        raise ConfigError("--track is recorded in .pt exports only (use --format pt)")
     check_writable(a.out)
     if a.format == "pt":
         from .engine.train import export_weights

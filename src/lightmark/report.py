@@ -47,17 +47,30 @@ def results_table(reports: dict[str, str | os.PathLike]) -> str:
     return "\n".join(rows)
 
 
-def ced_plot(reports: dict[str, str | os.PathLike], path: str | os.PathLike, max_threshold: float = 10.0) -> Path:
-    """One CED plot (challenge NME) of every ``label: evaluation JSON`` (their per-image NMEs)."""
+def ced_plot(
+    reports: dict[str, str | os.PathLike],
+    path: str | os.PathLike,
+    max_threshold: float = 10.0,
+    title: str = "CED on the validation crops, NME / 384",
+) -> Path:
+    """One CED plot (challenge NME) of every ``label: evaluation JSON`` (their per-image NMEs).
+
+    Raises:
+        ConfigError: a JSON without per-image figures (not written by ``lightmark evaluate --json``).
+    """
     import numpy as np
 
+    from .errors import ConfigError
     from .viz import plot_ced
 
     curves = {}
     for label, p in reports.items():
         r = json.loads(Path(p).read_text())
-        curves[label] = np.array([row["nme_challenge"] for row in r.get("per_image", [])], np.float64)
-    return plot_ced(curves, path, max_threshold=max_threshold, title="CED on the validation crops, NME / 384")
+        rows = r.get("per_image") or []
+        if not rows:
+            raise ConfigError(f"{p}: no per-image figures to plot (write it with `lightmark evaluate --json`)")
+        curves[label] = np.array([row["nme_challenge"] for row in rows], np.float64)
+    return plot_ced(curves, path, max_threshold=max_threshold, title=title)
 
 
 def update_readme(readme: str | os.PathLike, content: str, section: str = "results") -> None:

@@ -80,7 +80,8 @@ class DlibPredictor:
             image = read_image(image)
         if box is None:
             box = self.detect(image) or fallback_box(image.shape[1], image.shape[0])
-        shape = self.shape_predictor(np.ascontiguousarray(image), self._dlib.rectangle(*box))
+        rect = self._dlib.rectangle(*(round(float(v)) for v in box))  # dlib takes integer corners
+        shape = self.shape_predictor(np.ascontiguousarray(image), rect)
         return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
     def predict_dataset(
@@ -113,7 +114,7 @@ class DlibPredictor:
             "model": self.name,
             "backend": f"dlib {self._dlib.__version__}",
             "detector": f"dlib HOG (upsample {self.upsample}), centre box fall-back",
-            "size_mb": round(self.model_path.stat().st_size / 2**20, 2),
+            "size_mb": round(self.model_path.stat().st_size / 1e6, 2),  # the model file, MB
         }
 
     def latency_ms(self, image: np.ndarray, runs: int = 200, warmup: int = 20) -> dict:

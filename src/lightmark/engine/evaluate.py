@@ -11,7 +11,7 @@ import numpy as np
 
 from ..constants import YAW_BIN_NAMES
 from ..data.formats import FaceDataset, load_dataset
-from ..errors import DatasetError
+from ..errors import ConfigError, DatasetError
 from ..metrics import box_norm, challenge_norm, nme, summarize
 from ..models import LandmarkModel
 from ..utils import atomic_write, ensure_dir
@@ -93,7 +93,8 @@ def evaluate(
     """Predict a labelled dataset and score it (challenge NME = mean error / sqrt(W*H), box NME, FR, AUC,
     per-yaw-bin figures when yaw is known). ``model`` None means the shipped model; any object with
     ``predict_dataset`` and ``describe`` (e.g. :class:`~lightmark.engine.baselines.DlibPredictor`) is scored the
-    same way. ``latency`` adds the median single-thread CPU time of one prediction to ``meta["latency_ms"]``."""
+    same way. ``latency`` adds the median single-thread CPU time of one prediction to ``meta["latency_ms"]`` (such
+    an object then also needs ``latency_ms(image)``)."""
     dataset = data if isinstance(data, FaceDataset) else load_dataset(data, require_landmarks=True)
     if not dataset.has_landmarks:
         raise DatasetError(f"{dataset.root}: evaluation needs landmarks for every image")
@@ -134,6 +135,8 @@ def _latency(model, predictor, dataset: FaceDataset) -> dict:
 
     image = read_image(dataset.samples[0].image_path)
     if not isinstance(predictor, Predictor):
+        if not hasattr(predictor, "latency_ms"):
+            raise ConfigError(f"{type(predictor).__name__} cannot be timed (no latency_ms method)")
         return {**predictor.latency_ms(image), "threads": 1}
     threads = torch.get_num_threads()
     try:

@@ -35,6 +35,7 @@ from ..models import (
     load_model,
     model_config,
     model_summary,
+    resolve_model_path,
     save_checkpoint,
 )
 from ..utils import atomic_write, ensure_dir
@@ -217,9 +218,10 @@ def check_config(cfg: TrainConfig) -> None:
             f"train weights: expected {len(cfg.train)} non-negative weights (one per training set), got {w}"
         )
     j = cfg.jaw_weights
-    if j is not None and (len(j) != len(cfg.train) or min(j) < 0 or max(j) > 1):
+    if j is not None and (len(j) != len(cfg.train) or not all(math.isfinite(v) and 0 <= v <= 1 for v in j)):
         raise ConfigError(f"jaw weights: expected {len(cfg.train)} weights in [0, 1] (one per training set), got {j}")
-    if cfg.init is not None and not Path(cfg.init).is_file():
+    resuming = (Path(cfg.out) / "last.pt").is_file()  # a resumed run takes its weights from last.pt, not --init
+    if cfg.init is not None and not resuming and not resolve_model_path(cfg.init).is_file():
         raise ConfigError(f"--init {cfg.init}: no such checkpoint")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0) or not 0 <= cfg.ema_decay < 1:
         raise ConfigError(f"need lr > 0 and 0 <= ema decay < 1, got lr {cfg.lr} and ema decay {cfg.ema_decay}")
@@ -320,7 +322,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     val_set = load_dataset(cfg.val, require_landmarks=True) if cfg.val else None
 
     # -- model, optimiser, schedule, EMA ------------------------------------------------------------------
-    if cfg.init is not None:  # fine-tuning: start from trained weights (EMA ones when the file has them)
+    if cfg.init is not None and not (resume and (out / "last.pt").is_file()):  # fine-tuning: trained (EMA) weights
         init = load_model(cfg.init)
         a, b = init.config.to_dict(), model.config.to_dict()
         a.pop("input_size"), b.pop("input_size")  # fully convolutional: weights fit any input size
@@ -519,8 +521,9 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, use_em
         ck = {**ck, "state_dict": ck["ema_state_dict"]}
     model = model_from_checkpoint(ck, str(checkpoint))
     extra = {"train_config": ck.get("train_config"), "history": ck.get("history"), **metadata}
-    if "val_nme" not in extra and "val_nme" in ck:  # re-exporting a slim checkpoint keeps its figure
-        extra["val_nme"] = ck["val_nme"]
+    for key in ("val_nme", "track"):  # re-exporting a slim checkpoint keeps its figure and track
+        if key not in extra and key in ck:
+            extra[key] = ck[key]
     if "val_nme" not in extra and math.isfinite(ck.get("best_nme", math.inf)):
         extra["val_nme"] = ck["best_nme"]  # challenge NME of these weights on the training run's --val set
     save_checkpoint(out, model, **_plain(extra))
