@@ -59,6 +59,8 @@ report:
 		--eval "protocol model + 4 epochs (wing loss, photometric 1.0): control=$(E)/mix_f0.json" \
 		--eval "protocol model + 4 epochs, L1 loss=$(E)/explore_l1.json" \
 		--eval "protocol model + 4 epochs, photometric augmentation 0.5=$(E)/explore_photo05.json" \
+		--eval "protocol model + 4 epochs, heatmap loss weight 0.2 (not 0.05)=$(E)/explore_hm02.json" \
+		--eval "protocol model + 4 epochs, no EMA of the weights=$(E)/explore_noema.json" \
 		--eval "recipe (c) from scratch, width 1.0x=$(E)/ablation_c_both.json" \
 		--eval "recipe (c) from scratch, width 0.5x=$(E)/explore_x0_5.json" \
 		--eval "shipped protocol model + flip test=$(E)/explore_protocol_flip.json" \
