@@ -55,18 +55,8 @@ def tiny_run(tmp_path_factory) -> Path:
     os.environ["LIGHTMARK_CACHE"] = str(root / "cache")
     train_dir = _subset(require_shared("facesynthetics_100"), root / "train", 8)
     val_dir = _val_subset(root / "val")
-    cfg = TrainConfig(
-        train=[str(train_dir)],
-        val=str(val_dir),
-        out=str(root / "run"),
-        model="shufflenetv2_x0_5_heatmap",
-        input_size=64,
-        epochs=2,
-        samples_per_epoch=64,
-        batch_size=16,
-        warmup_steps=2,
-        workers=0,
-    )
+    assert train_dir == root / "train"  # where _tiny_config looks
+    cfg = _tiny_config(root, root / "run", val=str(val_dir), epochs=2, samples_per_epoch=64, threads=0)
     result = train(cfg, progress=False)
     assert len(result.history) == 2 and np.isfinite(result.history[-1]["val_nme"])
     return root
