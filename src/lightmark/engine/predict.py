@@ -244,9 +244,9 @@ class Predictor:
                 out = _merge_flip(out[:n], out[n:], self.input_size, self.config.flip_perm)
             return out.astype(np.float32)
         x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().to(self.device)
-        out = self.model(x)
+        out = self.model.landmarks(x)
         if self.flip_test:
-            flipped = self.model(torch.flip(x, dims=[3]))
+            flipped = self.model.landmarks(torch.flip(x, dims=[3]))
             flipped[..., 0] = self.input_size - 1 - flipped[..., 0]
             out = 0.5 * (out + flipped[:, list(self.config.flip_perm)])
         return out.cpu().numpy().astype(np.float32)

@@ -130,3 +130,7 @@ class LandmarkModel(nn.Module):
             hm = None
             coords = self.head(feats) * x.shape[-1] - 0.5  # (B, K, 2)
         return (coords, hm) if return_heatmaps else coords
+
+    def landmarks(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, S, S) RGB float in [0, 255] -> (B, K, 2) landmark coordinates in input pixels (decoded)."""
+        return self.forward(x)
