@@ -9,11 +9,9 @@ Prints one line per decoding with the challenge NME (percent of 384).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
-import numpy as np
-import torch
-
-from lightmark.codecs import HeatmapCodec
+from lightmark.codecs import DECODERS
 from lightmark.data.formats import load_dataset
 from lightmark.engine.evaluate import evaluate
 from lightmark.engine.predict import Predictor
@@ -27,27 +25,16 @@ def main() -> None:
     a = ap.parse_args()
     ds = load_dataset(a.data, require_landmarks=True)
     model = load_model(a.model)
-    trained_beta = model.config.beta
-    for beta in (0.7, trained_beta, 1.5):
-        model.config.beta = beta
+    trained = model.config
+    side = trained.input_size // trained.heatmap_stride
+    variants = [(f"soft-argmax beta {b:g}{' (trained)' if b == trained.beta else ''}", {"beta": b}) for b in
+                (0.7, trained.beta, 1.5)]  # fmt: skip
+    variants += [(f"{d} decoding of the softmax heatmaps ({side}x{side})", {"decoder": d}) for d in DECODERS[1:]]
+    for label, change in variants:
+        model.config = replace(trained, **change)  # the codec follows the config: no patched forward
         nme = evaluate(Predictor(model, backend="torch"), ds, progress=False).summary["nme_challenge"]
-        print(f"soft-argmax beta {beta:g}{' (trained)' if beta == trained_beta else ''}: {nme:.3f}")
-    model.config.beta = trained_beta
-    side = model.config.input_size // model.config.heatmap_stride
-    codec = HeatmapCodec(model.config.input_size, side, 1.5)
-    forward = model.forward
-    for method in ("dark", "argmax"):
-
-        def decoded(x: torch.Tensor, return_heatmaps: bool = False, method: str = method):
-            _, hm = forward(x, return_heatmaps=True)  # (B, K, h, w) logits
-            prob = torch.softmax(hm.flatten(2), -1).view_as(hm).detach().numpy()
-            xy = torch.from_numpy(codec.decode(prob * 100, method=method).astype(np.float32))  # (B, K, 2) input px
-            return (xy, hm) if return_heatmaps else xy
-
-        model.forward = decoded
-        nme = evaluate(Predictor(model, backend="torch"), ds, progress=False).summary["nme_challenge"]
-        print(f"{method} decoding of the softmax heatmaps ({side}x{side}): {nme:.3f}")
-    model.forward = forward
+        print(f"{label}: {nme:.3f}")
+    model.config = trained
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Heatmap codec: encode/decode round trips, soft-argmax, shapes."""
+"""Codecs: heatmap encode/decode round trips, soft-argmax, decoders by config, the heatmap loss, regression."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from lightmark.codecs import HeatmapCodec, soft_argmax
+from lightmark.codecs import DECODERS, HeatmapCodec, RegressionCodec, soft_argmax
+from lightmark.errors import ModelError
+from lightmark.losses import heatmap_kl
+from lightmark.models import create_model
 
 
 def _points(codec: HeatmapCodec, n: int, margin_cells: float, seed: int = 0) -> np.ndarray:
@@ -46,7 +49,7 @@ def test_dark_round_trip(input_size: int, heatmap_size: int, sigma: float) -> No
     # from the border.
     pts = _points(c, 68, margin_cells=3 * sigma)
     hm, _ = c.encode(pts)
-    out = c.decode(hm, "dark")
+    out = c.decode_maps(hm, "dark")
     assert out.shape == (68, 2)
     assert np.abs(out - pts).max() < 0.05
 
@@ -54,7 +57,7 @@ def test_dark_round_trip(input_size: int, heatmap_size: int, sigma: float) -> No
 def test_dark_near_border_still_close() -> None:
     c = HeatmapCodec(256, 64, 1.5)
     pts = _points(c, 200, margin_cells=0.0, seed=3)
-    out = c.decode(c.encode(pts)[0], "dark")
+    out = c.decode_maps(c.encode(pts)[0], "dark")
     assert np.abs(out - pts).max() < 0.5 * c.stride + 1e-6  # never worse than half a cell
 
 
@@ -62,7 +65,7 @@ def test_dark_near_border_still_close() -> None:
 def test_argmax_round_trip(input_size: int, heatmap_size: int) -> None:
     c = HeatmapCodec(input_size, heatmap_size, 1.5)
     pts = _points(c, 68, margin_cells=1.0, seed=1)
-    out = c.decode(c.encode(pts)[0], "argmax")
+    out = c.decode_maps(c.encode(pts)[0], "argmax")
     # peak cell + quarter-cell shift: at most 0.25 cell per axis (0.25 px at stride 1)
     assert np.abs(out - pts).max() <= 0.25 * c.stride + 1e-6
     if c.stride == 1:
@@ -75,19 +78,19 @@ def test_decode_batch_shapes_and_torch_input() -> None:
     hm = np.stack([c.encode(p)[0] for p in pts])  # (B, K, H, W)
     assert hm.shape == (2, 5, 32, 32)
     for method in ("dark", "argmax"):
-        out = c.decode(hm, method)
+        out = c.decode_maps(hm, method)
         assert out.shape == (2, 5, 2)
-        np.testing.assert_allclose(c.decode(torch.from_numpy(hm), method), out)
-    np.testing.assert_allclose(c.decode(hm), pts, atol=0.05)
+        np.testing.assert_allclose(c.decode_maps(torch.from_numpy(hm), method), out)
+    np.testing.assert_allclose(c.decode_maps(hm), pts, atol=0.05)
     with pytest.raises(ValueError):
-        c.decode(hm, "nope")
+        c.decode_maps(hm, "nope")
     with pytest.raises(ValueError):
-        c.decode(hm[0, 0])
+        c.decode_maps(hm[0, 0])
 
 
 def test_dark_on_flat_and_degenerate_maps() -> None:
     c = HeatmapCodec(64, 16, 1.5)
-    out = c.decode(np.zeros((2, 16, 16)), "dark")  # flat: argmax cell 0, no refinement
+    out = c.decode_maps(np.zeros((2, 16, 16)), "dark")  # flat: argmax cell 0, no refinement
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out, c.to_input([[0, 0], [0, 0]]))
 
@@ -141,3 +144,73 @@ def test_soft_argmax_onnx_dynamic_batch(tmp_path) -> None:
         x = torch.randn(b, 3, 8, 8)
         (y,) = sess.run(None, {"hm": x.numpy()})
         np.testing.assert_allclose(y, Head()(x).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_decode_by_config_recovers_points(decoder: str) -> None:
+    """Every decoder the config can name finds the points of sharp Gaussian logits (in input pixels)."""
+    c = HeatmapCodec(256, 64, sigma=3.0, decoder=decoder)  # 20 x this map: a softmax of sigma 0.67 cells
+    pts = _points(c, 2 * 10, margin_cells=12, seed=5).reshape(2, 10, 2)
+    logits = 20.0 * torch.from_numpy(np.stack([c.encode(p)[0] for p in pts]))  # (2, 10, 64, 64)
+    out = c.decode(logits)
+    assert out.shape == (2, 10, 2) and out.dtype == torch.float32
+    tol = 0.25 * c.stride + 1e-3 if decoder == "argmax" else 0.15
+    assert (out.double() - torch.from_numpy(pts)).abs().max().item() < tol
+    assert c.exportable == (decoder == "soft_argmax")
+
+
+def test_codec_refuses_unknown_names() -> None:
+    with pytest.raises(ValueError, match="soft_argmax"):
+        HeatmapCodec(64, 16, decoder="centroid")
+    with pytest.raises(ValueError, match="heatmap_kl"):
+        HeatmapCodec(64, 16, heatmap_loss="focal")
+    with pytest.raises(ModelError, match="decoder"):
+        create_model("shufflenetv2_x0_5_heatmap", decoder="centroid")
+
+
+def test_heatmap_loss_targets_are_the_encoded_gaussians() -> None:
+    """The KL target is the codec's own encoding (one cell grid): KL against it is 0 for logits = its log."""
+    c = HeatmapCodec(64, 16, sigma=1.5)
+    pts = torch.tensor([[[20.3, 31.0], [40.0, 12.7]]], dtype=torch.float64)  # (1, 2, 2) input px
+    target = torch.from_numpy(c.encode(pts[0].numpy())[0]).double()[None]  # (1, 2, 16, 16) amplitude 1
+    dist = target / target.sum((2, 3), keepdim=True)
+    assert c.loss(torch.log(dist), pts).item() == pytest.approx(0.0, abs=1e-9)
+    flat = torch.zeros(1, 2, 16, 16, dtype=torch.float64)  # uniform prediction: KL = log(256) - H(target)
+    entropy = -(dist * torch.log(dist.clamp_min(1e-12))).sum((2, 3))  # (1, 2)
+    expected = (np.log(256.0) - entropy).mean().item()
+    assert c.loss(flat, pts).item() == pytest.approx(expected, rel=1e-6)  # encode is float32
+    assert heatmap_kl(flat, dist).item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["heatmap_mse", "adaptive_wing"])
+def test_regression_heatmap_losses_compare_the_scaled_probability_map(name: str) -> None:
+    """heatmap_mse / adaptive_wing see softmax(raw) scaled to the target's mass: 0 when that equals the target."""
+    c = HeatmapCodec(64, 16, sigma=1.5, heatmap_loss=name)
+    pts = torch.tensor([[[30.0, 30.0]]], dtype=torch.float64)
+    target = torch.from_numpy(c.encode(pts[0].numpy())[0]).double()[None]
+    perfect = torch.log(target / target.sum())
+    assert c.loss(perfect, pts).item() == pytest.approx(0.0, abs=1e-9)
+    assert c.loss(torch.zeros_like(perfect), pts).item() > 1e-3
+
+
+def test_regression_codec_round_trip() -> None:
+    c = RegressionCodec(128)
+    pts = np.array([[-0.5, 0.0], [63.5, 127.5]])
+    enc = c.encode(pts)
+    np.testing.assert_allclose(enc, [[0.0, 0.5 / 128], [0.5, 1.0]], atol=1e-7)
+    np.testing.assert_allclose(c.decode(torch.from_numpy(enc)[None]).numpy()[0], pts, atol=1e-5)
+    assert c.loss(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)).item() == 0.0
+
+
+def test_model_decoder_comes_from_its_config() -> None:
+    """The network returns raw logits; model.landmarks decodes them with the codec its config names."""
+    torch.manual_seed(0)
+    model = create_model("shufflenetv2_x0_5_heatmap", input_size=64).eval()
+    x = torch.rand(2, 3, 64, 64) * 255
+    with torch.no_grad():
+        raw = model(x)
+        assert raw.shape == (2, 68, 8, 8)
+        torch.testing.assert_close(model.landmarks(x), soft_argmax(raw, 8.0))
+        model.config.decoder = "argmax"
+        expected = model.codec.decode_maps(torch.softmax(raw.flatten(2), -1).view_as(raw).numpy(), "argmax")
+        np.testing.assert_allclose(model.landmarks(x).numpy(), expected, atol=1e-4)

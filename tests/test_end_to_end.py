@@ -227,17 +227,22 @@ def test_jaw_weights_are_checked_and_used(tiny_run: Path, tmp_path: Path) -> Non
 
 
 def test_export_keeps_the_validation_figure_and_records_the_track(tiny_run: Path, tmp_path: Path) -> None:
-    from lightmark.engine.train import export_weights
+    import torch
+
+    from lightmark.engine.export import export_pt
     from lightmark.models import load_checkpoint
 
     best = load_checkpoint(tiny_run / "run" / "best.pt")
-    export_weights(tiny_run / "run" / "best.pt", tmp_path / "slim.pt")
-    export_weights(tmp_path / "slim.pt", tmp_path / "again.pt", track="mixed")  # re-export of a slim checkpoint
+    export_pt(tiny_run / "run" / "best.pt", tmp_path / "slim.pt")
+    slim = load_checkpoint(tmp_path / "slim.pt")
+    assert slim.optimizer is None and slim.ema_state_dict is None  # deployable weights only: the EMA
+    assert all(torch.equal(slim.state_dict[k], v) for k, v in best.ema_state_dict.items())
+    export_pt(tmp_path / "slim.pt", tmp_path / "again.pt", track="mixed")  # re-export of a slim checkpoint
     again = load_checkpoint(tmp_path / "again.pt")
-    assert again["val_nme"] == pytest.approx(best["best_nme"]) and again["track"] == "mixed"
-    assert again["train_config"] == best["train_config"]
-    export_weights(tmp_path / "again.pt", tmp_path / "third.pt")  # no new track: the recorded one is kept
-    assert load_checkpoint(tmp_path / "third.pt")["track"] == "mixed"
+    assert again.val_nme == pytest.approx(best.best_nme) and again.track == "mixed"
+    assert again.train_config == best.train_config
+    export_pt(tmp_path / "again.pt", tmp_path / "third.pt")  # no new track: the recorded one is kept
+    assert load_checkpoint(tmp_path / "third.pt").track == "mixed"
 
 
 def test_init_accepts_a_shipped_track_name_and_rejects_bad_jaw_weights(tiny_run: Path, tmp_path: Path) -> None:

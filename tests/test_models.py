@@ -32,15 +32,17 @@ def test_every_registered_model_fits_the_size_budget(name: str) -> None:
 def test_forward_shapes(name: str, size: int) -> None:
     model = create_model(name, input_size=size).eval()
     x = torch.rand(3, 3, size, size) * 255
-    coords, hm = model(x, return_heatmaps=True)
+    with torch.no_grad():
+        raw, coords = model(x), model.landmarks(x)
     assert coords.shape == (3, NUM_LANDMARKS, 2)
     if model.config.head == "heatmap":
         s = model.config.heatmap_stride
-        assert hm.shape == (3, NUM_LANDMARKS, size // s, size // s)
+        assert raw.shape == (3, NUM_LANDMARKS, size // s, size // s)
         # soft-argmax keeps the points inside the map's span
         assert coords.min() >= -0.5 and coords.max() <= size - 0.5
     else:
-        assert hm is None
+        assert raw.shape == (3, NUM_LANDMARKS, 2)  # units of the input side
+        torch.testing.assert_close(coords, raw * size - 0.5)
 
 
 def test_config_travels_with_the_weights(tmp_path) -> None:
@@ -52,7 +54,7 @@ def test_config_travels_with_the_weights(tmp_path) -> None:
     assert loaded.config.flip_perm == FLIP_PERM
     x = torch.rand(2, 3, 96, 96) * 255
     with torch.no_grad():
-        assert torch.equal(model(x), loaded(x))
+        assert torch.equal(model.landmarks(x), loaded.landmarks(x))
 
 
 def test_unknown_model_name() -> None:

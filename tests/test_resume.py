@@ -127,3 +127,42 @@ def test_max_steps_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path, m
     finally:
         torch.set_num_threads(threads)
     _assert_same_weights(tmp_path / "full" / "last.pt", tmp_path / "split" / "last.pt")
+
+
+def _tiny(tmp_path: Path, **kw) -> TrainConfig:
+    data = _facesynthetics_subset(tmp_path / "train", n=2)
+    return TrainConfig(
+        train=[str(data)], out=str(tmp_path / "run"), model="shufflenetv2_x0_5_heatmap", input_size=64, epochs=1,
+        samples_per_epoch=2 * BATCH, batch_size=BATCH, workers=0, seed=1, **kw,
+    )  # fmt: skip
+
+
+def test_resume_without_last_checkpoint_is_an_error(tmp_path: Path) -> None:
+    from lightmark.errors import ConfigError
+
+    cfg = TrainConfig(train=["unused"], out=str(tmp_path / "nothing_here"))
+    with pytest.raises(ConfigError, match="last.pt does not exist"):
+        train(cfg, resume=True, progress=False)
+    assert not (tmp_path / "nothing_here").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("missing", ["train_config", "ema_state_dict", "optimizer"])
+def test_resume_refuses_a_checkpoint_that_lacks_what_the_run_needs(tmp_path: Path, monkeypatch, missing: str) -> None:
+    """No silent fall-backs: no recorded config (no resume check possible), no EMA for an EMA run (it would
+    restart the average from raw weights), no optimiser state."""
+    from lightmark.errors import ModelError
+    from lightmark.models import load_checkpoint
+
+    monkeypatch.setenv("LIGHTMARK_CACHE", str(tmp_path / "cache"))
+    cfg = _tiny(tmp_path, max_steps=1)
+    threads = torch.get_num_threads()
+    try:
+        train(cfg, progress=False)
+        last = Path(cfg.out) / "last.pt"
+        ck = load_checkpoint(last)
+        setattr(ck, missing, None)
+        ck.save(last)
+        with pytest.raises(ModelError, match=missing.replace("_", "[_ ]").replace("train", "train(ing)?")):
+            train(cfg, resume=True, progress=False)
+    finally:
+        torch.set_num_threads(threads)

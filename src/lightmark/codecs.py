@@ -1,4 +1,10 @@
-"""Heatmap encoding and decoding, kept apart from the networks (mmpose-style codecs).
+"""Codecs: how landmarks become training targets and how network outputs become landmarks (mmpose-style).
+
+A codec sits between the data and the network: ``encode`` turns points into targets, ``loss`` scores the
+network's raw outputs against points, ``decode`` turns raw outputs into ``(B, K, 2)`` input-pixel coordinates.
+The network itself only returns raw outputs (heatmap logits or normalised coordinates); which codec a model
+uses follows from its :class:`~lightmark.models.ModelConfig` (``head``, ``heatmap_stride``, ``beta``,
+``heatmap_sigma``, ``heatmap_loss``, ``decoder``), so it travels with the weights.
 
 Coordinate convention: pixel-centre coordinates (pixel ``i`` spans ``[i - 0.5, i + 0.5]``). Heatmap cell
 ``(i, j)`` of stride ``s = input_size / heatmap_size`` is centred on input coordinate
@@ -10,13 +16,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-__all__ = ["HeatmapCodec", "soft_argmax", "DECODE_METHODS"]
+from .losses import HEATMAP_LOSSES
 
-DECODE_METHODS: tuple[str, ...] = ("argmax", "dark")
+__all__ = ["Codec", "HeatmapCodec", "RegressionCodec", "soft_argmax", "DECODERS", "PEAK_DECODERS"]
+
+PEAK_DECODERS: tuple[str, ...] = ("argmax", "dark")
+"""Non-differentiable decoders of heatmaps (numpy): peak cell + quarter-cell shift, or DARK."""
+DECODERS: tuple[str, ...] = ("soft_argmax", *PEAK_DECODERS)
+"""Decoders a heatmap codec accepts; only ``soft_argmax`` is differentiable and exportable to ONNX."""
 
 
 def _gaussian_blur(hm: np.ndarray, sigma: float) -> np.ndarray:
@@ -33,6 +46,25 @@ def _gaussian_blur(hm: np.ndarray, sigma: float) -> np.ndarray:
     return sum(k[i] * p[..., i : i + h, :] for i in range(k.size))
 
 
+class Codec(Protocol):
+    """What training, inference and export need from a codec."""
+
+    input_size: int
+
+    @property
+    def exportable(self) -> bool:
+        """True when :meth:`decode` is a torch graph that ONNX export can trace."""
+
+    def decode(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw network outputs -> ``(B, K, 2)`` input-pixel coordinates (the inference decoder)."""
+
+    def decode_train(self, raw: torch.Tensor) -> torch.Tensor:
+        """Differentiable decoding that the coordinate loss trains through: ``(B, K, 2)`` input pixels."""
+
+    def loss(self, raw: torch.Tensor, points: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Auxiliary loss of the raw outputs against ``points`` ``(B, K, 2)`` input pixels (0 when none)."""
+
+
 @dataclass(frozen=True)
 class HeatmapCodec:
     """Gaussian heatmap codec for square inputs.
@@ -41,22 +73,36 @@ class HeatmapCodec:
         input_size: side of the network input in pixels.
         heatmap_size: side of the heatmaps.
         sigma: standard deviation of the target Gaussians, in heatmap cells.
+        beta: soft-argmax inverse temperature.
+        heatmap_loss: name in :data:`lightmark.losses.HEATMAP_LOSSES` of the heatmap loss term.
+        decoder: one of :data:`DECODERS`, used by :meth:`decode` at inference.
     """
 
     input_size: int
     heatmap_size: int
     sigma: float = 1.5
+    beta: float = 1.0
+    heatmap_loss: str = "heatmap_kl"
+    decoder: str = "soft_argmax"
 
     def __post_init__(self) -> None:
         if self.input_size <= 0 or self.heatmap_size <= 0:
             raise ValueError("input_size and heatmap_size must be positive")
-        if not self.sigma > 0:
-            raise ValueError("sigma must be positive")
+        if not self.sigma > 0 or not self.beta > 0:
+            raise ValueError("sigma and beta must be positive")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {self.decoder!r}; known: {', '.join(DECODERS)}")
+        if self.heatmap_loss not in HEATMAP_LOSSES:
+            raise ValueError(f"unknown heatmap loss {self.heatmap_loss!r}; known: {', '.join(HEATMAP_LOSSES)}")
 
     @property
     def stride(self) -> float:
         """Input pixels per heatmap cell."""
         return self.input_size / self.heatmap_size
+
+    @property
+    def exportable(self) -> bool:
+        return self.decoder == "soft_argmax"
 
     def to_heatmap(self, xy: np.ndarray) -> np.ndarray:
         """Input-pixel coordinates -> heatmap coordinates (any shape ending in 2)."""
@@ -66,6 +112,7 @@ class HeatmapCodec:
         """Heatmap coordinates -> input-pixel coordinates (any shape ending in 2)."""
         return (np.asarray(uv, dtype=np.float64) + 0.5) * self.stride - 0.5
 
+    # -- targets ----------------------------------------------------------------------------------------------
     def encode(self, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Render one Gaussian per point.
 
@@ -85,14 +132,48 @@ class HeatmapCodec:
         uv = self.to_heatmap(pts)
         visible = np.all(np.isfinite(uv) & (uv >= -0.5) & (uv <= n - 0.5), axis=1)
         uv = np.where(visible[:, None], uv, 0.0)
-        grid = np.arange(n, dtype=np.float64)
-        gx = np.exp(-((grid[None, :] - uv[:, :1]) ** 2) / (2.0 * self.sigma**2))  # (K, W)
-        gy = np.exp(-((grid[None, :] - uv[:, 1:]) ** 2) / (2.0 * self.sigma**2))  # (K, H)
-        hm = gy[:, :, None] * gx[:, None, :] * visible[:, None, None]
+        hm = self.gaussians(torch.from_numpy(uv[None])).numpy()[0] * visible[:, None, None]
         return hm.astype(np.float32), visible.astype(np.float32)
 
-    def decode(self, heatmaps: np.ndarray, method: str = "dark") -> np.ndarray:
-        """Heatmaps -> points in input pixels.
+    def gaussians(self, uv: torch.Tensor) -> torch.Tensor:
+        """``(B, K, 2)`` heatmap coordinates -> ``(B, K, H, W)`` amplitude-1 Gaussians of ``sigma`` cells (no mask)."""
+        grid = torch.arange(self.heatmap_size, dtype=uv.dtype, device=uv.device)  # (H,) cell centres
+        s2 = 2.0 * self.sigma**2
+        gx = torch.exp(-((grid.view(1, 1, -1) - uv[..., :1]) ** 2) / s2)  # (B, K, W)
+        gy = torch.exp(-((grid.view(1, 1, -1) - uv[..., 1:]) ** 2) / s2)  # (B, K, H)
+        return gy.unsqueeze(-1) * gx.unsqueeze(-2)  # (B, K, H, W)
+
+    def loss(self, raw: torch.Tensor, points: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Heatmap loss of logits ``raw`` ``(B, K, H, W)`` against ``points`` ``(B, K, 2)`` input pixels.
+
+        ``heatmap_kl`` compares ``softmax(raw)`` with the target Gaussian normalised to sum 1; the regression
+        losses (``heatmap_mse``, ``adaptive_wing``) compare ``softmax(raw)`` scaled to the target's mass with the
+        amplitude-1 target, so every loss sees the same probability map that soft-argmax decodes."""
+        target = self.gaussians((points + 0.5) / self.stride - 0.5)  # (B, K, H, W), amplitude 1
+        mass = target.sum((2, 3), keepdim=True).clamp_min(1e-12)  # (B, K, 1, 1)
+        fn = HEATMAP_LOSSES[self.heatmap_loss]
+        if self.heatmap_loss == "heatmap_kl":
+            return fn(raw, target / mass, weight)
+        prob = F.softmax(raw.flatten(2), dim=-1).view_as(raw)
+        return fn(prob * mass, target, weight)
+
+    # -- decoding ---------------------------------------------------------------------------------------------
+    def decode_train(self, raw: torch.Tensor) -> torch.Tensor:
+        """Soft-argmax of logits ``(B, K, H, W)`` -> ``(B, K, 2)`` input pixels (differentiable, exportable)."""
+        return soft_argmax(raw, self.stride, self.beta)
+
+    def decode(self, raw: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K, H, W)`` -> ``(B, K, 2)`` input pixels with :attr:`decoder` (float32 tensor).
+
+        ``argmax`` and ``dark`` decode ``softmax(beta * raw)`` in numpy (no gradient, not exportable)."""
+        if self.decoder == "soft_argmax":
+            return self.decode_train(raw)
+        prob = F.softmax(raw.flatten(2) * self.beta, dim=-1).view_as(raw)
+        xy = self.decode_maps(prob.detach().cpu().numpy(), self.decoder)
+        return torch.from_numpy(xy.astype(np.float32)).to(raw.device)
+
+    def decode_maps(self, heatmaps: np.ndarray, method: str = "dark") -> np.ndarray:
+        """Heatmaps -> points in input pixels, by their peaks.
 
         Args:
             heatmaps: ``(B, K, H, W)`` or ``(K, H, W)`` (torch tensors are accepted and detached).
@@ -105,8 +186,8 @@ class HeatmapCodec:
         Returns:
             ``(B, K, 2)`` or ``(K, 2)`` float64 ``(x, y)`` input-pixel coordinates.
         """
-        if method not in DECODE_METHODS:
-            raise ValueError(f"unknown decode method {method!r}; known: {', '.join(DECODE_METHODS)}")
+        if method not in PEAK_DECODERS:
+            raise ValueError(f"unknown peak decoder {method!r}; known: {', '.join(PEAK_DECODERS)}")
         if isinstance(heatmaps, torch.Tensor):
             heatmaps = heatmaps.detach().cpu().numpy()
         hm = np.asarray(heatmaps, dtype=np.float64)
@@ -127,6 +208,30 @@ class HeatmapCodec:
             uv += _dark_offset(flat, rows, px, py, self.sigma)
         out = self.to_input(uv).reshape(b, k, 2)
         return out[0] if single else out
+
+
+@dataclass(frozen=True)
+class RegressionCodec:
+    """Direct regression: the network returns ``(B, K, 2)`` coordinates in units of the input side (0..1, the
+    first pixel's centre at ``0.5 / input_size``); no auxiliary loss."""
+
+    input_size: int
+
+    exportable = True
+
+    def encode(self, landmarks: np.ndarray) -> np.ndarray:
+        """``(K, 2)`` input pixels -> ``(K, 2)`` float32 targets in units of the input side."""
+        return ((np.asarray(landmarks, dtype=np.float64) + 0.5) / self.input_size).astype(np.float32)
+
+    def decode(self, raw: torch.Tensor) -> torch.Tensor:
+        """``(B, K, 2)`` units of the side -> ``(B, K, 2)`` input pixels (differentiable)."""
+        return raw * self.input_size - 0.5
+
+    decode_train = decode
+
+    def loss(self, raw: torch.Tensor, points: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """No auxiliary term: the coordinate loss is the whole loss."""
+        return raw.new_zeros(())
 
 
 def _quarter_offset(hm: np.ndarray, rows: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:

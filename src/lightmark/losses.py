@@ -22,6 +22,12 @@ Definitions (``x = |pred - target|`` per coordinate / cell):
     * ``smooth_l1``: per-coordinate ``0.5 x^2 / beta`` if ``x < beta`` else ``x - 0.5 beta`` (as
       ``torch.nn.functional.smooth_l1_loss``).
     * ``heatmap_mse``: per-cell squared error ``(pred - target)^2`` (no 0.5 factor).
+    * ``heatmap_kl``: per-point ``KL(target || softmax(pred))`` over the ``H * W`` cells of each map, with
+      ``pred`` logits and ``target`` a distribution (each map sums to 1), averaged over ``(B, K)``.
+
+Which losses apply where: :data:`COORDINATE_LOSSES` take ``(B, K, 2)`` coordinates (training's ``loss``);
+:data:`HEATMAP_LOSSES` take ``(B, K, H, W)`` maps (a heatmap codec's ``heatmap_loss``, see
+:class:`lightmark.codecs.HeatmapCodec`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "wing_loss",
@@ -40,7 +47,10 @@ __all__ = [
     "l2_loss",
     "smooth_l1",
     "heatmap_mse",
+    "heatmap_kl",
     "LOSSES",
+    "COORDINATE_LOSSES",
+    "HEATMAP_LOSSES",
     "get_loss",
 ]
 
@@ -139,15 +149,25 @@ def heatmap_mse(pred_hm: torch.Tensor, target_hm: torch.Tensor, weight: torch.Te
     return _reduce((pred_hm - target_hm).square(), weight)
 
 
-LOSSES: dict[str, LossFn] = {
-    "wing": wing_loss,
-    "adaptive_wing": adaptive_wing_loss,
-    "l1": l1_loss,
-    "l2": l2_loss,
-    "smooth_l1": smooth_l1,
+def heatmap_kl(pred_hm: torch.Tensor, target_hm: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over ``(B, K)`` of ``KL(target || softmax(pred))``: ``pred_hm`` logits, ``target_hm`` maps summing to 1."""
+    _check(pred_hm, target_hm, weight, True)
+    logp = F.log_softmax(pred_hm.flatten(2), dim=-1).view_as(pred_hm)
+    t = target_hm
+    kl = (t * (torch.log(t.clamp_min(1e-12)) - logp)).sum((2, 3))  # (B, K)
+    return _reduce(kl, weight)
+
+
+COORDINATE_LOSSES: dict[str, LossFn] = {"wing": wing_loss, "l1": l1_loss, "l2": l2_loss, "smooth_l1": smooth_l1}
+"""Losses on ``(B, K, 2)`` coordinates (training's ``loss`` option)."""
+HEATMAP_LOSSES: dict[str, LossFn] = {
+    "heatmap_kl": heatmap_kl,
     "heatmap_mse": heatmap_mse,
+    "adaptive_wing": adaptive_wing_loss,
 }
-"""Registry of loss functions; every one is called as ``fn(pred, target, weight=None)``."""
+"""Losses on ``(B, K, H, W)`` heatmaps (a heatmap codec's ``heatmap_loss``)."""
+LOSSES: dict[str, LossFn] = {**COORDINATE_LOSSES, **HEATMAP_LOSSES}
+"""Registry of every loss function; each is called as ``fn(pred, target, weight=None)``."""
 
 
 def get_loss(name: str, **kwargs: float) -> LossFn:

@@ -1,7 +1,8 @@
-"""ONNX export: one float32 graph from raw RGB pixels (B, 3, S, S) in [0, 255] to (B, K, 2) landmark
-coordinates in input pixels (normalisation and soft-argmax decoding included), with a dynamic batch axis.
+"""Export of every format, in one place: a slim deployable ``.pt`` checkpoint, and ONNX - one float32 graph
+from raw RGB pixels (B, 3, S, S) in [0, 255] to (B, K, 2) landmark coordinates in input pixels (normalisation and
+the codec's decoding included), with a dynamic batch axis.
 
-The exported file carries metadata (``lightmark.*`` keys): the model config, the input size and the SHA-256 of
+The exported ONNX file carries metadata (``lightmark.*`` keys): the model config, the input size and the SHA-256 of
 the checkpoint it came from, so a :class:`~lightmark.engine.predict.Predictor` can tell whether an ``.onnx``
 file beside a ``.pt`` checkpoint is its up-to-date twin.
 """
@@ -12,14 +13,16 @@ import copy
 import hashlib
 import io
 import json
+import math
 import os
 import warnings
+from enum import Enum
 
 import numpy as np
 import torch
 
 from ..errors import ModelError
-from ..models import LandmarkModel, load_model
+from ..models import Checkpoint, LandmarkGraph, LandmarkModel, load_checkpoint, load_model, resolve_model_path
 from ..utils import atomic_save_bytes
 
 INPUT_NAME = "image"
@@ -29,6 +32,13 @@ META_SOURCE_SHA256 = "lightmark.source_sha256"
 META_VERSION = "lightmark.version"
 MAX_DIFF_PX = 0.01
 """Largest accepted |onnx - torch| difference (input pixels) when an export is verified."""
+
+
+class ExportFormat(str, Enum):
+    """What ``lightmark export`` writes."""
+
+    PT = "pt"  # slim checkpoint: config + deployable weights + provenance
+    ONNX = "onnx"  # pixels-in, landmarks-out float32 graph
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -41,16 +51,22 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def onnx_bytes(model: LandmarkModel, opset: int = 17, metadata: dict[str, str] | None = None) -> bytes:
-    """Serialise ``model`` (eval mode, CPU, float32) to ONNX bytes with the TorchScript exporter."""
+    """Serialise ``model.landmarks`` (eval mode, CPU, float32) to ONNX bytes with the TorchScript exporter.
+
+    Raises:
+        ModelError: the model's decoder runs outside torch (``argmax`` / ``dark``) and cannot be traced.
+    """
     import onnx
 
+    if not model.codec.exportable:
+        raise ModelError(f"decoder {model.config.decoder!r} runs in numpy and cannot be exported; use soft_argmax")
     m = copy.deepcopy(model).float().cpu().eval()
     s = m.config.input_size
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # exporter deprecation / tracer notes are not actionable here
         torch.onnx.export(
-            m,
+            LandmarkGraph(m),
             (torch.zeros(1, 3, s, s),),
             buf,
             input_names=[INPUT_NAME],
@@ -120,7 +136,7 @@ def verify_onnx(model: LandmarkModel, onnx_model: bytes | str | os.PathLike, inp
     x = verification_inputs(model.config.input_size) if inputs is None else np.ascontiguousarray(inputs, np.float32)
     sess = ort_session(onnx_model, threads=1)
     with torch.no_grad():
-        ref = copy.deepcopy(model).float().cpu().eval()(torch.from_numpy(x)).numpy()
+        ref = copy.deepcopy(model).float().cpu().eval().landmarks(torch.from_numpy(x)).numpy()
     out = sess.run(None, {INPUT_NAME: x})[0]
     one = sess.run(None, {INPUT_NAME: x[:1]})[0]
     if out.shape != ref.shape or one.shape != ref[:1].shape:
@@ -147,8 +163,6 @@ def export_onnx(
     if isinstance(model_or_path, LandmarkModel):
         model = model_or_path
     else:
-        from ..models import resolve_model_path
-
         src = resolve_model_path(model_or_path)
         model = load_model(src)
         meta[META_SOURCE_SHA256] = file_sha256(src)
@@ -163,3 +177,38 @@ def export_onnx(
 def onnx_metadata(session) -> dict[str, str]:
     """The custom metadata map of an ONNX Runtime session's model."""
     return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def export_pt(checkpoint: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True, **metadata) -> None:
+    """Write a slim deployable checkpoint (config + weights (:meth:`Checkpoint.weights`) + provenance) from a
+    training one; ``metadata`` (e.g. ``track="mixed"``) is recorded beside it.
+
+    Re-exporting a slim checkpoint keeps its recorded ``val_nme`` and ``track``; a training checkpoint records its
+    best validation NME as ``val_nme``."""
+    ck = load_checkpoint(checkpoint)
+    val_nme = ck.val_nme if ck.val_nme is not None else (ck.best_nme if math.isfinite(ck.best_nme) else None)
+    slim = Checkpoint(
+        config=ck.config,
+        state_dict=ck.weights(use_ema),
+        history=ck.history,
+        train_config=ck.train_config,
+        val_nme=metadata.pop("val_nme", val_nme),
+        track=metadata.pop("track", ck.track),
+        extra=metadata,
+    )
+    slim.build_model(source=str(checkpoint))  # refuse weights that do not fit their config before writing
+    slim.save(out)
+
+
+def export_model(model: str | os.PathLike | None, out: str | os.PathLike, fmt: ExportFormat, **metadata) -> str:
+    """Export a checkpoint path / shipped track name (None: the default model) to ``out`` in format ``fmt``;
+    returns a one-line summary. ``metadata`` is recorded in ``.pt`` exports only."""
+    src = resolve_model_path(model)
+    if fmt is ExportFormat.PT:
+        export_pt(src, out, **metadata)
+        return f"wrote {out}"
+    if metadata:
+        raise ModelError(f"{', '.join(metadata)}: recorded in .pt exports only")
+    diff = export_onnx(src, out)
+    return f"wrote {out} (max |onnx - torch| = {diff:.2e} px)"
+

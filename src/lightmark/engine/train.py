@@ -20,15 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
+from ..codecs import Codec
 from ..constants import JAW
 from ..data.formats import load_dataset
 from ..data.training import AugmentConfig, CropJitter, LandmarkTrainSet, build_crop_cache
 from ..errors import ConfigError, ModelError
-from ..losses import get_loss
+from ..losses import COORDINATE_LOSSES, get_loss
 from ..models import (
+    Checkpoint,
     LandmarkModel,
     create_model,
     load_checkpoint,
@@ -36,47 +37,78 @@ from ..models import (
     model_config,
     model_summary,
     resolve_model_path,
-    save_checkpoint,
+    weights_of,
 )
 from ..utils import atomic_write, ensure_dir
-
-COORDINATE_LOSSES = ("wing", "l1", "l2", "smooth_l1")
-"""Losses on (B, K, 2) coordinates that ``TrainConfig.loss`` accepts (heatmap losses need heatmap targets)."""
 
 
 @dataclass
 class TrainConfig:
     """Everything a training run depends on (saved in every checkpoint)."""
 
-    train: list[str]  # dataset paths (any supported format with landmarks)
-    val: str | None = None  # labelled dataset scored after every epoch (challenge NME)
-    out: str = "runs/train"
-    model: str = "shufflenetv2_x1_0_heatmap"
-    input_size: int = 128
-    train_weights: list[float] | None = None  # sampling weight of each training set (default: by size)
-    jaw_weights: list[float] | None = None  # loss weight of the 17 jaw points of each training set (default 1)
-    init: str | None = None  # checkpoint whose weights start the run (fine-tuning); None = random init
-    epochs: int = 10
-    samples_per_epoch: int = 20_000
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_steps: int = 300
-    loss: str = "wing"  # on coordinates, in units of 1/128 of the input side
-    heatmap_weight: float = 0.05  # KL(softmax(heatmap) || Gaussian at the target), heatmap heads only
-    heatmap_sigma: float = 1.5  # heatmap cells
-    ema_decay: float = 0.998  # 0 disables the exponential moving average of the weights
-    photometric: float = 1.0  # augmentation strength, 0..1
-    rotation_deg: float = 30.0
-    cache_size: int = 0  # side of the cached loose crops; 0 = 2 x input_size
-    context: float = 3.6  # cached crop side / landmark box side (covers a 2.4x crop rotated by 30 degrees)
-    workers: int = 1  # DataLoader worker processes
-    threads: int = 0  # torch threads (0 = torch's default)
-    device: str = "auto"  # auto | cpu | cuda
-    seed: int = 0
-    checkpoint_minutes: float = 10.0  # also checkpoint mid-epoch this often
-    log_every: int = 100  # print a status line every N steps when the progress bar is off
-    max_steps: int = 0  # stop early after this many optimiser steps in total (0 = no limit; for tests)
+    train: list[str] = field(metadata={"help": "training datasets (any supported format with landmarks)"})
+    val: str | None = field(
+        default=None, metadata={"help": "labelled validation set, scored after every epoch (challenge NME)"}
+    )
+    out: str = field(default="runs/train", metadata={"help": "run folder (checkpoints, log.csv, curves.png)"})
+    model: str = field(
+        default="shufflenetv2_x1_0_heatmap", metadata={"help": "registered model name (see `lightmark models`)"}
+    )
+    input_size: int = field(default=128, metadata={"help": "square input side in pixels (multiple of 32)"})
+    train_weights: list[float] | None = field(
+        default=None, metadata={"help": "sampling weight of each training set (default: by size)"}
+    )
+    jaw_weights: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "loss weight 0..1 of the 17 jaw points of each training set (default 1; 0 for 300-W's contour jaw)"
+        },
+    )
+    init: str | None = field(
+        default=None,
+        metadata={
+            "help": "start from this checkpoint's weights (fine-tuning; EMA weights when present; default: random)"
+        },
+    )
+    epochs: int = field(default=10, metadata={"help": "number of epochs"})
+    samples_per_epoch: int = field(default=20_000, metadata={"help": "augmented samples drawn per epoch"})
+    batch_size: int = field(default=64, metadata={"help": "images per optimiser step (per process under torchrun)"})
+    lr: float = field(default=2e-3, metadata={"help": "peak AdamW learning rate (linear warm-up, cosine decay)"})
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=300, metadata={"help": "optimiser steps of the linear learning-rate warm-up"})
+    loss: str = field(
+        default="wing",
+        metadata={"help": "coordinate loss: wing, l1, l2 or smooth_l1 (in units of 1/128 of the input side)"},
+    )
+    heatmap_weight: float = field(
+        default=0.05, metadata={"help": "weight of the codec's heatmap loss (heatmap heads only)"}
+    )
+    heatmap_sigma: float | None = field(
+        default=None, metadata={"help": "target Gaussian's sigma in heatmap cells (default: the model config's)"}
+    )
+    heatmap_loss: str | None = field(
+        default=None,
+        metadata={"help": "heatmap loss: heatmap_kl, heatmap_mse or adaptive_wing (default: the model config's)"},
+    )
+    ema_decay: float = field(default=0.998, metadata={"help": "EMA decay of the weights (0 = off)"})
+    photometric: float = field(default=1.0, metadata={"help": "photometric augmentation strength 0..1"})
+    rotation_deg: float = field(default=30.0, metadata={"help": "max random rotation in degrees"})
+    cache_size: int = field(
+        default=0, metadata={"help": "side of the cached loose crops in pixels (0 = 2 x input size)"}
+    )
+    context: float = field(
+        default=3.6,
+        metadata={"help": "cached crop side / landmark box side (covers a 2.4x crop rotated by 30 degrees)"},
+    )
+    workers: int = field(default=1, metadata={"help": "data loader worker processes (0 = in the main process)"})
+    threads: int = field(default=0, metadata={"help": "torch threads (0 = torch's default)"})
+    device: str = field(default="auto", metadata={"help": "where to train"})
+    seed: int = field(default=0, metadata={"help": "seed of the sample stream and the initial weights"})
+    checkpoint_minutes: float = field(default=10.0, metadata={"help": "also write last.pt mid-epoch this often"})
+    log_every: int = field(
+        default=100, metadata={"help": "print a status line every N steps when the progress bar is off"}
+    )
+    max_steps: int = field(default=0, metadata={"help": "stop after this many optimiser steps in total (0 = no limit)"})
 
     @property
     def steps_per_epoch(self) -> int:
@@ -89,6 +121,40 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_nme: float = math.inf
     best_path: Path | None = None
+
+
+@dataclass
+class Run:
+    """Where a run executes: device, process rank and world size, output folder."""
+
+    device: torch.device
+    rank: int
+    world: int
+    out: Path
+    started_dist: bool  # this call initialised torch.distributed (and tears it down)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class TrainState:
+    """Everything the loop changes; a checkpoint saves and restores exactly this."""
+
+    model: LandmarkModel
+    ema: LandmarkModel | None
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    epoch: int = 0  # the epoch in progress (0-based)
+    batch: int = 0  # the next batch of that epoch
+    step: int = 0  # optimiser steps so far
+    history: list[dict] = field(default_factory=list)
+    best: float = math.inf
+
+    def eval_model(self) -> LandmarkModel:
+        """The weights that are evaluated and deployed: the EMA when the run keeps one (as Checkpoint.weights)."""
+        return self.ema if self.ema is not None else self.model
 
 
 def _world() -> int:
@@ -124,27 +190,9 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return (self.steps - self.start) * self.b
 
 
-def heatmap_kl(
-    hm: torch.Tensor, target_px: torch.Tensor, stride: float, sigma: float, weight: torch.Tensor | None = None
-) -> torch.Tensor:
-    """KL(Gaussian target || softmax(hm)): hm (B, K, H, W) logits, target_px (B, K, 2) input pixels, optional
-    weight (B, K); mean over (B, K) of weight x per-point KL."""
-    b, k, h, w = hm.shape
-    ys = (torch.arange(h, dtype=hm.dtype, device=hm.device) + 0.5) * stride - 0.5  # (H,) input px of cell centres
-    xs = (torch.arange(w, dtype=hm.dtype, device=hm.device) + 0.5) * stride - 0.5
-    s2 = 2.0 * (sigma * stride) ** 2
-    gx = torch.exp(-((xs.view(1, 1, w) - target_px[..., :1]) ** 2) / s2)  # (B, K, W)
-    gy = torch.exp(-((ys.view(1, 1, h) - target_px[..., 1:]) ** 2) / s2)  # (B, K, H)
-    t = gy.unsqueeze(-1) * gx.unsqueeze(-2)  # (B, K, H, W)
-    t = t / t.sum((2, 3), keepdim=True).clamp_min(1e-12)
-    logp = F.log_softmax(hm.flatten(2), dim=-1).view_as(hm)
-    kl = (t * (torch.log(t.clamp_min(1e-12)) - logp)).sum((2, 3))  # (B, K)
-    return (kl * weight).mean() if weight is not None else kl.mean()
-
-
 def train_step(
     net: torch.nn.Module,
-    model: LandmarkModel,
+    codec: Codec,
     opt: torch.optim.Optimizer,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -152,13 +200,13 @@ def train_step(
     w: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One optimiser step. x: (B, 3, S, S) float 0..255, y: (B, K, 2) input px, w: optional (B, K) point weights;
-    ``net`` is ``model`` or its DDP wrapper. Coordinate loss in units of 1/128 of the input side, plus the heatmap
-    KL for heatmap heads."""
+    ``net`` is the model or its DDP wrapper. Coordinate loss (through the codec's differentiable decoding) in units
+    of 1/128 of the input side, plus ``heatmap_weight`` x the codec's own loss (the heatmap term)."""
     unit = 128.0 / cfg.input_size
-    coords, hm = net(x, return_heatmaps=True)
-    loss = get_loss(cfg.loss)(coords * unit, y * unit, w)
-    if hm is not None and cfg.heatmap_weight > 0:
-        loss = loss + cfg.heatmap_weight * heatmap_kl(hm, y, model.heatmap_stride, cfg.heatmap_sigma, w)
+    raw = net(x)  # (B, K, h, w) heatmap logits or (B, K, 2) normalised coordinates
+    loss = get_loss(cfg.loss)(codec.decode_train(raw) * unit, y * unit, w)
+    if cfg.heatmap_weight > 0:
+        loss = loss + cfg.heatmap_weight * codec.loss(raw, y, w)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -182,6 +230,11 @@ def ema_update(ema: LandmarkModel, model: LandmarkModel, decay: float) -> None:
             e.copy_(p)
 
 
+def ema_decay_at(step: int, decay: float) -> float:
+    """EMA warm-up: the average starts short and lengthens to ``decay``."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -195,11 +248,12 @@ def _init_distributed(device: torch.device) -> bool:
     return False
 
 
-def check_config(cfg: TrainConfig) -> None:
+def check_config(cfg: TrainConfig, resume: bool = False) -> None:
     """Refuse impossible options before any data is read or any output written.
 
     Raises:
-        ConfigError: a bad number, unknown loss, or ``train_weights`` that do not match ``train``.
+        ConfigError: a bad number, unknown loss, ``train_weights`` that do not match ``train``, or ``resume``
+            without a ``last.pt`` to resume from.
         ModelError: unknown model name, or an input size the model does not take.
     """
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -212,6 +266,26 @@ def check_config(cfg: TrainConfig) -> None:
             f"samples per epoch ({cfg.samples_per_epoch}) must be at least the batch size x processes "
             f"({cfg.batch_size} x {world})"
         )
+    _check_set_weights(cfg)
+    last = Path(cfg.out) / "last.pt"
+    if resume and not last.is_file():
+        raise ConfigError(f"--resume: {last} does not exist (start the run without --resume)")
+    if cfg.init is not None and not resume and not resolve_model_path(cfg.init).is_file():
+        raise ConfigError(f"--init {cfg.init}: no such checkpoint")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0) or not 0 <= cfg.ema_decay < 1:
+        raise ConfigError(f"need lr > 0 and 0 <= ema decay < 1, got lr {cfg.lr} and ema decay {cfg.ema_decay}")
+    if cfg.loss not in COORDINATE_LOSSES:
+        raise ConfigError(f"unknown coordinate loss {cfg.loss!r}; available: {', '.join(COORDINATE_LOSSES)}")
+    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda[:N], got {cfg.device!r}")
+    try:
+        model_config(cfg.model, **_model_overrides(cfg))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _check_set_weights(cfg: TrainConfig) -> None:
+    """``train_weights`` and ``jaw_weights``: one per training set, in range."""
     w = cfg.train_weights
     if w is not None and (len(w) != len(cfg.train) or min(w) < 0 or sum(w) <= 0):
         raise ConfigError(
@@ -220,16 +294,16 @@ def check_config(cfg: TrainConfig) -> None:
     j = cfg.jaw_weights
     if j is not None and (len(j) != len(cfg.train) or not all(math.isfinite(v) and 0 <= v <= 1 for v in j)):
         raise ConfigError(f"jaw weights: expected {len(cfg.train)} weights in [0, 1] (one per training set), got {j}")
-    resuming = (Path(cfg.out) / "last.pt").is_file()  # a resumed run takes its weights from last.pt, not --init
-    if cfg.init is not None and not resuming and not resolve_model_path(cfg.init).is_file():
-        raise ConfigError(f"--init {cfg.init}: no such checkpoint")
-    if not (math.isfinite(cfg.lr) and cfg.lr > 0) or not 0 <= cfg.ema_decay < 1:
-        raise ConfigError(f"need lr > 0 and 0 <= ema decay < 1, got lr {cfg.lr} and ema decay {cfg.ema_decay}")
-    if cfg.loss not in COORDINATE_LOSSES:
-        raise ConfigError(f"unknown coordinate loss {cfg.loss!r}; available: {', '.join(COORDINATE_LOSSES)}")
-    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
-        raise ConfigError(f"device must be auto, cpu or cuda[:N], got {cfg.device!r}")
-    model_config(cfg.model, input_size=cfg.input_size)
+
+
+def _model_overrides(cfg: TrainConfig) -> dict:
+    """The model-config fields a training config sets (the rest come from the registered model)."""
+    out = {"input_size": cfg.input_size}
+    if cfg.heatmap_sigma is not None:
+        out["heatmap_sigma"] = cfg.heatmap_sigma
+    if cfg.heatmap_loss is not None:
+        out["heatmap_loss"] = cfg.heatmap_loss
+    return out
 
 
 # Fields that define the sample stream and the schedule: a resumed run must keep them.
@@ -269,10 +343,11 @@ def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool 
 
 def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
     """Measure images/s of the input pipeline alone (``cfg.workers`` processes) and of full training steps
-    (data + forward + backward + AdamW), after one warm-up batch each. Nothing is written."""
+    (data + forward + backward + AdamW), after one warm-up batch each. Nothing is written. ``cfg.threads`` sets
+    torch's threads for this process (a command-line tool's call)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model = create_model(cfg.model, input_size=cfg.input_size)
+    model = create_model(cfg.model, **_model_overrides(cfg))
     trainset = build_trainset(cfg, model.config.flip_perm)
     loader_ips = measure_input_pipeline(trainset, cfg.batch_size, cfg.workers, batches)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
@@ -283,7 +358,7 @@ def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
     for i, (x, y, w) in enumerate(loader):
         if i == 1:
             t0 = time.time()
-        train_step(model, model, opt, x.float(), y, cfg, w)
+        train_step(model, model.codec, opt, x.float(), y, cfg, w)
         n += x.shape[0] if i >= 1 else 0
     return {
         "loader_images_per_s": round(loader_ips, 1),
@@ -296,107 +371,156 @@ def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
     }
 
 
+# -- the training run, step by step --------------------------------------------------------------------------
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Train a model as ``cfg`` says; write ``last.pt``, ``best.pt``, ``log.csv`` and ``curves.png`` to ``cfg.out``."""
-    from tqdm import tqdm
+    """Train a model as ``cfg`` says; write ``last.pt``, ``best.pt``, ``log.csv`` and ``curves.png`` to ``cfg.out``.
 
+    ``resume`` continues ``cfg.out/last.pt`` (an error when there is none). ``cfg.threads`` sets torch's threads
+    for this process: training owns the process it runs in."""
     from .evaluate import evaluate
 
-    check_config(cfg)
+    check_config(cfg, resume)
+    run = _set_up(cfg)
+    model = _build_model(cfg, resume)
+    trainset = build_trainset(cfg, model.config.flip_perm, progress=progress and run.main)
+    val_set = load_dataset(cfg.val, require_landmarks=True) if cfg.val else None
+    state = _new_state(cfg, model.to(run.device))
+    if resume:
+        _restore(state, cfg, run)
+    net = torch.nn.parallel.DistributedDataParallel(state.model) if run.world > 1 else state.model
+    if run.main:
+        _print_summary(cfg, state.model, run.world)
+
+    loader, sampler = _loader(cfg, trainset, state, run)
+    while state.epoch < cfg.epochs:
+        sampler.set_epoch(state.epoch, state.batch)
+        row = _run_epoch(cfg, net, state, loader, run, progress)
+        if row is None:  # max_steps inside an epoch: last.pt says where to continue
+            _save(run.out / "last.pt", cfg, state, run)
+            break
+        if val_set is not None and run.main:
+            report = evaluate(state.eval_model(), val_set, progress=False)
+            row["val_nme"] = report.summary["nme_challenge"]
+            row["val_nme_box"] = report.summary["nme_box"]
+        _end_epoch(cfg, state, row, run)
+        if cfg.max_steps and state.step >= cfg.max_steps:
+            break
+
+    if val_set is None:
+        _save(run.out / "best.pt", cfg, state, run)
+    if run.started_dist:
+        dist.destroy_process_group()
+    best_path = run.out / "best.pt"
+    return TrainResult(run.out, state.history, state.best, best_path if best_path.exists() else None)
+
+
+def _set_up(cfg: TrainConfig) -> Run:
+    """Device, distributed group, threads, seed; the output folder (cleared of files a killed run left)."""
     device = _device(cfg.device)
-    started_dist = _init_distributed(device)
-    rank, world = _rank(), _world()
+    started = _init_distributed(device)
+    run = Run(device, _rank(), _world(), Path(cfg.out), started)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    if rank == 0:
-        ensure_dir(out)
+    if run.main:
+        ensure_dir(run.out)
         for name in ("last.pt", "best.pt", "log.csv", "curves.png"):  # left by a run killed while writing
-            for stale in out.glob(f".{name}.*.tmp"):
+            for stale in run.out.glob(f".{name}.*.tmp"):
                 stale.unlink(missing_ok=True)
     torch.manual_seed(cfg.seed)
+    return run
 
-    # -- data ---------------------------------------------------------------------------------------------
-    model = create_model(cfg.model, input_size=cfg.input_size)
-    trainset = build_trainset(cfg, model.config.flip_perm, progress=progress and rank == 0)
-    val_set = load_dataset(cfg.val, require_landmarks=True) if cfg.val else None
 
-    # -- model, optimiser, schedule, EMA ------------------------------------------------------------------
-    if cfg.init is not None and not (resume and (out / "last.pt").is_file()):  # fine-tuning: trained (EMA) weights
-        init = load_model(cfg.init)
-        a, b = init.config.to_dict(), model.config.to_dict()
-        a.pop("input_size"), b.pop("input_size")  # fully convolutional: weights fit any input size
-        if a != b:
-            raise ConfigError(f"--init {cfg.init}: its model ({init.config.name}) differs from --model {cfg.model}")
-        model.load_state_dict(init.state_dict())
-    model.to(device)
+def _build_model(cfg: TrainConfig, resume: bool) -> LandmarkModel:
+    """A fresh model of ``cfg.model``; fine-tuning (``cfg.init``, not on resume) starts from trained weights."""
+    model = create_model(cfg.model, **_model_overrides(cfg))
+    if cfg.init is None or resume:  # a resumed run takes its weights from last.pt
+        return model
+    init = load_model(cfg.init)
+    a, b = init.config.to_dict(), model.config.to_dict()
+    for key in _model_overrides(cfg):  # fully convolutional: weights fit any input size; codec settings are free
+        a.pop(key, None), b.pop(key, None)
+    if a != b:
+        raise ConfigError(f"--init {cfg.init}: its model ({init.config.name}) differs from --model {cfg.model}")
+    model.load_state_dict(init.state_dict())
+    return model
+
+
+def _new_state(cfg: TrainConfig, model: LandmarkModel) -> TrainState:
+    """AdamW (no weight decay on biases and norms), warm-up + cosine schedule, and the EMA copy."""
     ema = copy.deepcopy(model).eval() if cfg.ema_decay > 0 else None
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr,
     )
-    steps_per_epoch = cfg.steps_per_epoch
-    total_steps = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg.warmup_steps, total_steps))
+    total = cfg.epochs * cfg.steps_per_epoch
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_lambda(s, cfg.warmup_steps, total))
+    return TrainState(model, ema, opt, sched)
 
-    start_epoch, start_batch, history, best = 0, 0, [], math.inf
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if resume and not last_path.is_file() and rank == 0:
-        print(f"--resume: {last_path} does not exist yet, starting from scratch", flush=True)
-    if resume and last_path.is_file():
-        ck = load_checkpoint(last_path)
-        saved = ck.get("train_config") or {}
-        changed = [k for k in RESUME_KEYS if k in saved and _plain(getattr(cfg, k)) != saved[k]]
-        if changed:
-            raise ConfigError(
-                f"{last_path}: cannot resume with different {', '.join(changed)} "
-                f"(was {', '.join(repr(saved[k]) for k in changed)})"
-            )
-        try:
-            model.load_state_dict(ck["state_dict"])
-            if ema is not None:  # the saved average, or the loaded weights when the run had none
-                ema.load_state_dict(ck.get("ema_state_dict") or ck["state_dict"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            start_epoch, start_batch = int(ck["epoch"]), int(ck["batch_in_epoch"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            why = f"no {e} entry" if isinstance(e, KeyError) else " ".join(str(e).split())[:200]
-            raise ModelError(f"{last_path}: cannot resume from this checkpoint ({why})") from None
-        history, best = ck.get("history", []), ck.get("best_nme", math.inf)
-        if rank == 0:
-            print(f"resumed {last_path} at epoch {start_epoch}, batch {start_batch}")
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    def save(path: Path, epoch: int, batch: int) -> None:
-        if rank != 0:
-            return
-        save_checkpoint(
-            path,
-            model,
-            ema_state_dict={k: v.detach().cpu().clone() for k, v in ema.state_dict().items()} if ema else None,
-            optimizer=opt.state_dict(),
-            scheduler=sched.state_dict(),
-            epoch=epoch,
-            batch_in_epoch=batch,
-            history=history,
-            best_nme=best,
-            train_config=_plain(asdict(cfg)),
-        )
+def _restore(state: TrainState, cfg: TrainConfig, run: Run) -> None:
+    """Load ``last.pt`` into ``state``, refusing a checkpoint from another configuration or one that lacks
+    anything the run needs (its config, the EMA of an EMA run, optimiser or schedule)."""
+    path = run.out / "last.pt"
+    ck = load_checkpoint(path)
+    if ck.train_config is None:
+        raise ModelError(f"{path}: cannot resume, the checkpoint records no training config")
+    changed = [k for k in RESUME_KEYS if _plain(getattr(cfg, k)) != ck.train_config.get(k)]
+    if changed:
+        was = ", ".join(repr(ck.train_config.get(k)) for k in changed)
+        raise ConfigError(f"{path}: cannot resume with different {', '.join(changed)} (was {was})")
+    missing = [n for n in ("optimizer", "scheduler") if getattr(ck, n) is None]
+    if state.ema is not None and ck.ema_state_dict is None:
+        missing.append("ema_state_dict")
+    if missing:
+        raise ModelError(f"{path}: cannot resume from this checkpoint (no {', '.join(missing)} entry)")
+    try:
+        state.model.load_state_dict(ck.state_dict)
+        if state.ema is not None:
+            state.ema.load_state_dict(ck.ema_state_dict)
+        state.opt.load_state_dict(ck.optimizer)
+        state.sched.load_state_dict(ck.scheduler)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ModelError(f"{path}: cannot resume from this checkpoint ({' '.join(str(e).split())[:200]})") from None
+    state.epoch, state.batch = ck.epoch, ck.batch_in_epoch
+    state.step = state.epoch * cfg.steps_per_epoch + state.batch
+    state.history, state.best = ck.history, ck.best_nme
+    if run.main:
+        print(f"resumed {path} at epoch {state.epoch}, batch {state.batch}")
 
-    if rank == 0:
-        info = model_summary(model)
-        print(
-            f"model {cfg.model}: {info['params'] / 1e6:.2f}M params, {info['size_mb']:.2f} MB float32, "
-            f"{info['gmacs']:.3f} GMACs at {cfg.input_size}px; {steps_per_epoch} steps/epoch x {cfg.epochs} epochs, "
-            f"world size {world}"
-        )
 
-    # -- the loop -----------------------------------------------------------------------------------------
-    # Workers are forked once and kept (forking a process whose OpenMP pool is busy can deadlock the child).
-    sampler = EpochSampler(steps_per_epoch, cfg.batch_size, start_batch, rank, world, start_epoch)
+def _save(path: Path, cfg: TrainConfig, state: TrainState, run: Run) -> None:
+    """Checkpoint ``state`` (rank 0 only): weights, EMA, optimiser, schedule, position, history, config."""
+    if not run.main:
+        return
+    Checkpoint(
+        config=state.model.config.to_dict(),
+        state_dict=weights_of(state.model),
+        ema_state_dict=weights_of(state.ema) if state.ema is not None else None,
+        optimizer=state.opt.state_dict(),
+        scheduler=state.sched.state_dict(),
+        epoch=state.epoch,
+        batch_in_epoch=state.batch,
+        history=state.history,
+        best_nme=state.best,
+        train_config=_plain(asdict(cfg)),
+    ).save(path)
+
+
+def _print_summary(cfg: TrainConfig, model: LandmarkModel, world: int) -> None:
+    info = model_summary(model)
+    print(
+        f"model {cfg.model}: {info['params'] / 1e6:.2f}M params, {info['size_mb']:.2f} MB float32, "
+        f"{info['gmacs']:.3f} GMACs at {cfg.input_size}px; {cfg.steps_per_epoch} steps/epoch x {cfg.epochs} "
+        f"epochs, world size {world}"
+    )
+
+
+def _loader(cfg: TrainConfig, trainset: LandmarkTrainSet, state: TrainState, run: Run):
+    """The DataLoader over this rank's share of each epoch, and its sampler (moved on by ``set_epoch``).
+    Workers are forked once and kept (forking a process whose OpenMP pool is busy can deadlock the child)."""
+    sampler = EpochSampler(cfg.steps_per_epoch, cfg.batch_size, state.batch, run.rank, run.world, state.epoch)
     loader = DataLoader(
         trainset,
         cfg.batch_size,
@@ -406,74 +530,61 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         persistent_workers=cfg.workers > 0,
         prefetch_factor=4 if cfg.workers else None,
     )
-    step = start_epoch * steps_per_epoch + start_batch
-    last_ckpt = time.time()
-    for epoch in range(start_epoch, cfg.epochs):
-        sampler.set_epoch(epoch, start_batch)
-        net.train()
-        t0, seen, loss_sum, n_loss = time.time(), 0, 0.0, 0
-        stopped_mid_epoch = False
-        bar = tqdm(
-            loader,
-            total=steps_per_epoch - start_batch,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not progress or rank != 0,
-            leave=False,
-        )
-        for batch_idx, (x, y, w) in enumerate(bar, start=start_batch):
-            x, y, w = x.to(device).float(), y.to(device), w.to(device)  # (B, 3, S, S) 0..255, (B, K, 2) px, (B, K)
-            loss = train_step(net, model, opt, x, y, cfg, w)
-            sched.step()
-            step += 1
-            if ema is not None:  # warm-up: the average starts short and lengthens to ema_decay
-                ema_update(ema, model, min(cfg.ema_decay, (1.0 + step) / (10.0 + step)))
-            seen += x.shape[0]
-            loss_sum += loss.item()
-            n_loss += 1
-            bar.set_postfix(loss=f"{loss_sum / n_loss:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-            if not progress and rank == 0 and cfg.log_every and step % cfg.log_every == 0:
-                rate = seen * world / max(time.time() - t0, 1e-9)
-                print(f"epoch {epoch + 1} step {step} loss {loss_sum / n_loss:.4f} {rate:.0f} img/s", flush=True)
-            if cfg.max_steps and step >= cfg.max_steps:
-                stopped_mid_epoch = batch_idx + 1 < steps_per_epoch
-                break
-            if time.time() - last_ckpt > cfg.checkpoint_minutes * 60 and batch_idx + 1 < steps_per_epoch:
-                save(last_path, epoch, batch_idx + 1)
-                last_ckpt = time.time()
-        if stopped_mid_epoch:  # max_steps inside an epoch: a resume must continue from the next batch
-            save(last_path, epoch, batch_idx + 1)
-            break
-        elapsed = time.time() - t0
-        start_batch = 0
+    return loader, sampler
 
-        row = {
-            "epoch": epoch + 1,
-            "step": step,
-            "lr": sched.get_last_lr()[0],
-            "train_loss": loss_sum / max(1, n_loss),
-            "images_per_s": seen * world / max(elapsed, 1e-9),
-        }
-        if val_set is not None and rank == 0:
-            report = evaluate(ema if ema is not None else model, val_set, progress=False)
-            row["val_nme"] = report.summary["nme_challenge"]
-            row["val_nme_box"] = report.summary["nme_box"]
-        history.append(row)
-        if "val_nme" in row and row["val_nme"] < best:
-            best = row["val_nme"]
-            save(best_path, epoch + 1, 0)
-        if rank == 0:
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-            save(last_path, epoch + 1, 0)
+
+def _run_epoch(
+    cfg: TrainConfig, net: torch.nn.Module, state: TrainState, loader: DataLoader, run: Run, progress: bool
+) -> dict | None:
+    """Train from ``state.batch`` to the end of epoch ``state.epoch`` (checkpointing every
+    ``checkpoint_minutes``). Returns the epoch's log row, or None when ``max_steps`` stopped it mid-epoch."""
+    from tqdm import tqdm
+
+    steps = cfg.steps_per_epoch
+    net.train()
+    codec = state.model.codec
+    t0, seen, loss_sum, n_loss, last_ckpt = time.time(), 0, 0.0, 0, time.time()
+    show = progress and run.main
+    bar = tqdm(loader, total=steps - state.batch, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not show,
+               leave=False)  # fmt: skip
+    for x, y, w in bar:
+        x, y, w = x.to(run.device).float(), y.to(run.device), w.to(run.device)  # (B,3,S,S) 0..255, (B,K,2), (B,K)
+        loss_sum += train_step(net, codec, state.opt, x, y, cfg, w).item()
+        state.sched.step()
+        state.step, state.batch, n_loss, seen = state.step + 1, state.batch + 1, n_loss + 1, seen + x.shape[0]
+        if state.ema is not None:
+            ema_update(state.ema, state.model, ema_decay_at(state.step, cfg.ema_decay))
+        bar.set_postfix(loss=f"{loss_sum / n_loss:.4f}", lr=f"{state.sched.get_last_lr()[0]:.2e}")
+        if not show and run.main and cfg.log_every and state.step % cfg.log_every == 0:
+            rate = seen * run.world / max(time.time() - t0, 1e-9)
+            print(
+                f"epoch {state.epoch + 1} step {state.step} loss {loss_sum / n_loss:.4f} {rate:.0f} img/s", flush=True
+            )
+        if cfg.max_steps and state.step >= cfg.max_steps and state.batch < steps:
+            return None
+        if time.time() - last_ckpt > cfg.checkpoint_minutes * 60 and state.batch < steps:
+            _save(run.out / "last.pt", cfg, state, run)
             last_ckpt = time.time()
-            _write_log(out, history)
-        if cfg.max_steps and step >= cfg.max_steps:
-            break
+    return {
+        "epoch": state.epoch + 1,
+        "step": state.step,
+        "lr": state.sched.get_last_lr()[0],
+        "train_loss": loss_sum / max(1, n_loss),
+        "images_per_s": seen * run.world / max(time.time() - t0, 1e-9),
+    }
 
-    if val_set is None and rank == 0:
-        save(best_path, len(history), 0)
-    if started_dist:
-        dist.destroy_process_group()
-    return TrainResult(out, history, best, best_path if best_path.exists() else None)
+
+def _end_epoch(cfg: TrainConfig, state: TrainState, row: dict, run: Run) -> None:
+    """Record the epoch, keep ``best.pt`` (lowest validation NME) and ``last.pt``, write the log and curves."""
+    state.history.append(row)
+    state.epoch, state.batch = state.epoch + 1, 0
+    if "val_nme" in row and row["val_nme"] < state.best:
+        state.best = row["val_nme"]
+        _save(run.out / "best.pt", cfg, state, run)
+    if run.main:
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+        _save(run.out / "last.pt", cfg, state, run)
+        _write_log(run.out, state.history)
 
 
 def _plain(d):
@@ -510,20 +621,3 @@ def measure_input_pipeline(
     t0 = time.time()
     n = sum(batch[0].shape[0] for batch in it)
     return n / (time.time() - t0)
-
-
-def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True, **metadata) -> None:
-    """Write a slim deployable checkpoint (config + weights (EMA when present) + metadata) from a training one."""
-    from ..models import model_from_checkpoint
-
-    ck = load_checkpoint(checkpoint)
-    if use_ema and ck.get("ema_state_dict") is not None:
-        ck = {**ck, "state_dict": ck["ema_state_dict"]}
-    model = model_from_checkpoint(ck, str(checkpoint))
-    extra = {"train_config": ck.get("train_config"), "history": ck.get("history"), **metadata}
-    for key in ("val_nme", "track"):  # re-exporting a slim checkpoint keeps its figure and track
-        if key not in extra and key in ck:
-            extra[key] = ck[key]
-    if "val_nme" not in extra and math.isfinite(ck.get("best_nme", math.inf)):
-        extra["val_nme"] = ck["best_nme"]  # challenge NME of these weights on the training run's --val set
-    save_checkpoint(out, model, **_plain(extra))

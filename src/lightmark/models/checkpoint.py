@@ -1,10 +1,13 @@
-"""Checkpoints that carry their own config; safe loading (``torch.load(weights_only=True)``)."""
+"""Checkpoints that carry their own config (a typed :class:`Checkpoint`); safe loading
+(``torch.load(weights_only=True)``)."""
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -47,18 +50,81 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
     return Path(model)
 
 
+@dataclass
+class Checkpoint:
+    """A lightmark checkpoint: the model's config and weights, and, for a training run, what resuming needs.
+
+    On disk it is a plain dict ``{"format", "config", "state_dict", ...}`` (each field below at the top level,
+    ``extra`` merged in), readable with ``torch.load(weights_only=True)``.
+    """
+
+    config: dict  # ModelConfig.to_dict()
+    state_dict: dict[str, torch.Tensor]  # the trained (raw) weights
+    ema_state_dict: dict[str, torch.Tensor] | None = None  # exponential moving average of the weights
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+    epoch: int = 0  # epochs completed (with batch_in_epoch: where a resumed run continues)
+    batch_in_epoch: int = 0
+    history: list[dict] = field(default_factory=list)  # one row per epoch (see engine.train)
+    best_nme: float = math.inf  # best validation NME of the run so far
+    train_config: dict | None = None  # TrainConfig as plain data
+    val_nme: float | None = None  # validation NME of the weights a slim export holds
+    track: str | None = None  # "protocol" | "mixed" for the shipped models
+    extra: dict = field(default_factory=dict)  # any other plain-data entries
+
+    def weights(self, use_ema: bool = True) -> dict[str, torch.Tensor]:
+        """The weights to deploy or evaluate: the EMA when there is one and ``use_ema``, else the raw weights.
+        (The one place this rule is written.)"""
+        return self.ema_state_dict if use_ema and self.ema_state_dict is not None else self.state_dict
+
+    def build_model(self, use_ema: bool = True, source: str = "checkpoint") -> LandmarkModel:
+        """The model this checkpoint describes, in eval mode on the CPU, with :meth:`weights` loaded."""
+        try:
+            model = LandmarkModel(ModelConfig(**self.config))
+            model.load_state_dict(self.weights(use_ema))
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ModelError(f"{source}: weights do not fit the model ({_first_line(e)})") from None
+        return model.eval()
+
+    def to_payload(self) -> dict:
+        """The plain dict written to disk."""
+        payload = {"format": CHECKPOINT_FORMAT}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra":
+                payload.update(value)
+            elif value is not None:
+                payload[f.name] = value
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> Checkpoint:
+        """Rebuild from the plain dict on disk (unknown keys land in ``extra``)."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        data = {k: v for k, v in payload.items() if k in known}
+        extra = {k: v for k, v in payload.items() if k not in known and k != "format"}
+        return cls(**data, extra=extra)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically. Every entry must be a tensor or plain Python data (dicts, lists, str, int, float,
+        bool, None) so that ``weights_only`` loading works."""
+        buf = io.BytesIO()
+        torch.save(self.to_payload(), buf)
+        atomic_save_bytes(path, buf.getvalue())
+
+
+def weights_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a module's state dict, for a checkpoint."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
 def save_checkpoint(path: str | os.PathLike, model: LandmarkModel, **extra: Any) -> None:
-    """Write ``{format, config, state_dict, **extra}`` atomically. ``extra`` must hold only tensors and
-    plain Python data (dicts, lists, str, int, float, bool, None) so that ``weights_only`` loading works."""
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "config": model.config.to_dict(),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        **extra,
-    }
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    atomic_save_bytes(path, buf.getvalue())
+    """Write a checkpoint of ``model`` (config + weights) atomically; ``extra`` may set any :class:`Checkpoint`
+    field by name, anything else is stored as plain data beside them."""
+    names = {f.name for f in fields(Checkpoint)} - {"config", "state_dict", "extra"}
+    known = {k: v for k, v in extra.items() if k in names}
+    other = {k: v for k, v in extra.items() if k not in names}
+    Checkpoint(model.config.to_dict(), weights_of(model), **known, extra=other).save(path)
 
 
 def _first_line(e: BaseException) -> str:
@@ -77,8 +143,8 @@ def _torch_reason(e: BaseException) -> str:
     return (useful or lines or [type(e).__name__])[0][:200]
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint dict without running any code from the file.
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Load a checkpoint without running any code from the file.
 
     Raises:
         ModelError: missing, truncated or not a lightmark checkpoint.
@@ -98,28 +164,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise ModelError(f"{path}: not a readable checkpoint ({_first_line(e)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path}: not a lightmark checkpoint (no '{CHECKPOINT_FORMAT}' header)")
-    return ckpt
-
-
-def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> LandmarkModel:
-    """Rebuild the model a checkpoint dict describes and load its weights."""
+    if not isinstance(ckpt.get("config"), dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise ModelError(f"{path}: not a lightmark checkpoint (no model config or weights)")
     try:
-        cfg = ModelConfig(**ckpt["config"])
-        model = LandmarkModel(cfg)
-        model.load_state_dict(ckpt["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise ModelError(f"{source}: weights do not fit the model ({_first_line(e)})") from None
-    return model.eval()
+        return Checkpoint.from_payload(ckpt)
+    except TypeError as e:
+        raise ModelError(f"{path}: malformed checkpoint ({_first_line(e)})") from None
 
 
 def load_model(path: str | os.PathLike | None = None, use_ema: bool = True) -> LandmarkModel:
     """Load a trained model in eval mode on the CPU: a checkpoint path, a shipped track name (``"protocol"``,
-    ``"mixed"``), or None for the default model.
-
-    A training checkpoint that holds EMA weights (``ema_state_dict``) loads them when ``use_ema``.
-    """
+    ``"mixed"``), or None for the default model. A training checkpoint's EMA weights are used when ``use_ema``
+    (:meth:`Checkpoint.weights`)."""
     path = resolve_model_path(path)
-    ckpt = load_checkpoint(path)
-    if use_ema and isinstance(ckpt.get("ema_state_dict"), dict):
-        ckpt = {**ckpt, "state_dict": ckpt["ema_state_dict"]}
-    return model_from_checkpoint(ckpt, str(path))
+    return load_checkpoint(path).build_model(use_ema, str(path))

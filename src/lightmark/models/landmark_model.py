@@ -1,8 +1,10 @@
-"""The landmark network: ShuffleNetV2 backbone + heatmap (soft-argmax) or direct-regression head.
+"""The landmark network: ShuffleNetV2 backbone + heatmap or direct-regression head, and its codec.
 
-The model takes raw RGB pixels (B, 3, S, S) as float in [0, 255] and returns landmark coordinates (B, K, 2) in
-input pixels (pixel-centre convention: x = 0 is the centre of the first column). Normalisation happens inside
-the model, so its ONNX twin needs nothing but a resize.
+The network takes raw RGB pixels (B, 3, S, S) as float in [0, 255]; ``forward`` returns its raw outputs (heatmap
+logits (B, K, S/stride, S/stride), or (B, K, 2) coordinates in units of the input side). ``model.codec`` (built
+from the config, so it travels with the weights) turns them into landmark coordinates (B, K, 2) in input pixels
+(pixel-centre convention: x = 0 is the centre of the first column): ``model.landmarks(x)``. Normalisation happens
+inside the model, so its ONNX twin needs nothing but a resize.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..codecs import soft_argmax
+from ..codecs import Codec, HeatmapCodec, RegressionCodec
 from ..constants import FLIP_PERM, NUM_LANDMARKS
 from .shufflenetv2 import ShuffleNetV2, conv_bn
 
@@ -33,6 +35,9 @@ class ModelConfig:
     head_channels: int = 96  # FPN width of the heatmap head / hidden width of the regression head
     heatmap_stride: int = 8  # 4 or 8: heatmap side = input_size / heatmap_stride
     beta: float = 1.0  # soft-argmax inverse temperature
+    heatmap_sigma: float = 1.5  # target Gaussian of the heatmap loss, in heatmap cells
+    heatmap_loss: str = "heatmap_kl"  # a name in lightmark.losses.HEATMAP_LOSSES
+    decoder: str = "soft_argmax"  # heatmap decoding at inference: soft_argmax | argmax | dark (lightmark.codecs)
     mean: tuple[float, float, float] = IMAGENET_MEAN  # RGB, 0-255 scale
     std: tuple[float, float, float] = IMAGENET_STD
     flip_perm: tuple[int, ...] = field(default_factory=lambda: FLIP_PERM)
@@ -47,10 +52,25 @@ class ModelConfig:
         self.mean = tuple(float(v) for v in self.mean)
         self.std = tuple(float(v) for v in self.std)
         self.flip_perm = tuple(int(v) for v in self.flip_perm)
+        build_codec(self)  # refuses an unknown decoder or heatmap loss now, not at the first forward pass
 
     def to_dict(self) -> dict:
         """Plain-data form stored in checkpoints (``ModelConfig(**d)`` rebuilds it)."""
         return asdict(self)
+
+
+def build_codec(config: ModelConfig) -> Codec:
+    """The codec a model config describes: Gaussian heatmaps for heatmap heads, plain coordinates otherwise."""
+    if config.head == "regression":
+        return RegressionCodec(config.input_size)
+    return HeatmapCodec(
+        config.input_size,
+        config.input_size // config.heatmap_stride,
+        sigma=config.heatmap_sigma,
+        beta=config.beta,
+        heatmap_loss=config.heatmap_loss,
+        decoder=config.decoder,
+    )
 
 
 class DSBlock(nn.Module):
@@ -101,7 +121,7 @@ class RegressionHead(nn.Module):
 
 
 class LandmarkModel(nn.Module):
-    """Backbone + head. ``forward(x)`` -> (B, K, 2) input-pixel coordinates."""
+    """Backbone + head. ``forward(x)`` -> raw outputs; ``landmarks(x)`` -> (B, K, 2) input-pixel coordinates."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -116,21 +136,27 @@ class LandmarkModel(nn.Module):
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
 
     @property
-    def heatmap_stride(self) -> float:
-        return float(self.config.heatmap_stride)
+    def codec(self) -> Codec:
+        """The codec of the current config (a decoder changed in ``config`` takes effect at once)."""
+        return build_codec(self.config)
 
-    def forward(self, x: torch.Tensor, return_heatmaps: bool = False):
-        """x: (B, 3, S, S) RGB float in [0, 255] -> coords (B, K, 2) in input pixels
-        (and the (B, K, S/stride, S/stride) heatmap logits when ``return_heatmaps``, None for regression heads)."""
-        feats = self.backbone((x - self.mean) / self.std)
-        if self.config.head == "heatmap":
-            hm = self.head(feats)  # (B, K, S/4, S/4)
-            coords = soft_argmax(hm, self.heatmap_stride, self.config.beta)  # (B, K, 2)
-        else:
-            hm = None
-            coords = self.head(feats) * x.shape[-1] - 0.5  # (B, K, 2)
-        return (coords, hm) if return_heatmaps else coords
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, S, S) RGB float in [0, 255] -> raw outputs: heatmap logits (B, K, S/stride, S/stride) or
+        (B, K, 2) coordinates in units of the input side (regression head)."""
+        return self.head(self.backbone((x - self.mean) / self.std))
 
     def landmarks(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, S, S) RGB float in [0, 255] -> (B, K, 2) landmark coordinates in input pixels (decoded)."""
-        return self.forward(x)
+        return self.codec.decode(self.forward(x))
+
+
+class LandmarkGraph(nn.Module):
+    """Pixels in, landmarks out: the graph that ONNX export traces (``model.landmarks`` as a module)."""
+
+    def __init__(self, model: LandmarkModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, S, S) RGB float in [0, 255] -> (B, K, 2) input pixels."""
+        return self.model.landmarks(x)
