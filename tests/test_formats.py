@@ -26,6 +26,7 @@ from lightmark.data import (
     write_ldmks,
     write_pts,
 )
+from lightmark.data.formats import LDMKS_DECIMALS, format_ldmks
 from lightmark.errors import AnnotationError, DatasetError, UnsafeFileError
 
 SIDE = 32  # side of the tiny test images
@@ -267,9 +268,9 @@ def test_tiny_facesynthetics(tmp_path: Path):
     ds = load_dataset(tmp_path)
     assert ds.format == "facesynthetics" and ds.names == ["000000.png", "000001.png"] and ds.has_landmarks
     assert "pupils" not in ds[0].meta and "seg_path" not in ds[0].meta
-    np.testing.assert_array_equal(ds[1].meta["pupils"], pupils)
+    np.testing.assert_allclose(ds[1].meta["pupils"], pupils, atol=5e-4)  # written with 3 decimals
     assert ds[1].meta["seg_path"] == tmp_path / "000001_seg.png"
-    np.testing.assert_array_equal(ds[1].landmarks, pts)
+    np.testing.assert_allclose(ds[1].landmarks, pts, atol=5e-4)
 
 
 @pytest.mark.parametrize(
@@ -392,11 +393,28 @@ def test_ldmks_roundtrip_property(points: np.ndarray, pupils: np.ndarray | None)
         path = Path(d) / "x_ldmks.txt"
         write_ldmks(path, points, pupils)
         back, back_pupils = read_ldmks(path)
-        np.testing.assert_array_equal(back, points)  # exact: shortest repr of each float
+        # 3 decimals (half a thousandth of a pixel), then float32 rounding of the value read back
+        np.testing.assert_allclose(back, points, rtol=1e-7, atol=5e-4)
         if pupils is None:
             assert back_pupils is None
         else:
-            np.testing.assert_array_equal(back_pupils, pupils)
+            np.testing.assert_allclose(back_pupils, pupils, rtol=1e-7, atol=5e-4)
+        text = path.read_text()
+        assert text == format_ldmks(points if pupils is None else np.concatenate([points, pupils]))
+        assert all(len(v.split(".")[1]) == LDMKS_DECIMALS for v in text.split())
+
+
+def test_format_ldmks_text_and_shapes():
+    pts = np.zeros((NUM_LANDMARKS + 2, 2), np.float32)
+    pts[0] = (1.23456, -0.0004)
+    pts[69] = (255.9995, 3)
+    lines = format_ldmks(pts).splitlines()
+    assert len(lines) == 70 and lines[0] == "1.235 -0.000" and lines[1] == "0.000 0.000"
+    assert lines[69] == f"{np.float64(np.float32(255.9995)):.3f} 3.000"
+    assert len(format_ldmks(pts[:NUM_LANDMARKS]).splitlines()) == NUM_LANDMARKS
+    for bad in (pts[:69], pts[:, :1], np.float32(1.0)):
+        with pytest.raises(AnnotationError, match=r"x: expected (68|70) \(x, y\) points"):
+            format_ldmks(bad, "x")
 
 
 @settings(max_examples=20, deadline=None, database=None)

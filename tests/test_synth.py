@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 
 from conftest import require_shared
-from lightmark.data.formats import load_dataset
-from lightmark.errors import DatasetError
+from lightmark.data.formats import format_ldmks, load_dataset, read_ldmks
+from lightmark.errors import DatasetError, OutputError
 from lightmark.synth import (
     FaceModel,
     SynthConfig,
+    format_landmarks,
     load_face_model,
+    load_sample,
     read_obj,
     render_dataset,
     render_sample,
@@ -27,6 +29,7 @@ from lightmark.synth import (
 )
 from lightmark.synth import labels as L
 from lightmark.synth.face_model import ENV_VAR
+from lightmark.synth.preview import render_contact_sheet
 from lightmark.synth.raster import rasterize
 from lightmark.synth.scene import Camera, project_points, rotation_matrix
 
@@ -289,6 +292,33 @@ def test_render_dataset_format_determinism_resume(ict, tmp_path):
     assert ds.format == "facesynthetics" and len(ds) == n and ds.has_landmarks
     np.testing.assert_allclose(ds.landmarks_array()[0], np.loadtxt(a / "000000_ldmks.txt")[:68], atol=1e-6)
     assert ds[0].meta["pupils"].shape == (2, 2) and ds[0].meta["seg_path"].name == "000000_seg.png"
+
+
+def test_written_landmarks_use_the_dataset_writer(ict, tmp_path):
+    """The engine's _ldmks.txt is lightmark.data.formats' FaceSynthetics text (one writer, 3 decimals)."""
+    render_dataset(tmp_path, 1, size=64, seed=5, workers=1, face_model=ict, progress=False)
+    _, ldmks, _ = load_sample(tmp_path, 0)
+    text = (tmp_path / "000000_ldmks.txt").read_text()
+    assert text == format_landmarks(ldmks) == format_ldmks(ldmks)
+    back, pupils = read_ldmks(tmp_path / "000000_ldmks.txt")
+    np.testing.assert_allclose(np.concatenate([back, pupils]), ldmks, atol=1e-4)
+
+
+def test_contact_sheet_writes_png_or_raises(ict, tmp_path, monkeypatch):
+    cfg = SynthConfig(size=64, supersample=1)
+    sheet = render_contact_sheet(tmp_path / "sheet.png", count=3, seed=2, cols=2, face_model=ict, config=cfg)
+    assert sheet.shape == (128, 128, 3) and sheet[64:, 64:].max() == 0  # the fourth tile is empty
+    assert cv2.imread(str(tmp_path / "sheet.png")).shape == sheet.shape
+    # the same samples as the dataset's, landmarks drawn (green) on them
+    img, _, _, _ = render_sample(sample_seed(2, 1), cfg, ict)
+    drawn = sheet[:64, 64:]
+    assert (drawn != img).any(axis=2).sum() > 50 and (drawn[..., 1] > img[..., 1]).sum() > 50
+    # a PNG that cannot be encoded is an error, not a silently missing file
+    real_imencode = cv2.imencode
+    monkeypatch.setattr(cv2, "imencode", lambda ext, *a: (False, None) if ext == ".png" else real_imencode(ext, *a))
+    with pytest.raises(OutputError, match="PNG encoding failed"):
+        render_contact_sheet(tmp_path / "bad.png", count=1, face_model=ict, config=cfg)
+    assert not (tmp_path / "bad.png").exists()
 
 
 def test_backgrounds_folder(ict, tmp_path):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lightmark.constants import NUM_LANDMARKS
+from lightmark.errors import OutputError
 from lightmark.viz import contact_sheet, draw_landmarks, plot_ced, plot_training, save_png, worst_gallery
 
 
@@ -58,6 +59,11 @@ def test_draw_landmarks_gt_colour_lines_and_radius() -> None:
     assert with_lines > no_lines
     big = (draw_landmarks(img, pts, radius=6, lines=False) != img).any(axis=2).sum()
     assert big > no_lines
+    # the FaceSynthetics layout (68 points then 2 pupils) gets the contours too
+    pupils = np.vstack([pts, pts[36:38] + 5.0])
+    assert (draw_landmarks(img, pupils) != img).any(axis=2).sum() > (
+        draw_landmarks(img, pupils, lines=False) != img
+    ).any(axis=2).sum()
     # grayscale input and nan points are accepted
     pts_nan = pts.copy()
     pts_nan[5] = np.nan
@@ -83,6 +89,13 @@ def test_save_png_round_trip(tmp_path) -> None:
     path = save_png(tmp_path / "sub" / "red.png", img)
     back = _read_png(path)
     assert back.shape == (10, 12, 3) and back[0, 0].tolist() == [0, 0, 255]  # BGR on disk
+
+
+def test_save_png_failure_is_an_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(cv2, "imencode", lambda *a, **k: (False, None))
+    with pytest.raises(OutputError, match="PNG encoding failed"):
+        save_png(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8))
+    assert not list(tmp_path.iterdir())
 
 
 def test_plot_ced_writes_png(tmp_path) -> None:

@@ -52,7 +52,7 @@ def _draw_set(img: np.ndarray, pts: np.ndarray, color: tuple[int, int, int], rad
     color = tuple(int(c) for c in color)
     finite = np.all(np.isfinite(pts), axis=1)
     thickness = max(1, radius // 2)
-    if lines and len(pts) == NUM_LANDMARKS:
+    if lines and len(pts) in (NUM_LANDMARKS, NUM_LANDMARKS + 2):  # 68 points, or 68 + 2 pupils (FaceSynthetics)
         for start, stop, closed in CONTOURS:
             idx = list(range(start, stop)) + ([start] if closed else [])
             for a, b in zip(idx[:-1], idx[1:], strict=True):
@@ -79,7 +79,8 @@ def draw_landmarks(
         pts: ``(K, 2)`` pixel coordinates (pixel-centre convention, drawn sub-pixel); ``nan`` points skipped.
         color: RGB colour of ``pts``.
         radius: dot radius in pixels; default ``max(1, round(min(H, W) / 200))``.
-        lines: draw the contours of :data:`~lightmark.constants.CONTOURS` (68-point layouts only).
+        lines: draw the contours of :data:`~lightmark.constants.CONTOURS` (68-point layouts, and the 70-point
+            FaceSynthetics layout: 68 points then 2 pupils).
         gt: optional ``(K, 2)`` ground truth, drawn first (underneath) in ``gt_color``.
 
     Returns:

@@ -41,6 +41,8 @@ __all__ = [
     "write_pts",
     "read_ldmks",
     "write_ldmks",
+    "format_ldmks",
+    "LDMKS_DECIMALS",
     "read_aflw_mat",
     "read_yaw_csv",
 ]
@@ -281,13 +283,34 @@ def read_ldmks(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     return landmarks, pupils
 
 
+LDMKS_DECIMALS = 3
+"""Decimals of every coordinate in a written ``_ldmks.txt`` (1/1000 pixel): the synthetic engine's files."""
+
+
+def format_ldmks(points: np.ndarray, where: str = "landmarks") -> str:
+    """Text of a FaceSynthetics ``_ldmks.txt``: one ``x y`` line per point, :data:`LDMKS_DECIMALS` decimals.
+
+    Args:
+        points: ``(68, 2)`` landmarks, or ``(70, 2)``: the 68 landmarks then the 2 pupils.
+        where: the name used in error messages.
+
+    Raises:
+        AnnotationError: another shape, NaN/inf.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    n = NUM_LANDMARKS + 2 if pts.shape[:1] == (NUM_LANDMARKS + 2,) else NUM_LANDMARKS
+    pts = _check_points(pts, where, n).astype(np.float64)
+    return "".join(f"{x:.{LDMKS_DECIMALS}f} {y:.{LDMKS_DECIMALS}f}\n" for x, y in pts)
+
+
 def write_ldmks(path: str | os.PathLike, landmarks: np.ndarray, pupils: np.ndarray | None = None) -> None:
-    """Write a FaceSynthetics ``_ldmks.txt`` (68 lines, or 70 with ``pupils``), atomically."""
-    pts = _check_points(np.asarray(landmarks, dtype=np.float64), str(path)).astype(np.float64)
+    """Write a FaceSynthetics ``_ldmks.txt`` (68 lines, or 70 with ``pupils``) atomically, as :func:`format_ldmks`."""
+    pts = _check_points(np.asarray(landmarks, dtype=np.float64), str(path))
     if pupils is not None:
         pts = np.concatenate([pts, _check_points(np.asarray(pupils, np.float64), str(path), 2)])
+    text = format_ldmks(pts, str(path))
     with atomic_write(path) as f:
-        f.write("".join(f"{_fmt(x)} {_fmt(y)}\n" for x, y in pts))
+        f.write(text)
 
 
 # ----------------------------------------------------------------------------------------------- AFLW2000-3D

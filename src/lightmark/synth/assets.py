@@ -37,24 +37,74 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
+def _require_ict_topology(model: FaceModel) -> None:
+    if not model.is_ict_topology:
+        raise DatasetError(
+            f"{model.source or 'face model'}: the synthetic engine needs the ICT Face Model topology "
+            f"({model.num_vertices} vertices found)"
+        )
+
+
+def _blob(V: np.ndarray, centre_ids: np.ndarray, radius: float) -> np.ndarray:
+    """(V,) float32 Gaussian weight of each vertex around the mean of the vertices ``centre_ids``."""
+    c = V[centre_ids].mean(0)
+    return np.exp(-np.sum((V - c) ** 2, 1) / (2 * radius**2)).astype(np.float32)
+
+
+def _nose_polygon(P: np.ndarray, S: int) -> np.ndarray:
+    """(10,2) nose outline in face-tile pixels: the bridge between the inner eye corners down to the nostrils,
+    from the landmarks ``P`` (68,2) in face-tile pixels."""
+    return np.array(
+        [
+            (P[39] * 0.7 + P[27] * 0.3),
+            (P[31] + (P[31] - P[33]) * 0.35 + np.array([0, -0.03 * S])),
+            P[31] + (P[31] - P[33]) * 0.3,
+            P[32],
+            P[33],
+            P[34],
+            P[35] + (P[35] - P[33]) * 0.3,
+            (P[35] + (P[35] - P[33]) * 0.35 + np.array([0, -0.03 * S])),
+            (P[42] * 0.7 + P[27] * 0.3),
+            P[27] + np.array([0, -0.02 * S]),
+        ]
+    )
+
+
 class ModelAssets:
-    """Static data derived from a :class:`FaceModel` with the ICT topology, at UV texture size ``tex_size``."""
+    """Static data derived from a :class:`FaceModel` with the ICT topology, at UV texture size ``tex_size``.
+
+    Shapes: V model vertices, T drawn triangles, U uv points, S = ``tex_size``. Main attributes:
+    ``tris``/``uv_tris`` (T,3), ``tri_mat``/``tri_class`` (T,) material and label class of each drawn triangle,
+    ``uv`` (U,2), ``vertex_uv`` (V,2), ``lm_uv_px`` (68,2) landmarks in face-tile pixels, ``label_base`` (S,2S)
+    static label texture, ``ear_vertex`` (V,) -1/0/+1, eyeball ``eye_ranges``/``pupil_ring``, hair coordinates
+    ``hair_el``/``hair_az`` (V,) degrees, skin colour weights ``w_*`` (V,), ``rim`` neck boundary vertices and
+    ``head_weight`` (V,) neck skinning weight.
+    """
 
     def __init__(self, model: FaceModel, tex_size: int = 256):
-        if not model.is_ict_topology:
-            raise DatasetError(
-                f"{model.source or 'face model'}: the synthetic engine needs the ICT Face Model topology "
-                f"({model.num_vertices} vertices found)"
-            )
+        _require_ict_topology(model)
         self.model = model
-        self.tex_size = S = int(tex_size)
-        V = model.neutral.astype(np.float64)
-        T = model.triangles
-        UT = model.uv_triangles
-        nv = len(V)
-        t0 = T[:, 0]
+        self.tex_size = int(tex_size)
+        V = model.neutral.astype(np.float64)  # (V,3) neutral mesh, cm
+        lm = model.landmarks68  # (68,) landmark vertex ids
+        self._select_triangles()
+        self._map_uv()
+        self._mark_ears(V)
+        self._build_labels(V, lm)
+        self._fit_eyeballs(V)
+        self._hair_coordinates(V, lm)
+        self._skin_regions(V, lm)
+        self._neck(V, lm)
 
-        # ---- triangles drawn: skin, mouth, teeth, outer eyeballs, eye sockets, lashes
+    # ------------------------------------------------------------------------------------------------ geometry
+    def _select_triangles(self) -> None:
+        """The triangles drawn and their materials: skin, mouth, teeth, outer eyeballs, eye sockets.
+
+        The eyelash strips of the model are alpha-textured cards: drawn opaque they look like thick black rims,
+        so they are left out (a lash line is painted into the skin texture instead); the iris is left out too.
+        """
+        T = self.model.triangles
+        t0 = T[:, 0]
         iris = np.zeros(len(T), bool)
         for lo, hi in IRIS.values():
             iris |= (t0 >= lo) & (t0 < hi)
@@ -65,90 +115,86 @@ class ModelAssets:
         mat[_in(t0, "teeth")] = MAT_TEETH
         mat[(_in(t0, "eyeball_left") | _in(t0, "eyeball_right")) & ~iris] = MAT_EYE
         mat[_in(t0, "eye_socket_left") | _in(t0, "eye_socket_right")] = MAT_EYE_SOCKET
-        # the eyelash strips of the model are alpha-textured cards: drawn opaque they look like thick black
-        # rims, so they are left out and a lash line is painted into the skin texture instead
         keep = mat != 255
-        self.tri_index = np.nonzero(keep)[0].astype(np.int32)
+        self.tri_index = np.nonzero(keep)[0].astype(np.int32)  # (T,) row in the model's triangles
         self.tris = np.ascontiguousarray(T[keep])
-        self.uv_tris = np.ascontiguousarray(UT[keep])
+        self.uv_tris = np.ascontiguousarray(self.model.uv_triangles[keep])
         self.tri_mat = np.ascontiguousarray(mat[keep])
-        self.uv = model.uv.astype(np.float32)
-        tk = self.tris[:, 0]
-        centroid = V[self.tris].mean(1)
-        uvc = self.uv[self.uv_tris].mean(1)
+        self.uv = self.model.uv.astype(np.float32)
 
-        # ---- landmarks in UV (face tile) and vertex -> uv
-        v2uv = np.zeros(nv, np.int64)
+    def _map_uv(self) -> None:
+        """Vertex -> uv index ``v2uv`` (V,), ``vertex_uv`` (V,2) and the landmarks in face-tile pixels (68,2)."""
+        T, UT = self.model.triangles, self.model.uv_triangles
+        S = self.tex_size
+        v2uv = np.zeros(len(self.model.neutral), np.int64)
         v2uv[T.ravel()] = UT.ravel()
         self.v2uv = v2uv
         self.vertex_uv = self.uv[v2uv]
-        lm = model.landmarks68
+        lm = self.model.landmarks68
         self.lm_uv_px = np.stack([self.vertex_uv[lm, 0] * S, (1.0 - self.vertex_uv[lm, 1]) * S], 1)
 
-        # ---- ears (3D ellipsoids around the ear), neck (below the jaw line)
+    def _mark_ears(self, V: np.ndarray) -> None:
+        """``ear_vertex`` (V,): +1 subject's left ear, -1 right ear (3D ellipsoids around the ears), else 0."""
         ear_c = np.array([8.3, 1.0, -0.4])
         ear_r = np.array([2.6, 3.6, 2.4])
-        face_v = np.arange(nv) < PARTS["face"][1]
-        self.ear_vertex = np.zeros(nv, np.int8)  # +1 subject's left ear, -1 right ear
+        face_v = np.arange(len(V)) < PARTS["face"][1]
+        self.ear_vertex = np.zeros(len(V), np.int8)
         for sgn in (1, -1):
             d = (V - ear_c * np.array([sgn, 1, 1])) / ear_r
             self.ear_vertex[face_v & (np.sum(d * d, 1) < 1.0) & (V[:, 0] * sgn > 6.5)] = sgn
 
-        # ---- static label texture (S, 2S): face tile (u in [0,1)) and head tile (u in [1,2))
+    # ------------------------------------------------------------------------------------------------ labels
+    def _build_labels(self, V: np.ndarray, lm: np.ndarray) -> None:
+        """The static label texture ``label_base`` (S,2S) (face tile u in [0,1), head tile u in [1,2)), the lip
+        masks of the face tile and the fixed label class of each drawn triangle ``tri_class`` (T,)."""
+        S = self.tex_size
         lab = np.full((S, 2 * S), L.SKIN, np.uint8)
-        skin_t = self.tri_mat == MAT_SKIN
+        self._paint_ears_and_neck(lab, V, lm)
+        face_lab = lab[:, :S]  # a view: painting it paints ``lab``
+        self._paint_face_tile(face_lab)
+        self.label_base = lab
+        self.tri_class = self._triangle_classes(V, lm)
+
+    def _paint_ears_and_neck(self, lab: np.ndarray, V: np.ndarray, lm: np.ndarray) -> None:
+        """Paint the UV footprint of the ear triangles and of the head-tile neck triangles into ``lab`` (S,2S)."""
+        S = self.tex_size
+        centroid = V[self.tris].mean(1)  # (T,3)
+        uvc = self.uv[self.uv_tris].mean(1)  # (T,2)
+        tile = np.floor(uvc[:, 0]).astype(int)
         y_neck = V[lm[[4, 12]], 1].mean()  # head-tile skin below this is neck
         ear_t = self.ear_vertex[self.tris].sum(1)
-        upper_y = V[lm[[48, 54, 60, 64]], 1].mean()
-        tri_class = np.full(len(self.tris), 255, np.uint8)
-        tile = np.floor(uvc[:, 0]).astype(int)
-        for k in np.nonzero(skin_t)[0]:
-            cls = None
+        for k in np.nonzero(self.tri_mat == MAT_SKIN)[0]:
             if abs(ear_t[k]) >= 2:
                 cls = L.EAR_SUBJECT_LEFT if ear_t[k] > 0 else L.EAR_SUBJECT_RIGHT
             elif tile[k] == 1 and centroid[k, 1] < y_neck and centroid[k, 2] < 4.0:
                 cls = L.NECK
-            if cls is not None:
-                p = self.uv[self.uv_tris[k]]
-                pts = np.stack([p[:, 0] * S, (1.0 - p[:, 1]) * S], 1)
-                cv2.fillPoly(lab, [np.round(pts * 16).astype(np.int32)], int(cls), lineType=cv2.LINE_8, shift=4)
-            # face triangles mapped into the mouth-socket island (inner lip surfaces): fixed lip class
-            if (
-                tk[k] < PARTS["face"][1]
-                and tile[k] == 1
-                and uvc[k, 0] < 1.3
-                and uvc[k, 1] > 0.69
-                and abs(centroid[k, 0]) < 4.0
-                and -7.0 < centroid[k, 1] < 0.0
-                and centroid[k, 2] > 6.0
-            ):
-                tri_class[k] = L.UPPER_LIP if centroid[k, 1] > upper_y - 0.15 else L.LOWER_LIP
+            else:
+                continue
+            p = self.uv[self.uv_tris[k]]
+            pts = np.stack([p[:, 0] * S, (1.0 - p[:, 1]) * S], 1)
+            cv2.fillPoly(lab, [np.round(pts * 16).astype(np.int32)], int(cls), lineType=cv2.LINE_8, shift=4)
+
+    def _paint_face_tile(self, face_lab: np.ndarray) -> None:
+        """Paint the neck (below the jaw line), the nose and the lips into the face tile ``face_lab`` (S,S)."""
+        S = self.tex_size
         P = self.lm_uv_px
-        # neck in the face tile: below the jaw line (landmarks 2..14, extended sideways)
+        # neck: below the jaw line (landmarks 2..14, extended sideways)
         jaw = P[2:15]
         below = np.concatenate([[[0, jaw[0, 1]]], jaw, [[S, jaw[-1, 1]], [S, S], [0, S]]])
         neck_m = np.zeros((S, S), np.uint8)
         cv2.fillPoly(neck_m, [np.round(below * 16).astype(np.int32)], 1, shift=4)
-        face_lab = lab[:, :S]
         face_lab[(neck_m > 0) & (face_lab == L.SKIN)] = L.NECK
-        # nose: bridge between the inner eye corners down to the nostrils
-        nose = np.array(
-            [
-                (P[39] * 0.7 + P[27] * 0.3),
-                (P[31] + (P[31] - P[33]) * 0.35 + np.array([0, -0.03 * S])),
-                P[31] + (P[31] - P[33]) * 0.3,
-                P[32],
-                P[33],
-                P[34],
-                P[35] + (P[35] - P[33]) * 0.3,
-                (P[35] + (P[35] - P[33]) * 0.35 + np.array([0, -0.03 * S])),
-                (P[42] * 0.7 + P[27] * 0.3),
-                P[27] + np.array([0, -0.02 * S]),
-            ]
-        )
-        cv2.fillPoly(face_lab, [np.round(nose * 16).astype(np.int32)], L.NOSE, shift=4)
+        cv2.fillPoly(face_lab, [np.round(_nose_polygon(P, S) * 16).astype(np.int32)], L.NOSE, shift=4)
         # lips: outer contour split by the inner-lip line (the UV mouth hole is inside the inner contour)
         self.upper_lip_mask, self.lower_lip_mask = self._lip_masks(P, S)
+        self._soft_lips()
+        face_lab[self.upper_lip_mask > 0.5] = L.UPPER_LIP
+        face_lab[self.lower_lip_mask > 0.5] = L.LOWER_LIP
+
+    def _soft_lips(self) -> None:
+        """``lip_box`` (y0, y1, x0, x1): the lips' bounding box plus a margin; ``lip_soft``: the blurred lip mask
+        inside that box."""
+        S = self.tex_size
         lips = self.upper_lip_mask + self.lower_lip_mask
         ys, xs = np.nonzero(lips > 0)
         m = int(0.03 * S)
@@ -157,23 +203,45 @@ class ModelAssets:
         self.lip_soft = np.ascontiguousarray(
             cv2.GaussianBlur(lips, (0, 0), S / 256 * 1.2)[lb[0] : lb[1], lb[2] : lb[3]]
         )
-        face_lab[self.upper_lip_mask > 0.5] = L.UPPER_LIP
-        face_lab[self.lower_lip_mask > 0.5] = L.LOWER_LIP
-        self.label_base = lab
 
+    def _triangle_classes(self, V: np.ndarray, lm: np.ndarray) -> np.ndarray:
+        """(T,) fixed label class of each drawn triangle; 255 where the label texture decides (skin)."""
+        centroid = V[self.tris].mean(1)  # (T,3)
+        mat = self.tri_mat
         cls = np.full(len(self.tris), 255, np.uint8)
-        cls[skin_t] = tri_class[skin_t]
-        cls[self.tri_mat == MAT_MOUTH] = L.MOUTH_INTERIOR
-        cls[self.tri_mat == MAT_GUMS] = L.MOUTH_INTERIOR
-        cls[self.tri_mat == MAT_TEETH] = L.TEETH
-        eye_t = (self.tri_mat == MAT_EYE) | (self.tri_mat == MAT_EYE_SOCKET)
+        inner = self._inner_lip_triangles(centroid)
+        upper_y = V[lm[[48, 54, 60, 64]], 1].mean()
+        cls[inner] = np.where(centroid[inner, 1] > upper_y - 0.15, L.UPPER_LIP, L.LOWER_LIP)
+        cls[mat == MAT_MOUTH] = L.MOUTH_INTERIOR
+        cls[mat == MAT_GUMS] = L.MOUTH_INTERIOR
+        cls[mat == MAT_TEETH] = L.TEETH
+        eye_t = (mat == MAT_EYE) | (mat == MAT_EYE_SOCKET)
         cls[eye_t & (centroid[:, 0] > 0)] = L.EYE_SUBJECT_LEFT
         cls[eye_t & (centroid[:, 0] <= 0)] = L.EYE_SUBJECT_RIGHT
-        cls[self.tri_mat == MAT_LASH] = L.SKIN
-        self.tri_class = cls
+        cls[mat == MAT_LASH] = L.SKIN
+        return cls
 
-        # ---- eyeballs: sphere centre, optical axis (towards the cornea bulge), pupil ring, eye_cos
-        self.vattr_static = np.zeros((nv, 3), np.float32)
+    def _inner_lip_triangles(self, centroid: np.ndarray) -> np.ndarray:
+        """(T,) bool: face skin triangles mapped into the mouth-socket UV island (the inner lip surfaces)."""
+        uvc = self.uv[self.uv_tris].mean(1)  # (T,2)
+        cx, cy, cz = centroid.T
+        return (
+            (self.tri_mat == MAT_SKIN)
+            & (self.tris[:, 0] < PARTS["face"][1])
+            & (np.floor(uvc[:, 0]).astype(int) == 1)
+            & (uvc[:, 0] < 1.3)
+            & (uvc[:, 1] > 0.69)
+            & (np.abs(cx) < 4.0)
+            & (-7.0 < cy)
+            & (cy < 0.0)
+            & (cz > 6.0)
+        )
+
+    # ---------------------------------------------------------------------------------------- eyes, hair, skin, neck
+    def _fit_eyeballs(self, V: np.ndarray) -> None:
+        """Per eye: the sphere through the sclera, its optical axis (towards the cornea bulge), the cosine of each
+        eyeball vertex to that axis (``vattr_static[:, 2]``), the pupil ring and the eyeball's vertex range."""
+        self.vattr_static = np.zeros((len(V), 3), np.float32)
         self.eye_ranges: dict[str, tuple[int, int]] = {}
         self.pupil_ring: dict[str, np.ndarray] = {}
         for side in SIDES:
@@ -192,51 +260,49 @@ class ModelAssets:
             self.pupil_ring[side] = lo + np.nonzero(sc > np.cos(np.radians(6.0)))[0]
             self.eye_ranges[side] = (full_lo, full_hi)
 
-        # ---- hair coordinates of the skin vertices around a head centre between the ears
-        skin_v = np.arange(nv) < PARTS["head"][1]
+    def _hair_coordinates(self, V: np.ndarray, lm: np.ndarray) -> None:
+        """Elevation/azimuth (degrees) of every vertex around a head centre between the ears, the brows'
+        elevation and the vertices that never get hair (ears, landmarks)."""
         ears = self.ear_vertex != 0
         centre = np.array([0.0, V[ears, 1].mean(), V[ears, 2].mean()])
         d = V - centre
         self.hair_el = np.degrees(np.arctan2(d[:, 1], np.hypot(d[:, 0], d[:, 2])))
         self.hair_az = np.degrees(np.arctan2(d[:, 0], d[:, 2]))
-        self.skin_vertex = skin_v
+        self.skin_vertex = np.arange(len(V)) < PARTS["head"][1]
         self.head_centre = centre
         self.brow_el = float(self.hair_el[lm[[19, 24]]].mean())
-        # vertices that never get hair (ears, the face below the brows' hairline zone is handled by elevation)
+        # the face below the brows' hairline zone is handled by elevation
         self.hair_forbidden = ears.copy()
         self.hair_forbidden[lm] = True
 
-        # ---- mouth-depth shading of the mouth interior and teeth (0 deep inside .. 1 at the lips)
+    def _skin_regions(self, V: np.ndarray, lm: np.ndarray) -> None:
+        """Mouth-depth shading ``mouth_ao`` (V,) (0 deep inside .. 1 at the lips), per-vertex weights of the skin
+        colour regions ``w_*`` (V,) and the head's rotation ``pivot`` (3,)."""
         zf = V[lm[[51, 57, 62, 66]], 2].mean()
         self.mouth_ao = np.clip((V[:, 2] - (zf - 5.0)) / 5.0, 0.0, 1.0).astype(np.float32)
-
-        # ---- skin regions for colour variation (per-vertex weights)
-        def blob(centre_ids: list[int], radius: float) -> np.ndarray:
-            c = V[lm[centre_ids]].mean(0)
-            return np.exp(-np.sum((V - c) ** 2, 1) / (2 * radius**2)).astype(np.float32)
-
-        self.w_cheeks = np.maximum(blob([1, 31, 3, 48], 1.8), blob([15, 35, 13, 54], 1.8))
-        self.w_nose = blob([30, 33], 1.2)
+        self.w_cheeks = np.maximum(_blob(V, lm[[1, 31, 3, 48]], 1.8), _blob(V, lm[[15, 35, 13, 54]], 1.8))
+        self.w_nose = _blob(V, lm[[30, 33]], 1.2)
         self.w_ears = (self.ear_vertex != 0).astype(np.float32)
-        self.w_under_eyes = np.maximum(blob([40, 41], 0.9), blob([46, 47], 0.9))
-        self.w_lids = np.maximum(blob([37, 38], 0.8), blob([43, 44], 0.8))
+        self.w_under_eyes = np.maximum(_blob(V, lm[[40, 41]], 0.9), _blob(V, lm[[46, 47]], 0.9))
+        self.w_lids = np.maximum(_blob(V, lm[[37, 38]], 0.8), _blob(V, lm[[43, 44]], 0.8))
+        ears = self.ear_vertex != 0
         self.pivot = np.array([0.0, V[lm[8], 1] + 3.0, V[ears, 2].mean() + 1.0])
 
-        # ---- neck rim (bottom boundary of the skin mesh), for the torso
-        Ts = self.tris[skin_t]
-        e = np.sort(np.concatenate([Ts[:, [0, 1]], Ts[:, [1, 2]], Ts[:, [2, 0]]]), 1)
+    def _neck(self, V: np.ndarray, lm: np.ndarray) -> None:
+        """The neck rim (bottom boundary vertices of the skin mesh, for the torso), the neck's centre depth and
+        the neck skinning weight ``head_weight`` (V,): 1 moves with the head, 0 with the body."""
+        skin_tris = self.tris[self.tri_mat == MAT_SKIN]
+        e = np.sort(np.concatenate([skin_tris[:, [0, 1]], skin_tris[:, [1, 2]], skin_tris[:, [2, 0]]]), 1)
         u, cnt = np.unique(e, axis=0, return_counts=True)
         bverts = np.unique(u[cnt == 1].ravel())
-        self.rim = bverts[V[bverts, 1] < V[lm[8], 1] - 2.0]
-
-        neck = skin_v & (V[:, 1] < V[lm[8], 1] - 2.0) & (V[:, 1] > V[lm[8], 1] - 5.0)
+        chin_y = V[lm[8], 1]
+        self.rim = bverts[V[bverts, 1] < chin_y - 2.0]
+        neck = self.skin_vertex & (V[:, 1] < chin_y - 2.0) & (V[:, 1] > chin_y - 5.0)
         self.neck_centre_z = float((V[neck, 2].min() + V[neck, 2].max()) / 2)
-
-        # ---- neck skinning weight: 1 = moves with the head, 0 = moves with the body (neck bottom, torso)
         y_lo = V[self.rim, 1].max() + 0.5
         y_hi = V[lm, 1].min() - 1.0
         w = _smoothstep((V[:, 1] - y_lo) / (y_hi - y_lo))
-        w[~skin_v] = 1.0
+        w[~self.skin_vertex] = 1.0
         w[lm] = 1.0
         self.head_weight = w.astype(np.float64)
 

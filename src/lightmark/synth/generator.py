@@ -8,23 +8,26 @@ import math
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..data.formats import format_ldmks, write_ldmks
 from ..errors import DatasetError, OutputError
-from ..utils import atomic_save_bytes, atomic_write
+from ..utils import atomic_save_bytes, atomic_write, ensure_dir
 from . import labels as L
-from .appearance import lin, linear_to_srgb, sample_appearance
-from .assets import SIDES, fit_sphere, get_assets
+from .appearance import Appearance, lin, linear_to_srgb, sample_appearance
+from .assets import SIDES, ModelAssets, fit_sphere, get_assets
 from .compose import BackgroundSource, add_occluders, degrade, procedural_background
 from .expressions import sample_expression
 from .face_model import SCLERA, FaceModel, default_face_model_path, load_face_model
 from .props import Mesh, concat, glasses, hair_curtain, torso
 from .raster import label_pixels, rasterize, shade, shadow_map, srgb_lut, vertex_normals
-from .scene import MODEL_TO_CAMERA, direction_from_angles, frame_camera, kelvin_to_rgb, rotation_matrix
+from .scene import MODEL_TO_CAMERA, Camera, direction_from_angles, frame_camera, kelvin_to_rgb, rotation_matrix
 
 NUM_POINTS = 70  # 68 landmarks + 2 pupils (subject's right, then left)
 _SRGB_LUT = srgb_lut()
@@ -216,6 +219,53 @@ def _gaze(rng: np.random.Generator, V: np.ndarray, assets, cfg: SynthConfig, gaz
     return np.asarray(pupils)
 
 
+@dataclass
+class _Shape:
+    """The sample's face in model space, before the hair volume is added."""
+
+    V: np.ndarray  # (V,3) float64 vertices, eyeballs turned towards the gaze target
+    landmarks: np.ndarray  # (68,3) float64 landmark vertices (before the eyeballs turn: they are not on them)
+    pupils: np.ndarray  # (2,3) float64 pupil centres, subject's right eye first
+
+
+@dataclass
+class _Rig:
+    """The head camera and the body's placement (the neck blends between them)."""
+
+    cam: Camera  # model space -> image of the head (includes the head pose)
+    R_body: np.ndarray  # (3,3) body rotation in model space
+    body_R: np.ndarray  # (3,3) model -> camera rotation of the body props (torso)
+    body_t: np.ndarray  # (3,) model -> camera translation of the body props
+
+
+@dataclass
+class _Geometry:
+    """Camera-space triangles of the face, the head props then the body props: what the rasteriser, the shader
+    and the labeller read (N vertices, T triangles, U uv points)."""
+
+    X: np.ndarray  # (N,3) float64 camera-space vertices
+    normals: np.ndarray  # (N,3) float32 unit vertex normals
+    tris: np.ndarray  # (T,3) int32 vertex ids
+    uv: np.ndarray  # (U,2) float32 atlas coordinates
+    uv_tris: np.ndarray  # (T,3) int32 uv ids
+    mat: np.ndarray  # (T,) uint8 material (rows of the shader's material table)
+    cls: np.ndarray  # (T,) uint8 fixed label class (255: from the label texture)
+    drawn: np.ndarray  # (T,) bool: front-facing face triangles and every prop triangle
+    colour: np.ndarray  # (N,3) float32 linear albedo
+    attr: np.ndarray  # (N,k) float32 shader attributes (see raster.shade ``vattr``)
+
+
+@dataclass
+class _Lighting:
+    """Lights in camera space (linear RGB) and the exposure."""
+
+    ambient: np.ndarray  # (3,) float32
+    dirs: np.ndarray  # (L,3) float32 unit directions towards the lights, key light first
+    colours: np.ndarray  # (L,3) float32
+    exposure: float
+    record: dict  # reported as params["lighting"]
+
+
 def render_sample(
     seed=0,
     cfg: SynthConfig | None = None,
@@ -237,52 +287,93 @@ def render_sample(
         (``model.vertices(identity, expression)[model.landmarks68]`` projected by ``P`` gives the 68 points),
         ``pupils_model`` (2,3), pose angles and the other random choices.
     """
+    # every step draws from ``rng`` in this order: reordering the steps changes every sample
     cfg = cfg or SynthConfig()
-    if model is None:
-        model = _default_model()
+    model = model if model is not None else _default_model()
     rng = _rng(seed)
-    size = int(cfg.size)
-    ss = max(1, int(cfg.supersample))
+    size, ss = int(cfg.size), max(1, int(cfg.supersample))
     assets = get_assets(model, cfg.texture_size())
-    lm = model.landmarks68
-    params: dict = {}
 
-    # ---------------------------------------------------------------- shape
+    shape, params = _sample_shape(rng, cfg, model, assets)
+    app = sample_appearance(rng, assets, cfg, shape.V)
+    params.update(app.params)
+    V, head_props, body_props, prop_params = _dress(rng, cfg, assets, shape.V, app)
+    params.update(prop_params)
+    rig, pose_params = _place_camera(rng, cfg, shape.landmarks, assets.pivot, size)
+    params.update(pose_params)
+    geo = _assemble(V, assets, rig, app, head_props, body_props)
+    light = _light(rng, cfg, app, model.landmarks68)
+    params["lighting"] = light.record
+
+    tid, bary = _rasterize(geo, rig.cam.scaled(ss), size * ss)
+    rgb, cover = _downsample(_shade(rng, cfg, geo, app, light, tid, bary), tid, size)
+    seg = _label_map(geo, app, rig.cam, size, (tid, bary) if ss == 1 else None)
+
+    ldmks = np.concatenate([rig.cam.project(shape.landmarks), rig.cam.project(shape.pupils)]).astype(np.float32)
+    skin_srgb = linear_to_srgb(app.vcol[model.landmarks68[30]] * light.exposure * 0.8).astype(np.float32)
+    image, occluders, degradations = _composite(rng, cfg, rgb, cover, seg, ldmks, skin_srgb, backgrounds)
+    params["occluders"] = occluders
+    params["degradations"] = degradations
+    return image, ldmks, seg, params
+
+
+def _sample_shape(
+    rng: np.random.Generator, cfg: SynthConfig, model: FaceModel, assets: ModelAssets
+) -> tuple[_Shape, dict]:
+    """Identity, expression and gaze: the deformed face and its params (coefficients, archetypes, gaze)."""
     idc = np.clip(rng.standard_normal(model.num_identity) * cfg.identity_scale, -cfg.identity_clip, cfg.identity_clip)
     expr, arche = sample_expression(rng, model.expression_names, cfg)
     gaze = (float(rng.uniform(-cfg.gaze_yaw_max, cfg.gaze_yaw_max)), float(rng.uniform(*cfg.gaze_pitch_range)))
-    names = model.expression_names
+    _lids_follow_gaze(expr, model.expression_names, gaze)
+    params = dict(identity=idc.astype(np.float32), expression=expr.astype(np.float32), archetypes=arche, gaze=gaze)
+    V = model.vertices(idc, expr).astype(np.float64)
+    landmarks = V[model.landmarks68].copy()
+    pupils = _gaze(rng, V, assets, cfg, gaze)
+    params["pupils_model"] = pupils
+    return _Shape(V, landmarks, pupils), params
+
+
+def _lids_follow_gaze(expr: np.ndarray, names: tuple[str, ...], gaze: tuple[float, float]) -> None:
+    """Set the eye-look blend shapes (in place in ``expr``) from the gaze pitch: lids follow the eyes."""
     for side in ("_L", "_R"):
         if "eyeLookDown" + side in names:
             expr[names.index("eyeLookDown" + side)] = np.clip(-gaze[1] / 25.0, 0, 1) * 0.8
         if "eyeLookUp" + side in names:
             expr[names.index("eyeLookUp" + side)] = np.clip(gaze[1] / 25.0, 0, 1) * 0.6
-    params.update(identity=idc.astype(np.float32), expression=expr.astype(np.float32), archetypes=arche, gaze=gaze)
-    V = model.vertices(idc, expr).astype(np.float64)
-    lm3d = V[lm].copy()
-    pupils3d = _gaze(rng, V, assets, cfg, gaze)
-    params["pupils_model"] = pupils3d
 
-    # ---------------------------------------------------------------- appearance, hair volume, props
-    app = sample_appearance(rng, assets, cfg, V)
-    params.update(app.params)
+
+def _dress(
+    rng: np.random.Generator, cfg: SynthConfig, assets: ModelAssets, V: np.ndarray, app: Appearance
+) -> tuple[np.ndarray, Mesh, Mesh, dict]:
+    """Add the hair volume to ``V`` (V,3) and draw the props: returns the new vertices, the head props (long
+    hair, glasses) and the body props (torso) in model space, and the params (``glasses``)."""
     if app.hair_thickness.max() > 0:
         vn, _ = _vertex_normals(V, assets.tris)
         V = V + vn * app.hair_thickness[:, None]
-    props: list[Mesh] = []
-    body_props: list[Mesh] = []
+    head: list[Mesh] = []
+    body: list[Mesh] = []
+    params: dict = {}
     if app.long_hair is not None:
-        props.append(hair_curtain(rng, V, assets, app.hair_rgb, app.long_hair))
+        head.append(hair_curtain(rng, V, assets, app.hair_rgb, app.long_hair))
     if rng.random() < cfg.p_glasses:
         sun = rng.random() < cfg.p_sunglasses
-        fc = [(20, 20, 22), (60, 40, 30), (200, 170, 90), (170, 170, 175), tuple(rng.uniform(0, 255, 3))]
-        col = lin(np.asarray(fc[rng.choice(5, p=[0.35, 0.2, 0.15, 0.15, 0.15])]))
-        props.append(glasses(rng, V, assets, col, sun))
+        head.append(glasses(rng, V, assets, _frame_colour(rng), sun))
         params["glasses"] = "sun" if sun else "clear"
     if app.cloth_rgb is not None:
-        body_props.append(torso(rng, V, assets, app.cloth_rgb))
+        body.append(torso(rng, V, assets, app.cloth_rgb))
+    return V, concat(head), concat(body), params
 
-    # ---------------------------------------------------------------- pose and camera
+
+def _frame_colour(rng: np.random.Generator) -> np.ndarray:
+    """(3,) linear colour of a glasses frame: black, brown, gold, silver or a random colour."""
+    fc = [(20, 20, 22), (60, 40, 30), (200, 170, 90), (170, 170, 175), tuple(rng.uniform(0, 255, 3))]
+    return lin(np.asarray(fc[rng.choice(5, p=[0.35, 0.2, 0.15, 0.15, 0.15])]))
+
+
+def _place_camera(
+    rng: np.random.Generator, cfg: SynthConfig, landmarks: np.ndarray, pivot: np.ndarray, size: int
+) -> tuple[_Rig, dict]:
+    """Head pose, body pose, distance and framing of the landmarks (68,3): the rig and the pose params."""
     yaw, pitch, roll = _sample_pose(rng, cfg)
     R_head = rotation_matrix(yaw, pitch, roll)
     follow = rng.uniform(*cfg.body_follow)
@@ -291,110 +382,152 @@ def render_sample(
     distance = float(math.exp(rng.uniform(math.log(d0), math.log(d1))))
     box = float(rng.uniform(*cfg.box_fraction_range))
     off = np.clip(rng.normal(0, cfg.centre_jitter, 2), -2 * cfg.centre_jitter, 2 * cfg.centre_jitter)
-    cam = frame_camera(lm3d, R_head, assets.pivot, size, distance, box, (float(off[0]), float(off[1])))
-    Rb = MODEL_TO_CAMERA @ R_body
-    tb = cam.t + (cam.R - Rb) @ assets.pivot
-    params.update(
+    cam = frame_camera(landmarks, R_head, pivot, size, distance, box, (float(off[0]), float(off[1])))
+    body_R = MODEL_TO_CAMERA @ R_body
+    body_t = cam.t + (cam.R - body_R) @ pivot
+    params = dict(
         yaw=yaw, pitch=pitch, roll=roll, distance=distance, box_fraction=box, P=cam.P, K=cam.K, R=cam.R, t=cam.t
     )
     params["focal"] = float(cam.K[0, 0])
+    return _Rig(cam, R_body, body_R, body_t), params
 
-    # ---------------------------------------------------------------- assemble camera-space geometry
-    X = _skin_neck(V, assets.head_weight, cam, R_body, assets.pivot)
+
+def _assemble(V: np.ndarray, assets: ModelAssets, rig: _Rig, app: Appearance, head: Mesh, body: Mesh) -> _Geometry:
+    """Camera-space geometry of the face (neck skinned between head and body) and of the props."""
+    cam = rig.cam
+    X = _skin_neck(V, assets.head_weight, cam, rig.R_body, assets.pivot)
     vn_cam, fn = _vertex_normals(X, assets.tris)
     front = np.einsum("ij,ij->i", fn, X[assets.tris[:, 0]]) < 0
-    tri_ok = front
-    extra = concat(props)
-    extra_b = concat(body_props)
-    nv = len(X)
-    parts_X = [X, extra.verts @ cam.R.T + cam.t, extra_b.verts @ Rb.T + tb]
-    parts_N = [vn_cam, extra.normals @ cam.R.T, extra_b.normals @ Rb.T]
-    allX = np.ascontiguousarray(np.concatenate(parts_X))
-    allN = np.ascontiguousarray(np.concatenate(parts_N).astype(np.float32))
-    ne = len(extra.verts)
-    tris = np.concatenate([assets.tris, extra.tris + nv, extra_b.tris + nv + ne]).astype(np.int32)
-    nu = len(assets.uv)
-    uv_all = np.concatenate([assets.uv, extra.uv, extra_b.uv]).astype(np.float32)
-    uv_tris = np.concatenate([assets.uv_tris, extra.tris + nu, extra_b.tris + nu + ne]).astype(np.int32)
-    tri_mat = np.concatenate([assets.tri_mat, extra.mat, extra_b.mat])
-    tri_cls = np.concatenate([assets.tri_class, extra.cls, extra_b.cls])
-    ok = np.concatenate([tri_ok, np.ones(len(extra.tris) + len(extra_b.tris), bool)])
-    vcol = np.concatenate([app.vcol, extra.colour, extra_b.colour]).astype(np.float32)
-    vattr = np.concatenate([app.vattr, extra.attr, extra_b.attr]).astype(np.float32)
+    nv, nu, ne = len(X), len(assets.uv), len(head.verts)
+    all_X = np.concatenate([X, head.verts @ cam.R.T + cam.t, body.verts @ rig.body_R.T + rig.body_t])
+    all_N = np.concatenate([vn_cam, head.normals @ cam.R.T, body.normals @ rig.body_R.T])
+    return _Geometry(
+        X=np.ascontiguousarray(all_X),
+        normals=np.ascontiguousarray(all_N.astype(np.float32)),
+        tris=np.concatenate([assets.tris, head.tris + nv, body.tris + nv + ne]).astype(np.int32),
+        uv=np.concatenate([assets.uv, head.uv, body.uv]).astype(np.float32),
+        uv_tris=np.concatenate([assets.uv_tris, head.tris + nu, body.tris + nu + ne]).astype(np.int32),
+        mat=np.concatenate([assets.tri_mat, head.mat, body.mat]),
+        cls=np.concatenate([assets.tri_class, head.cls, body.cls]),
+        drawn=np.concatenate([front, np.ones(len(head.tris) + len(body.tris), bool)]),
+        colour=np.concatenate([app.vcol, head.colour, body.colour]).astype(np.float32),
+        attr=np.concatenate([app.vattr, head.attr, body.attr]).astype(np.float32),
+    )
 
-    # ---------------------------------------------------------------- render (supersampled) and shade
-    ambient, ldirs, lcols, lrec = _lights(rng, cfg)
-    # partial auto-exposure on the face (cameras expose dark and light faces differently)
+
+def _light(rng: np.random.Generator, cfg: SynthConfig, app: Appearance, lm: np.ndarray) -> _Lighting:
+    """Random lights, and an exposure partly adapted to the face (cameras expose dark and light faces
+    differently); ``lm`` (68,) are the landmark vertex ids."""
+    ambient, dirs, colours, record = _lights(rng, cfg)
     skin_lum = float(app.vcol[lm[[1, 15, 29]]].mean(0) @ np.array([0.2126, 0.7152, 0.0722]))
     auto = float(np.clip((0.25 / max(skin_lum, 1e-3)) ** cfg.auto_exposure, 0.7, 1.8))
     exposure = float(rng.uniform(*cfg.exposure_range)) * auto
-    params["lighting"] = lrec
-    camh = cam.scaled(ss)
-    H = size * ss
-    xs = camh.K[0, 0] * allX[:, 0] / allX[:, 2] + camh.K[0, 2]
-    ys = camh.K[1, 1] * allX[:, 1] / allX[:, 2] + camh.K[1, 2]
-    zs = allX[:, 2].copy()
-    tid = np.full((H, H), -1, np.int32)
-    bary = np.zeros((H, H, 2), np.float32)
-    zbuf = np.full((H, H), np.inf, np.float32)
-    rasterize(xs, ys, zs, tris, ok, tid, bary, zbuf)
+    return _Lighting(ambient, dirs, colours, exposure, record)
+
+
+def _rasterize(geo: _Geometry, cam: Camera, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Z-buffer the drawn triangles into a size x size image: triangle ids (size,size) int32 (-1: none) and
+    barycentric coordinates (size,size,2) float32."""
+    xs = cam.K[0, 0] * geo.X[:, 0] / geo.X[:, 2] + cam.K[0, 2]
+    ys = cam.K[1, 1] * geo.X[:, 1] / geo.X[:, 2] + cam.K[1, 2]
+    zs = geo.X[:, 2].copy()
+    tid = np.full((size, size), -1, np.int32)
+    bary = np.zeros((size, size, 2), np.float32)
+    zbuf = np.full((size, size), np.inf, np.float32)
+    rasterize(xs, ys, zs, geo.tris, geo.drawn, tid, bary, zbuf)
+    return tid, bary
+
+
+def _shade(
+    rng: np.random.Generator,
+    cfg: SynthConfig,
+    geo: _Geometry,
+    app: Appearance,
+    light: _Lighting,
+    tid: np.ndarray,
+    bary: np.ndarray,
+) -> np.ndarray:
+    """(H,H,3) float32 linear colour of the rasterised pixels (``tid``/``bary`` at H x H), with or without the
+    key light's shadows."""
     if rng.random() < cfg.p_shadows:
-        smap, stf = shadow_map(
-            allX, tris, np.ones(len(tris), bool), ldirs[0], cfg.shadow_map_size, 0.25, rng.uniform(0.6, 1.0)
-        )
+        every = np.ones(len(geo.tris), bool)
+        smap, stf = shadow_map(geo.X, geo.tris, every, light.dirs[0], cfg.shadow_map_size, 0.25, rng.uniform(0.6, 1.0))
     else:
         smap, stf = np.zeros((1, 1), np.float32), np.zeros(15, np.float32)
+    H = tid.shape[0]
     rgb = np.zeros((H, H, 3), np.float32)
     shade(
-        tid, bary, tris, uv_tris, uv_all, tri_mat, allX.astype(np.float32), allN, vcol, vattr, app.tex,
-        app.mat_params, app.eye_params, ambient, ldirs, lcols, exposure, _SRGB_LUT, smap, stf, rgb,
+        tid, bary, geo.tris, geo.uv_tris, geo.uv, geo.mat, geo.X.astype(np.float32), geo.normals, geo.colour,
+        geo.attr, app.tex, app.mat_params, app.eye_params, light.ambient, light.dirs, light.colours, light.exposure,
+        _SRGB_LUT, smap, stf, rgb,
     )  # fmt: skip
+    return rgb
+
+
+def _downsample(rgb: np.ndarray, tid: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Box-filter the supersampled colour (H,H,3) and coverage (from ``tid`` (H,H)) down to size x size."""
     cover = (tid >= 0).astype(np.float32)
-    if ss > 1:
+    if tid.shape[0] != size:
         rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
         cover = cv2.resize(cover, (size, size), interpolation=cv2.INTER_AREA)
+    return rgb, cover
 
-    # labels at the exact pixel centres (one more, cheap, raster pass at the output size)
-    if ss > 1:
-        xs1 = cam.K[0, 0] * allX[:, 0] / allX[:, 2] + cam.K[0, 2]
-        ys1 = cam.K[1, 1] * allX[:, 1] / allX[:, 2] + cam.K[1, 2]
-        tid1 = np.full((size, size), -1, np.int32)
-        bary1 = np.zeros((size, size, 2), np.float32)
-        zb1 = np.full((size, size), np.inf, np.float32)
-        rasterize(xs1, ys1, zs, tris, ok, tid1, bary1, zb1)
-    else:
-        tid1, bary1 = tid, bary
+
+def _label_map(
+    geo: _Geometry, app: Appearance, cam: Camera, size: int, raster: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
+    """(size,size) uint8 classes at the exact pixel centres; ``raster``: the (tid, bary) of a pass at ``size``
+    already made, else one more (cheap) raster pass at the output size."""
+    tid, bary = raster if raster is not None else _rasterize(geo, cam, size)
     seg = np.zeros((size, size), np.uint8)
     label_pixels(
-        tid1, bary1, tris, uv_tris, uv_all, tri_cls, app.label_tex, app.tex, vattr,
+        tid, bary, geo.tris, geo.uv_tris, geo.uv, geo.cls, app.label_tex, app.tex, geo.attr,
         np.array([L.HAIR, L.BEARD], np.uint8), L.CLOTHING, seg,
     )  # fmt: skip
+    return seg
 
-    # ---------------------------------------------------------------- background, composite, occluders
+
+def _composite(
+    rng: np.random.Generator,
+    cfg: SynthConfig,
+    rgb: np.ndarray,
+    cover: np.ndarray,
+    seg: np.ndarray,
+    ldmks: np.ndarray,
+    skin_srgb: np.ndarray,
+    backgrounds: BackgroundSource | None,
+) -> tuple[np.ndarray, list[str], dict]:
+    """Background behind the face, occluders (painted into ``seg`` too) and camera degradations: the final
+    image (size,size,3) uint8 RGB, the occluder and the degradation records."""
+    size = len(seg)
     bg = backgrounds.sample(rng, size) if backgrounds is not None else procedural_background(rng, size)
     img = rgb + (1.0 - cover[:, :, None]) * bg
-    ldmks = np.concatenate([cam.project(lm3d), cam.project(pupils3d)]).astype(np.float32)
-    skin_srgb = linear_to_srgb(app.vcol[lm[30]] * exposure * 0.8).astype(np.float32)
-    params["occluders"] = add_occluders(rng, img, seg, ldmks, skin_srgb, cfg, L.OCCLUDER)
-    image, deg = degrade(rng, img, cfg)
-    params["degradations"] = deg
-    return image, ldmks, seg, params
+    occluders = add_occluders(rng, img, seg, ldmks, skin_srgb, cfg, L.OCCLUDER)
+    image, degradations = degrade(rng, img, cfg)
+    return image, occluders, degradations
 
 
 # ================================================================================================ datasets
 
-_W: dict = {}
+
+@dataclass(frozen=True)
+class _Job:
+    """What every worker needs to render and write the samples of a dataset (pickled once per worker)."""
+
+    model: FaceModel
+    cfg: SynthConfig
+    backgrounds: str | None  # folder of background images (None: procedural backgrounds)
+    out_dir: Path
+    seed: int
+    width: int  # digits of the file names
 
 
-def _init_worker(model: FaceModel, cfg: SynthConfig, backgrounds: str | None, out_dir: str, seed: int) -> None:
+_W: dict = {}  # the worker's job and background source (set by _init_worker)
+
+
+def _init_worker(job: _Job) -> None:
     cv2.setNumThreads(1)
-    _W.update(
-        model=model,
-        cfg=cfg,
-        backgrounds=BackgroundSource(backgrounds) if backgrounds else None,
-        out_dir=Path(out_dir),
-        seed=seed,
-    )
+    _W.update(job=job, backgrounds=BackgroundSource(job.backgrounds) if job.backgrounds else None)
 
 
 def _names(out_dir: Path, index: int, width: int) -> tuple[Path, Path, Path]:
@@ -403,7 +536,9 @@ def _names(out_dir: Path, index: int, width: int) -> tuple[Path, Path, Path]:
 
 
 def format_landmarks(ldmks: np.ndarray) -> str:
-    return "".join(f"{x:.3f} {y:.3f}\n" for x, y in np.asarray(ldmks, np.float64))
+    """Text of a sample's ``_ldmks.txt`` for its (70,2) landmarks (68 points then the pupils), as written by
+    :func:`render_dataset`: :func:`lightmark.data.formats.format_ldmks` (3 decimals)."""
+    return format_ldmks(ldmks)
 
 
 def _write_sample(
@@ -415,16 +550,15 @@ def _write_sample(
         raise OutputError(f"{out[0]}: PNG encoding failed")
     atomic_save_bytes(out[0], png.tobytes())
     atomic_save_bytes(out[2], spng.tobytes())
-    with atomic_write(out[1], "w") as f:
-        f.write(format_landmarks(ldmks))
+    write_ldmks(out[1], ldmks[:68], ldmks[68:])
 
 
-def _render_index(args: tuple[int, int]) -> tuple[int, float]:
-    index, width = args
-    cfg = _W["cfg"]
+def _render_index(index: int) -> tuple[int, float]:
+    """Render and write sample ``index`` of the worker's job; returns it and the CPU seconds it took."""
+    job: _Job = _W["job"]
     t0 = time.process_time()
-    image, ldmks, seg, _ = render_sample(sample_seed(_W["seed"], index), cfg, _W["model"], _W["backgrounds"])
-    _write_sample(_names(_W["out_dir"], index, width), image, ldmks, seg, cfg.png_compression)
+    image, ldmks, seg, _ = render_sample(sample_seed(job.seed, index), job.cfg, job.model, _W["backgrounds"])
+    _write_sample(_names(job.out_dir, index, job.width), image, ldmks, seg, job.cfg.png_compression)
     return index, time.process_time() - t0
 
 
@@ -456,85 +590,12 @@ def render_dataset(
     Raises:
         DatasetError: bad face model / background folder; ValueError: bad arguments.
     """
-    if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}")
-    if size < 32:
-        raise ValueError(f"size must be >= 32, got {size}")
-    if textures is not None:
-        raise NotImplementedError("textures= (unwrapping FaceSynthetics textures) is not implemented yet")
-    cfg = config or SynthConfig()
-    cfg = SynthConfig(**{**asdict(cfg), "size": int(size)})
-    model = face_model if isinstance(face_model, FaceModel) else load_face_model(face_model)
-    get_assets(model, cfg.texture_size())  # fail early on a non-ICT mesh
-    bg_dir = str(backgrounds) if backgrounds is not None else None
-    if bg_dir is not None:
-        BackgroundSource(bg_dir)  # fail early
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{out}: cannot create ({e.strerror or e})") from None
-    width = max(6, len(str(max(count - 1, 0))))
-    todo = [i for i in range(count) if not all(p.is_file() for p in _names(out, i, width))]
-    meta = {
-        "generator": "lightmark.synth",
-        "seed": int(seed),
-        "count": int(count),
-        "face_model": model.source,
-        "backgrounds": bg_dir,
-        "config": json.loads(json.dumps(asdict(cfg), default=str)),
-    }
-    meta_path = out / META_NAME
-    if meta_path.is_file():
-        try:
-            old = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-        if isinstance(old, dict) and (old.get("seed"), old.get("config")) != (meta["seed"], meta["config"]):
-            raise DatasetError(
-                f"{out}: holds samples rendered with another seed or configuration ({META_NAME}); "
-                "use a new folder to keep the dataset consistent"
-            )
-        meta["count"] = max(int(count), int(old.get("count", 0))) if isinstance(old, dict) else meta["count"]
-    with atomic_write(meta_path, "w") as f:
-        json.dump(meta, f, indent=1, default=str)
+    _check_dataset_args(count, size, textures)
+    job = _prepare_job(out_dir, count, size, seed, face_model, backgrounds, config)
+    todo = [i for i in range(count) if not all(p.is_file() for p in _names(job.out_dir, i, job.width))]
+    _write_meta(job, count)
     t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=count, initial=count - len(todo), unit="img", desc="synth", smoothing=0.05)
-    jobs = [(i, width) for i in todo]
-    workers = max(1, int(workers))
-    cpu = 0.0
-    try:
-        if workers == 1 or len(todo) <= 1:
-            _init_worker(model, cfg, bg_dir, str(out), seed)
-            for j in jobs:
-                cpu += _render_index(j)[1]
-                if bar:
-                    bar.update(1)
-        else:
-            ctx = mp.get_context("spawn")
-            env_keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-            saved = {k: os.environ.get(k) for k in env_keys}
-            os.environ.update({k: "1" for k in env_keys})
-            try:
-                pool = ctx.Pool(workers, initializer=_init_worker, initargs=(model, cfg, bg_dir, str(out), seed))
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-            with pool:
-                for _, c in pool.imap_unordered(_render_index, jobs, chunksize=4):
-                    cpu += c
-                    if bar:
-                        bar.update(1)
-    finally:
-        if bar:
-            bar.close()
+    cpu = _render_all(job, todo, count, workers, progress)
     dt = time.perf_counter() - t0
     return {
         "written": len(todo),
@@ -542,8 +603,122 @@ def render_dataset(
         "seconds": dt,
         "images_per_second": len(todo) / dt if dt > 0 and todo else 0.0,
         "cpu_seconds_per_image": cpu / len(todo) if todo else 0.0,
-        "out_dir": str(out),
+        "out_dir": str(job.out_dir),
     }
+
+
+def _check_dataset_args(count: int, size: int, textures: str | os.PathLike | None) -> None:
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    if size < 32:
+        raise ValueError(f"size must be >= 32, got {size}")
+    if textures is not None:
+        raise NotImplementedError("textures= (unwrapping FaceSynthetics textures) is not implemented yet")
+
+
+def _prepare_job(
+    out_dir: str | os.PathLike,
+    count: int,
+    size: int,
+    seed: int,
+    face_model: str | os.PathLike | FaceModel | None,
+    backgrounds: str | os.PathLike | None,
+    config: SynthConfig | None,
+) -> _Job:
+    """Load and check the inputs (failing early, before any worker starts) and create the output folder."""
+    cfg = config or SynthConfig()
+    cfg = SynthConfig(**{**asdict(cfg), "size": int(size)})
+    model = face_model if isinstance(face_model, FaceModel) else load_face_model(face_model)
+    get_assets(model, cfg.texture_size())  # fail early on a non-ICT mesh
+    bg_dir = str(backgrounds) if backgrounds is not None else None
+    if bg_dir is not None:
+        BackgroundSource(bg_dir)  # fail early
+    out = ensure_dir(out_dir)
+    return _Job(model, cfg, bg_dir, out, int(seed), width=max(6, len(str(max(count - 1, 0)))))
+
+
+def _write_meta(job: _Job, count: int) -> None:
+    """Write ``synth_config.json`` (the largest count rendered so far is kept).
+
+    Raises:
+        DatasetError: the folder holds samples of another seed or configuration.
+    """
+    meta = {
+        "generator": "lightmark.synth",
+        "seed": job.seed,
+        "count": int(count),
+        "face_model": job.model.source,
+        "backgrounds": job.backgrounds,
+        "config": json.loads(json.dumps(asdict(job.cfg), default=str)),
+    }
+    meta_path = job.out_dir / META_NAME
+    if meta_path.is_file():
+        try:
+            old = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict) and (old.get("seed"), old.get("config")) != (meta["seed"], meta["config"]):
+            raise DatasetError(
+                f"{job.out_dir}: holds samples rendered with another seed or configuration ({META_NAME}); "
+                "use a new folder to keep the dataset consistent"
+            )
+        meta["count"] = max(int(count), int(old.get("count", 0))) if isinstance(old, dict) else meta["count"]
+    with atomic_write(meta_path, "w") as f:
+        json.dump(meta, f, indent=1, default=str)
+
+
+def _render_all(job: _Job, todo: list[int], count: int, workers: int, progress: bool) -> float:
+    """Render the indices ``todo`` (in this process, or in ``workers`` spawned ones) with an optional progress
+    bar; returns the CPU seconds summed over the samples."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=count, initial=count - len(todo), unit="img", desc="synth", smoothing=0.05)
+    workers = max(1, int(workers))
+    cpu = 0.0
+    try:
+        run = _render_here(job, todo) if workers == 1 or len(todo) <= 1 else _render_in_pool(job, todo, workers)
+        for seconds in run:
+            cpu += seconds
+            if bar:
+                bar.update(1)
+    finally:
+        if bar:
+            bar.close()
+    return cpu
+
+
+def _render_here(job: _Job, todo: list[int]) -> Iterator[float]:
+    """Render in this process; yields the CPU seconds of each sample."""
+    _init_worker(job)
+    for index in todo:
+        yield _render_index(index)[1]
+
+
+def _render_in_pool(job: _Job, todo: list[int], workers: int) -> Iterator[float]:
+    """Render in ``workers`` spawned single-threaded processes; yields the CPU seconds of each sample."""
+    with _single_threaded_children():
+        pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(job,))
+    with pool:
+        for _, seconds in pool.imap_unordered(_render_index, todo, chunksize=4):
+            yield seconds
+
+
+@contextmanager
+def _single_threaded_children() -> Iterator[None]:
+    """Processes started inside this block get one thread per numeric library (the environment is restored)."""
+    env_keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in env_keys}
+    os.environ.update({k: "1" for k in env_keys})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def load_sample(out_dir: str | os.PathLike, index: int, width: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
