@@ -1,6 +1,7 @@
 """Measure the video demo end to end on a 640x480 clip the project makes itself.
 
-    python scripts/demo_clip.py --out runs/demo_clip   # writes clip.mp4, annotated.mp4, landmarks.csv, stats.json
+    python scripts/demo_clip.py --out runs/demo_clip
+    # writes clip.mp4, annotated_{raw,smooth}.mp4, landmarks_{raw,smooth}.csv, stats.json
 
 The clip is a face rendered by lightmark.synth composited on a background: a still segment (jitter with and
 without One Euro smoothing), then motion and a jump. Prints processing FPS, end-to-end FPS and the jitter factor.
@@ -17,14 +18,14 @@ import numpy as np
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", default="runs/demo_clip")
-    ap.add_argument("--still", type=int, default=150)
-    ap.add_argument("--move", type=int, default=120)
-    ap.add_argument("--jump", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="runs/demo_clip", help="output folder")
+    ap.add_argument("--still", type=int, default=150, help="frames of the still segment")
+    ap.add_argument("--move", type=int, default=120, help="frames of the moving segment")
+    ap.add_argument("--jump", type=int, default=30, help="frames after the jump")
+    ap.add_argument("--threads", type=int, default=2, help="torch and OpenCV threads")
     args = ap.parse_args()
 
-    from lightmark.demo import make_synthetic_clip, run_demo
+    from lightmark.demo import DemoConfig, make_synthetic_clip, run_demo
     from lightmark.synth import SynthConfig, render_sample
 
     out = Path(args.out)
@@ -45,21 +46,15 @@ def main() -> None:
     )
     runs = {}
     for smooth in (False, True):
-        stats = run_demo(
-            out / "clip.mp4",
-            out=out / f"annotated_{'smooth' if smooth else 'raw'}.mp4",
-            csv=out / f"landmarks_{'smooth' if smooth else 'raw'}.csv",
-            threads=args.threads,
-            smooth=smooth,
-        )
-        runs["smooth" if smooth else "raw"] = stats.to_dict()
+        name = "smooth" if smooth else "raw"
+        config = DemoConfig(threads=args.threads, smooth=smooth)
+        stats = run_demo(clip.path, out=out / f"annotated_{name}.mp4", csv=out / f"landmarks_{name}.csv", config=config)
+        runs[name] = stats.to_dict()
         print(
             f"smooth={smooth}: {stats.frames} frames, processing {stats.fps:.0f} FPS, end to end "
             f"{stats.fps_total:.0f} FPS, jitter raw {stats.jitter_raw:.3f} px, smoothed {stats.jitter_smoothed:.3f} px"
         )
-    (out / "stats.json").write_text(
-        json.dumps({"clip": str(clip.path) if hasattr(clip, "path") else None, **runs}, indent=1, default=str)
-    )
+    (out / "stats.json").write_text(json.dumps({"clip": str(clip.path), **runs}, indent=1, default=str))
 
 
 if __name__ == "__main__":

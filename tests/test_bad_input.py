@@ -6,17 +6,20 @@ and the behaviour end to end through the CLI.)"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import pickle
 import re
 import struct
 import subprocess
 import sys
-import tempfile
 import time
+import typing
 import zipfile
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -25,7 +28,7 @@ import scipy.io
 import torch
 from PIL import Image
 
-from lightmark.cli import main
+from lightmark.cli import command_parsers, main
 from lightmark.constants import MAX_IMAGE_PIXELS, NUM_LANDMARKS
 from lightmark.data import load_dataset, read_image, write_image, write_ldmks, write_pts
 from lightmark.data.images import image_size
@@ -501,22 +504,22 @@ def test_cli_output_into_a_read_only_folder_simulated(tmp_path: Path, tiny_model
     """The same as root (who may write anywhere): the OS refuses both the access check and the file creation."""
     ro = tmp_path / "ro"
     ro.mkdir()
-    real_access, real_mkstemp = os.access, tempfile.mkstemp
+    real_access, real_open = os.access, os.open
 
     def access(path, mode, *a, **kw):
         return False if Path(path) == ro and mode & os.W_OK else real_access(path, mode, *a, **kw)
 
-    def mkstemp(*a, dir=None, **kw):
-        if dir is not None and Path(dir) == ro:
+    def create(path, flags, *a, **kw):
+        if flags & os.O_CREAT and Path(path).parent == ro:
             raise PermissionError(13, "Permission denied")
-        return real_mkstemp(*a, dir=dir, **kw)
+        return real_open(path, flags, *a, **kw)
 
     monkeypatch.setattr(os, "access", access)
     argv = ["predict", str(one_image), "--model", str(tiny_model), "--out", str(ro / "s.txt"), "--quiet"]
     _fails(capsys, argv, "s.txt: cannot write (permission denied in")
     # the folder turns read-only during the prediction: the write itself fails, still one line, no file
     monkeypatch.setattr(os, "access", real_access)
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(os, "open", create)
     _fails(capsys, argv, "s.txt: cannot write (Permission denied)")
     assert not any(ro.iterdir())
 
@@ -539,10 +542,11 @@ def test_cli_train_and_evaluate_outputs(tmp_path: Path, tiny_model: Path, capsys
            "cannot write (is a folder)")  # fmt: skip
     _fails(capsys, ["evaluate", "--data", str(data), "--model", str(tiny_model), "--plots", str(blocker / "p")],
            "blocker is not a folder")  # fmt: skip
-    # resuming from a checkpoint of another model is a clear error, not a state_dict traceback
+    # resuming from a checkpoint that is no training run's (another model, no training config) is a clear error,
+    # not a state_dict traceback (test_resume.py covers the other refusals)
     (tmp_path / "run2").mkdir()
     save_checkpoint(tmp_path / "run2" / "last.pt", create_model("shufflenetv2_x1_0_heatmap", input_size=64))
-    _fails(capsys, [*train, "--out", str(tmp_path / "run2"), "--resume"], "last.pt: cannot resume from this checkpoint")
+    _fails(capsys, [*train, "--out", str(tmp_path / "run2"), "--resume"], "last.pt: cannot resume")
 
 
 # ------------------------------------------------------------------------------------- impossible options
@@ -609,3 +613,104 @@ def test_cli_benchmark_bad_values(tmp_path: Path, tiny_model: Path, capsys) -> N
 def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
     with pytest.raises(OutputError):
         main(["--debug", "export", "--format", "pt", "--out", str(tmp_path)])
+
+
+# ------------------------------------------------------------------- options: every one documented, none hidden
+
+
+def test_every_command_has_help_and_every_option_a_help_text(capsys) -> None:
+    for name, parser in command_parsers().items():
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        assert e.value.code == 0 and capsys.readouterr().out.startswith(f"usage: lightmark {name} ")
+        undocumented = [a.dest for a in parser._actions if not (a.help or "").strip()]
+        assert not undocumented, (name, undocumented)
+
+
+def _config_class(command: str) -> tuple[type, dict[str, str]]:
+    """The config dataclass ``lightmark COMMAND`` generates its options from, and the fields the CLI excludes."""
+    from lightmark import cli
+    from lightmark.demo import DemoConfig
+    from lightmark.engine.train import TrainConfig
+
+    return (TrainConfig, cli.TRAIN_EXCLUDED) if command == "train" else (DemoConfig, cli.DEMO_EXCLUDED)
+
+
+def _captured(monkeypatch, command: str) -> list:
+    """Replace the function ``lightmark COMMAND`` runs by one that records the config it is given."""
+    seen: list = []
+    if command == "train":
+        from lightmark.engine import train as train_mod
+
+        monkeypatch.setattr(train_mod, "train", lambda cfg, **kw: seen.append(cfg) or SimpleNamespace(history=[]))
+    else:
+        import lightmark.demo
+        from lightmark.demo import DemoStats
+
+        monkeypatch.setattr(lightmark.demo, "run_demo", lambda source, **kw: seen.append(kw["config"]) or DemoStats())
+    return seen
+
+
+def _other_value(cls: type, field: dataclasses.Field, action: argparse.Action):
+    """A value of the type of ``field`` that is not its default (one of the option's choices when it has some)."""
+    default = None if field.default is dataclasses.MISSING else field.default
+    tp = typing.get_type_hints(cls)[field.name]
+    if type(None) in typing.get_args(tp):  # X | None
+        tp = next(t for t in typing.get_args(tp) if t is not type(None))
+    if action.choices:
+        return next(c for c in action.choices if c != default)
+    if tp is bool:
+        return not default
+    if typing.get_origin(tp) is list:
+        item = typing.get_args(tp)[0]
+        return [item(2), item(3)] if item in (int, float) else ["a", "b"]
+    return (default or 0) + tp(3) if tp in (int, float) else "other"
+
+
+def _argv_for(action: argparse.Action, value) -> list[str]:
+    flag = action.option_strings[0]
+    if action.nargs == 0:
+        return [flag]
+    if isinstance(action, argparse._AppendAction):
+        return [arg for v in value for arg in (flag, str(v))]
+    return [flag, *map(str, value)] if action.nargs == "+" else [flag, str(value)]
+
+
+OTHER_REQUIRED = {"train": [], "demo": ["--source", "v.mp4"]}  # required options that are no config field
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_config_defaults_are_the_dataclass_defaults(monkeypatch, command: str) -> None:
+    """Given only what is required, the run gets the dataclass's defaults, and the help shows them."""
+    cls, _ = _config_class(command)
+    required = {"train": {"train": ["data"], "out": "run"}, "demo": {}}[command]
+    seen = _captured(monkeypatch, command)
+    argv = ["--train", "data", "--out", "run"] if command == "train" else []
+    assert main([command, *OTHER_REQUIRED[command], *argv, "--quiet"]) == 0
+    assert seen == [cls(**required)]
+    by_dest = {a.dest: a for a in command_parsers()[command]._actions}
+    for f in dataclasses.fields(cls):
+        if f.name in by_dest and f.name not in required:
+            assert by_dest[f.name].default == f.default, f.name
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_every_config_field_is_an_option_or_excluded(monkeypatch, command: str) -> None:
+    """Each config field is reachable from the command line (all given a non-default value at once, each lands in
+    its own field), or is in the CLI's exclusion list with a reason."""
+    cls, excluded = _config_class(command)
+    assert set(excluded) <= {f.name for f in dataclasses.fields(cls)}
+    by_dest = {a.dest: a for a in command_parsers()[command]._actions if a.option_strings}
+    values, argv = {}, []
+    for f in dataclasses.fields(cls):
+        if f.name in excluded:
+            assert excluded[f.name].strip() and f.name not in by_dest, f.name
+            continue
+        assert f.name in by_dest, f"{cls.__name__}.{f.name} is neither an option of `lightmark {command}` nor excluded"
+        values[f.name] = _other_value(cls, f, by_dest[f.name])
+        assert values[f.name] != f.default, f.name
+        argv += _argv_for(by_dest[f.name], values[f.name])
+    seen = _captured(monkeypatch, command)
+    assert main([command, *OTHER_REQUIRED[command], *argv, "--quiet"]) == 0
+    assert seen == [cls(**values)]
+    assert [type(getattr(seen[0], k)) for k in values] == [type(v) for v in values.values()]  # 3, not 3.0

@@ -22,6 +22,7 @@ from lightmark.constants import FLIP_PERM
 from lightmark.data.transforms import landmark_box
 from lightmark.demo import (
     MEAN_SHAPE_68,
+    DemoConfig,
     LandmarkSmoother,
     OneEuroFilter,
     estimate_head_pose,
@@ -350,18 +351,22 @@ def test_run_demo_several_faces(clip, frames, tmp_path):
         for f in two:
             write(f)
     decoded = read_video(path)
-    for faces, rows_expected in ((2, 2 * n), (1, n)):
+    # the settings: a DemoConfig, whose fields keyword options replace
+    for faces, options in ((2, {}), (1, {"max_faces": 1})):
         csv_path = tmp_path / f"two_{faces}.csv"
         stats = run_demo(
             path,
             csv=csv_path,
-            max_faces=faces,
+            config=DemoConfig(max_faces=2),
             model=OraclePredictor(decoded, gts),
             detector=OracleDetector(decoded, gts),
+            **options,
         )
         rows = _rows(csv_path)[1:]
-        assert len(rows) == stats.face_frames == rows_expected
+        assert len(rows) == stats.face_frames == faces * n
         assert len({r[2] for r in rows}) == faces
+    with pytest.raises(TypeError, match="max_face"):
+        run_demo(path, max_face=2, model=_NullPredictor(), detector=OracleDetector(decoded, gts))
 
 
 def test_run_demo_with_a_real_predictor(clip, frames, tmp_path):
@@ -377,6 +382,7 @@ def test_run_demo_with_a_real_predictor(clip, frames, tmp_path):
     det = OracleDetector(frames, gts)
     stats = run_demo(clip.path, csv=csv_path, model=model, detector=det, max_frames=10, threads=1)
     assert stats.frames == 10 and len(_rows(csv_path)) - 1 == stats.face_frames
+    assert stats.backend in ("torch", "onnx") and det.calls[0] == 0  # the model ran, on the detector's first box
 
 
 @pytest.mark.skipif(not detectors_mod.dlib_available(), reason="dlib not installed (pip install 'lightmark[demo]')")

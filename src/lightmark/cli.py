@@ -1,4 +1,8 @@
-"""Command-line interface: a thin layer over the Python API (every command calls an importable function)."""
+"""Command-line interface: a thin layer over the Python API (every command calls an importable function).
+
+No default of the API is repeated here: ``train`` and ``demo`` options are generated from TrainConfig and
+DemoConfig (see :mod:`lightmark.config_cli`), the other commands read the defaults of the function they call (the
+few defaults written here, e.g. ``--vis-limit``, exist only on the command line)."""
 
 from __future__ import annotations
 
@@ -7,40 +11,17 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .config_cli import CliSpec, DefaultsHelpFormatter, LazyParser, add_config_options, config_from_args, default_of
 from .errors import ConfigError, LightmarkError
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from .engine.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        train=[str(p) for p in a.train],
-        val=a.val,
-        out=a.out,
-        model=a.model,
-        input_size=a.input_size,
-        train_weights=a.train_weights,
-        jaw_weights=a.jaw_weights,
-        init=a.init,
-        epochs=a.epochs,
-        samples_per_epoch=a.samples_per_epoch,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        loss=a.loss,
-        heatmap_weight=a.heatmap_weight,
-        ema_decay=a.ema,
-        photometric=a.photometric,
-        rotation_deg=a.rotation,
-        workers=a.workers,
-        threads=a.threads,
-        device=a.device,
-        seed=a.seed,
-        checkpoint_minutes=a.checkpoint_minutes,
-        max_steps=a.max_steps,
-    )
+    cfg = config_from_args(TrainConfig, a, train=[str(p) for p in a.train])
     if a.profile:
         from .engine.train import profile_pipeline
 
@@ -138,23 +119,14 @@ def _cmd_check(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from .models import resolve_model_path
+    from .engine.export import ExportFormat, export_model
     from .utils import check_writable
 
-    src = resolve_model_path(a.model)
-    if a.track and a.format != "pt":
+    fmt = ExportFormat(a.format)
+    if a.track and fmt is not ExportFormat.PT:
         raise ConfigError("--track is recorded in .pt exports only (use --format pt)")
     check_writable(a.out)
-    if a.format == "pt":
-        from .engine.train import export_weights
-
-        export_weights(src, a.out, **({"track": a.track} if a.track else {}))
-    else:
-        from .engine.export import export_onnx
-
-        diff = export_onnx(src, a.out)
-        print(f"max |onnx - torch| = {diff:.2e} px")
-    print(f"wrote {a.out}")
+    print(export_model(a.model, a.out, fmt, **({"track": a.track} if a.track else {})))
     return 0
 
 
@@ -229,24 +201,17 @@ def _cmd_benchmark(a: argparse.Namespace) -> int:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import DemoConfig, run_demo
 
+    config = config_from_args(DemoConfig, a)
     stats = run_demo(
         a.source,
         out=a.out,
         show=a.show,
         csv=a.csv,
         json_path=a.json,
-        max_faces=a.max_faces,
         model=a.model,
-        detector=a.detector,
-        backend=a.backend,
-        threads=a.threads,
-        redetect_every=a.redetect_every,
-        smooth=not a.no_smooth,
-        min_cutoff=a.min_cutoff,
-        beta=a.beta,
-        max_frames=a.max_frames,
+        config=config,
         progress=not a.quiet,
     )
     print(stats.summary())
@@ -280,151 +245,182 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 MODEL_HELP = "checkpoint, or a shipped model: protocol | mixed (default: the shipped default model)"
+QUIET_HELP = "no progress bar"
+
+# `lightmark train` and `lightmark demo` options are generated from TrainConfig and DemoConfig (type, default and
+# help text from each field, see config_cli); these tables hold only what the command line spells differently.
+TRAIN_CLI: CliSpec = {
+    "train": {"action": "append", "type": Path, "nargs": None, "help": "training dataset (repeatable)"},
+    "out": {"required": True},
+    "ema_decay": {"flags": ["--ema"]},
+    "rotation_deg": {"flags": ["--rotation"]},
+    "device": {"choices": ["auto", "cpu", "cuda"]},
+}
+TRAIN_EXCLUDED: dict[str, str] = {}
+"""TrainConfig fields that `lightmark train` leaves out, each with its reason (none: every field is an option)."""
+DEMO_CLI: CliSpec = {
+    "smooth": {"help": "turn the One Euro filter off"},
+    "refine": {"help": "predict once after a detection, not twice"},
+}
+DEMO_EXCLUDED: dict[str, str] = {}
+"""DemoConfig fields that `lightmark demo` leaves out, each with its reason (none: every field is an option)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lightmark", description="Light-weight 68-point facial landmarks.")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _train_options(p: argparse.ArgumentParser) -> None:
+    from .engine.train import TrainConfig
 
-    t = sub.add_parser("train", help="train a model (also under torchrun for several processes)")
-    t.add_argument("--train", action="append", required=True, type=Path, help="training dataset (repeatable)")
-    t.add_argument("--train-weights", type=float, nargs="+", help="sampling weight of each --train set")
-    t.add_argument(
-        "--jaw-weights",
-        type=float,
-        nargs="+",
-        help="loss weight (0..1) of the 17 jaw points of each --train set, e.g. 0 for 300-W's visible-contour jaw",
-    )
-    t.add_argument("--init", help="start from this checkpoint's weights (fine-tuning; EMA weights when present)")
-    t.add_argument("--val", help="labelled validation set, scored every epoch")
-    t.add_argument(
-        "--model", default="shufflenetv2_x1_0_heatmap", help="registered model name (see `lightmark models`)"
-    )
-    t.add_argument("--input-size", type=int, default=128, help="square input side in pixels (multiple of 32)")
-    t.add_argument("--epochs", type=int, default=10, help="number of epochs")
-    t.add_argument("--samples-per-epoch", type=int, default=20_000, help="augmented samples drawn per epoch")
-    t.add_argument("--batch-size", type=int, default=64, help="images per optimiser step (per process under torchrun)")
-    t.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (linear warm-up, cosine decay)")
-    t.add_argument("--loss", default="wing", help="coordinate loss: wing, l1, l2 or smooth_l1")
-    t.add_argument("--heatmap-weight", type=float, default=0.05, help="weight of the heatmap KL term (heatmap heads)")
-    t.add_argument("--ema", type=float, default=0.998, help="EMA decay of the weights (0 = off)")
-    t.add_argument("--photometric", type=float, default=1.0, help="photometric augmentation strength 0..1")
-    t.add_argument("--rotation", type=float, default=30.0, help="max random rotation in degrees")
-    t.add_argument("--workers", type=int, default=1, help="data loader worker processes (0 = in the main process)")
-    t.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--seed", type=int, default=0, help="seed of the sample stream and the initial weights")
-    t.add_argument("--checkpoint-minutes", type=float, default=10.0, help="also write last.pt mid-epoch this often")
-    t.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = no limit)")
-    t.add_argument("--out", required=True, help="run folder (checkpoints, log.csv, curves.png)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    t.add_argument("--quiet", action="store_true")
-    t.add_argument(
+    add_config_options(p, TrainConfig, cli=TRAIN_CLI, exclude=TRAIN_EXCLUDED)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    p.add_argument(
         "--profile",
         type=int,
         default=0,
         metavar="BATCHES",
         help="only measure images/s of the input pipeline and of training steps over BATCHES batches, then exit",
     )
-    t.set_defaults(fn=_cmd_train)
 
-    e = sub.add_parser("evaluate", help="score a model on a labelled dataset")
-    e.add_argument("--data", required=True)
-    e.add_argument("--model", help=MODEL_HELP)
-    e.add_argument("--json", help="write the report as JSON")
-    e.add_argument("--plots", help="folder for CED plots and the worst-predictions gallery")
-    e.add_argument("--batch-size", type=int, default=32)
-    e.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
-    e.add_argument(
+
+def _evaluate_options(p: argparse.ArgumentParser) -> None:
+    from .engine.evaluate import evaluate
+
+    p.add_argument("--data", required=True, help="labelled dataset (a folder or file in any supported format)")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--json", help="write the report as JSON")
+    p.add_argument("--plots", help="folder for CED plots and the worst-predictions gallery")
+    p.add_argument("--batch-size", type=int, default=default_of(evaluate, "batch_size"), help="images per batch")
+    p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
+    p.add_argument(
         "--baseline",
         choices=["dlib"],
         help="score a reference predictor instead of a model (dlib: HOG box + 68-point ERT; needs lightmark[dlib])",
     )
-    e.add_argument("--latency", action="store_true", help="also time one prediction (median, 1 thread)")
-    e.add_argument("--quiet", action="store_true")
-    e.set_defaults(fn=_cmd_evaluate)
+    p.add_argument("--latency", action="store_true", help="also time one prediction (median, 1 thread)")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
-    pr = sub.add_parser("predict", help="predict landmarks, write a challenge submission")
-    pr.add_argument("inputs", nargs="+", help="a dataset folder, or image files")
-    pr.add_argument("--model", help=MODEL_HELP)
-    pr.add_argument("--out", required=True, help="solution.txt to write")
-    pr.add_argument("--zip", help="also write a zip holding solution.txt")
-    pr.add_argument("--json", help="also write predictions as JSON")
-    pr.add_argument("--vis", help="folder for annotated images")
-    pr.add_argument("--vis-limit", type=int, default=50)
-    pr.add_argument("--batch-size", type=int, default=32)
-    pr.add_argument("--threads", type=int)
-    pr.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="inference engine")
-    pr.add_argument("--flip-test", action="store_true")
-    pr.add_argument("--skip-bad", action="store_true", help="skip unreadable images instead of failing")
-    pr.add_argument("--quiet", action="store_true")
-    pr.set_defaults(fn=_cmd_predict)
 
-    c = sub.add_parser("check-submission", help="validate a solution.txt (or zip)")
-    c.add_argument("solution")
-    c.add_argument("--images", help="the image folder the submission covers")
-    c.set_defaults(fn=_cmd_check)
+def _predict_options(p: argparse.ArgumentParser) -> None:
+    from .engine.predict import BACKENDS, Predictor
 
-    x = sub.add_parser("export", help="export a model (slim .pt or ONNX)")
-    x.add_argument("--format", choices=["pt", "onnx"], default="onnx")
-    x.add_argument("--model", help=MODEL_HELP)
-    x.add_argument("--out", required=True)
-    x.add_argument("--track", choices=["protocol", "mixed"], help="record the training track in a .pt export")
-    x.set_defaults(fn=_cmd_export)
+    p.add_argument("inputs", nargs="+", help="a dataset folder, or image files")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--out", required=True, help="solution.txt to write")
+    p.add_argument("--zip", help="also write a zip holding solution.txt")
+    p.add_argument("--json", help="also write predictions as JSON")
+    p.add_argument("--vis", help="folder for annotated images")
+    p.add_argument("--vis-limit", type=int, default=50, help="most annotated images written to --vis")
+    batch = default_of(Predictor.predict_dataset, "batch_size")
+    p.add_argument("--batch-size", type=int, default=batch, help="images per batch")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--backend", default=default_of(Predictor, "backend"), choices=BACKENDS, help="inference engine")
+    p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images instead of failing")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
-    s = sub.add_parser("synth", help="render synthetic labelled faces (FaceSynthetics format)")
-    s.add_argument("--count", type=int, required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--size", type=int, default=256)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--face-model", help="ICT Face Model .npz or FaceXModel folder")
-    s.add_argument("--backgrounds", help="folder of background images (e.g. FaceSynthetics samples)")
-    s.add_argument("--quiet", action="store_true")
-    s.set_defaults(fn=_cmd_synth)
 
-    r = sub.add_parser("report", help="results table (markdown) from evaluation JSONs")
-    r.add_argument("--eval", action="append", required=True, metavar="LABEL=PATH", help="evaluate --json output")
-    r.add_argument("--readme", help="replace a generated section of the README with the table")
-    r.add_argument("--section", default="results", help="which section (README markers <!-- NAME:start/end -->)")
-    r.add_argument("--ced", help="also plot the CED curves of every --eval to this PNG")
-    r.set_defaults(fn=_cmd_report)
+def _check_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("solution", help="solution.txt, or a zip holding it")
+    p.add_argument("--images", help="the image folder the submission covers")
 
-    m = sub.add_parser("models", help="list registered models with size and cost")
-    m.set_defaults(fn=_cmd_models)
 
-    b = sub.add_parser("benchmark", help="time the model (torch, ONNX Runtime, end to end; dlib when installed)")
-    b.add_argument("--model", help=MODEL_HELP)
-    b.add_argument("--threads", type=_int_list, default=[1, 2], help="thread counts to time, e.g. 1,2")
-    b.add_argument("--runs", type=int, default=300, help="timed runs per figure (after a warm-up)")
-    b.add_argument("--warmup", type=int, default=20, help="untimed runs before each figure")
-    b.add_argument("--batch-size", type=int, default=32, help="batch size of the throughput figure")
-    b.add_argument("--data", help="folder of face crops to time on (default: synthetic drawings)")
-    b.add_argument("--no-dlib", action="store_true", help="skip dlib's shape predictor even when installed")
-    b.add_argument("--json", help="write every figure as JSON")
-    b.add_argument("--quiet", action="store_true")
-    b.set_defaults(fn=_cmd_benchmark)
+def _export_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=["pt", "onnx"], default="onnx", help="slim checkpoint or ONNX graph")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--track", choices=["protocol", "mixed"], help="record the training track in a .pt export")
 
-    d = sub.add_parser("demo", help="track landmarks and head pose on a video or camera (needs lightmark[demo])")
-    d.add_argument("--source", required=True, help="video file, or camera index (0, 1, ...)")
-    d.add_argument("--out", help="annotated video to write (.mp4)")
-    d.add_argument("--show", action="store_true", help="show the annotated video in a window (q quits)")
-    d.add_argument("--csv", help="per-frame landmarks and yaw/pitch/roll as CSV")
-    d.add_argument("--json", help="per-frame landmarks and yaw/pitch/roll as JSON")
-    d.add_argument("--max-faces", type=int, default=1)
-    d.add_argument("--model", help=MODEL_HELP)
-    d.add_argument("--detector", default="dlib-hog", help="face detector plug-in (default: dlib-hog)")
-    d.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
-    d.add_argument("--threads", type=int)
-    d.add_argument("--redetect-every", type=int, default=10, help="run the detector every N frames (0 = on loss)")
-    d.add_argument("--no-smooth", action="store_true", help="turn the One Euro filter off")
-    d.add_argument("--min-cutoff", type=float, default=1.0, help="One Euro cutoff (Hz) of a still face")
-    d.add_argument("--beta", type=float, default=8.0, help="One Euro speed coefficient (per face size)")
-    d.add_argument("--max-frames", type=int, help="stop after N frames")
-    d.add_argument("--quiet", action="store_true")
-    d.set_defaults(fn=_cmd_demo)
+
+def _synth_options(p: argparse.ArgumentParser) -> None:
+    from .synth import render_dataset
+
+    p.add_argument("--count", type=int, required=True, help="number of faces to render")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--size", type=int, default=default_of(render_dataset, "size"), help="image side in pixels")
+    p.add_argument("--seed", type=int, default=default_of(render_dataset, "seed"), help="seed of the face stream")
+    p.add_argument("--workers", type=int, default=default_of(render_dataset, "workers"), help="render processes")
+    p.add_argument("--face-model", help="ICT Face Model .npz or FaceXModel folder")
+    p.add_argument("--backgrounds", help="folder of background images (e.g. FaceSynthetics samples)")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
+def _report_options(p: argparse.ArgumentParser) -> None:
+    from .report import update_readme
+
+    p.add_argument("--eval", action="append", required=True, metavar="LABEL=PATH", help="evaluate --json output")
+    p.add_argument("--readme", help="replace a generated section of the README with the table")
+    section_help = "which section (README markers <!-- NAME:start/end -->)"
+    p.add_argument("--section", default=default_of(update_readme, "section"), help=section_help)
+    p.add_argument("--ced", help="also plot the CED curves of every --eval to this PNG")
+
+
+def _benchmark_options(p: argparse.ArgumentParser) -> None:
+    from .engine.benchmark import run_benchmark
+
+    def default(name: str):
+        return default_of(run_benchmark, name)
+
+    p.add_argument("--model", help=MODEL_HELP)
+    threads = list(default("threads"))
+    p.add_argument("--threads", type=_int_list, default=threads, help="thread counts to time, e.g. 1,2")
+    p.add_argument("--runs", type=int, default=default("runs"), help="timed runs per figure (after a warm-up)")
+    p.add_argument("--warmup", type=int, default=default("warmup"), help="untimed runs before each figure")
+    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="batch size of the throughput figure")
+    p.add_argument("--data", help="folder of face crops to time on (default: synthetic drawings)")
+    p.add_argument("--no-dlib", action="store_true", help="skip dlib's shape predictor even when installed")
+    p.add_argument("--json", help="write every figure as JSON")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
+def _demo_options(p: argparse.ArgumentParser) -> None:
+    from .demo import DemoConfig
+    from .engine.predict import BACKENDS
+
+    p.add_argument("--source", required=True, help="video file, or camera index (0, 1, ...)")
+    p.add_argument("--out", help="annotated video to write (.mp4)")
+    p.add_argument("--show", action="store_true", help="show the annotated video in a window (q quits)")
+    p.add_argument("--csv", help="per-frame landmarks and yaw/pitch/roll as CSV")
+    p.add_argument("--json", help="per-frame landmarks and yaw/pitch/roll as JSON")
+    p.add_argument("--model", help=MODEL_HELP)
+    add_config_options(p, DemoConfig, cli={**DEMO_CLI, "backend": {"choices": BACKENDS}}, exclude=DEMO_EXCLUDED)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
+COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]], ...]
+COMMANDS = (
+    ("train", "train a model (also under torchrun for several processes)", _train_options, _cmd_train),
+    ("evaluate", "score a model on a labelled dataset", _evaluate_options, _cmd_evaluate),
+    ("predict", "predict landmarks, write a challenge submission", _predict_options, _cmd_predict),
+    ("check-submission", "validate a solution.txt (or zip)", _check_options, _cmd_check),
+    ("export", "export a model (slim .pt or ONNX)", _export_options, _cmd_export),
+    ("synth", "render synthetic labelled faces (FaceSynthetics format)", _synth_options, _cmd_synth),
+    ("report", "results table (markdown) from evaluation JSONs", _report_options, _cmd_report),
+    ("models", "list registered models with size and cost", lambda p: None, _cmd_models),
+    ("benchmark", "time the model (torch, ONNX Runtime, end to end; dlib when installed)", _benchmark_options,
+     _cmd_benchmark),
+    ("demo", "track landmarks and head pose on a video or camera (needs lightmark[demo])", _demo_options, _cmd_demo),
+)  # fmt: skip
+"""(name, help, options(parser), run(args)) of each command."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lightmark`` parser. A command's options are added when it is parsed or its help shown, so a command
+    imports only its own modules (:func:`command_parsers` adds them all)."""
+    p = argparse.ArgumentParser(prog="lightmark", description="Light-weight 68-point facial landmarks.")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=LazyParser)
+    for name, help_text, options, run in COMMANDS:
+        cmd = sub.add_parser(
+            name, help=help_text, description=help_text, formatter_class=DefaultsHelpFormatter, populate=options
+        )
+        cmd.set_defaults(fn=run)
     return p
+
+
+def command_parsers(parser: argparse.ArgumentParser | None = None) -> dict[str, argparse.ArgumentParser]:
+    """Each command's parser (of ``parser``, default: a new :func:`build_parser`), its options added."""
+    parser = parser or build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {name: cmd.populate() for name, cmd in sub.choices.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

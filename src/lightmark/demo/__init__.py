@@ -1,6 +1,8 @@
 """Live video demo: face detection (a swappable plug-in), landmark tracking, One Euro smoothing, head pose, FPS,
-and per-frame CSV/JSON export. Entry point: :func:`run_demo` (the CLI's ``lightmark demo``)."""
+and per-frame CSV/JSON export. Entry point: :func:`run_demo` (the CLI's ``lightmark demo``); its settings and their
+defaults: :class:`DemoConfig`."""
 
+from .config import DemoConfig
 from .detectors import Detector, DlibHogDetector, create_detector, dlib_available
 from .filters import LandmarkSmoother, OneEuroFilter, jitter, still_jitter
 from .pose import MEAN_SHAPE_68, HeadPose, draw_pose_axes, estimate_head_pose
@@ -9,6 +11,7 @@ from .video import SyntheticClip, VideoSource, make_synthetic_clip, read_video
 
 __all__ = [
     "MEAN_SHAPE_68",
+    "DemoConfig",
     "DemoStats",
     "Detector",
     "DlibHogDetector",

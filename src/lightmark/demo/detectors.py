@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..errors import LightmarkError
+from .config import DemoConfig
 
 Detection = tuple[float, float, float, float, float]
 DEMO_EXTRA_HINT = "pip install 'lightmark[demo]'"
@@ -85,8 +86,8 @@ class DlibHogDetector:
 DETECTORS: dict[str, type] = {"dlib-hog": DlibHogDetector}
 
 
-def create_detector(name: str = "dlib-hog", **options) -> Detector:
-    """A detector by name (``"dlib-hog"``).
+def create_detector(name: str = DemoConfig.detector, **options) -> Detector:
+    """A detector by name (one of :data:`DETECTORS`; default: the demo's, ``"dlib-hog"``).
 
     Raises:
         LightmarkError: unknown name, or its package is not installed (the message names the extra).

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from .config import DemoConfig
+
 
 def smoothing_factor(dt: float, cutoff: np.ndarray | float) -> np.ndarray | float:
     """Exponential-smoothing weight of a first-order low-pass filter with ``cutoff`` Hz at time step ``dt`` s."""
@@ -66,12 +68,15 @@ class LandmarkSmoother:
     """One Euro filter for (K, 2) landmarks whose parameters do not depend on the face's size in pixels:
     ``beta`` is given in units of the face size (the landmark box side), converted to pixels each frame.
 
-    Defaults (``min_cutoff`` 1 Hz, ``beta`` 8 per face side) measured on a synthetic 25 fps clip with 1 px of
-    landmark noise on a 110 px face: a still face's jitter falls 2.5x (1.0 -> 0.40 px); while the face moves at
-    ~100 px/s the mean error is 1.3 px (0.8 px unsmoothed), where ``beta`` 0.5 lags by 4.3 px.
+    The defaults (``min_cutoff`` 1 Hz, ``beta`` 8 per face side; written in :class:`~lightmark.demo.DemoConfig`)
+    were measured on a synthetic 25 fps clip with 1 px of landmark noise on a 110 px face: a still face's jitter
+    falls 2.5x (1.0 -> 0.40 px); while the face moves at ~100 px/s the mean error is 1.3 px (0.8 px unsmoothed),
+    where ``beta`` 0.5 lags by 4.3 px.
     """
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 8.0, d_cutoff: float = 1.0) -> None:
+    def __init__(
+        self, min_cutoff: float = DemoConfig.min_cutoff, beta: float = DemoConfig.beta, d_cutoff: float = 1.0
+    ) -> None:
         self.beta = float(beta)
         self.filter = OneEuroFilter(min_cutoff, 0.0, d_cutoff)
 

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -21,6 +21,7 @@ from ..engine.predict import Predictor
 from ..errors import LightmarkError
 from ..models import LandmarkModel
 from ..utils import atomic_write
+from .config import DemoConfig
 from .detectors import Detection, Detector, create_detector, face_from_box
 from .filters import LandmarkSmoother
 from .pose import HeadPose, draw_pose_axes, estimate_head_pose
@@ -90,37 +91,26 @@ class FaceTracker:
     Args:
         predictor: the landmark predictor.
         detector: a :class:`~lightmark.demo.detectors.Detector`.
-        max_faces: most faces tracked at once.
-        redetect_every: run the detector every N frames even when tracking (0 = only when a face is lost).
-        smooth: One Euro filtering of the landmarks (``min_cutoff`` Hz, ``beta`` per face size).
-        refine: after a detection, predict twice (the second crop framed by the first prediction).
+        config: a :class:`~lightmark.demo.DemoConfig` (default: its defaults); ``options`` replace its fields. Read:
+            ``max_faces`` (most faces tracked at once), ``redetect_every`` (run the detector every N frames even
+            when tracking; 0 = only when a face is lost), ``smooth`` (One Euro filtering of the landmarks,
+            ``min_cutoff`` Hz, ``beta`` per face size), ``refine`` (after a detection, predict twice: the second
+            crop framed by the first prediction), ``max_misses`` and ``min_face``.
     """
 
-    def __init__(
-        self,
-        predictor: Predictor,
-        detector: Detector,
-        *,
-        max_faces: int = 1,
-        redetect_every: int = 10,
-        smooth: bool = True,
-        min_cutoff: float = 1.0,
-        beta: float = 8.0,
-        refine: bool = True,
-        max_misses: int = 2,
-        min_face: float = 24.0,
-    ) -> None:
-        if max_faces < 1:
+    def __init__(self, predictor: Predictor, detector: Detector, config: DemoConfig | None = None, **options) -> None:
+        cfg = replace(config or DemoConfig(), **options)
+        if cfg.max_faces < 1:
             raise LightmarkError("max_faces must be at least 1")
         self.predictor = predictor
         self.detector = detector
-        self.max_faces = int(max_faces)
-        self.redetect_every = int(redetect_every)
-        self.smooth = smooth
-        self.min_cutoff, self.beta = float(min_cutoff), float(beta)
-        self.refine = refine
-        self.max_misses = int(max_misses)
-        self.min_face = float(min_face)
+        self.max_faces = int(cfg.max_faces)
+        self.redetect_every = int(cfg.redetect_every)
+        self.smooth = cfg.smooth
+        self.min_cutoff, self.beta = float(cfg.min_cutoff), float(cfg.beta)
+        self.refine = cfg.refine
+        self.max_misses = int(cfg.max_misses)
+        self.min_face = float(cfg.min_face)
         self.box_to_face = tuple(getattr(detector, "box_to_face", (0.0, 0.0, 1.0)))
         self.tracks: list[_Track] = []
         self.frame_index = -1
@@ -222,6 +212,13 @@ class FaceTracker:
     def _associate(self, frame: np.ndarray, dets: list[Detection], wh: tuple[int, int], lost: list[_Track]) -> set[int]:
         """Match detections to tracks; start tracks on unmatched detections (a face found again where a track was
         just lost keeps its id and smoothing state). Returns the ids of the tracks (re)started."""
+        free = self._match(dets, lost)
+        return self._start_tracks(frame, [dets[i] for i in free], wh, lost) if free else set()
+
+    def _match(self, dets: list[Detection], lost: list[_Track]) -> list[int]:
+        """Confirm the tracks that detections overlap, count a miss for the others and drop those missed too often;
+        a track whose scale drifted away from its detection's moves to ``lost``. Returns the unmatched detections'
+        indices."""
         face_boxes = [box_of(face_from_box(d, self.box_to_face)) for d in dets]
         matched: set[int] = set()
         free = []
@@ -252,10 +249,15 @@ class FaceTracker:
             else:
                 keep.append(tr)
         self.tracks = keep
+        return free
+
+    def _start_tracks(
+        self, frame: np.ndarray, dets: list[Detection], wh: tuple[int, int], lost: list[_Track]
+    ) -> set[int]:
+        """Start a track on each detection whose landmarks are a plausible face (up to ``max_faces``): a face that
+        was just lost keeps its id and smoothing state. Returns the ids started."""
         new_ids: set[int] = set()
-        if not free:
-            return new_ids
-        starts = [face_from_box(dets[i], self.box_to_face) for i in free[: self.max_faces]]
+        starts = [face_from_box(d, self.box_to_face) for d in dets[: self.max_faces]]
         preds = self._predict(frame, starts)
         if self.refine:
             preds = self._predict(frame, list(preds))
@@ -352,6 +354,129 @@ def _draw(frame: np.ndarray, faces: list[TrackedFace], fps: float) -> np.ndarray
     return img
 
 
+def _csv_row(index: int, t: float, face: TrackedFace) -> list:
+    ypr = face.pose.as_tuple() if face.pose is not None else (float("nan"),) * 3
+    return [index, f"{t:.4f}", face.id, *(f"{v:.2f}" for v in ypr)] + [f"{v:.2f}" for v in face.landmarks.reshape(-1)]
+
+
+def _face_json(face: TrackedFace) -> dict:
+    pose = face.pose
+    return {
+        "id": face.id,
+        "landmarks": np.round(face.landmarks, 2).tolist(),
+        "raw": np.round(face.raw, 2).tolist(),
+        "yaw": None if pose is None else round(pose.yaw, 2),
+        "pitch": None if pose is None else round(pose.pitch, 2),
+        "roll": None if pose is None else round(pose.roll, 2),
+        "box": [round(v, 1) for v in face.box],
+        "detected": face.detected,
+    }
+
+
+class _FrameOutputs:
+    """Where the processed frames go: an annotated video, a window, CSV rows, JSON (written by :meth:`finish`).
+    Files are opened on ``stack`` (written atomically: nothing is left behind by a run that fails)."""
+
+    WINDOW = "lightmark"
+
+    def __init__(self, stack: ExitStack, src, *, out=None, show=False, csv=None, json_path=None) -> None:
+        from .video import video_writer
+
+        self.writer = stack.enter_context(video_writer(out, src.fps, (src.width, src.height))) if out else None
+        self.csv_rows = None
+        if csv:
+            import csv as csv_module
+
+            self.csv_rows = csv_module.writer(stack.enter_context(atomic_write(csv)), lineterminator="\n")
+            self.csv_rows.writerow(CSV_HEADER)
+        self.show = show
+        if show:
+            try:
+                cv2.namedWindow(self.WINDOW, cv2.WINDOW_NORMAL)
+            except cv2.error:
+                raise LightmarkError(
+                    "--show needs OpenCV with GUI support (opencv-python, not -headless); use --out instead"
+                ) from None
+            stack.callback(cv2.destroyAllWindows)
+        self.json_path = json_path
+        self.frames_json: list[dict] = []
+        self.paths = {k: str(v) for k, v in (("video", out), ("csv", csv), ("json", json_path)) if v}
+
+    def add(self, index: int, t: float, frame: np.ndarray, faces: list[TrackedFace], fps: float) -> bool:
+        """Output one frame; returns False when the viewer quits (q or Esc in the window)."""
+        if self.csv_rows is not None:
+            self.csv_rows.writerows(_csv_row(index, t, f) for f in faces)
+        if self.json_path:
+            self.frames_json.append({"frame": index, "time": round(t, 4), "faces": [_face_json(f) for f in faces]})
+        if self.writer is None and not self.show:
+            return True
+        annotated = _draw(frame, faces, fps)
+        if self.writer is not None:
+            self.writer(annotated)
+        if self.show:
+            cv2.imshow(self.WINDOW, cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
+            return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+        return True
+
+    def finish(self, source, fps: float, stats: DemoStats) -> None:
+        """Record the outputs in ``stats``, write the JSON."""
+        stats.outputs = dict(self.paths)
+        if self.json_path:
+            with atomic_write(self.json_path) as f:
+                json.dump({"source": str(source), "fps": fps, "frames": self.frames_json, "stats": stats.to_dict()}, f)
+
+
+def _make_detector(detector: str | Detector | None, cfg: DemoConfig) -> Detector:
+    detector = cfg.detector if detector is None else detector
+    return create_detector(detector) if isinstance(detector, str) else detector
+
+
+def _make_predictor(model, cfg: DemoConfig, *, pin_threads: bool) -> Predictor:
+    """``model`` itself when it is a ready Predictor (anything with ``predict_batch``), else one loading it.
+    ``pin_threads``: set the process's torch and OpenCV thread counts to ``cfg.threads`` (applications only)."""
+    if hasattr(model, "predict_batch"):
+        return model
+    if pin_threads:
+        from ..utils import set_threads
+
+        set_threads(cfg.threads)
+    return Predictor(model, backend=cfg.backend, threads=cfg.threads)
+
+
+def _track_frames(src, tracker: FaceTracker, outputs: _FrameOutputs, stats: DemoStats, max_frames, bar) -> float:
+    """Track every frame (up to ``max_frames``) into ``outputs``; counts frames and faces in ``stats``. Returns
+    the seconds spent tracking."""
+    busy = 0.0
+    fps_ema = 0.0
+    for index, t, frame in src:
+        if max_frames is not None and index >= max_frames:
+            break
+        t0 = time.perf_counter()
+        faces = tracker.update(frame, t)
+        dt = time.perf_counter() - t0
+        busy += dt
+        fps_ema = 1.0 / dt if fps_ema == 0 else 0.9 * fps_ema + 0.1 / max(dt, 1e-6)
+        stats.frames += 1
+        stats.face_frames += len(faces)
+        if not outputs.add(index, t, frame, faces, fps_ema):
+            break
+        if bar is not None:
+            bar.update(1)
+    return busy
+
+
+def _tracker_stats(stats: DemoStats, tracker: FaceTracker, busy: float, elapsed: float) -> None:
+    """Fill ``stats`` from the tracker's counters, ``busy`` seconds tracking out of ``elapsed``."""
+    stats.faces = tracker.new_tracks
+    stats.fps = stats.frames / busy if busy > 0 else 0.0
+    stats.fps_total = stats.frames / elapsed if elapsed > 0 else 0.0
+    stats.detector_runs = tracker.detector_runs
+    stats.lost = tracker.lost
+    stats.jitter_raw, stats.jitter_smoothed = tracker.jitter
+    n = max(stats.frames, 1)
+    stats.ms_per_frame = {k: round(1000 * v / n, 3) for k, v in tracker.seconds.items()}
+
+
 def run_demo(
     source: str | int | os.PathLike,
     *,
@@ -359,17 +484,11 @@ def run_demo(
     show: bool = False,
     csv: str | os.PathLike | None = None,
     json_path: str | os.PathLike | None = None,
-    max_faces: int = 1,
     model: str | os.PathLike | LandmarkModel | Predictor | None = None,
-    detector: str | Detector = "dlib-hog",
-    backend: str = "auto",
-    threads: int | None = None,
-    redetect_every: int = 10,
-    smooth: bool = True,
-    min_cutoff: float = 1.0,
-    beta: float = 8.0,
-    max_frames: int | None = None,
+    detector: str | Detector | None = None,
+    config: DemoConfig | None = None,
     progress: bool = False,
+    **options,
 ) -> DemoStats:
     """Track 68-point landmarks, head pose and FPS on a video file or camera index.
 
@@ -381,118 +500,33 @@ def run_demo(
         json_path: ``{"source", "fps", "frames": [{"frame", "time", "faces": [{"id", "landmarks", ...}]}],
             "stats"}``.
         model: checkpoint path, model, or a ready :class:`Predictor` (default: the shipped model).
-        detector: a detector name (see :func:`~lightmark.demo.detectors.create_detector`) or instance.
-        max_frames: stop after this many frames.
+        detector: a detector name (see :func:`~lightmark.demo.detectors.create_detector`) or instance (default:
+            the config's).
+        config: the settings (a :class:`~lightmark.demo.DemoConfig`; default: its defaults); ``options`` replace
+            its fields, e.g. ``max_faces=2, smooth=False, threads=1, max_frames=100``.
 
     Raises:
         LightmarkError: the source cannot be opened, the detector's package is missing, or ``show`` without GUI.
     """
-    from ..utils import set_threads
-    from .video import VideoSource, video_writer
+    from .video import VideoSource
 
-    det = create_detector(detector) if isinstance(detector, str) else detector
+    cfg = replace(config or DemoConfig(), **options)
+    det = _make_detector(detector, cfg)
     src = VideoSource(source)  # fails early on a missing file or camera
-    if hasattr(model, "predict_batch"):  # a ready Predictor (or anything with its predict_batch)
-        predictor = model
-    else:
-        set_threads(threads)
-        predictor = Predictor(model, backend=backend, threads=threads)
-    tracker = FaceTracker(
-        predictor,
-        det,
-        max_faces=max_faces,
-        redetect_every=redetect_every,
-        smooth=smooth,
-        min_cutoff=min_cutoff,
-        beta=beta,
-    )
+    predictor = _make_predictor(model, cfg, pin_threads=True)
+    tracker = FaceTracker(predictor, det, cfg)
     stats = DemoStats(backend=predictor.backend)
-    frames_json: list[dict] = []
-    window = "lightmark"
     with ExitStack() as stack, src:
-        writer = stack.enter_context(video_writer(out, src.fps, (src.width, src.height))) if out else None
-        csv_file = stack.enter_context(atomic_write(csv)) if csv else None
-        if csv_file is not None:
-            import csv as csv_module
-
-            csv_rows = csv_module.writer(csv_file, lineterminator="\n")
-            csv_rows.writerow(CSV_HEADER)
-        if show:
-            try:
-                cv2.namedWindow(window, cv2.WINDOW_NORMAL)
-            except cv2.error:
-                raise LightmarkError(
-                    "--show needs OpenCV with GUI support (opencv-python, not -headless); use --out instead"
-                ) from None
-            stack.callback(cv2.destroyAllWindows)
+        outputs = _FrameOutputs(stack, src, out=out, show=show, csv=csv, json_path=json_path)
         t_start = time.perf_counter()
-        busy = 0.0
-        fps_ema = 0.0
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = stack.enter_context(tqdm(total=src.frame_count or None, desc="demo", unit="frame"))
-        for index, t, frame in src:
-            if max_frames is not None and index >= max_frames:
-                break
-            t0 = time.perf_counter()
-            faces = tracker.update(frame, t)
-            dt = time.perf_counter() - t0
-            busy += dt
-            fps_ema = 1.0 / dt if fps_ema == 0 else 0.9 * fps_ema + 0.1 / max(dt, 1e-6)
-            stats.frames += 1
-            stats.face_frames += len(faces)
-            for f in faces:
-                ypr = f.pose.as_tuple() if f.pose is not None else (float("nan"),) * 3
-                if csv_file is not None:
-                    csv_rows.writerow(
-                        [index, f"{t:.4f}", f.id, *(f"{v:.2f}" for v in ypr)]
-                        + [f"{v:.2f}" for v in f.landmarks.reshape(-1)]
-                    )
-            if json_path:
-                frames_json.append(
-                    {
-                        "frame": index,
-                        "time": round(t, 4),
-                        "faces": [
-                            {
-                                "id": f.id,
-                                "landmarks": np.round(f.landmarks, 2).tolist(),
-                                "raw": np.round(f.raw, 2).tolist(),
-                                "yaw": None if f.pose is None else round(f.pose.yaw, 2),
-                                "pitch": None if f.pose is None else round(f.pose.pitch, 2),
-                                "roll": None if f.pose is None else round(f.pose.roll, 2),
-                                "box": [round(v, 1) for v in f.box],
-                                "detected": f.detected,
-                            }
-                            for f in faces
-                        ],
-                    }
-                )
-            if writer is not None or show:
-                annotated = _draw(frame, faces, fps_ema)
-                if writer is not None:
-                    writer(annotated)
-                if show:
-                    cv2.imshow(window, cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR))
-                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                        break
-            if bar is not None:
-                bar.update(1)
-        elapsed = time.perf_counter() - t_start
-        stats.faces = tracker.new_tracks
-        stats.fps = stats.frames / busy if busy > 0 else 0.0
-        stats.fps_total = stats.frames / elapsed if elapsed > 0 else 0.0
-        stats.detector_runs = tracker.detector_runs
-        stats.lost = tracker.lost
-        stats.jitter_raw, stats.jitter_smoothed = tracker.jitter
-        n = max(stats.frames, 1)
-        stats.ms_per_frame = {k: round(1000 * v / n, 3) for k, v in tracker.seconds.items()}
-        stats.outputs = {k: str(v) for k, v in (("video", out), ("csv", csv), ("json", json_path)) if v}
-        if json_path:
-            with atomic_write(json_path) as f:
-                json.dump({"source": str(source), "fps": src.fps, "frames": frames_json, "stats": stats.to_dict()}, f)
+        busy = _track_frames(src, tracker, outputs, stats, cfg.max_frames, bar)
+        _tracker_stats(stats, tracker, busy, time.perf_counter() - t_start)
+        outputs.finish(source, src.fps, stats)
     return stats
 
 
@@ -501,10 +535,10 @@ def still_jitter_report(
     frames: range | None = None,
     *,
     model: str | os.PathLike | LandmarkModel | Predictor | None = None,
-    detector: str | Detector = "dlib-hog",
-    threads: int | None = None,
+    detector: str | Detector | None = None,
     skip: int = 5,
-    **tracker_options,
+    config: DemoConfig | None = None,
+    **options,
 ) -> dict:
     """Measure landmark jitter on a video of a still face: per-coordinate std over time (RMS over the 68 points)
     of the raw and the One Euro smoothed landmarks of the first tracked face, in pixels and in % of the face size.
@@ -512,13 +546,15 @@ def still_jitter_report(
     Args:
         source: the video (e.g. a :func:`~lightmark.demo.video.make_synthetic_clip` with only a still segment).
         frames: the still frames (default: all); the first ``skip`` of them are left out (filter warm-up).
+        model, detector, config, options: as for :func:`run_demo` (``threads`` sets the predictor's only).
     """
     from .filters import still_jitter
     from .video import VideoSource
 
-    det = create_detector(detector) if isinstance(detector, str) else detector
-    predictor = model if hasattr(model, "predict_batch") else Predictor(model, threads=threads)
-    tracker = FaceTracker(predictor, det, **{"max_faces": 1, **tracker_options})
+    cfg = replace(config or DemoConfig(), **options)
+    det = _make_detector(detector, cfg)
+    predictor = _make_predictor(model, cfg, pin_threads=False)
+    tracker = FaceTracker(predictor, det, cfg)
     raw, smooth = [], []
     with VideoSource(source) as src:
         for index, t, frame in src:

@@ -1,0 +1,31 @@
+"""The video demo's settings: one dataclass, the single place their defaults are written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DemoConfig:
+    """Settings of :func:`~lightmark.demo.run_demo` and :class:`~lightmark.demo.FaceTracker`. ``lightmark demo``,
+    :func:`~lightmark.demo.still_jitter_report` and :class:`~lightmark.demo.LandmarkSmoother` read their defaults
+    here; the ``help`` texts are those of the command line."""
+
+    detector: str = field(default="dlib-hog", metadata={"help": "face detector plug-in"})
+    backend: str = field(default="auto", metadata={"help": "inference engine"})
+    threads: int | None = field(
+        default=None, metadata={"help": "torch and OpenCV threads (default: the libraries' own)"}
+    )
+    max_faces: int = field(default=1, metadata={"help": "most faces tracked at once"})
+    redetect_every: int = field(default=10, metadata={"help": "run the detector every N frames (0 = on loss)"})
+    smooth: bool = field(default=True, metadata={"help": "One Euro filtering of the landmarks"})
+    min_cutoff: float = field(default=1.0, metadata={"help": "One Euro cutoff (Hz) of a still face"})
+    beta: float = field(default=8.0, metadata={"help": "One Euro speed coefficient (per face size)"})
+    refine: bool = field(
+        default=True, metadata={"help": "after a detection, predict twice (the second crop framed by the first)"}
+    )
+    max_misses: int = field(
+        default=2, metadata={"help": "drop a near-frontal track that the detector missed this many times in a row"}
+    )
+    min_face: float = field(default=24.0, metadata={"help": "smallest landmark box side (px) of a tracked face"})
+    max_frames: int | None = field(default=None, metadata={"help": "stop after N frames"})
