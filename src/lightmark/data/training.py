@@ -25,6 +25,7 @@ from .formats import FaceDataset
 from .images import read_image
 from .transforms import (
     CropJitter,
+    FineJitter,
     crop_matrix,
     is_flipped,
     landmark_box,
@@ -133,10 +134,13 @@ def build_crop_cache(
 
 @dataclass
 class AugmentConfig:
-    """Training augmentation: crop geometry (see :class:`CropJitter`) and photometric strength."""
+    """Training augmentation: crop geometry (see :class:`CropJitter`; a share ``fine_fraction`` of the crops framed
+    like a two-pass model's fine pass, :class:`FineJitter`) and photometric strength."""
 
     jitter: CropJitter = field(default_factory=CropJitter)
     photometric: float = 1.0  # 0 disables colour/blur/noise/JPEG/occlusion
+    fine: FineJitter = field(default_factory=FineJitter)
+    fine_fraction: float = 0.0  # share of fine-pass crops (0: every crop from ``jitter``)
 
 
 class LandmarkTrainSet(Dataset):
@@ -184,6 +188,15 @@ class LandmarkTrainSet(Dataset):
     def __len__(self) -> int:
         return self.samples_per_epoch
 
+    def _crop_matrix(self, rng: np.random.Generator, pts: np.ndarray) -> np.ndarray:
+        """The sample's crop (2, 3): a fine-pass crop with probability ``fine_fraction``, else ``jitter``'s.
+        (No random draw is spent on the choice when ``fine_fraction`` is 0, so older runs' streams are kept.)"""
+        aug = self.augment
+        if aug.fine_fraction > 0 and rng.random() < aug.fine_fraction:
+            return aug.fine.sample(rng, pts, self.input_size)
+        center, side = landmark_box(pts)
+        return aug.jitter.sample(rng, center, side, self.input_size)
+
     def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``key`` = (epoch, index), or an index of epoch 0."""
         epoch, i = key if isinstance(key, tuple) else (0, key)
@@ -192,8 +205,7 @@ class LandmarkTrainSet(Dataset):
         cache = self.caches[src]
         j = int(rng.integers(len(cache)))
         image, pts = np.asarray(cache.images[j]), cache.landmarks[j]
-        center, side = landmark_box(pts)
-        m = self.augment.jitter.sample(rng, center, side, self.input_size)
+        m = self._crop_matrix(rng, pts)
         crop = warp(image, m, self.input_size)
         out = transform_points(pts, m)
         pw = self.point_weights[src]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..constants import CROP_SHIFT_UP, CROP_SIDE_RATIO, FLIP_PERM
+from ..constants import CROP_SHIFT_UP, CROP_SIDE_RATIO, FINE_SHIFT_UP, FINE_SIDE_RATIO, FLIP_PERM, LEFT_EYE, RIGHT_EYE
 
 
 def crop_matrix(
@@ -80,6 +80,38 @@ def landmark_box(points: np.ndarray) -> tuple[np.ndarray, float]:
     return (lo + hi) / 2.0, float(max(hi - lo))
 
 
+def face_roll(points: np.ndarray) -> float:
+    """In-plane roll (degrees) of a 68-point face: the angle of the line from the subject's right eye centre
+    (image left on an upright face) to the left one, measured clockwise on screen (y points down). An upright face
+    is 0, one rolled upside down 180; ``crop_matrix(..., angle_deg=face_roll(p))`` levels the eyes."""
+    pts = np.asarray(points, dtype=np.float64)
+    d = pts[LEFT_EYE].mean(0) - pts[RIGHT_EYE].mean(0)
+    return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+def upright_matrix(
+    points: np.ndarray,
+    out_size: int,
+    ratio: float = FINE_SIDE_RATIO,
+    shift_up: float = FINE_SHIFT_UP,
+    angle_deg: float | None = None,
+    offset: tuple[float, float] = (0.0, 0.0),
+    flip: bool = False,
+) -> np.ndarray:
+    """Crop matrix (2, 3) framing a face upright from its (K, 2) points: rotated by ``angle_deg`` (default
+    :func:`face_roll`), side ``ratio`` x the landmark box measured in that rotated frame, window centre ``shift_up``
+    x side above the box centre, plus ``offset`` (fractions of the side, in the output frame). The fine pass of
+    two-pass prediction and its training crops both use it."""
+    a = face_roll(points) if angle_deg is None else float(angle_deg)
+    t = np.deg2rad(a)
+    rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])  # the rotation crop_matrix applies
+    q = np.asarray(points, dtype=np.float64) @ rot.T  # (K, 2) in the upright frame
+    lo, hi = q.min(0), q.max(0)
+    side = ratio * float(max(hi - lo))
+    centre = (lo + hi) / 2.0 + (np.array([0.0, -shift_up]) + np.asarray(offset)) * side
+    return crop_matrix(centre @ rot, side, out_size, a, flip=flip)  # rot is orthonormal: rot^T maps back
+
+
 def flip_landmarks(points: np.ndarray, width: int, perm: tuple[int, ...] = FLIP_PERM) -> np.ndarray:
     """Mirror (K, 2) points of an image ``width`` px wide and re-order them with the mirror permutation."""
     out = np.array(points, dtype=np.float32, copy=True)
@@ -115,11 +147,15 @@ class CropJitter:
     rotation_deg: float = 30.0  # uniform in +-rotation_deg, with probability p_rotate
     p_rotate: float = 0.6
     p_flip: float = 0.5
+    log_uniform_side: bool = False  # draw side / box log-uniformly over side_range (wide framing) instead
 
     def sample(self, rng: np.random.Generator, center: np.ndarray, box_side: float, out_size: int) -> np.ndarray:
         """Draw a random crop matrix (2, 3); apply the flip permutation to landmarks when ``m`` mirrors
         (``is_flipped(m)``)."""
-        ratio = float(np.clip(rng.normal(self.side_mean, self.side_std), *self.side_range))
+        if self.log_uniform_side:
+            ratio = float(np.exp(rng.uniform(*np.log(self.side_range))))
+        else:
+            ratio = float(np.clip(rng.normal(self.side_mean, self.side_std), *self.side_range))
         side = ratio * box_side
         dx = rng.normal(0.0, self.shift_std[0]) * side
         dy = (rng.normal(0.0, self.shift_std[1]) - self.shift_up) * side
@@ -129,6 +165,34 @@ class CropJitter:
         # crop_matrix maps image vectors v to R v (R = [[c, s], [-s, c]]); an output-frame offset is R^T (dx, dy).
         off = np.array([dx * np.cos(a) - dy * np.sin(a), dx * np.sin(a) + dy * np.cos(a)])
         return crop_matrix(center + off, side, out_size, angle, flip=bool(rng.random() < self.p_flip))
+
+
+WIDE_JITTER = CropJitter(
+    side_range=(1.15, 4.2), log_uniform_side=True, shift_std=(0.1, 0.1), rotation_deg=180.0, p_rotate=0.8
+)
+"""The coarse pass's training framing: the face from a quarter to nearly the whole of the image, off centre, at
+any roll (80 % of crops; the rest upright as photographed)."""
+
+
+@dataclass
+class FineJitter:
+    """Training crops of the fine pass: :func:`upright_matrix` around the true points, perturbed the way a coarse
+    pass errs (roll, size and position)."""
+
+    ratio: float = FINE_SIDE_RATIO
+    ratio_std: float = 0.06
+    shift_up: float = FINE_SHIFT_UP
+    shift_std: float = 0.03  # of the side, x and y
+    angle_std: float = 6.0  # degrees
+    p_flip: float = 0.5
+
+    def sample(self, rng: np.random.Generator, points: np.ndarray, out_size: int) -> np.ndarray:
+        """A random fine-pass crop matrix (2, 3) for a face with (K, 2) ``points``."""
+        ratio = self.ratio * float(np.exp(rng.normal(0.0, self.ratio_std)))
+        angle = face_roll(points) + rng.normal(0.0, self.angle_std)
+        offset = tuple(rng.normal(0.0, self.shift_std, 2))
+        flip = bool(rng.random() < self.p_flip)
+        return upright_matrix(points, out_size, ratio, self.shift_up, angle, offset, flip)
 
 
 def crop_statistics(landmarks: np.ndarray, image_sizes: np.ndarray) -> dict[str, float]:

@@ -23,9 +23,10 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 from ..codecs import Codec
-from ..constants import JAW
+from ..constants import FINE_SHIFT_UP, FINE_SIDE_RATIO, JAW
 from ..data.formats import load_dataset
-from ..data.training import AugmentConfig, CropJitter, LandmarkTrainSet, build_crop_cache
+from ..data.training import AugmentConfig, LandmarkTrainSet, build_crop_cache
+from ..data.transforms import WIDE_JITTER, CropJitter
 from ..errors import ConfigError, ModelError
 from ..losses import COORDINATE_LOSSES, get_loss
 from ..models import (
@@ -93,6 +94,19 @@ class TrainConfig:
     ema_decay: float = field(default=0.998, metadata={"help": "EMA decay of the weights (0 = off)"})
     photometric: float = field(default=1.0, metadata={"help": "photometric augmentation strength 0..1"})
     rotation_deg: float = field(default=30.0, metadata={"help": "max random rotation in degrees"})
+    wide_framing: bool = field(
+        default=False,
+        metadata={
+            "help": "draw crops from the wide framing (face 1/4 to nearly all of the crop, off centre, any roll: "
+            "the coarse pass of two-pass prediction) instead of the challenge's (rotation_deg then unused)"
+        },
+    )
+    fine_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "share 0..1 of crops framed like the fine pass (upright, tight); > 0 makes the model two-pass"
+        },
+    )
     cache_size: int = field(
         default=0, metadata={"help": "side of the cached loose crops in pixels (0 = 2 x input size)"}
     )
@@ -274,6 +288,8 @@ def check_config(cfg: TrainConfig, resume: bool = False) -> None:
         raise ConfigError(f"--init {cfg.init}: no such checkpoint")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0) or not 0 <= cfg.ema_decay < 1:
         raise ConfigError(f"need lr > 0 and 0 <= ema decay < 1, got lr {cfg.lr} and ema decay {cfg.ema_decay}")
+    if not 0 <= cfg.fine_fraction <= 1:
+        raise ConfigError(f"fine fraction must be in [0, 1], got {cfg.fine_fraction}")
     if cfg.loss not in COORDINATE_LOSSES:
         raise ConfigError(f"unknown coordinate loss {cfg.loss!r}; available: {', '.join(COORDINATE_LOSSES)}")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
@@ -303,6 +319,8 @@ def _model_overrides(cfg: TrainConfig) -> dict:
         out["heatmap_sigma"] = cfg.heatmap_sigma
     if cfg.heatmap_loss is not None:
         out["heatmap_loss"] = cfg.heatmap_loss
+    if cfg.fine_fraction > 0:  # trained for the fine pass: predict in two passes by default
+        out.update(refine_passes=1, fine_ratio=FINE_SIDE_RATIO, fine_shift_up=FINE_SHIFT_UP)
     return out
 
 
@@ -328,7 +346,8 @@ def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool 
         build_crop_cache(load_dataset(p, require_landmarks=True), cache_size, cfg.context, progress=progress)
         for p in cfg.train
     ]
-    augment = AugmentConfig(jitter=CropJitter(rotation_deg=cfg.rotation_deg), photometric=cfg.photometric)
+    jitter = WIDE_JITTER if cfg.wide_framing else CropJitter(rotation_deg=cfg.rotation_deg)
+    augment = AugmentConfig(jitter=jitter, photometric=cfg.photometric, fine_fraction=cfg.fine_fraction)
     point_weights = None
     if cfg.jaw_weights is not None:
         point_weights = []

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..codecs import Codec, HeatmapCodec, RegressionCodec
-from ..constants import FLIP_PERM, NUM_LANDMARKS
+from ..constants import CROP_SHIFT_UP, CROP_SIDE_RATIO, FLIP_PERM, NUM_LANDMARKS
 from .shufflenetv2 import ShuffleNetV2, conv_bn
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -38,6 +38,9 @@ class ModelConfig:
     heatmap_sigma: float = 1.5  # target Gaussian of the heatmap loss, in heatmap cells
     heatmap_loss: str = "heatmap_kl"  # a name in lightmark.losses.HEATMAP_LOSSES
     decoder: str = "soft_argmax"  # heatmap decoding at inference: soft_argmax | argmax | dark (lightmark.codecs)
+    refine_passes: int = 0  # default extra passes at inference, each on the upright crop of the last points
+    fine_ratio: float = CROP_SIDE_RATIO  # the refining crop: side / upright landmark box (trained framing)
+    fine_shift_up: float = CROP_SHIFT_UP  # the refining crop's centre above the box centre, fraction of the side
     mean: tuple[float, float, float] = IMAGENET_MEAN  # RGB, 0-255 scale
     std: tuple[float, float, float] = IMAGENET_STD
     flip_perm: tuple[int, ...] = field(default_factory=lambda: FLIP_PERM)
