@@ -211,15 +211,41 @@ def test_sigkill_mid_write_keeps_the_old_file(tmp_path: Path) -> None:
     assert len(stale) == 1 and stale[0].stat().st_size > 0
 
 
-def test_new_files_get_normal_permissions_and_keep_existing_ones(tmp_path: Path) -> None:
-    umask = os.umask(0o022)
-    os.umask(umask)
-    atomic_save_bytes(tmp_path / "new.txt", b"x")
-    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0o600
+def test_new_files_get_the_current_umask_and_the_umask_is_never_touched(tmp_path: Path) -> None:
+    """In a fresh process: importing lightmark.utils and writing never call ``os.umask`` (process-wide), and a
+    new file gets the umask in force when it is written (one set after the import included)."""
+    script = textwrap.dedent(
+        f"""
+        import os, stat
+        os.umask(0o077)
+        real_umask = os.umask
+        def refuse(*args):
+            raise AssertionError("os.umask called")
+        os.umask = refuse
+        import lightmark.utils as utils
+        real_umask(0o027)  # changed after the import
+        utils.atomic_save_bytes({str(tmp_path / "new.txt")!r}, b"x")
+        print(oct(stat.S_IMODE(os.stat({str(tmp_path / "new.txt")!r}).st_mode)))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == oct(0o666 & ~0o027)  # 0o640: not mkstemp's 0o600, not the import-time umask
+
+
+def test_replaced_files_keep_their_permissions(tmp_path: Path) -> None:
     (tmp_path / "exec.sh").write_bytes(b"#!/bin/sh\n")
     (tmp_path / "exec.sh").chmod(0o751)
     atomic_save_bytes(tmp_path / "exec.sh", b"#!/bin/sh\necho\n")
     assert stat.S_IMODE((tmp_path / "exec.sh").stat().st_mode) == 0o751
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(OLD)
+    secret.chmod(0o600)
+    with atomic_write(secret) as f:  # the new content is never in a file more open than the old one
+        (tmp,) = tmp_path.glob(".secret.txt.*.tmp")
+        assert stat.S_IMODE(tmp.stat().st_mode) == 0o600
+        f.write("new")
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and secret.read_text() == "new"
 
 
 def test_train_run_folder_cleans_stale_temporary_files(tmp_path: Path) -> None:

@@ -7,16 +7,15 @@ import pytest
 
 from conftest import require_shared
 from lightmark.data.formats import load_dataset
-from lightmark.engine.baselines import fallback_box
-from lightmark.engine.benchmark import dlib_shape_predictor_path
+from lightmark.engine.baselines import centre_box, dlib_shape_predictor_path
 from lightmark.engine.evaluate import evaluate
 from lightmark.engine.predict import PredictionResults
 
 
-def test_fallback_box_is_the_centre_256_box_of_a_384_crop() -> None:
-    assert fallback_box(384, 384) == (64, 64, 319, 319)  # inclusive corners: 256 x 256 pixels
-    x0, y0, x1, y1 = fallback_box(600, 300)
-    assert (x1 - x0 + 1, y1 - y0 + 1) == (200, 200) and (x0 + x1) / 2 == pytest.approx(299.5, abs=0.5)
+def test_centre_box_is_the_centre_256_box_of_a_384_crop() -> None:
+    assert centre_box(384, 384) == (64, 64, 319, 319)  # inclusive corners: 256 x 256 pixels
+    assert centre_box(600, 300) == (200, 50, 399, 249)  # 2/3 of the shorter side, centred: 200 x 200
+    assert centre_box(100, 100) == (17, 17, 83, 83)  # side 66.7 -> 67 pixels from round(16.7)
 
 
 class _Oracle:
@@ -57,9 +56,11 @@ def test_dlib_baseline_on_validation_crops() -> None:
     ds = load_dataset(require_shared("aflw2000/val"))
     ds.samples = ds.samples[:12]
     rep = evaluate(DlibPredictor(), ds, progress=False, latency=True)
-    assert rep.summary["n"] == 12 and 0 <= rep.meta["detected"] <= 12
+    assert rep.summary["n"] == 12 and 0 < rep.meta["detected"] < 12  # both the detector's and the centre box
+    assert rep.meta["nme_challenge_detected"] < rep.meta["nme_challenge_not_detected"]
     assert 0.5 < rep.summary["nme_challenge"] < 30  # a real 68-point predictor, far from random
-    assert rep.meta["latency_ms"]["median"] > 0
+    lat = rep.meta["latency_ms"]
+    assert lat["threads"] == 1 and lat["runs"] == 200 and 0 < lat["median"] <= lat["p90"] and lat["hog_detect_ms"] > 0
 
 
 @pytest.mark.skipif(dlib_shape_predictor_path() is None, reason="dlib baseline not installed (lightmark[dlib])")

@@ -11,6 +11,7 @@ import pytest
 from conftest import require_shared
 from lightmark.engine.evaluate import evaluate
 from lightmark.engine.predict import Predictor
+from lightmark.errors import ConfigError
 from lightmark.models import (
     DEFAULT_TRACK,
     MAX_MODEL_MB,
@@ -39,9 +40,9 @@ def test_shipped_weights_exist_and_fit_the_budget(track: str) -> None:
 @pytest.mark.parametrize("track", TRACKS)
 def test_shipped_checkpoint_records_how_it_was_trained_and_scored(track: str) -> None:
     ck = load_checkpoint(shipped_model_path(track))
-    assert "val_nme" in ck and "train_config" in ck, "the shipped model should say how it was trained and scored"
-    assert ck.get("track") == track
-    real = [p for p in ck["train_config"]["train"] if "300w" in p.lower() or "aflw" in p.lower()]
+    assert ck.val_nme is not None and ck.train_config is not None, "the shipped model should say how it was trained"
+    assert ck.track == track
+    real = [p for p in ck.train_config["train"] if "300w" in p.lower() or "aflw" in p.lower()]
     if track == "protocol":  # the challenge's rules: no real landmark data
         assert not real, f"the protocol-track model was trained on real faces: {real}"
     else:
@@ -49,7 +50,7 @@ def test_shipped_checkpoint_records_how_it_was_trained_and_scored(track: str) ->
 
 
 def test_default_model_is_the_shipped_one_with_the_lower_validation_nme() -> None:
-    recorded = {t: load_checkpoint(shipped_model_path(t))["val_nme"] for t in TRACKS}
+    recorded = {t: load_checkpoint(shipped_model_path(t)).val_nme for t in TRACKS}
     assert DEFAULT_TRACK == min(recorded, key=recorded.get)
     assert default_model_path() == shipped_model_path(DEFAULT_TRACK)
 
@@ -68,7 +69,7 @@ def test_validation_nme_matches_the_recorded_figure(track: str) -> None:
     """Evaluating each shipped model on the 199 validation crops reproduces the NME stored in its checkpoint."""
     val = require_shared("aflw2000/val")
     report = evaluate(track, val, progress=False)
-    recorded = load_checkpoint(shipped_model_path(track))["val_nme"]
+    recorded = load_checkpoint(shipped_model_path(track)).val_nme
     assert report.summary["n"] == 199
     assert report.summary["nme_challenge"] == pytest.approx(recorded, abs=0.02)
     json.dumps(report.to_dict())  # serialisable
@@ -77,16 +78,99 @@ def test_validation_nme_matches_the_recorded_figure(track: str) -> None:
 def test_mirror_equivariance_and_flip_test() -> None:
     """The prediction on a mirrored face, mirrored back and re-ordered by FLIP_PERM, lands near the prediction on
     the face itself; flip-test averaging (which relies on the same permutation) stays close to both."""
-    from lightmark.constants import FLIP_PERM
     from lightmark.data.images import read_image
+    from lightmark.data.transforms import flip_landmarks
 
     img = read_image(SAMPLE)
-    w = img.shape[1]
     p = Predictor(backend="torch")
     a = p.predict(img)
-    b = p.predict(np.ascontiguousarray(img[:, ::-1]))
-    b[:, 0] = w - 1 - b[:, 0]
-    b = b[list(FLIP_PERM)]
+    b = flip_landmarks(p.predict(np.ascontiguousarray(img[:, ::-1])), img.shape[1])  # mapped back, FLIP_PERM
     assert np.linalg.norm(a - b, axis=1).mean() < 15.0  # px on a 384 px crop (no permutation: ~50)
     f = Predictor(backend="torch", flip_test=True).predict(img)
     np.testing.assert_allclose(f, (a + b) / 2, atol=1e-3)
+
+
+def test_merge_flip_against_a_hand_computed_case() -> None:
+    """Three points on a 10 px crop, mirror permutation (2, 1, 0): the mirrored prediction is mapped back
+    (x -> 9 - x), re-ordered, then averaged with the direct one."""
+    from lightmark.engine.predict import merge_flip
+
+    direct = np.array([[[1.0, 2.0], [5.0, 5.0], [8.0, 1.0]]], np.float32)
+    mirrored = np.array([[[1.0, 1.0], [4.0, 5.0], [7.0, 3.0]]], np.float32)
+    # mapped back: (8, 1), (5, 5), (2, 3); re-ordered: (2, 3), (5, 5), (8, 1)
+    want = np.array([[[1.5, 2.5], [5.0, 5.0], [8.0, 1.0]]], np.float32)
+    out = merge_flip(direct, mirrored, 10, (2, 1, 0))
+    assert out.dtype == np.float32 and np.array_equal(out, want)
+    two = merge_flip(np.concatenate([direct, direct]), np.concatenate([mirrored, direct]), 10, (2, 1, 0))
+    # 2nd face, its direct points as the mirrored ones: back (8, 2), (4, 5), (1, 1); re-ordered (1, 1), (4, 5), (8, 2)
+    assert np.array_equal(two[0], want[0]) and np.array_equal(two[1], [[1.0, 1.5], [4.5, 5.0], [8.0, 1.5]])
+    assert merge_flip(np.zeros((0, 3, 2)), np.zeros((0, 3, 2)), 10, (2, 1, 0)).shape == (0, 3, 2)
+
+
+def test_threads_change_nothing_process_wide() -> None:
+    """``threads`` applies to the forward pass only: torch's process-wide count is set around it and restored."""
+    import torch
+
+    old = torch.get_num_threads()
+    target = 1 if old != 1 else 2
+    p = Predictor(backend="torch", threads=target)
+    seen = []
+    landmarks = p.model.landmarks
+
+    def spy(x):
+        seen.append(torch.get_num_threads())
+        return landmarks(x)
+
+    p.model.landmarks = spy
+    try:
+        p.predict(SAMPLE)
+    finally:
+        del p.model.landmarks
+    assert seen == [target] and torch.get_num_threads() == old
+    with pytest.raises(ConfigError, match="threads"):
+        Predictor(backend="torch", threads=0)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_with_threads_shares_model_and_graph(backend: str) -> None:
+    from lightmark.data.images import read_image
+
+    p = Predictor(backend=backend, flip_test=True, gamma=1.2)
+    one = p.with_threads(1)
+    assert one.model is p.model and one.backend == backend and one.threads == 1 and p.threads is None
+    assert (one.flip_test, one.gamma, one.onnx_graph, one.onnx_path) == (True, 1.2, p.onnx_graph, p.onnx_path)
+    if backend == "onnx":
+        assert p.onnx_path is not None  # the shipped twin, opened again rather than re-exported
+        assert one.session.get_session_options().intra_op_num_threads == 1
+    img = read_image(SAMPLE)
+    np.testing.assert_allclose(one.predict(img), p.predict(img), atol=1e-4)
+
+
+def test_onnx_graph_given_to_the_predictor() -> None:
+    from lightmark.data.images import read_image
+    from lightmark.engine.export import onnx_bytes
+
+    auto = Predictor(backend="onnx")
+    blob = onnx_bytes(auto.model)
+    given = Predictor(auto.model, onnx=blob)  # "auto" with a graph runs it
+    assert given.backend == "onnx" and given.onnx_graph is blob and given.onnx_path is None
+    img = read_image(SAMPLE)
+    np.testing.assert_allclose(given.predict(img), auto.predict(img), atol=1e-3)
+    twin = Predictor(auto.model, backend="onnx", onnx=auto.onnx_path)
+    assert twin.onnx_path == auto.onnx_path and np.array_equal(twin.predict(img), auto.predict(img))
+    with pytest.raises(ConfigError, match="onnx="):
+        Predictor(auto.model, backend="torch", onnx=blob)
+
+
+def test_evaluation_latency_times_one_thread_through_the_predictor() -> None:
+    import torch
+
+    from lightmark.data.formats import load_dataset
+
+    ds = load_dataset(require_shared("aflw2000/val"), require_landmarks=True)
+    ds.samples = ds.samples[:4]
+    old = torch.get_num_threads()
+    rep = evaluate(Predictor(backend="onnx"), ds, progress=False, latency=True)
+    lat = rep.meta["latency_ms"]
+    assert (lat["threads"], lat["backend"], lat["runs"]) == (1, "onnx", 200) and 0 < lat["median"] <= lat["p90"]
+    assert torch.get_num_threads() == old

@@ -1,25 +1,42 @@
-"""Small helpers used across the package: atomic file output, thread pinning."""
+"""Small helpers used across the package: atomic file output, thread pinning.
+
+Importing this module changes nothing in the process (no umask, thread or signal setting).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from .errors import OutputError
 
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+_TMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 
-_UMASK = _read_umask()  # read once at import (os.umask is process-wide; changing it later is not thread-safe)
+def _existing_mode(path: Path) -> int | None:
+    """Permission bits of the file at ``path``, None when there is none (or it cannot be read)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
+def _create_temporary(path: Path, mode: int) -> tuple[int, Path]:
+    """Create ``.<name>.<random>.tmp`` beside ``path`` (never an existing file) with ``mode`` less the process's
+    umask, applied by the kernel as for any new file: the umask itself is never read (reading it means changing
+    it, which is process-wide and not thread-safe)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, _TMP_FLAGS, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: no free temporary file name for {path.name}")
 
 
 @contextlib.contextmanager
@@ -27,7 +44,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     """Open a temporary file beside ``path``; on success rename it over ``path`` (never a half-written file).
 
     The old file (if any) stays intact until the rename, and the temporary file is removed on any failure.
-    The new file gets the old file's permissions, else the usual ``0o666 & ~umask``.
+    The new file gets the old file's permissions, else those of any new file (``0o666 & ~umask``).
 
     Raises:
         OutputError: the folder cannot be created or written, the path is a folder, or writing fails
@@ -36,16 +53,19 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        old_mode = _existing_mode(path)
+        # created no more open than the file it replaces, so the new content is never readable by more users
+        fd, tmp = _create_temporary(path, 0o666 if old_mode is None else old_mode)
     except OSError as e:
         raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     binary = "b" in mode
     try:
-        try:
-            perms = stat.S_IMODE(os.stat(path).st_mode)
-        except OSError:
-            perms = 0o666 & ~_UMASK
-        os.chmod(tmp, perms)  # mkstemp creates 0o600
+        if old_mode is not None:
+            try:
+                os.chmod(tmp, old_mode)  # the umask may have masked some of its bits
+            except OSError:
+                os.close(fd)
+                raise
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
             yield f
             f.flush()
@@ -97,7 +117,8 @@ def atomic_save_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def set_threads(n: int | None) -> None:
-    """Pin torch and OpenCV to ``n`` threads (None leaves the defaults)."""
+    """Pin torch and OpenCV to ``n`` threads for the whole process (None leaves the defaults). For
+    applications (the CLI, the demo); library code uses :func:`scoped_threads` instead."""
     if n is None:
         return
     import cv2
@@ -105,3 +126,38 @@ def set_threads(n: int | None) -> None:
 
     torch.set_num_threads(n)
     cv2.setNumThreads(n)
+
+
+@contextlib.contextmanager
+def scoped_threads(n: int | None, *, opencv: bool = False) -> Iterator[None]:
+    """Run the block with torch's intra-op thread count (and OpenCV's with ``opencv``) at ``n``, restoring the
+    previous counts on exit, also on error (None: change nothing).
+
+    torch and OpenCV have no per-call or per-model setting: the count is process-wide while the block runs, so
+    torch work on other threads at the same moment runs with ``n`` threads too. Keep the block short (one
+    forward pass), so that the rest of the process keeps its own setting.
+    """
+    if n is None:
+        yield
+        return
+    import torch
+
+    n = int(n)
+    old_torch = torch.get_num_threads()
+    if old_torch != n:
+        torch.set_num_threads(n)
+    old_cv = None
+    if opencv:
+        import cv2
+
+        old_cv = cv2.getNumThreads()
+        cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        if old_torch != n:
+            torch.set_num_threads(old_torch)
+        if old_cv is not None:
+            import cv2
+
+            cv2.setNumThreads(old_cv)

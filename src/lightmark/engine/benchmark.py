@@ -3,16 +3,17 @@ each thread count, end-to-end :meth:`Predictor.predict` latency (crop included),
 68-point shape predictor on the same face crops when ``dlib`` and ``face_recognition_models`` are installed
 (``pip install 'lightmark[dlib]'``).
 
-Timings are wall-clock medians and 90th percentiles after a warm-up; they depend on what else the machine runs,
-so the report records the load average at the start.
+Everything runs through the public :class:`~lightmark.engine.predict.Predictor` API: the ONNX graph is the one
+``Predictor(model, backend="onnx")`` picks (the checkpoint's up-to-date twin, else an in-memory export), and each
+thread count gets its own predictors (:meth:`Predictor.with_threads`). Timings
+(:mod:`lightmark.engine.timing`) are wall-clock medians and 90th percentiles after a warm-up; they depend on what
+else the machine runs, so the report records the load average at the start.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,47 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models import LandmarkModel, load_model, model_summary
-
-DLIB_HINT = "pip install 'lightmark[dlib]'"
-
-
-def _stats(ms: Sequence[float]) -> dict:
-    a = np.asarray(ms, np.float64)
-    return {
-        "median": round(float(np.median(a)), 4),
-        "p90": round(float(np.percentile(a, 90)), 4),
-        "mean": round(float(a.mean()), 4),
-        "min": round(float(a.min()), 4),
-        "runs": int(a.size),
-    }
-
-
-def time_calls(fn: Callable[[], object], runs: int, warmup: int) -> list[float]:
-    """Milliseconds of each of ``runs`` calls of ``fn`` after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter_ns()
-        fn()
-        out.append((time.perf_counter_ns() - t) / 1e6)
-    return out
-
-
-def dlib_shape_predictor_path() -> Path | None:
-    """The 68-point model file of ``face_recognition_models``, found without importing the package (its
-    ``__init__`` needs ``pkg_resources``); None when dlib or the models are not installed."""
-    if importlib.util.find_spec("dlib") is None:
-        return None
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
-        p = Path(root) / "models" / "shape_predictor_68_face_landmarks.dat"
-        if p.is_file():
-            return p
-    return None
+from ..errors import LightmarkError
+from ..models import LandmarkModel, model_summary, resolve_model_path
+from ..utils import scoped_threads
+from .baselines import DLIB_HINT, DlibPredictor, centre_box
+from .predict import Predictor
+from .timing import time_calls, timing_stats
 
 
 def benchmark_images(data: str | os.PathLike | None = None, count: int = 32, size: int = 384) -> list[np.ndarray]:
@@ -78,13 +44,6 @@ def benchmark_images(data: str | os.PathLike | None = None, count: int = 32, siz
         batch = verification_inputs(size, seed=i).transpose(0, 2, 3, 1)
         faces += [batch[1], batch[2]]
     return [np.ascontiguousarray(f.clip(0, 255).astype(np.uint8)) for f in faces[:count]]
-
-
-def centre_box(width: int, height: int, ratio: float = 1.9) -> tuple[int, int, int, int]:
-    """The face box of a challenge-style crop: a square ``1 / ratio`` of the crop's side around its centre."""
-    side = min(width, height) / ratio
-    cx, cy = width / 2, height / 2
-    return int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(cx + side / 2)), int(round(cy + side / 2))
 
 
 @dataclass
@@ -155,47 +114,16 @@ def run_benchmark(
     Returns:
         a :class:`BenchmarkReport`.
     """
-    import cv2
-
-    from .export import META_SOURCE_SHA256, file_sha256, onnx_bytes, onnx_metadata, ort_session
-    from .predict import Predictor, onnx_twin
-
-    if isinstance(model, LandmarkModel):
-        net, source = model.eval(), None
-    else:
-        from ..models import resolve_model_path
-
-        source = resolve_model_path(model)
-        net = load_model(source)
-    s = net.config.input_size
-
-    # The ONNX graph: the checkpoint's up-to-date twin when there is one, else an in-memory export.
-    blob, onnx_source = None, "in-memory export"
-    twin = onnx_twin(source) if source is not None else None
-    if twin is not None:
-        meta = onnx_metadata(ort_session(twin, 1))
-        if meta.get(META_SOURCE_SHA256) == file_sha256(source):
-            blob, onnx_source = twin.read_bytes(), str(twin)
-    if blob is None:
-        blob = onnx_bytes(net)
-
+    say = print if progress else (lambda *a, **k: None)
+    source = None if isinstance(model, LandmarkModel) else resolve_model_path(model)
+    onnx = Predictor(model if source is None else source, backend="onnx")  # holds the torch model too
     images = benchmark_images(data, count=max(batch_size, 1))
-    probe = Predictor(net, backend="torch")
-    crops = np.stack([probe.crop(img)[0] for img in images])  # (N, S, S, 3) uint8
-    x_all = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32)
-    x1, xb = x_all[:1], np.ascontiguousarray(np.resize(x_all, (batch_size, 3, s, s)))
+    crops = np.stack([onnx.crop(img)[0] for img in images])  # (N, S, S, 3) uint8
+    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32)  # (N, 3, S, S) model inputs
+    inputs = _Inputs(images, x[:1], np.ascontiguousarray(np.resize(x, (batch_size, *x.shape[1:]))))
     n_batches = max(5, runs // 20)
-    old_threads, old_cv = torch.get_num_threads(), cv2.getNumThreads()
-    summary = model_summary(net)
     report = BenchmarkReport(
-        model={
-            "name": net.config.name,
-            **summary,
-            "checkpoint": str(source) if source else None,
-            "checkpoint_mb": round(source.stat().st_size / 1e6, 3) if source else None,
-            "onnx_mb": round(len(blob) / 1e6, 3),
-            "onnx_source": onnx_source,
-        },
+        model=_model_figures(onnx, source),
         settings={
             "threads": list(threads),
             "runs": runs,
@@ -205,112 +133,118 @@ def run_benchmark(
             "images": str(data) if data else "synthetic face drawings",
             "image_size": list(images[0].shape[:2]),
         },
-        machine={
-            "cpu_count": os.cpu_count(),
-            "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else [float("nan")] * 3,
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "onnxruntime": __import__("onnxruntime").__version__,
-            "opencv": cv2.__version__,
-        },
+        machine=_machine(),
     )
-    say = print if progress else (lambda *a, **k: None)
-    try:
-        for t in threads:
-            torch.set_num_threads(int(t))
-            cv2.setNumThreads(int(t))
-            row: dict = {"threads": int(t)}
-            sess = ort_session(blob, int(t))
-            for backend in ("torch", "onnx"):
-                say(f"threads {t}: {backend} ...")
-                pred = Predictor(net, backend="torch")
-                if backend == "onnx":
-                    pred.session, pred.backend = sess, "onnx"
-                row[backend] = _time_backend(net if backend == "torch" else sess, pred, images, x1, xb, runs, warmup)
-            report.results.append(row)
-        if with_dlib:
-            report.dlib = _time_dlib(images, runs, warmup, say)
-    finally:
-        torch.set_num_threads(old_threads)
-        cv2.setNumThreads(old_cv)
-    if report.dlib is not None and report.results:
-        one = report.results[0]
-        d = report.dlib["latency_ms"]["median"]
-        th = one["threads"]
-        report.ratios = {  # median dlib ms / median lightmark ms: > 1 means lightmark is faster
-            f"dlib_over_onnx_predict_{th}t": round(d / one["onnx"]["end_to_end_ms"]["median"], 4),
-            f"dlib_over_onnx_model_{th}t": round(d / one["onnx"]["latency_ms"]["median"], 4),
-            f"dlib_over_torch_predict_{th}t": round(d / one["torch"]["end_to_end_ms"]["median"], 4),
-        }
+    for t in threads:
+        report.results.append(_time_thread_count(onnx, int(t), inputs, runs, warmup, n_batches, say))
+    if with_dlib:
+        report.dlib = _time_dlib(images, runs, warmup, say)
+    report.ratios = _dlib_ratios(report)
     return report
 
 
-def _time_backend(
-    runner: LandmarkModel | object,
-    pred: object,
-    images: list[np.ndarray],
-    x1: np.ndarray,
-    xb: np.ndarray,
-    runs: int,
-    warmup: int,
-) -> dict:
-    """Batch-1 latency, batch throughput and end-to-end ``pred.predict`` latency of a torch model or an ORT
-    session."""
-    if isinstance(runner, torch.nn.Module):
-        tx1, txb = torch.from_numpy(x1), torch.from_numpy(xb)
+@dataclass
+class _Inputs:
+    """What is timed: the images (end to end), one model input (batch 1) and a batch of them."""
 
-        def one() -> object:
-            with torch.inference_mode():
-                return runner(tx1)
+    images: list[np.ndarray]
+    x1: np.ndarray  # (1, 3, S, S) float32
+    xb: np.ndarray  # (batch, 3, S, S) float32
 
-        def many() -> object:
-            with torch.inference_mode():
-                return runner(txb)
-    else:
-        name = runner.get_inputs()[0].name
 
-        def one() -> object:
-            return runner.run(None, {name: x1})
-
-        def many() -> object:
-            return runner.run(None, {name: xb})
-
-    lat = time_calls(one, runs, warmup)
-    bat = time_calls(many, max(5, runs // 20), 2)
-    k = [0]
-
-    def predict_one() -> None:
-        pred.predict(images[k[0] % len(images)])
-        k[0] += 1
-
-    e2e = time_calls(predict_one, runs, warmup)
+def _model_figures(pred: Predictor, source: Path | None) -> dict:
+    """Name, parameters, size, GMACs of the model; sizes of its checkpoint and of the ONNX graph timed."""
+    graph = pred.onnx_graph
+    onnx_size = len(graph) if isinstance(graph, bytes) else graph.stat().st_size
     return {
-        "latency_ms": _stats(lat),
-        "batch_ms": _stats(bat),
-        "throughput_fps": round(len(xb) / (float(np.median(bat)) / 1000.0), 2),
-        "end_to_end_ms": _stats(e2e),
+        "name": pred.config.name,
+        **model_summary(pred.model),
+        "checkpoint": str(source) if source else None,
+        "checkpoint_mb": round(source.stat().st_size / 1e6, 3) if source else None,
+        "onnx_mb": round(onnx_size / 1e6, 3),
+        "onnx_source": str(pred.onnx_path) if pred.onnx_path is not None else "in-memory export",
     }
 
 
-def _time_dlib(images: list[np.ndarray], runs: int, warmup: int, say: Callable) -> dict | None:
-    """dlib's 68-point shape predictor on the same crops, face box = the crop's centre box. None when absent."""
-    path = dlib_shape_predictor_path()
-    if path is None:
-        say(f"dlib not measured: needs dlib and face_recognition_models ({DLIB_HINT})")
-        return None
-    import dlib
+def _machine() -> dict:
+    """What the figures depend on: CPUs, load at the start, library versions."""
+    import cv2
+    import onnxruntime
 
-    say("dlib ...")
-    sp = dlib.shape_predictor(str(path))
-    rects = [dlib.rectangle(*centre_box(img.shape[1], img.shape[0])) for img in images]
+    return {
+        "cpu_count": os.cpu_count(),
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else [float("nan")] * 3,
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "opencv": cv2.__version__,
+    }
+
+
+def _time_thread_count(
+    onnx: Predictor, threads: int, inputs: _Inputs, runs: int, warmup: int, n_batches: int, say: Callable
+) -> dict:
+    """Both backends on ``threads`` threads: the model's (torch's and ORT's per predictor) and, for the crop in
+    ``predict``, OpenCV's (set for this step only, restored after)."""
+    row: dict = {"threads": threads}
+    predictors = {"torch": Predictor(onnx.model, backend="torch", threads=threads), "onnx": onnx.with_threads(threads)}
+    with scoped_threads(threads, opencv=True):
+        for backend, pred in predictors.items():
+            say(f"threads {threads}: {backend} ...")
+            row[backend] = _time_backend(pred, inputs, runs, warmup, n_batches)
+    return row
+
+
+def _time_backend(pred: Predictor, inputs: _Inputs, runs: int, warmup: int, n_batches: int) -> dict:
+    """Batch-1 latency and batch throughput of the model alone (:meth:`Predictor.run_model`), and end-to-end
+    :meth:`Predictor.predict` latency cycling through the images."""
+    lat = time_calls(lambda: pred.run_model(inputs.x1), runs, warmup)
+    bat = time_calls(lambda: pred.run_model(inputs.xb), n_batches, 2)
+    e2e = time_calls(_cycling(pred.predict, inputs.images), runs, warmup)
+    return {
+        "latency_ms": timing_stats(lat),
+        "batch_ms": timing_stats(bat),
+        "throughput_fps": round(len(inputs.xb) / (float(np.median(bat)) / 1000.0), 2),
+        "end_to_end_ms": timing_stats(e2e),
+    }
+
+
+def _cycling(fn: Callable, *args: Sequence) -> Callable[[], object]:
+    """A call of ``fn`` on the next items of ``args`` (the first call takes item 0 of each, and so on round)."""
     k = [0]
 
-    def predict_one() -> np.ndarray:
-        i = k[0] % len(images)
+    def call() -> object:
+        i = k[0] % len(args[0])
         k[0] += 1
-        shape = sp(images[i], rects[i])
-        return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+        return fn(*(a[i] for a in args))
 
-    ms = time_calls(predict_one, runs, warmup)
-    return {"latency_ms": _stats(ms), "model": str(path), "threads": 1, "version": dlib.__version__}
+    return call
+
+
+def _time_dlib(images: list[np.ndarray], runs: int, warmup: int, say: Callable) -> dict | None:
+    """dlib's 68-point shape predictor on the same crops, face box = :func:`~lightmark.engine.baselines.centre_box`
+    (the evaluation's fall-back box; the detector is not timed). None when dlib is not installed."""
+    try:
+        dlib = DlibPredictor()
+    except LightmarkError:
+        say(f"dlib not measured: needs dlib and face_recognition_models ({DLIB_HINT})")
+        return None
+    say("dlib ...")
+    boxes = [centre_box(img.shape[1], img.shape[0]) for img in images]
+    ms = time_calls(_cycling(dlib.predict, images, boxes), runs, warmup)
+    return {"latency_ms": timing_stats(ms), "model": str(dlib.model_path), "threads": 1, "version": dlib.version}
+
+
+def _dlib_ratios(report: BenchmarkReport) -> dict:
+    """Median dlib ms / median lightmark ms on the first thread count (> 1: lightmark is faster); {} without dlib."""
+    if report.dlib is None or not report.results:
+        return {}
+    one = report.results[0]
+    d = report.dlib["latency_ms"]["median"]
+    th = one["threads"]
+    return {
+        f"dlib_over_onnx_predict_{th}t": round(d / one["onnx"]["end_to_end_ms"]["median"], 4),
+        f"dlib_over_onnx_model_{th}t": round(d / one["onnx"]["latency_ms"]["median"], 4),
+        f"dlib_over_torch_predict_{th}t": round(d / one["torch"]["end_to_end_ms"]["median"], 4),
+    }

@@ -115,7 +115,7 @@ def evaluate(
         meta["nme_challenge_detected"] = float(per_image[found].mean()) if found.any() else None
         meta["nme_challenge_not_detected"] = float(per_image[~found].mean()) if (~found).any() else None
     if latency and len(dataset):
-        meta["latency_ms"] = _latency(model, predictor, dataset)
+        meta["latency_ms"] = _latency(predictor, dataset)
     return EvaluationReport(
         summary=summary,
         names=preds.names,
@@ -127,21 +127,16 @@ def evaluate(
     )
 
 
-def _latency(model, predictor, dataset: FaceDataset) -> dict:
-    """Single-thread latency of one prediction on the dataset's first image (torch's threads restored)."""
-    import torch
-
+def _latency(predictor, dataset: FaceDataset) -> dict:
+    """Single-thread latency of one prediction on the dataset's first image: a :class:`Predictor` is timed
+    through :meth:`Predictor.with_threads` (its model and ONNX graph, nothing process-wide changed), any other
+    predictor through its own ``latency_ms`` (single-threaded by design, e.g. dlib)."""
     from ..data.images import read_image
 
     image = read_image(dataset.samples[0].image_path)
-    if not isinstance(predictor, Predictor):
-        if not hasattr(predictor, "latency_ms"):
-            raise ConfigError(f"{type(predictor).__name__} cannot be timed (no latency_ms method)")
-        return {**predictor.latency_ms(image), "threads": 1}
-    threads = torch.get_num_threads()
-    try:
-        source = model.model if isinstance(model, Predictor) else model
-        one = Predictor(source, backend=predictor.backend, threads=1, flip_test=predictor.flip_test)
+    if isinstance(predictor, Predictor):
+        one = predictor.with_threads(1)
         return {**one.latency_ms(image), "threads": 1, "backend": one.backend}
-    finally:
-        torch.set_num_threads(threads)
+    if not hasattr(predictor, "latency_ms"):
+        raise ConfigError(f"{type(predictor).__name__} cannot be timed (no latency_ms method)")
+    return {**predictor.latency_ms(image), "threads": 1}

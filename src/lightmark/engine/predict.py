@@ -17,6 +17,7 @@ from ..data.images import read_image
 from ..data.transforms import (
     apply_gamma,
     crop_matrix,
+    flip_landmarks,
     invert_affine,
     landmark_box,
     transform_points,
@@ -25,6 +26,8 @@ from ..data.transforms import (
 )
 from ..errors import ConfigError, ImageError, LightmarkError
 from ..models import LandmarkModel, load_model, resolve_model_path
+from ..utils import scoped_threads
+from .timing import latency
 
 Box = tuple[float, float, float, float]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
@@ -59,11 +62,13 @@ def _twin_is_current(session, checkpoint: Path, twin: Path, config: dict) -> boo
     return twin.stat().st_mtime >= checkpoint.stat().st_mtime
 
 
-def _merge_flip(out: np.ndarray, flipped: np.ndarray, size: int, perm: Sequence[int]) -> np.ndarray:
-    """Average (B, K, 2) predictions with those of the mirrored crops (mapped back, re-ordered by ``perm``)."""
-    flipped = flipped.copy()
-    flipped[..., 0] = size - 1 - flipped[..., 0]
-    return 0.5 * (out + flipped[:, list(perm)])
+def merge_flip(points: np.ndarray, mirrored: np.ndarray, width: int, perm: Sequence[int]) -> np.ndarray:
+    """The flip test's average: (B, K, 2) points predicted on crops ``width`` px wide, and ``mirrored`` (B, K, 2)
+    predicted on the same crops mirrored left-right, mapped back and re-ordered by the mirror permutation ``perm``
+    (:func:`~lightmark.data.transforms.flip_landmarks`). float32."""
+    points = np.asarray(points, np.float32)
+    back = np.stack([flip_landmarks(m, width, tuple(perm)) for m in mirrored]) if len(mirrored) else points
+    return (0.5 * (points + back)).astype(np.float32)
 
 
 def box_matrix(box: Box, out_size: int, scale: float = 1.0) -> np.ndarray:
@@ -143,10 +148,23 @@ class Predictor:
     challenge's crops); give ``box=(x0, y0, x1, y1)`` from a face detector, or ``landmarks=`` of the previous
     video frame, to crop first.
 
-    ``backend``: ``"torch"``, ``"onnx"`` (ONNX Runtime: the checkpoint's ONNX twin ``X.onnx`` beside ``X.pt``
-    when it is up to date, else an in-memory export) or ``"auto"`` (ONNX Runtime when it is installed and the
-    model has an up-to-date twin, else torch). ``threads`` sets ORT's intra-op threads and torch's threads -
-    the latter for the whole process (``torch.set_num_threads``), as torch has no per-model setting.
+    Args:
+        model: a checkpoint path, a shipped track name, a :class:`LandmarkModel` (used as is, never moved), or
+            None for the shipped default.
+        backend: ``"torch"``, ``"onnx"`` (ONNX Runtime: the checkpoint's ONNX twin ``X.onnx`` beside ``X.pt``
+            when it is up to date, else an in-memory export) or ``"auto"`` (ONNX Runtime when it is installed and
+            the model has an up-to-date twin, else torch).
+        threads: threads of one forward pass of the model (None: the library defaults). ONNX Runtime gets them
+            per session; torch has only a process-wide setting, so it is set for the forward pass and restored
+            right after (:func:`~lightmark.utils.scoped_threads`): nothing else in the process is changed.
+            Pre-processing (OpenCV's warp) keeps the process's setting.
+        onnx: the ONNX graph (a file or serialized bytes) the ``"onnx"`` backend runs, used as given: no twin
+            look-up, no export. Needs ``backend`` ``"onnx"`` or ``"auto"``.
+        flip_test: average with the prediction on the mirrored crop (:func:`merge_flip`).
+
+    Attributes ``backend`` ("torch" or "onnx"), ``session`` (the ONNX Runtime session, None on torch),
+    ``onnx_graph`` (the path or bytes it was opened from) and ``onnx_path`` (the file, None for bytes) are read-only:
+    make another predictor (e.g. :meth:`with_threads`) rather than changing them.
     """
 
     def __init__(
@@ -159,55 +177,90 @@ class Predictor:
         gamma: float = 1.0,
         box_scale: float = 1.0,
         device: str | None = None,
+        onnx: bytes | str | os.PathLike | None = None,
     ) -> None:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        self.model = model if isinstance(model, LandmarkModel) else load_model(model)
-        self.model.eval()
         if backend not in BACKENDS:
             raise LightmarkError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        if threads is not None and int(threads) < 1:
+            raise ConfigError(f"threads: expected at least 1 (or None for the default), got {threads}")
+        if onnx is not None and backend == "torch":
+            raise ConfigError("onnx= is the graph of the 'onnx' backend: pass backend='onnx' (or 'auto')")
+        self.threads = None if threads is None else int(threads)
+        self.model = model if isinstance(model, LandmarkModel) else load_model(model)
+        self.model.eval()
         # default: where a given model already lives (never move a caller's module), else the CPU
         self.device = torch.device(device if device is not None else next(self.model.parameters()).device)
         self.model.to(self.device)
         self.config = self.model.config
         self.input_size = self.config.input_size
-        source = None if isinstance(model, LandmarkModel) else resolve_model_path(model)
         self.session = None  # ONNX Runtime session when the backend is "onnx"
-        self.onnx_path: Path | None = None  # the twin file in use (None: in-memory export or torch)
-        self.backend = self._open_backend(backend, source, threads)
+        self.onnx_graph: Path | bytes | None = None  # what the session was opened from
+        self.onnx_path: Path | None = None  # the file in use (None: in-memory graph or torch)
+        if onnx is not None:
+            self._open_onnx(onnx)
+            self.backend = "onnx"
+        else:
+            source = None if isinstance(model, LandmarkModel) else resolve_model_path(model)
+            self.backend = self._open_backend(backend, source)
         self.flip_test = flip_test
         self.gamma = gamma
         self.box_scale = box_scale
 
-    def _open_backend(self, backend: str, source: Path | None, threads: int | None) -> str:
-        """Resolve ``backend`` to "torch" or "onnx" (opening the ONNX Runtime session)."""
-        if backend == "torch" or (backend == "auto" and (self.device.type != "cpu" or not onnxruntime_available())):
-            return "torch"
+    def _check_onnx_usable(self) -> None:
         if self.device.type != "cpu":
             raise LightmarkError("the onnx backend runs on the CPU only (device='cpu')")
         if not onnxruntime_available():
             raise LightmarkError("backend 'onnx' needs onnxruntime: pip install onnxruntime")
-        from .export import onnx_bytes, ort_session
 
+    def _open_onnx(self, graph: bytes | str | os.PathLike) -> None:
+        """Open the ONNX Runtime session on ``graph`` (a file or serialized bytes) with this predictor's threads."""
+        self._check_onnx_usable()
+        from .export import ort_session
+
+        graph = graph if isinstance(graph, bytes) else Path(graph)
+        self.session = ort_session(graph, self.threads)
+        self.onnx_graph = graph
+        self.onnx_path = None if isinstance(graph, bytes) else graph
+
+    def _open_backend(self, backend: str, source: Path | None) -> str:
+        """Resolve ``backend`` to "torch" or "onnx" (opening the ONNX Runtime session)."""
+        if backend == "torch" or (backend == "auto" and (self.device.type != "cpu" or not onnxruntime_available())):
+            return "torch"
+        self._check_onnx_usable()
         twin = onnx_twin(source) if source is not None else None
         if twin is not None:
             try:
-                session = ort_session(twin, threads)
-                current = _twin_is_current(session, source, twin, self.config.to_dict())
-                if current:
-                    self.session, self.onnx_path = session, twin
+                self._open_onnx(twin)
+                if _twin_is_current(self.session, source, twin, self.config.to_dict()):
                     return "onnx"
                 problem = "exported from another checkpoint (re-export it)"
             except Exception as e:  # an unreadable twin is not used, and the user is told
                 problem = f"not usable ({e})"
+            self.session, self.onnx_graph, self.onnx_path = None, None, None
             import warnings
 
             fallback = "the torch model" if backend == "auto" else "an in-memory export"
             warnings.warn(f"{twin}: ONNX twin {problem}; using {fallback}", stacklevel=3)
         if backend == "auto":
             return "torch"
-        self.session = ort_session(onnx_bytes(self.model), threads)
+        from .export import onnx_bytes
+
+        self._open_onnx(onnx_bytes(self.model))
         return "onnx"
+
+    def with_threads(self, threads: int | None) -> Predictor:
+        """A predictor like this one - the same model object, backend, ONNX graph (no twin check, no export) and
+        options - whose forward pass runs on ``threads`` threads (see the class's ``threads``)."""
+        return Predictor(
+            self.model,
+            backend=self.backend,
+            threads=threads,
+            flip_test=self.flip_test,
+            gamma=self.gamma,
+            box_scale=self.box_scale,
+            device=str(self.device),
+            onnx=self.onnx_graph,
+        )
 
     # -- pre/post-processing -------------------------------------------------------------------------------
     def crop(
@@ -231,25 +284,25 @@ class Predictor:
             m = whole_image_matrix(image.shape[1], image.shape[0], s)
         return apply_gamma(warp(image, m, s), self.gamma), m
 
-    @torch.no_grad()
-    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels (flip-averaged with ``flip_test``)."""
+    def run_model(self, x: np.ndarray) -> np.ndarray:
+        """The model alone on this predictor's backend and threads: (B, 3, S, S) float32 RGB in [0, 255] ->
+        (B, K, 2) float32 landmarks in input pixels (no crop, no flip test)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
         if self.session is not None:
-            x = np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32)
-            if self.flip_test:
-                x = np.concatenate([x, np.ascontiguousarray(x[..., ::-1])])
-            out = self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
-            if self.flip_test:
-                n = len(crops)
-                out = _merge_flip(out[:n], out[n:], self.input_size, self.config.flip_perm)
-            return out.astype(np.float32)
-        x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().to(self.device)
-        out = self.model.landmarks(x)
-        if self.flip_test:
-            flipped = self.model.landmarks(torch.flip(x, dims=[3]))
-            flipped[..., 0] = self.input_size - 1 - flipped[..., 0]
-            out = 0.5 * (out + flipped[:, list(self.config.flip_perm)])
-        return out.cpu().numpy().astype(np.float32)
+            return self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
+        with torch.no_grad(), scoped_threads(self.threads):
+            out = self.model.landmarks(torch.from_numpy(x).to(self.device))
+        return out.cpu().numpy()
+
+    def predict_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels (flip-averaged with ``flip_test``:
+        one forward pass over the crops and their mirror images)."""
+        x = np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32)
+        if not self.flip_test:
+            return self.run_model(x).astype(np.float32)
+        out = self.run_model(np.concatenate([x, x[..., ::-1]]))
+        n = len(x)
+        return merge_flip(out[:n], out[n:], self.input_size, self.config.flip_perm)
 
     # -- public API -------------------------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -268,11 +321,9 @@ class Predictor:
         }
 
     def latency_ms(self, image: np.ndarray, runs: int = 200, warmup: int = 20) -> dict:
-        """Median/p90 ms of :meth:`predict` (crop + model + mapping back) on one image with this predictor's
-        threads (see ``threads``)."""
-        from .benchmark import _stats, time_calls
-
-        return _stats(time_calls(lambda: self.predict(image), runs, warmup))
+        """Median/p90 ms (:func:`~lightmark.engine.timing.latency`) of :meth:`predict` (crop + model + mapping
+        back) on one image with this predictor's threads (see ``threads``; :meth:`with_threads`)."""
+        return latency(lambda: self.predict(image), runs, warmup)
 
     def predict(
         self,
