@@ -47,11 +47,17 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     if a.baseline == "dlib":
         from .engine.baselines import DlibPredictor
 
-        if a.model or a.flip_test:
-            raise ConfigError("--baseline dlib takes neither --model nor --flip-test")
+        if a.model or a.flip_test or a.refine is not None:
+            raise ConfigError("--baseline dlib takes none of --model, --flip-test, --refine")
         model = DlibPredictor()
     report = evaluate(
-        model, a.data, batch_size=a.batch_size, flip_test=a.flip_test, progress=not a.quiet, latency=a.latency
+        model,
+        a.data,
+        batch_size=a.batch_size,
+        flip_test=a.flip_test,
+        refine=a.refine,
+        progress=not a.quiet,
+        latency=a.latency,
     )
     written = []  # files first: a closed stdout (`| head`) must not lose them
     if a.json:
@@ -87,7 +93,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     if a.vis:
         check_writable(a.vis, folder=True)
     data = _expand_inputs(a.inputs)
-    predictor = Predictor(a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads)
+    predictor = Predictor(a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads, refine=a.refine)
     res = predictor.predict_dataset(data, batch_size=a.batch_size, progress=not a.quiet, skip_bad=a.skip_bad)
     if not len(res):
         for name, why in res.skipped:
@@ -290,6 +296,7 @@ def _evaluate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plots", help="folder for CED plots and the worst-predictions gallery")
     p.add_argument("--batch-size", type=int, default=default_of(evaluate, "batch_size"), help="images per batch")
     p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
+    p.add_argument("--refine", type=int, help=REFINE_HELP)
     p.add_argument(
         "--baseline",
         choices=["dlib"],
@@ -297,6 +304,11 @@ def _evaluate_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--latency", action="store_true", help="also time one prediction (median, 1 thread)")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
+REFINE_HELP = (
+    "extra passes on the upright crop around the last points (default: the model's; 1 for two-pass models, 0 otherwise)"
+)
 
 
 def _predict_options(p: argparse.ArgumentParser) -> None:
@@ -314,6 +326,7 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--backend", default=default_of(Predictor, "backend"), choices=BACKENDS, help="inference engine")
     p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
+    p.add_argument("--refine", type=int, help=REFINE_HELP)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images instead of failing")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 

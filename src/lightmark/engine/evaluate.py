@@ -87,6 +87,7 @@ def evaluate(
     *,
     batch_size: int = 32,
     flip_test: bool = False,
+    refine: int | None = None,
     progress: bool = True,
     latency: bool = False,
 ) -> EvaluationReport:
@@ -94,14 +95,14 @@ def evaluate(
     per-yaw-bin figures when yaw is known). ``model`` None means the shipped model; any object with
     ``predict_dataset`` and ``describe`` (e.g. :class:`~lightmark.engine.baselines.DlibPredictor`) is scored the
     same way. ``latency`` adds the median single-thread CPU time of one prediction to ``meta["latency_ms"]`` (such
-    an object then also needs ``latency_ms(image)``)."""
+    an object then also needs ``latency_ms(image)``). ``flip_test`` and ``refine`` are :class:`Predictor` options."""
     dataset = data if isinstance(data, FaceDataset) else load_dataset(data, require_landmarks=True)
     if not dataset.has_landmarks:
         raise DatasetError(f"{dataset.root}: evaluation needs landmarks for every image")
     if hasattr(model, "predict_dataset") and hasattr(model, "describe"):
         predictor = model
     else:
-        predictor = Predictor(model, flip_test=flip_test)
+        predictor = Predictor(model, flip_test=flip_test, refine=refine)
     preds = predictor.predict_dataset(dataset, batch_size=batch_size, progress=progress)
     gt = dataset.landmarks_array()
     yaws = dataset.yaws()

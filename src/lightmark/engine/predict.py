@@ -21,6 +21,7 @@ from ..data.transforms import (
     invert_affine,
     landmark_box,
     transform_points,
+    upright_matrix,
     warp,
     whole_image_matrix,
 )
@@ -161,6 +162,10 @@ class Predictor:
         onnx: the ONNX graph (a file or serialized bytes) the ``"onnx"`` backend runs, used as given: no twin
             look-up, no export. Needs ``backend`` ``"onnx"`` or ``"auto"``.
         flip_test: average with the prediction on the mirrored crop (:func:`merge_flip`).
+        refine: extra passes, each on the upright crop framed around the previous pass's points
+            (:func:`~lightmark.data.transforms.upright_matrix` with the model's ``fine_ratio`` / ``fine_shift_up``):
+            the coarse-to-fine prediction of models trained for it. None: the model's ``refine_passes`` (1 for
+            two-pass models, 0 otherwise). Not applied to ``landmarks=`` crops, which are already fine crops.
 
     Attributes ``backend`` ("torch" or "onnx"), ``session`` (the ONNX Runtime session, None on torch),
     ``onnx_graph`` (the path or bytes it was opened from) and ``onnx_path`` (the file, None for bytes) are read-only:
@@ -178,6 +183,7 @@ class Predictor:
         box_scale: float = 1.0,
         device: str | None = None,
         onnx: bytes | str | os.PathLike | None = None,
+        refine: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise LightmarkError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
@@ -205,6 +211,9 @@ class Predictor:
         self.flip_test = flip_test
         self.gamma = gamma
         self.box_scale = box_scale
+        self.refine = self.config.refine_passes if refine is None else int(refine)
+        if self.refine < 0:
+            raise ConfigError(f"refine: expected 0 or more passes, got {refine}")
 
     def _check_onnx_usable(self) -> None:
         if self.device.type != "cpu":
@@ -274,7 +283,7 @@ class Predictor:
             usable = pts.ndim == 2 and pts.shape[1] == 2 and len(pts) >= 2 and np.isfinite(pts).all()
             if not usable or not np.ptp(pts, axis=0).max() > 0:
                 raise ConfigError(f"landmarks: expected finite, not all equal (K, 2) points, got shape {pts.shape}")
-            m = landmarks_matrix(pts, s)
+            m = self.fine_matrix(pts) if self.config.refine_passes else landmarks_matrix(pts, s)
         elif box is not None:
             b = np.asarray(box, dtype=np.float64).reshape(-1)
             if b.shape != (4,) or not np.isfinite(b).all() or b[2] <= b[0] or b[3] <= b[1]:
@@ -283,6 +292,12 @@ class Predictor:
         else:
             m = whole_image_matrix(image.shape[1], image.shape[0], s)
         return apply_gamma(warp(image, m, s), self.gamma), m
+
+    def fine_matrix(self, points: np.ndarray) -> np.ndarray:
+        """The refining crop (2, 3) for a face with (K, 2) image ``points``: upright, framed as the model's fine
+        pass was trained (``fine_ratio``, ``fine_shift_up`` of its config)."""
+        c = self.config
+        return upright_matrix(points, self.input_size, c.fine_ratio, c.fine_shift_up)
 
     def run_model(self, x: np.ndarray) -> np.ndarray:
         """The model alone on this predictor's backend and threads: (B, 3, S, S) float32 RGB in [0, 255] ->
@@ -314,6 +329,7 @@ class Predictor:
             "model": self.config.name,
             "input_size": self.input_size,
             "flip_test": self.flip_test,
+            "refine": self.refine,
             "backend": self.backend,
             "params": s["params"],
             "size_mb": s["size_mb"],
@@ -352,7 +368,17 @@ class Predictor:
             c, m = self.crop(img, None if boxes is None else boxes[i], None if landmarks is None else landmarks[i])
             crops.append(c)
             mats.append(m)
-        pts = self.predict_crops(np.stack(crops))
+        points = self._predict_mapped(np.stack(crops), mats)  # (N, K, 2) image pixels
+        for _ in range(self.refine if landmarks is None else 0):  # coarse to fine: re-crop on the last points
+            mats = [self.fine_matrix(p) for p in points]
+            crops = [apply_gamma(warp(_check_image(img), m, self.input_size), self.gamma) for img, m in
+                     zip(images, mats, strict=True)]  # fmt: skip
+            points = self._predict_mapped(np.stack(crops), mats)
+        return points
+
+    def _predict_mapped(self, crops: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, S, S, 3) crops cut by ``mats`` (image -> crop) -> (N, K, 2) landmarks in image pixels."""
+        pts = self.predict_crops(crops)
         return np.stack([transform_points(p, invert_affine(m)) for p, m in zip(pts, mats, strict=True)])
 
     def predict_dataset(

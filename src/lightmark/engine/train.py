@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..codecs import Codec
 from ..constants import FINE_SHIFT_UP, FINE_SIDE_RATIO, JAW
-from ..data.formats import load_dataset
+from ..data.formats import FaceDataset, load_dataset
 from ..data.training import AugmentConfig, LandmarkTrainSet, build_crop_cache
 from ..data.transforms import WIDE_JITTER, CropJitter
 from ..errors import ConfigError, ModelError
@@ -63,6 +63,13 @@ class TrainConfig:
         default=None,
         metadata={
             "help": "loss weight 0..1 of the 17 jaw points of each training set (default 1; 0 for 300-W's contour jaw)"
+        },
+    )
+    exclude: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "files listing image names (one per line, # comments) that no training set may use, "
+            "e.g. splits/helen_holdout_170.txt"
         },
     )
     init: str | None = field(
@@ -281,6 +288,7 @@ def check_config(cfg: TrainConfig, resume: bool = False) -> None:
             f"({cfg.batch_size} x {world})"
         )
     _check_set_weights(cfg)
+    read_name_lists(cfg.exclude or [])
     last = Path(cfg.out) / "last.pt"
     if resume and not last.is_file():
         raise ConfigError(f"--resume: {last} does not exist (start the run without --resume)")
@@ -327,6 +335,7 @@ def _model_overrides(cfg: TrainConfig) -> dict:
 # Fields that define the sample stream and the schedule: a resumed run must keep them.
 RESUME_KEYS = (
     "train",
+    "exclude",
     "train_weights",
     "jaw_weights",
     "init",
@@ -339,13 +348,27 @@ RESUME_KEYS = (
 )
 
 
+def read_name_lists(paths: list[str]) -> set[str]:
+    """Image names listed in text files (one per line; blank lines and ``#`` comments skipped)."""
+    names: set[str] = set()
+    for path in paths:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as e:
+            raise ConfigError(f"--exclude {path}: cannot read ({e.strerror or e})") from None
+        names.update(ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#"))
+    return names
+
+
 def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool = True) -> LandmarkTrainSet:
     """Crop caches of every training set (built once, then reused) wrapped in the augmenting dataset."""
     cache_size = cfg.cache_size or 2 * cfg.input_size
-    caches = [
-        build_crop_cache(load_dataset(p, require_landmarks=True), cache_size, cfg.context, progress=progress)
-        for p in cfg.train
-    ]
+    excluded = read_name_lists(cfg.exclude or [])
+    caches = []
+    for path in cfg.train:
+        data = load_dataset(path, require_landmarks=True)
+        data = FaceDataset(data.root, data.format, [s for s in data.samples if s.name not in excluded])
+        caches.append(build_crop_cache(data, cache_size, cfg.context, progress=progress))
     jitter = WIDE_JITTER if cfg.wide_framing else CropJitter(rotation_deg=cfg.rotation_deg)
     augment = AugmentConfig(jitter=jitter, photometric=cfg.photometric, fine_fraction=cfg.fine_fraction)
     point_weights = None
