@@ -102,11 +102,11 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -
 @dataclass
 class Appearance:
     vcol: np.ndarray  # (V,3) float32 linear albedo
-    vattr: np.ndarray  # (V,3) float32 hair coverage, beard coverage, eye cos
-    tex: np.ndarray  # (S,2S,8) float32
+    vattr: np.ndarray  # (V,4) float32 hair coverage, beard coverage, eye cos, depth below the neckline (cm)
+    tex: np.ndarray  # (S,2S,5) float32 albedo multiplier (3), specular multiplier, hair-strand pattern
     label_tex: np.ndarray  # (S,2S) uint8
     mat_params: np.ndarray  # (M,6) float32
-    eye_params: np.ndarray  # (8,) float32
+    eye_params: np.ndarray  # (14,) float32 (see raster.shade)
     hair_thickness: np.ndarray  # (V,) float32 cm of outward displacement
     params: dict
     cloth_rgb: np.ndarray | None = None  # linear albedo of the clothing (None: no torso)
@@ -114,24 +114,104 @@ class Appearance:
     hair_rgb: np.ndarray | None = None  # linear hair albedo
 
 
-def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.ndarray) -> Appearance:
-    """Draw a random appearance for deformed vertices ``V`` (V,3) (used for 3D noise only)."""
-    S = assets.tex_size
-    nv = V.shape[0]
-    params: dict = {}
+@dataclass
+class _Hair:
+    """Scalp hair and beard of one sample."""
 
-    # ---------------------------------------------------------------- skin tone and low-frequency variation
+    vattr: np.ndarray  # (V,4) float32 hair coverage, beard coverage, eye cosine, depth below the neckline (cm)
+    thickness: np.ndarray  # (V,) cm of outward displacement
+    style: str  # scalp hair style (see _scalp_hair)
+    long_spec: dict | None  # long-hair curtain spec (see props.hair_curtain)
+    beard_uv: np.ndarray | None  # (S,S) float32 beard density in the face tile (None: no beard)
+    beard_style: str
+
+
+@dataclass
+class _Canvas:
+    """The UV texture atlas being painted and what the painting steps share."""
+
+    tex: np.ndarray  # (S,2S,5) float32 albedo multiplier (3), specular multiplier, hair-strand pattern
+    skin: np.ndarray  # (3,) linear skin albedo: colours are painted as ratios to it
+    strand: np.ndarray  # (S,2S) float32 the strand pattern (channel 4)
+    bank: dict  # the assets' noise bank
+    S: int  # side of the face tile (texels)
+    P: np.ndarray  # (68,2) landmarks in the face tile (texels, x right, y down)
+
+    def paint(self, mask: np.ndarray, box, rgb: np.ndarray) -> None:
+        """Blend the albedo inside ``box`` towards the linear colour ``rgb`` (3,) by ``mask`` (box-sized)."""
+        _tint(self.tex, mask, box, (rgb / np.maximum(self.skin, 1e-4)).astype(np.float32))
+
+
+def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.ndarray) -> Appearance:
+    """Draw a random appearance for deformed vertices ``V`` (V,3) (used for 3D noise only).
+
+    The steps below draw from ``rng`` in a fixed order: reordering them changes every sample of a seed.
+    """
+    params: dict = {}
+    skin_t, skin = _skin_tone(rng, cfg)
+    params["skin_tone"] = skin_t
+    vcol = _skin_albedo(rng, assets, V, skin)
+    _mouth_and_eye_colours(rng, assets, vcol, skin)
+    hair_i, hair_lin = _hair_colour(rng)
+    params["hair_colour"] = hair_i
+    hair = _hair(rng, assets, cfg, V.shape[0])
+    params["hair_style"] = hair.style
+    params["beard_style"] = hair.beard_style
+    cloth_rgb = None
+    if rng.random() < cfg.p_torso:
+        cloth_rgb, params["neckline"] = _clothing(rng, assets, hair.vattr)
+
+    canvas = _base_atlas(rng, assets, skin)
+    if rng.random() < cfg.p_freckles:
+        _freckles(rng, canvas)
+    if _lips(rng, assets, cfg, canvas):
+        params["lipstick"] = True
+    brow_mask, brow_box = _brows(rng, assets, canvas, hair_lin)
+    age = rng.random()
+    params["age"] = float(age)
+    if age > 0.55:
+        hair_lin = _ageing(rng, canvas, hair_lin, (age - 0.55) / 0.45)
+    _lash_lines(rng, canvas)
+    if rng.random() < cfg.p_makeup:
+        _eye_makeup(rng, canvas)
+        params["makeup"] = True
+    if hair.beard_uv is not None:
+        _stubble(rng, canvas, hair.beard_uv, hair_lin)
+    label_tex = _label_atlas(assets, brow_mask, brow_box)
+
+    mat_params = _material_params(rng)
+    eye_params, params["iris_colour"] = _eye_params(rng, hair_lin, cloth_rgb)
+    return Appearance(
+        vcol=vcol,
+        vattr=hair.vattr,
+        tex=canvas.tex,
+        label_tex=label_tex,
+        mat_params=mat_params,
+        eye_params=eye_params,
+        hair_thickness=hair.thickness.astype(np.float32),
+        params=params,
+        cloth_rgb=cloth_rgb,
+        long_hair=hair.long_spec,
+        hair_rgb=np.asarray(hair_lin, np.float32),
+    )
+
+
+def _skin_tone(rng: np.random.Generator, cfg) -> tuple[float, np.ndarray]:
+    """A position ``t`` in [0,1] along :data:`SKIN_TONES` and the (jittered) linear skin albedo (3,) there."""
     t = rng.uniform(*cfg.skin_tone_range)
     x = t * (len(SKIN_TONES) - 1)
     i = min(int(x), len(SKIN_TONES) - 2)
     tone = SKIN_TONES[i] * (1 - (x - i)) + SKIN_TONES[i + 1] * (x - i)
     tone = tone * np.exp(rng.normal(0, 0.035, 3))
-    skin = lin(np.clip(tone, 0, 255))
-    params["skin_tone"] = float(t)
-    vcol = np.empty((nv, 3), np.float32)
+    return float(t), lin(np.clip(tone, 0, 255))
+
+
+def _skin_albedo(rng: np.random.Generator, assets: ModelAssets, V: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Per-vertex albedo (V,3) float32: ``skin`` with smooth variation, redness, occlusion and darker eye areas."""
+    vcol = np.empty((V.shape[0], 3), np.float32)
     vcol[:] = skin
     # seamless variation: random 3D sinusoids over the vertex positions
-    var = np.zeros(nv, np.float32)
+    var = np.zeros(V.shape[0], np.float32)
     for _ in range(6):
         d = rng.normal(size=3)
         d /= np.linalg.norm(d)
@@ -154,8 +234,11 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
     vcol[sk] *= (1.0 - rng.uniform(0.5, 0.85) * (1.0 - ao[sk]))[:, None]
     vcol *= (1.0 - rng.uniform(0.0, 0.35) * assets.w_under_eyes)[:, None]
     vcol *= (1.0 - rng.uniform(0.0, 0.2) * assets.w_lids)[:, None]
+    return vcol
 
-    # ---------------------------------------------------------------- mouth, teeth, eye sockets, lashes
+
+def _mouth_and_eye_colours(rng: np.random.Generator, assets: ModelAssets, vcol: np.ndarray, skin: np.ndarray) -> None:
+    """Colour the mouth socket, gums, teeth (occluded), eye sockets and eyelashes of ``vcol`` (V,3) in place."""
     ao = assets.mouth_ao
     for part, col, k in (
         ("mouth_socket", (110, 40, 40), 1.0),
@@ -174,19 +257,24 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
         lo, hi = PARTS[part]
         vcol[lo:hi] = lash
 
-    # ---------------------------------------------------------------- hair colour, scalp hair, beard
-    hi_ = rng.choice(len(HAIR_COLOURS), p=HAIR_P)
-    hair_rgb = HAIR_COLOURS[hi_] * np.exp(rng.normal(0, 0.08, 3))
-    hair_lin = lin(np.clip(hair_rgb, 0, 255))
-    params["hair_colour"] = int(hi_)
+
+def _hair_colour(rng: np.random.Generator) -> tuple[int, np.ndarray]:
+    """Index into :data:`HAIR_COLOURS` and the (jittered) linear hair albedo (3,)."""
+    i = rng.choice(len(HAIR_COLOURS), p=HAIR_P)
+    rgb = HAIR_COLOURS[i] * np.exp(rng.normal(0, 0.08, 3))
+    return int(i), lin(np.clip(rgb, 0, 255))
+
+
+def _hair(rng: np.random.Generator, assets: ModelAssets, cfg, nv: int) -> _Hair:
+    """Scalp hair and beard of ``nv`` vertices: coverage in the vertex attributes, outward thickness, the beard's
+    UV mask."""
     vattr = np.zeros((nv, 4), np.float32)
     vattr[:, :3] = assets.vattr_static
-    hair_cov, thickness, hair_style, long_spec = _scalp_hair(rng, assets, cfg)
+    hair_cov, thickness, style, long_spec = _scalp_hair(rng, assets, cfg)
     vattr[:, 0] = hair_cov
-    params["hair_style"] = hair_style
     beard_uv, beard_style = _beard_mask(rng, assets, cfg)
-    params["beard_style"] = beard_style
     if beard_uv is not None:
+        S = assets.tex_size
         uvp = assets.vertex_uv
         face = np.arange(nv) < PARTS["face"][1]
         px = np.clip((uvp[:, 0] * S).astype(int), 0, S - 1)
@@ -196,25 +284,30 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
             vattr[:, 1] = bc
         if beard_style == "full":
             thickness = np.maximum(thickness, bc * rng.uniform(0.1, 0.6))
+    return _Hair(vattr, thickness, style, long_spec, beard_uv, beard_style)
 
-    # ---------------------------------------------------------------- clothing neckline (signed cm below it)
-    cloth_rgb = None
-    if rng.random() < cfg.p_torso:
-        if rng.random() < 0.5:
-            cloth_rgb = lin(rng.uniform(10, 240, 3))
-        else:
-            g = rng.uniform(10, 230)
-            cloth_rgb = lin(np.clip(g * np.exp(rng.normal(0, 0.15, 3)), 0, 255))
-        V0 = assets.model.neutral
-        az = np.arctan2(V0[:, 0], V0[:, 2] - assets.neck_centre_z)
-        base = rng.uniform(-12.5, -9.5)
-        dip = rng.uniform(0.0, 5.0) if rng.random() < 0.7 else rng.uniform(4.0, 7.0)
-        width = rng.uniform(1.0, 4.0)
-        line = base - dip * np.clip(np.cos(az), 0, 1) ** width
-        vattr[:, 3] = np.where(assets.skin_vertex, line - V0[:, 1], -1.0)
-        params["neckline"] = (float(base), float(dip))
 
-    # ---------------------------------------------------------------- UV texture atlas
+def _clothing(rng: np.random.Generator, assets: ModelAssets, vattr: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """Clothing colour (linear (3,)) and neckline; writes the signed depth (cm) below the neckline to
+    ``vattr[:, 3]`` (skin vertices; -1 elsewhere). Returns the colour and ``(base, dip)`` of the neckline."""
+    if rng.random() < 0.5:
+        cloth_rgb = lin(rng.uniform(10, 240, 3))
+    else:
+        g = rng.uniform(10, 230)
+        cloth_rgb = lin(np.clip(g * np.exp(rng.normal(0, 0.15, 3)), 0, 255))
+    V0 = assets.model.neutral
+    az = np.arctan2(V0[:, 0], V0[:, 2] - assets.neck_centre_z)
+    base = rng.uniform(-12.5, -9.5)
+    dip = rng.uniform(0.0, 5.0) if rng.random() < 0.7 else rng.uniform(4.0, 7.0)
+    width = rng.uniform(1.0, 4.0)
+    line = base - dip * np.clip(np.cos(az), 0, 1) ** width
+    vattr[:, 3] = np.where(assets.skin_vertex, line - V0[:, 1], -1.0)
+    return cloth_rgb, (float(base), float(dip))
+
+
+def _base_atlas(rng: np.random.Generator, assets: ModelAssets, skin: np.ndarray) -> _Canvas:
+    """The atlas before painting: pores and blotches in the albedo, specular variation, a strand pattern."""
+    S = assets.tex_size
     tex = np.empty((S, 2 * S, 5), np.float32)
     bank = assets.noise_bank()
     pores = _shifted(rng, bank["pores"])
@@ -223,68 +316,88 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
     tex[:, :, 3] = 1.0 + smooth_noise(rng, (S, 2 * S), 8) * 0.25
     strand = _shifted(rng, bank["strands"][int(rng.integers(len(bank["strands"])))])
     tex[:, :, 4] = strand
-    P = assets.lm_uv_px
-    # freckles / moles around the nose and cheeks
-    if rng.random() < cfg.p_freckles:
-        box = _box(P[30], 0.32 * S, S)
-        n = int(rng.integers(40, 400))
-        c = (P[30] + rng.normal(0, 0.14 * S, (n, 2)) - [box[2], box[0]]).astype(np.float32)
-        m = np.zeros((box[1] - box[0], box[3] - box[2]), np.float32)
-        for (cx, cy), rad, a in zip(c, rng.uniform(0.4, 1.3, n), rng.uniform(0.3, 1.0, n), strict=True):
-            cv2.circle(m, (int(cx * 4), int(cy * 4)), int(rad * 4 * S / 256), float(a), -1, cv2.LINE_AA, shift=2)
-        m = cv2.GaussianBlur(m, (0, 0), 0.7) * rng.uniform(0.15, 0.45)
-        _tint(tex, m, box, np.array([0.4, 0.2, 0.05], np.float32) + 0.0, mode="darken")
-    # lips
+    return _Canvas(tex, skin, strand, bank, S, assets.lm_uv_px)
+
+
+def _freckles(rng: np.random.Generator, canvas: _Canvas) -> None:
+    """Freckles / moles around the nose and cheeks."""
+    S, P = canvas.S, canvas.P
+    box = _box(P[30], 0.32 * S, S)
+    n = int(rng.integers(40, 400))
+    c = (P[30] + rng.normal(0, 0.14 * S, (n, 2)) - [box[2], box[0]]).astype(np.float32)
+    m = np.zeros((box[1] - box[0], box[3] - box[2]), np.float32)
+    for (cx, cy), rad, a in zip(c, rng.uniform(0.4, 1.3, n), rng.uniform(0.3, 1.0, n), strict=True):
+        cv2.circle(m, (int(cx * 4), int(cy * 4)), int(rad * 4 * S / 256), float(a), -1, cv2.LINE_AA, shift=2)
+    m = cv2.GaussianBlur(m, (0, 0), 0.7) * rng.uniform(0.15, 0.45)
+    _tint(canvas.tex, m, box, np.array([0.4, 0.2, 0.05], np.float32) + 0.0, mode="darken")
+
+
+def _lips(rng: np.random.Generator, assets: ModelAssets, cfg, canvas: _Canvas) -> bool:
+    """Lip colour (natural or lipstick) and glossier lips; returns whether lipstick was drawn."""
     lb = assets.lip_box
-    if rng.random() < cfg.p_lipstick:
+    lipstick = rng.random() < cfg.p_lipstick
+    if lipstick:
         lip_col = lin(
             np.array([(170, 30, 45), (200, 60, 90), (120, 30, 40), (150, 70, 70), (90, 25, 40)])[rng.integers(5)]
             * np.exp(rng.normal(0, 0.1, 3))
         )
-        params["lipstick"] = True
     else:
-        lip_col = skin * lin((200, 120, 115)) / lin((224, 172, 140)) * np.exp(rng.normal(0, 0.08, 3))
-    _tint(tex, assets.lip_soft, lb, (lip_col / np.maximum(skin, 1e-4)).astype(np.float32))
-    tex[lb[0] : lb[1], lb[2] : lb[3], 3] *= 1.0 + assets.lip_soft * rng.uniform(0.5, 2.0)
-    # eyebrows
+        lip_col = canvas.skin * lin((200, 120, 115)) / lin((224, 172, 140)) * np.exp(rng.normal(0, 0.08, 3))
+    canvas.paint(assets.lip_soft, lb, lip_col)
+    canvas.tex[lb[0] : lb[1], lb[2] : lb[3], 3] *= 1.0 + assets.lip_soft * rng.uniform(0.5, 2.0)
+    return lipstick
+
+
+def _brows(
+    rng: np.random.Generator, assets: ModelAssets, canvas: _Canvas, hair_lin: np.ndarray
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Eyebrows (strand-textured, less specular); returns their soft mask and its box (see :func:`_brow_mask`)."""
     brow_mask, bb = _brow_mask(rng, assets)
-    brow_col = hair_lin * rng.uniform(0.6, 1.1) if rng.random() < 0.85 else hair_lin * 0.4 + skin * 0.3
-    sub = strand[bb[0] : bb[1], bb[2] : bb[3]]
+    brow_col = hair_lin * rng.uniform(0.6, 1.1) if rng.random() < 0.85 else hair_lin * 0.4 + canvas.skin * 0.3
+    sub = canvas.strand[bb[0] : bb[1], bb[2] : bb[3]]
     brow_a = np.clip(brow_mask * (0.55 + 0.6 * sub), 0, 1) * rng.uniform(0.55, 0.95)
-    _tint(tex, brow_a, bb, (brow_col / np.maximum(skin, 1e-4)).astype(np.float32))
-    tex[bb[0] : bb[1], bb[2] : bb[3], 3] *= 1.0 - 0.6 * brow_a
-    # age: wrinkles (forehead lines, nasolabial folds, crow's feet) and grey hair
-    age = rng.random()
-    params["age"] = float(age)
-    if age > 0.55:
-        k = (age - 0.55) / 0.45
-        wb = _box(P[27], 0.42 * S, S)
-        wr = np.zeros((wb[1] - wb[0], wb[3] - wb[2]), np.float32)
-        off = np.array([wb[2], wb[0]], np.float64)
-        lw = max(1, int(round(S / 256)))
+    canvas.paint(brow_a, bb, brow_col)
+    canvas.tex[bb[0] : bb[1], bb[2] : bb[3], 3] *= 1.0 - 0.6 * brow_a
+    return brow_mask, bb
 
-        def curve(a, b, bulge):
-            t = np.linspace(0, 1, 12)[:, None]
-            mid = (a + b) / 2 + bulge
-            pts = (1 - t) ** 2 * a + 2 * t * (1 - t) * mid + t**2 * b
-            cv2.polylines(wr, [np.round((pts - off) * 16).astype(np.int32)], False, 1.0, lw, cv2.LINE_AA, shift=4)
 
-        for j in range(int(rng.integers(1, 5))):
-            y = (P[19, 1] + P[24, 1]) / 2 - S * (0.035 + 0.02 * j + rng.uniform(0, 0.008))
-            curve(np.array([P[18, 0], y + 0.01 * S]), np.array([P[25, 0], y + 0.01 * S]), np.array([0, -0.012 * S]))
-        for side, (n_, m_) in ((-1, (31, 48)), (1, (35, 54))):
-            a = P[n_] + np.array([side * 0.012 * S, -0.004 * S])
-            b = P[m_] + np.array([side * 0.014 * S, 0.012 * S])
-            curve(a, b, np.array([side * 0.012 * S, 0.0]))
-            c = P[36 if side < 0 else 45]
-            for ang in rng.uniform(-35, 35, int(rng.integers(1, 4))):
-                d = np.array([side * np.cos(np.radians(ang)), np.sin(np.radians(ang))]) * 0.03 * S
-                curve(c + d * 0.4, c + d * 1.4, np.zeros(2))
-        wr = cv2.GaussianBlur(wr, (0, 0), 0.6 * S / 256) * rng.uniform(0.3, 0.6) * k
-        _tint(tex, wr, wb, np.array([0.55, 0.5, 0.5], np.float32), mode="darken")
-        if rng.random() < k:
-            hair_lin = hair_lin * (1 - (g := rng.uniform(0.3, 0.9) * k)) + lin((175, 175, 170)) * g
-    # lash lines along the lid margins (the model's lash cards are not drawn)
+def _ageing(rng: np.random.Generator, canvas: _Canvas, hair_lin: np.ndarray, k: float) -> np.ndarray:
+    """Wrinkles (forehead lines, nasolabial folds, crow's feet) of strength ``k`` in (0,1], and maybe grey hair:
+    returns the hair colour."""
+    S, P = canvas.S, canvas.P
+    wb = _box(P[27], 0.42 * S, S)
+    wr = np.zeros((wb[1] - wb[0], wb[3] - wb[2]), np.float32)
+    off = np.array([wb[2], wb[0]], np.float64)
+    lw = max(1, int(round(S / 256)))
+
+    def curve(a, b, bulge):
+        t = np.linspace(0, 1, 12)[:, None]
+        mid = (a + b) / 2 + bulge
+        pts = (1 - t) ** 2 * a + 2 * t * (1 - t) * mid + t**2 * b
+        cv2.polylines(wr, [np.round((pts - off) * 16).astype(np.int32)], False, 1.0, lw, cv2.LINE_AA, shift=4)
+
+    for j in range(int(rng.integers(1, 5))):
+        y = (P[19, 1] + P[24, 1]) / 2 - S * (0.035 + 0.02 * j + rng.uniform(0, 0.008))
+        curve(np.array([P[18, 0], y + 0.01 * S]), np.array([P[25, 0], y + 0.01 * S]), np.array([0, -0.012 * S]))
+    for side, (n_, m_) in ((-1, (31, 48)), (1, (35, 54))):
+        a = P[n_] + np.array([side * 0.012 * S, -0.004 * S])
+        b = P[m_] + np.array([side * 0.014 * S, 0.012 * S])
+        curve(a, b, np.array([side * 0.012 * S, 0.0]))
+        c = P[36 if side < 0 else 45]
+        for ang in rng.uniform(-35, 35, int(rng.integers(1, 4))):
+            d = np.array([side * np.cos(np.radians(ang)), np.sin(np.radians(ang))]) * 0.03 * S
+            curve(c + d * 0.4, c + d * 1.4, np.zeros(2))
+    wr = cv2.GaussianBlur(wr, (0, 0), 0.6 * S / 256) * rng.uniform(0.3, 0.6) * k
+    _tint(canvas.tex, wr, wb, np.array([0.55, 0.5, 0.5], np.float32), mode="darken")
+    if rng.random() < k:
+        g = rng.uniform(0.3, 0.9) * k
+        hair_lin = hair_lin * (1 - g) + lin((175, 175, 170)) * g
+    return hair_lin
+
+
+def _lash_lines(rng: np.random.Generator, canvas: _Canvas) -> None:
+    """Dark lash lines along the lid margins (the model's lash cards are not drawn)."""
+    S, P = canvas.S, canvas.P
     eb = _box((P[36] + P[45]) / 2, 0.25 * S, S)
     lash = np.zeros((eb[1] - eb[0], eb[3] - eb[2]), np.float32)
     off = np.array([eb[2], eb[0]])
@@ -298,33 +411,39 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
         pts = np.round((P[list(ids)] - off) * 16).astype(np.int32)
         cv2.polylines(lash, [pts], False, a, lw, cv2.LINE_AA, shift=4)
     lash = cv2.GaussianBlur(lash, (0, 0), 0.5 * S / 256) * rng.uniform(0.5, 0.85)
-    _tint(tex, lash, eb, (lin((30, 22, 20)) / np.maximum(skin, 1e-4)).astype(np.float32))
-    # eye makeup / eyeliner
-    if rng.random() < cfg.p_makeup:
-        eb = _box((P[36] + P[45]) / 2, 0.25 * S, S)
-        shadow = np.zeros((eb[1] - eb[0], eb[3] - eb[2]), np.float32)
-        for a, b in ((36, 39), (42, 45)):
-            c = (P[a] + P[b]) / 2 + np.array([-eb[2], -0.012 * S - eb[0]])
-            ax = (float(np.linalg.norm(P[b] - P[a]) * 0.62), float(0.03 * S * rng.uniform(0.7, 1.4)))
-            cv2.ellipse(
-                shadow, (c * 16).astype(int), (np.array(ax) * 16).astype(int), 0, 180, 360, 1.0, -1, cv2.LINE_AA, 4
-            )
-        shadow = cv2.GaussianBlur(shadow, (0, 0), S / 256 * 2.5) * rng.uniform(0.3, 0.8)
-        _tint(tex, shadow, eb, (lin(rng.uniform(20, 200, 3)) / np.maximum(skin, 1e-4)).astype(np.float32))
-        params["makeup"] = True
-    # stubble darkening in the beard region
-    if beard_uv is not None:
-        ys, xs = np.nonzero(beard_uv > 0.01)
-        if len(ys):
-            bx = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
-            dots = np.clip(_shifted(rng, bank["white"])[bx[0] : bx[1], bx[2] : bx[3]] * 1.4 - 0.2, 0, 1)
-            st = beard_uv[bx[0] : bx[1], bx[2] : bx[3]] * dots * rng.uniform(0.25, 0.6)
-            _tint(tex, st, bx, ((hair_lin * 0.8 + skin * 0.2) / np.maximum(skin, 1e-4)).astype(np.float32))
+    canvas.paint(lash, eb, lin((30, 22, 20)))
 
-    # ---------------------------------------------------------------- labels: brows drawn on the static map
-    label_tex = assets.label_base.copy()
+
+def _eye_makeup(rng: np.random.Generator, canvas: _Canvas) -> None:
+    """Eye shadow above both eyes in a random colour."""
+    S, P = canvas.S, canvas.P
+    eb = _box((P[36] + P[45]) / 2, 0.25 * S, S)
+    shadow = np.zeros((eb[1] - eb[0], eb[3] - eb[2]), np.float32)
+    for a, b in ((36, 39), (42, 45)):
+        c = (P[a] + P[b]) / 2 + np.array([-eb[2], -0.012 * S - eb[0]])
+        ax = (float(np.linalg.norm(P[b] - P[a]) * 0.62), float(0.03 * S * rng.uniform(0.7, 1.4)))
+        cv2.ellipse(shadow, (c * 16).astype(int), (np.array(ax) * 16).astype(int), 0, 180, 360, 1.0, -1, cv2.LINE_AA, 4)
+    shadow = cv2.GaussianBlur(shadow, (0, 0), S / 256 * 2.5) * rng.uniform(0.3, 0.8)
+    canvas.paint(shadow, eb, lin(rng.uniform(20, 200, 3)))
+
+
+def _stubble(rng: np.random.Generator, canvas: _Canvas, beard_uv: np.ndarray, hair_lin: np.ndarray) -> None:
+    """Dotted darkening of the skin under the beard mask ``beard_uv`` (S,S)."""
+    ys, xs = np.nonzero(beard_uv > 0.01)
+    if not len(ys):
+        return
+    bx = (int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
+    dots = np.clip(_shifted(rng, canvas.bank["white"])[bx[0] : bx[1], bx[2] : bx[3]] * 1.4 - 0.2, 0, 1)
+    st = beard_uv[bx[0] : bx[1], bx[2] : bx[3]] * dots * rng.uniform(0.25, 0.6)
+    canvas.paint(st, bx, hair_lin * 0.8 + canvas.skin * 0.2)
+
+
+def _label_atlas(assets: ModelAssets, brow_mask: np.ndarray, bb: tuple[int, int, int, int]) -> np.ndarray:
+    """Class labels of the atlas (S,2S) uint8: the static map with the subject's eyebrows drawn on it."""
     from . import labels as L
 
+    S = assets.tex_size
+    label_tex = assets.label_base.copy()
     fl = label_tex[:, :S]
     bm = brow_mask > 0.5
     left = np.zeros_like(bm)
@@ -332,8 +451,11 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
     fb = fl[bb[0] : bb[1], bb[2] : bb[3]]
     fb[bm & ~left] = L.BROW_SUBJECT_RIGHT
     fb[bm & left] = L.BROW_SUBJECT_LEFT
+    return label_tex
 
-    # ---------------------------------------------------------------- materials and eyes
+
+def _material_params(rng: np.random.Generator) -> np.ndarray:
+    """(M,6) float32 rows [uses_texture, specular, shininess, wrap, hair_layers, is_eye] (see raster.shade)."""
     mp = np.zeros((NUM_MATERIALS, 6), np.float32)
     skin_spec = rng.uniform(0.03, 0.18)
     mp[MAT_SKIN] = (1, skin_spec, rng.uniform(8, 30), rng.uniform(0.1, 0.45), 1, 0)
@@ -347,6 +469,12 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
     mp[MAT_CLOTH] = (0, rng.uniform(0.0, 0.1), 10, 0.3, 0, 0)
     mp[MAT_LENS] = (0, 0.9, 120, 0.0, 0, 0)
     mp[MAT_HAIR] = (1, 0.06, 20, 0.3, 1, 0)
+    return mp
+
+
+def _eye_params(rng: np.random.Generator, hair_lin: np.ndarray, cloth_rgb: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """The shader's (14,) float32 ``eye_params`` (see raster.shade) with a random iris, sclera and pupil size,
+    and the iris colour's index into :data:`IRIS_COLOURS`."""
     ic = rng.choice(len(IRIS_COLOURS), p=IRIS_P)
     iris = lin(np.clip(IRIS_COLOURS[ic] * np.exp(rng.normal(0, 0.1, 3)), 0, 255))
     sclera = lin(np.clip(np.array([235, 228, 222]) * rng.uniform(0.85, 1.0) * np.exp(rng.normal(0, 0.02, 3)), 0, 255))
@@ -363,20 +491,7 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
         ],
         np.float32,
     )
-    params["iris_colour"] = int(ic)
-    return Appearance(
-        vcol=vcol,
-        vattr=vattr,
-        tex=tex,
-        label_tex=label_tex,
-        mat_params=mp,
-        eye_params=eye_params,
-        hair_thickness=thickness.astype(np.float32),
-        params=params,
-        cloth_rgb=cloth_rgb,
-        long_hair=long_spec,
-        hair_rgb=np.asarray(hair_lin, np.float32),
-    )
+    return eye_params, int(ic)
 
 
 def _box(centre: np.ndarray, half: float, S: int) -> tuple[int, int, int, int]:
@@ -491,6 +606,16 @@ def _scalp_hair(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.
         cov = _smoothstep((el - h) / soft + 0.5)
     cov[~assets.skin_vertex | assets.hair_forbidden] = 0.0
     cov = cov.astype(np.float32)
+    t, thick = _hair_thickness(rng, style, el, h, cov, bangs)
+    long_spec = _long_hair_spec(rng, assets, t) if style == "long" else None
+    return cov, thick, style + ("+bangs" if bangs else ""), long_spec
+
+
+def _hair_thickness(
+    rng: np.random.Generator, style: str, el: np.ndarray, h: np.ndarray, cov: np.ndarray, bangs: bool
+) -> tuple[float, np.ndarray]:
+    """Base thickness ``t`` (cm) of ``style`` and the per-vertex thickness (V,) float32: thicker on top, thinner on
+    the sides and at the nape, ramping up from the hairline ``h`` (elevations ``el``, degrees)."""
     if style in ("buzz", "balding"):
         t = rng.uniform(0.05, 0.3)
     elif style == "short":
@@ -499,20 +624,20 @@ def _scalp_hair(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.
         t = rng.uniform(0.6, 2.0)
     else:
         t = rng.uniform(1.2, 2.8)
-    # thicker on top, thinner on the sides and at the nape
     prof = 0.35 + 0.65 * np.clip((el + 10.0) / 70.0, 0.0, 1.0)
     ramp = _smoothstep((el - h) / rng.uniform(6.0, 14.0) + (0.5 if bangs else 0.0))
-    thick = (t * prof * ramp * (cov > 0)).astype(np.float32)
-    long_spec = None
-    if style == "long":
-        ear_top = float(assets.head_centre[1]) + rng.uniform(2.5, 4.0)
-        long_spec = {
-            "front": float(rng.uniform(55.0, 85.0)),
-            "length": float(rng.uniform(14.0, 40.0)),
-            "top": ear_top,
-            "thickness": float(t * 0.6),
-        }
-    return cov, thick, style + ("+bangs" if bangs else ""), long_spec
+    return t, (t * prof * ramp * (cov > 0)).astype(np.float32)
+
+
+def _long_hair_spec(rng: np.random.Generator, assets: ModelAssets, t: float) -> dict:
+    """Spec of the long-hair curtain (see props.hair_curtain) for scalp hair ``t`` cm thick."""
+    ear_top = float(assets.head_centre[1]) + rng.uniform(2.5, 4.0)
+    return {
+        "front": float(rng.uniform(55.0, 85.0)),
+        "length": float(rng.uniform(14.0, 40.0)),
+        "top": ear_top,
+        "thickness": float(t * 0.6),
+    }
 
 
 def _beard_mask(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.ndarray | None, str]:

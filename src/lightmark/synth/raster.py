@@ -12,6 +12,8 @@ Conventions (shared with the landmark projection in :mod:`lightmark.synth.scene`
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -33,18 +35,10 @@ def rasterize(xs, ys, zs, tris, tri_ok, tri_id, bary, zbuf):  # pragma: no cover
     for t in range(tris.shape[0]):
         if not tri_ok[t]:
             continue
-        i0 = tris[t, 0]
-        i1 = tris[t, 1]
-        i2 = tris[t, 2]
-        x0 = xs[i0]
-        y0 = ys[i0]
-        z0 = zs[i0]
-        x1 = xs[i1]
-        y1 = ys[i1]
-        z1 = zs[i1]
-        x2 = xs[i2]
-        y2 = ys[i2]
-        z2 = zs[i2]
+        i0, i1, i2 = tris[t, 0], tris[t, 1], tris[t, 2]
+        x0, y0, z0 = xs[i0], ys[i0], zs[i0]
+        x1, y1, z1 = xs[i1], ys[i1], zs[i1]
+        x2, y2, z2 = xs[i2], ys[i2], zs[i2]
         if z0 <= 0.0 or z1 <= 0.0 or z2 <= 0.0:
             continue
         ex1 = x1 - x0
@@ -55,14 +49,8 @@ def rasterize(xs, ys, zs, tris, tri_ok, tri_id, bary, zbuf):  # pragma: no cover
         if area == 0.0:
             continue
         inv_area = 1.0 / area
-        xmin = min(x0, min(x1, x2))
-        xmax = max(x0, max(x1, x2))
-        ymin = min(y0, min(y1, y2))
-        ymax = max(y0, max(y1, y2))
-        c0 = max(int(np.ceil(xmin - 1e-7)), 0)
-        c1 = min(int(np.floor(xmax + 1e-7)), w - 1)
-        r0 = max(int(np.ceil(ymin - 1e-7)), 0)
-        r1 = min(int(np.floor(ymax + 1e-7)), h - 1)
+        c0, c1 = _pixel_span(min(x0, min(x1, x2)), max(x0, max(x1, x2)), w)
+        r0, r1 = _pixel_span(min(y0, min(y1, y2)), max(y0, max(y1, y2)), h)
         if c0 > c1 or r0 > r1:
             continue
         iz0 = 1.0 / z0
@@ -91,6 +79,12 @@ def rasterize(xs, ys, zs, tris, tri_ok, tri_id, bary, zbuf):  # pragma: no cover
                     tri_id[r, c] = t
                     bary[r, c, 0] = p1 / iz
                     bary[r, c, 1] = p2 / iz
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pixel_span(lo: float, hi: float, n: int) -> tuple[int, int]:  # pragma: no cover - numba
+    """First and last of the ``n`` pixel centres within [lo, hi] (first > last where none is)."""
+    return max(int(np.ceil(lo - 1e-7)), 0), min(int(np.floor(hi + 1e-7)), n - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -186,30 +180,89 @@ def srgb_lut() -> np.ndarray:
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
+# Per-pixel steps of :func:`shade`, inlined into it by numba. An array handed to an inlined helper that reads it
+# in a loop or only in some branches costs two reference-count updates per pixel (about 6% of the shading time
+# for the light arrays), so helpers read their arrays up front and the loop over the lights stays in shade.
+_inline = njit(cache=True, nogil=True, fastmath=True, inline="always")
+
+
+class _Hit(NamedTuple):
+    """The triangle under one pixel: its index, its vertex indices and the pixel's barycentric weights."""
+
+    t: int
+    i0: int
+    i1: int
+    i2: int
+    b0: float  # float64 (1 - b1 - b2)
+    b1: float  # float32, as stored by the rasteriser
+    b2: float  # float32
+
+
+class _Frame(NamedTuple):
+    """Camera-space shading frame of one pixel: point p, unit normal n (facing the viewer), unit view direction v."""
+
+    px: float
+    py: float
+    pz: float
+    nx: float
+    ny: float
+    nz: float
+    vx: float
+    vy: float
+    vz: float
+
+
+class _Surface(NamedTuple):
+    """What the lights see at one pixel: linear albedo, specular weight, Blinn-Phong exponent and Lambert wrap."""
+
+    r: float
+    g: float
+    b: float
+    spec: float
+    shin: float
+    wrap: float
+
+
+class _Palette(NamedTuple):
+    """``eye_params`` unpacked: cosines at the limbus and the pupil's edge; iris, sclera, hair and cloth RGB."""
+
+    limbus: float
+    pupil: float
+    iris: tuple[float, float, float]
+    sclera: tuple[float, float, float]
+    hair: tuple[float, float, float]
+    cloth: tuple[float, float, float]
+
+
+class _Texel(NamedTuple):
+    """Bilinear footprint of a point in the atlas: rows v0/v1, columns u0/u1 and the four corner weights."""
+
+    v0: int
+    u0: int
+    v1: int
+    u1: int
+    w00: float
+    w01: float
+    w10: float
+    w11: float
+
+
+class _Light(NamedTuple):
+    """Light gathered at one pixel: diffuse irradiance (multiplies the albedo) and specular radiance, RGB each."""
+
+    dr: float
+    dg: float
+    db: float
+    sr: float
+    sg: float
+    sb: float
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def shade(
-    tri_id,
-    bary,
-    tris,
-    uv_tris,
-    uv,
-    tri_mat,
-    vpos,
-    vnorm,
-    vcol,
-    vattr,
-    tex,
-    mat_params,
-    eye_params,
-    ambient,
-    light_dirs,
-    light_cols,
-    exposure,
-    lut,
-    shadow_map,
-    shadow_tf,
-    out,
-):  # pragma: no cover - numba
+    tri_id, bary, tris, uv_tris, uv, tri_mat, vpos, vnorm, vcol, vattr, tex, mat_params, eye_params,
+    ambient, light_dirs, light_cols, exposure, lut, shadow_map, shadow_tf, out,
+):  # pragma: no cover - numba  # fmt: skip
     """Shade every pixel covered by a triangle into ``out`` (H,W,3) float32 (sRGB in [0,1] after ``exposure``).
 
     Args (all float32 unless said):
@@ -231,10 +284,7 @@ def shade(
             the depth bias and the shadow strength (see :func:`shadow_map`).
     """
     h, w = tri_id.shape
-    th = tex.shape[0]
-    tw = tex.shape[1]
-    nl = light_dirs.shape[0]
-    nlut = lut.shape[0] - 1
+    pal = _palette(eye_params)
     for r in range(h):
         for c in range(w):
             t = tri_id[r, c]
@@ -242,177 +292,235 @@ def shade(
                 continue
             b1 = bary[r, c, 0]
             b2 = bary[r, c, 1]
-            b0 = 1.0 - b1 - b2
-            i0 = tris[t, 0]
-            i1 = tris[t, 1]
-            i2 = tris[t, 2]
+            hit = _Hit(t, tris[t, 0], tris[t, 1], tris[t, 2], 1.0 - b1 - b2, b1, b2)
+            f = _frame(hit, vpos, vnorm)
             m = tri_mat[t]
-            nx = b0 * vnorm[i0, 0] + b1 * vnorm[i1, 0] + b2 * vnorm[i2, 0]
-            ny = b0 * vnorm[i0, 1] + b1 * vnorm[i1, 1] + b2 * vnorm[i2, 1]
-            nz = b0 * vnorm[i0, 2] + b1 * vnorm[i1, 2] + b2 * vnorm[i2, 2]
-            nn = 1.0 / (np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-12)
-            nx *= nn
-            ny *= nn
-            nz *= nn
-            px = b0 * vpos[i0, 0] + b1 * vpos[i1, 0] + b2 * vpos[i2, 0]
-            py = b0 * vpos[i0, 1] + b1 * vpos[i1, 1] + b2 * vpos[i2, 1]
-            pz = b0 * vpos[i0, 2] + b1 * vpos[i1, 2] + b2 * vpos[i2, 2]
-            pn = 1.0 / (np.sqrt(px * px + py * py + pz * pz) + 1e-12)
-            vx = -px * pn
-            vy = -py * pn
-            vz = -pz * pn
-            # normals facing away from the viewer (silhouettes, interpolation) are bent back
-            ndv = nx * vx + ny * vy + nz * vz
-            if ndv < 0.0:
-                nx -= ndv * vx
-                ny -= ndv * vy
-                nz -= ndv * vz
-                nn = 1.0 / (np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-12)
-                nx *= nn
-                ny *= nn
-                nz *= nn
-            ar = b0 * vcol[i0, 0] + b1 * vcol[i1, 0] + b2 * vcol[i2, 0]
-            ag = b0 * vcol[i0, 1] + b1 * vcol[i1, 1] + b2 * vcol[i2, 1]
-            ab = b0 * vcol[i0, 2] + b1 * vcol[i1, 2] + b2 * vcol[i2, 2]
-            spec_k = mat_params[m, 1]
-            shin = mat_params[m, 2]
-            wrap = mat_params[m, 3]
+            s = _vertex_surface(hit, vcol, mat_params, m)
             if mat_params[m, 0] > 0.5:
-                j0 = uv_tris[t, 0]
-                j1 = uv_tris[t, 1]
-                j2 = uv_tris[t, 2]
-                tu = b0 * uv[j0, 0] + b1 * uv[j1, 0] + b2 * uv[j2, 0]
-                tv = b0 * uv[j0, 1] + b1 * uv[j1, 1] + b2 * uv[j2, 1]
-                fu = min(max(tu * th - 0.5, 0.0), tw - 1.0)
-                fv = min(max((1.0 - tv) * th - 0.5, 0.0), th - 1.0)
-                u0 = int(fu)
-                v0 = int(fv)
-                u1 = min(u0 + 1, tw - 1)
-                v1 = min(v0 + 1, th - 1)
-                du = fu - u0
-                dv = fv - v0
-                w00 = (1.0 - du) * (1.0 - dv)
-                w01 = du * (1.0 - dv)
-                w10 = (1.0 - du) * dv
-                w11 = du * dv
-                ar *= w00 * tex[v0, u0, 0] + w01 * tex[v0, u1, 0] + w10 * tex[v1, u0, 0] + w11 * tex[v1, u1, 0]
-                ag *= w00 * tex[v0, u0, 1] + w01 * tex[v0, u1, 1] + w10 * tex[v1, u0, 1] + w11 * tex[v1, u1, 1]
-                ab *= w00 * tex[v0, u0, 2] + w01 * tex[v0, u1, 2] + w10 * tex[v1, u0, 2] + w11 * tex[v1, u1, 2]
-                spec_k *= w00 * tex[v0, u0, 3] + w01 * tex[v0, u1, 3] + w10 * tex[v1, u0, 3] + w11 * tex[v1, u1, 3]
-                cloth = b0 * vattr[i0, 3] + b1 * vattr[i1, 3] + b2 * vattr[i2, 3]
-                if cloth > 0.0:
-                    g = 0.9 + 0.2 * (
-                        w00 * tex[v0, u0, 4] + w01 * tex[v0, u1, 4] + w10 * tex[v1, u0, 4] + w11 * tex[v1, u1, 4]
-                    )
-                    ar = eye_params[11] * g
-                    ag = eye_params[12] * g
-                    ab = eye_params[13] * g
-                    spec_k = 0.02
-                    shin = 8.0
-                elif mat_params[m, 4] > 0.5:
-                    hcov = max(
-                        b0 * vattr[i0, 0] + b1 * vattr[i1, 0] + b2 * vattr[i2, 0],
-                        b0 * vattr[i0, 1] + b1 * vattr[i1, 1] + b2 * vattr[i2, 1],
-                    )
-                    if hcov > 0.0:
-                        strand = (
-                            w00 * tex[v0, u0, 4] + w01 * tex[v0, u1, 4] + w10 * tex[v1, u0, 4] + w11 * tex[v1, u1, 4]
-                        )
-                        a = _hair_alpha(hcov, strand)
-                        if a > 0.0:
-                            hv = 0.55 + 0.9 * strand
-                            ar = ar * (1.0 - a) + eye_params[8] * hv * a
-                            ag = ag * (1.0 - a) + eye_params[9] * hv * a
-                            ab = ab * (1.0 - a) + eye_params[10] * hv * a
-                            spec_k = spec_k * (1.0 - a) + 0.06 * a
-                            shin = shin * (1.0 - a) + 20.0 * a
+                s = _textured(s, hit, mat_params[m, 4] > 0.5, vattr, uv_tris, uv, tex, pal)
             if mat_params[m, 5] > 0.5:
-                ec = b0 * vattr[i0, 2] + b1 * vattr[i1, 2] + b2 * vattr[i2, 2]
-                cl = eye_params[0]
-                cp = eye_params[1]
-                if ec > cl:
-                    # iris: darker ring at the limbus, then the pupil
-                    tt = min((ec - cl) / max(cp - cl, 1e-6), 1.0)
-                    k = 0.55 + 0.6 * min(tt * 3.0, 1.0)
-                    ar = eye_params[2] * k
-                    ag = eye_params[3] * k
-                    ab = eye_params[4] * k
-                    if ec > cp - 0.004:
-                        q = min((ec - cp + 0.004) / 0.008, 1.0)
-                        ar = ar * (1.0 - q) + 0.01 * q
-                        ag = ag * (1.0 - q) + 0.01 * q
-                        ab = ab * (1.0 - q) + 0.012 * q
-                    if ec < cl + 0.006:
-                        q = (cl + 0.006 - ec) / 0.006
-                        ar = ar * (1.0 - q) + eye_params[5] * 0.7 * q
-                        ag = ag * (1.0 - q) + eye_params[6] * 0.7 * q
-                        ab = ab * (1.0 - q) + eye_params[7] * 0.7 * q
-                else:
-                    k = 0.75 + 0.25 * min(max((ec - cl + 0.5) * 2.0, 0.0), 1.0)
-                    ar = eye_params[5] * k
-                    ag = eye_params[6] * k * 0.97
-                    ab = eye_params[7] * k * 0.97
-            # lighting: ambient + wrapped Lambert + Blinn-Phong
-            lr = ambient[0]
-            lg = ambient[1]
-            lb = ambient[2]
-            sr = 0.0
-            sg = 0.0
-            sb = 0.0
-            # key-light shadow: 2x2 percentage-closer lookup in the light's depth map
-            lit0 = 1.0
-            if shadow_map.shape[0] > 1:
-                # normal-offset lookup (no self-shadowing acne on surfaces facing the light at grazing angles)
-                qx = px + nx * SHADOW_NORMAL_OFFSET
-                qy = py + ny * SHADOW_NORMAL_OFFSET
-                qz = pz + nz * SHADOW_NORMAL_OFFSET
-                sxp = (qx * shadow_tf[0] + qy * shadow_tf[1] + qz * shadow_tf[2] - shadow_tf[9]) * shadow_tf[12]
-                syp = (qx * shadow_tf[3] + qy * shadow_tf[4] + qz * shadow_tf[5] - shadow_tf[10]) * shadow_tf[12]
-                sd = qx * shadow_tf[6] + qy * shadow_tf[7] + qz * shadow_tf[8] - shadow_tf[11] - shadow_tf[13]
-                hs = shadow_map.shape[0]
-                ws = shadow_map.shape[1]
-                if sxp >= 0.0 and syp >= 0.0 and sxp < ws - 1 and syp < hs - 1:
-                    x0 = int(sxp)
-                    y0 = int(syp)
-                    fx = sxp - x0
-                    fy = syp - y0
-                    occ = 0.0
-                    if sd > shadow_map[y0, x0]:
-                        occ += (1.0 - fx) * (1.0 - fy)
-                    if sd > shadow_map[y0, x0 + 1]:
-                        occ += fx * (1.0 - fy)
-                    if sd > shadow_map[y0 + 1, x0]:
-                        occ += (1.0 - fx) * fy
-                    if sd > shadow_map[y0 + 1, x0 + 1]:
-                        occ += fx * fy
-                    lit0 = 1.0 - occ * shadow_tf[14]
-            for k in range(nl):
-                lx = light_dirs[k, 0]
-                ly = light_dirs[k, 1]
-                lz = light_dirs[k, 2]
-                ndl = nx * lx + ny * ly + nz * lz
-                d = (ndl + wrap) / (1.0 + wrap)
-                lit = lit0 if k == 0 else 1.0
-                if d > 0.0:
-                    lr += d * lit * light_cols[k, 0]
-                    lg += d * lit * light_cols[k, 1]
-                    lb += d * lit * light_cols[k, 2]
-                if ndl > 0.0 and spec_k > 0.0 and lit > 0.0:
-                    hx = lx + vx
-                    hy = ly + vy
-                    hz = lz + vz
-                    ndh = (nx * hx + ny * hy + nz * hz) / (np.sqrt(hx * hx + hy * hy + hz * hz) + 1e-12)
-                    if ndh > 0.0:
-                        s = spec_k * lit * np.exp(shin * np.log(ndh))
-                        sr += s * light_cols[k, 0]
-                        sg += s * light_cols[k, 1]
-                        sb += s * light_cols[k, 2]
-            x = (ar * lr + sr) * exposure
-            out[r, c, 0] = lut[min(max(int(x * nlut + 0.5), 0), nlut)]
-            x = (ag * lg + sg) * exposure
-            out[r, c, 1] = lut[min(max(int(x * nlut + 0.5), 0), nlut)]
-            x = (ab * lb + sb) * exposure
-            out[r, c, 2] = lut[min(max(int(x * nlut + 0.5), 0), nlut)]
+                s = _eyeball(s, _interp(vattr, hit, 2), pal)
+            lit0 = _key_light_visibility(f, shadow_map, shadow_tf)
+            li = _Light(np.float64(ambient[0]), np.float64(ambient[1]), np.float64(ambient[2]), 0.0, 0.0, 0.0)
+            # the loop over the lights stays here (see the note above :class:`_Hit`)
+            for k in range(light_dirs.shape[0]):
+                ldir = (light_dirs[k, 0], light_dirs[k, 1], light_dirs[k, 2])
+                lcol = (light_cols[k, 0], light_cols[k, 1], light_cols[k, 2])
+                li = _add_light(li, f, s, ldir, lcol, lit0 if k == 0 else 1.0)
+            out[r, c, 0] = _encode((s.r * li.dr + li.sr) * exposure, lut)
+            out[r, c, 1] = _encode((s.g * li.dg + li.sg) * exposure, lut)
+            out[r, c, 2] = _encode((s.b * li.db + li.sb) * exposure, lut)
+
+
+@_inline
+def _palette(e: np.ndarray) -> _Palette:  # pragma: no cover - numba
+    """Unpack ``eye_params`` (14,) (see :func:`shade`)."""
+    return _Palette(e[0], e[1], (e[2], e[3], e[4]), (e[5], e[6], e[7]), (e[8], e[9], e[10]), (e[11], e[12], e[13]))
+
+
+@_inline
+def _interp(a: np.ndarray, hit: _Hit, k: int) -> float:  # pragma: no cover - numba
+    """Column ``k`` of the per-vertex array ``a`` (V,C) interpolated at ``hit``."""
+    return hit.b0 * a[hit.i0, k] + hit.b1 * a[hit.i1, k] + hit.b2 * a[hit.i2, k]
+
+
+@_inline
+def _frame(hit: _Hit, vpos: np.ndarray, vnorm: np.ndarray) -> _Frame:  # pragma: no cover - numba
+    """Interpolated position and normal at ``hit``; normals facing away from the viewer (silhouettes,
+    interpolation) are bent back into the visible half-space."""
+    nx = _interp(vnorm, hit, 0)
+    ny = _interp(vnorm, hit, 1)
+    nz = _interp(vnorm, hit, 2)
+    px = _interp(vpos, hit, 0)
+    py = _interp(vpos, hit, 1)
+    pz = _interp(vpos, hit, 2)
+    nn = 1.0 / (np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-12)
+    nx *= nn
+    ny *= nn
+    nz *= nn
+    pn = 1.0 / (np.sqrt(px * px + py * py + pz * pz) + 1e-12)
+    vx = -px * pn
+    vy = -py * pn
+    vz = -pz * pn
+    ndv = nx * vx + ny * vy + nz * vz
+    if ndv < 0.0:
+        nx -= ndv * vx
+        ny -= ndv * vy
+        nz -= ndv * vz
+        nn = 1.0 / (np.sqrt(nx * nx + ny * ny + nz * nz) + 1e-12)
+        nx *= nn
+        ny *= nn
+        nz *= nn
+    return _Frame(px, py, pz, nx, ny, nz, vx, vy, vz)
+
+
+@_inline
+def _vertex_surface(
+    hit: _Hit, vcol: np.ndarray, mat_params: np.ndarray, m: int
+) -> _Surface:  # pragma: no cover - numba
+    """Vertex albedo at ``hit`` and the specular weight, exponent and wrap of material ``m``."""
+    spec, shin, wrap = np.float64(mat_params[m, 1]), np.float64(mat_params[m, 2]), np.float64(mat_params[m, 3])
+    return _Surface(_interp(vcol, hit, 0), _interp(vcol, hit, 1), _interp(vcol, hit, 2), spec, shin, wrap)
+
+
+@_inline
+def _texel(hit: _Hit, uv_tris, uv, th: int, tw: int) -> _Texel:  # pragma: no cover - numba
+    """Bilinear footprint in the (th, tw) atlas of the UV point at ``hit`` (v up, texel centres at +0.5)."""
+    j0 = uv_tris[hit.t, 0]
+    j1 = uv_tris[hit.t, 1]
+    j2 = uv_tris[hit.t, 2]
+    tu = hit.b0 * uv[j0, 0] + hit.b1 * uv[j1, 0] + hit.b2 * uv[j2, 0]
+    tv = hit.b0 * uv[j0, 1] + hit.b1 * uv[j1, 1] + hit.b2 * uv[j2, 1]
+    fu = min(max(tu * th - 0.5, 0.0), tw - 1.0)
+    fv = min(max((1.0 - tv) * th - 0.5, 0.0), th - 1.0)
+    u0 = int(fu)
+    v0 = int(fv)
+    u1 = min(u0 + 1, tw - 1)
+    v1 = min(v0 + 1, th - 1)
+    du = fu - u0
+    dv = fv - v0
+    return _Texel(v0, u0, v1, u1, (1.0 - du) * (1.0 - dv), du * (1.0 - dv), (1.0 - du) * dv, du * dv)
+
+
+@_inline
+def _fetch(tex: np.ndarray, tx: _Texel, ch: int) -> float:  # pragma: no cover - numba
+    """Channel ``ch`` of ``tex`` (H,W,C) filtered over the footprint ``tx``."""
+    return (
+        tx.w00 * tex[tx.v0, tx.u0, ch]
+        + tx.w01 * tex[tx.v0, tx.u1, ch]
+        + tx.w10 * tex[tx.v1, tx.u0, ch]
+        + tx.w11 * tex[tx.v1, tx.u1, ch]
+    )
+
+
+@_inline
+def _textured(
+    s: _Surface, hit: _Hit, hair: bool, vattr, uv_tris, uv, tex, pal: _Palette
+) -> _Surface:  # pragma: no cover - numba
+    """Atlas detail (albedo and specular multipliers), then clothing below the neckline or hair over the skin.
+
+    The strand pattern and the hair coverage are read even where unused (see the note above :class:`_Hit`)."""
+    tx = _texel(hit, uv_tris, uv, tex.shape[0], tex.shape[1])
+    r = s.r * _fetch(tex, tx, 0)
+    g = s.g * _fetch(tex, tx, 1)
+    b = s.b * _fetch(tex, tx, 2)
+    spec = s.spec * _fetch(tex, tx, 3)
+    strand = _fetch(tex, tx, 4)
+    cloth = _interp(vattr, hit, 3)
+    hcov = max(_interp(vattr, hit, 0), _interp(vattr, hit, 1))
+    s = _Surface(r, g, b, spec, s.shin, s.wrap)
+    if cloth > 0.0:
+        k = 0.9 + 0.2 * strand
+        return _Surface(pal.cloth[0] * k, pal.cloth[1] * k, pal.cloth[2] * k, 0.02, 8.0, s.wrap)
+    if hair and hcov > 0.0:
+        return _hair_over(s, hcov, strand, pal)
+    return s
+
+
+@_inline
+def _hair_over(s: _Surface, hcov: float, strand: float, pal: _Palette) -> _Surface:  # pragma: no cover - numba
+    """Hair of coverage ``hcov`` over the skin ``s``, thresholded by the ``strand`` pattern."""
+    a = _hair_alpha(hcov, strand)
+    if not a > 0.0:
+        return s
+    hv = 0.55 + 0.9 * strand
+    return _Surface(
+        s.r * (1.0 - a) + pal.hair[0] * hv * a,
+        s.g * (1.0 - a) + pal.hair[1] * hv * a,
+        s.b * (1.0 - a) + pal.hair[2] * hv * a,
+        s.spec * (1.0 - a) + 0.06 * a,
+        s.shin * (1.0 - a) + 20.0 * a,
+        s.wrap,
+    )
+
+
+@_inline
+def _eyeball(s: _Surface, ec: float, pal: _Palette) -> _Surface:  # pragma: no cover - numba
+    """The eyeball at cosine ``ec`` to its optical axis: pupil, iris with a darker limbus ring, a soft edge, sclera."""
+    cl = pal.limbus
+    cp = pal.pupil
+    if not ec > cl:  # sclera
+        k = 0.75 + 0.25 * min(max((ec - cl + 0.5) * 2.0, 0.0), 1.0)
+        return _Surface(pal.sclera[0] * k, pal.sclera[1] * k * 0.97, pal.sclera[2] * k * 0.97, s.spec, s.shin, s.wrap)
+    tt = min((ec - cl) / max(cp - cl, 1e-6), 1.0)
+    k = 0.55 + 0.6 * min(tt * 3.0, 1.0)
+    ar = pal.iris[0] * k
+    ag = pal.iris[1] * k
+    ab = pal.iris[2] * k
+    if ec > cp - 0.004:  # the pupil
+        q = min((ec - cp + 0.004) / 0.008, 1.0)
+        ar = ar * (1.0 - q) + 0.01 * q
+        ag = ag * (1.0 - q) + 0.01 * q
+        ab = ab * (1.0 - q) + 0.012 * q
+    if ec < cl + 0.006:  # soft edge with the sclera
+        q = (cl + 0.006 - ec) / 0.006
+        ar = ar * (1.0 - q) + pal.sclera[0] * 0.7 * q
+        ag = ag * (1.0 - q) + pal.sclera[1] * 0.7 * q
+        ab = ab * (1.0 - q) + pal.sclera[2] * 0.7 * q
+    return _Surface(ar, ag, ab, s.spec, s.shin, s.wrap)
+
+
+@_inline
+def _key_light_visibility(f: _Frame, depth: np.ndarray, tf: np.ndarray) -> float:  # pragma: no cover - numba
+    """Unshadowed fraction of the key light: a 2x2 percentage-closer lookup in its depth map ``depth`` (Hs,Ws)
+    (transform ``tf``, see :func:`shade`), offset along the normal (no acne at grazing angles)."""
+    if depth.shape[0] <= 1:
+        return 1.0
+    qx = f.px + f.nx * SHADOW_NORMAL_OFFSET
+    qy = f.py + f.ny * SHADOW_NORMAL_OFFSET
+    qz = f.pz + f.nz * SHADOW_NORMAL_OFFSET
+    sxp = (qx * tf[0] + qy * tf[1] + qz * tf[2] - tf[9]) * tf[12]
+    syp = (qx * tf[3] + qy * tf[4] + qz * tf[5] - tf[10]) * tf[12]
+    sd = qx * tf[6] + qy * tf[7] + qz * tf[8] - tf[11] - tf[13]
+    if not (sxp >= 0.0 and syp >= 0.0 and sxp < depth.shape[1] - 1 and syp < depth.shape[0] - 1):
+        return 1.0
+    x0 = int(sxp)
+    y0 = int(syp)
+    fx = sxp - x0
+    fy = syp - y0
+    occ = 0.0
+    if sd > depth[y0, x0]:
+        occ += (1.0 - fx) * (1.0 - fy)
+    if sd > depth[y0, x0 + 1]:
+        occ += fx * (1.0 - fy)
+    if sd > depth[y0 + 1, x0]:
+        occ += (1.0 - fx) * fy
+    if sd > depth[y0 + 1, x0 + 1]:
+        occ += fx * fy
+    return 1.0 - occ * tf[14]
+
+
+@_inline
+def _add_light(li: _Light, f: _Frame, s: _Surface, ldir, lcol, lit: float) -> _Light:  # pragma: no cover - numba
+    """``li`` plus a light of colour ``lcol`` (3-tuple) from the unit direction ``ldir`` (3-tuple), scaled by ``lit``:
+    wrapped Lambert and Blinn-Phong."""
+    lx, ly, lz = ldir
+    ndl = f.nx * lx + f.ny * ly + f.nz * lz
+    d = (ndl + s.wrap) / (1.0 + s.wrap)
+    dr, dg, db = li.dr, li.dg, li.db
+    if d > 0.0:
+        dr += d * lit * lcol[0]
+        dg += d * lit * lcol[1]
+        db += d * lit * lcol[2]
+    sr, sg, sb = li.sr, li.sg, li.sb
+    if ndl > 0.0 and s.spec > 0.0 and lit > 0.0:
+        hx = lx + f.vx
+        hy = ly + f.vy
+        hz = lz + f.vz
+        ndh = (f.nx * hx + f.ny * hy + f.nz * hz) / (np.sqrt(hx * hx + hy * hy + hz * hz) + 1e-12)
+        if ndh > 0.0:
+            sp = s.spec * lit * np.exp(s.shin * np.log(ndh))
+            sr += sp * lcol[0]
+            sg += sp * lcol[1]
+            sb += sp * lcol[2]
+    return _Light(dr, dg, db, sr, sg, sb)
+
+
+@_inline
+def _encode(x: float, lut: np.ndarray) -> float:  # pragma: no cover - numba
+    """sRGB value of the linear ``x`` (nearest entry of the :func:`srgb_lut` table ``lut``)."""
+    nlut = lut.shape[0] - 1
+    return lut[min(max(int(x * nlut + 0.5), 0), nlut)]
 
 
 @njit(cache=True, nogil=True)
