@@ -57,9 +57,9 @@ def test_check_finds_problems(tmp_path, mutate, message) -> None:
 
 
 def test_refuses_to_write_bad_values(tmp_path) -> None:
-    with pytest.raises(SubmissionError):
+    with pytest.raises(SubmissionError, match="non-finite"):
         write_submission(tmp_path / "s.txt", ["a.jpg"], np.full((1, 68, 2), np.nan))
-    with pytest.raises(SubmissionError):
+    with pytest.raises(SubmissionError, match="white space"):
         write_submission(tmp_path / "s.txt", ["a b.jpg"], np.zeros((1, 68, 2)))
     assert not (tmp_path / "s.txt").exists()
 
