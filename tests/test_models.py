@@ -11,6 +11,7 @@ from lightmark.constants import FLIP_PERM, NUM_LANDMARKS
 from lightmark.errors import ModelError, UnsafeFileError
 from lightmark.models import (
     MAX_MODEL_MB,
+    count_macs,
     create_model,
     float32_size_mb,
     list_models,
@@ -63,8 +64,12 @@ def test_unknown_model_name() -> None:
 
 
 def test_summary_counts() -> None:
-    s = model_summary(create_model("shufflenetv2_x0_5_heatmap"))
-    assert s["params"] > 100_000 and 0 < s["size_mb"] < 2 and s["gmacs"] > 0
+    model = create_model("shufflenetv2_x0_5_heatmap")
+    s = model_summary(model)
+    n = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for b in model.buffers() if b.is_floating_point())
+    assert s["params"] == n and s["size_mb"] == round((n + buffers) * 4 / 1e6, 3)
+    assert s["gmacs"] == round(count_macs(model, 128) / 1e9, 4) and s["input_size"] == 128
 
 
 class _Evil:
