@@ -58,7 +58,7 @@ def test_export_matches_torch_and_has_dynamic_batch(exported):
     y = sess.run(None, {"image": x})[0]
     assert y.shape == (3, 68, 2)
     with torch.no_grad():
-        ref = sharp_model()(torch.from_numpy(x)).numpy()
+        ref = sharp_model().landmarks(torch.from_numpy(x)).numpy()
     assert np.abs(y - ref).max() < 0.01
     assert ref.std() > 1.0  # the check is not trivially passed by a constant output
 
@@ -134,3 +134,14 @@ def test_model_object_backends():
     assert Predictor(model, backend="onnx").backend == "onnx"
     with pytest.raises(LightmarkError, match="unknown backend"):
         Predictor(model, backend="tensorrt")
+
+
+def test_a_numpy_decoder_is_refused_by_export(tmp_path) -> None:
+    """DARK / argmax decoding runs outside torch: exporting it would silently trace a different graph."""
+    from lightmark.errors import ModelError
+
+    model = sharp_model()
+    model.config.decoder = "dark"
+    with pytest.raises(ModelError, match="dark"):
+        export_onnx(model, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

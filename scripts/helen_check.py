@@ -1,0 +1,59 @@
+"""Real-face check on 300-W HELEN faces: inter-ocular NME (outer eye corners 36/45) of all 68 points, the inner 51
+(brows, eyes, nose, mouth) and the 17 jaw points, on all 870 faces and on the fixed 170-face holdout that no model
+trains on (splits/helen_holdout_170.txt).
+
+    python scripts/helen_check.py [--model protocol mixed ...] [--data ../shared/data/300w_helen_train] [--json r.json]
+
+300-W's jaw follows the visible outline; the synthetic faces' and AFLW2000-3D's is the projected 3D jaw, so the jaw
+column measures a convention gap as much as an error. Inner 51 is the comparable figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lightmark.constants import JAW
+from lightmark.data.formats import FaceDataset, load_dataset
+from lightmark.engine.predict import Predictor
+from lightmark.engine.train import read_name_lists
+from lightmark.metrics import interocular_norm, nme
+
+HOLDOUT = Path(__file__).resolve().parents[1] / "splits" / "helen_holdout_170.txt"
+
+
+def scores(predictor: Predictor, data: FaceDataset) -> dict:
+    """Mean inter-ocular NME (percent) of all 68 points, the inner 51 and the jaw."""
+    pred = predictor.predict_dataset(data, progress=False).landmarks  # (N, 68, 2)
+    gt = data.landmarks_array()
+    norm = interocular_norm(gt)
+    return {
+        "n": len(data),
+        "all_68": float(nme(pred, gt, norm).mean()),
+        "inner_51": float(nme(pred[:, 17:], gt[:, 17:], norm).mean()),
+        "jaw_17": float(nme(pred[:, JAW], gt[:, JAW], norm).mean()),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", nargs="+", default=["protocol", "mixed"], help="checkpoints or shipped track names")
+    ap.add_argument("--data", default="../shared/data/300w_helen_train", help="the 870 HELEN faces")
+    ap.add_argument("--json", help="write the figures as JSON")
+    a = ap.parse_args()
+    full = load_dataset(a.data, require_landmarks=True)
+    held = read_name_lists([str(HOLDOUT)])
+    holdout = FaceDataset(full.root, full.format, [s for s in full.samples if s.name in held])
+    out = {}
+    for model in a.model:
+        predictor = Predictor(model)
+        out[model] = {"all_870": scores(predictor, full), "holdout_170": scores(predictor, holdout)}
+        for subset, s in out[model].items():
+            print(f"{model} {subset}: all {s['all_68']:.2f}  inner 51 {s['inner_51']:.2f}  jaw {s['jaw_17']:.2f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""NME/384 of a model on re-framed copies of the validation crops (face 0.5x / 1.5x, shifted 20 %, rolled 90 / 180
+degrees; black borders where the image runs out), single-pass and with the model's refine passes, with the
+single-thread latency of each.
+
+    python scripts/reframe_eval.py [--model protocol] [--data ../shared/data/aflw2000/val] [--json r.json]
+
+The re-framed sets are written once under --work (default /tmp/lightmark_reframe) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lightmark.data.formats import load_dataset
+from lightmark.data.images import read_image
+from lightmark.data.reframe import REFRAMES, write_reframed
+from lightmark.engine.evaluate import evaluate
+from lightmark.engine.predict import Predictor
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="protocol", help="checkpoint path or shipped track name")
+    ap.add_argument("--data", default="../shared/data/aflw2000/val", help="labelled square crops")
+    ap.add_argument("--work", default="/tmp/lightmark_reframe", help="where the re-framed sets are written")
+    ap.add_argument("--refine", type=int, nargs="+", default=[0, 1], help="refine passes to compare")
+    ap.add_argument("--json", help="write the figures as JSON")
+    a = ap.parse_args()
+    source = load_dataset(a.data, require_landmarks=True)
+    sets = {}
+    for name, reframe in REFRAMES.items():
+        folder = f"{a.work}/{name}"
+        sets[name] = load_dataset(folder) if _complete(folder, len(source)) else None
+        if sets[name] is None:
+            sets[name] = load_dataset(write_reframed(source, reframe, folder))
+    rows = {}
+    for refine in a.refine:
+        predictor = Predictor(a.model, refine=refine, threads=1)
+        ms = predictor.latency_ms(read_image(source.samples[0].image_path), runs=50, warmup=5)["median"]
+        nmes = {n: evaluate(predictor, d, progress=False).summary["nme_challenge"] for n, d in sets.items()}
+        rows[f"refine {refine}"] = {"latency_ms": ms, **nmes}
+        print(f"refine {refine} ({ms:.2f} ms): " + "  ".join(f"{n} {v:.2f}" for n, v in nmes.items()), flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"model": str(a.model), "data": a.data, "rows": rows}, f, indent=1)
+
+
+def _complete(folder: str, n: int) -> bool:
+    try:
+        return len(load_dataset(folder, require_landmarks=True)) == n
+    except Exception:  # absent or half-written: write it again
+        return False
+
+
+if __name__ == "__main__":
+    main()
