@@ -6,7 +6,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report
+.PHONY: setup demo test lint onnx benchmark report synth-4k train-two-pass
 
 # The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib baseline tests run instead of skipping.
 setup:
@@ -66,3 +66,18 @@ report:
 		--eval "recipe (c) from scratch, width 0.5x=$(E)/explore_x0_5.json" \
 		--eval "shipped protocol model + flip test=$(E)/explore_protocol_flip.json" \
 		--eval "shipped mixed model + flip test=$(E)/explore_mixed_flip.json"
+
+# Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
+# SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips
+# written faces; training resumes from last.pt when there is one).
+SYNTH ?= ../synth/s256
+RUNS ?= ../runs
+synth-4k:
+	lightmark synth --count 4000 --out $(SYNTH) --size 256 --seed 0 --workers 2 --quiet
+
+train-two-pass: synth-4k
+	OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7 \
+		--val $(DATA)/aflw2000/val --out $(RUNS)/protocol_2pass --init protocol --wide-framing --fine-fraction 0.5 \
+		--cache-size 384 --context 4.5 --epochs 10 --samples-per-epoch 32000 --lr 1e-3 --warmup-steps 200 \
+		--workers 1 --threads 2 --quiet $$([ -f $(RUNS)/protocol_2pass/last.pt ] && echo --resume)
+	$(PYTHON) scripts/reframe_eval.py --model $(RUNS)/protocol_2pass/best.pt --json $(RUNS)/protocol_2pass/reframe.json
