@@ -77,7 +77,7 @@ synth-4k:
 
 train-two-pass: synth-4k
 	OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7 \
-		--val $(DATA)/aflw2000/val --out $(RUNS)/protocol_2pass --init protocol --wide-framing --fine-fraction 0.5 \
-		--cache-size 384 --context 4.5 --epochs 10 --samples-per-epoch 32000 --lr 1e-3 --warmup-steps 200 \
-		--workers 1 --threads 2 --quiet $$([ -f $(RUNS)/protocol_2pass/last.pt ] && echo --resume)
-	$(PYTHON) scripts/reframe_eval.py --model $(RUNS)/protocol_2pass/best.pt --json $(RUNS)/protocol_2pass/reframe.json
+		--val $(DATA)/aflw2000/val --out $(RUNS)/protocol_2pass_b --init protocol --wide-fraction 0.5 --fine-fraction 0.5 \
+		--cache-size 384 --context 4.5 --epochs 8 --samples-per-epoch 32000 --lr 1e-3 --warmup-steps 200 \
+		--workers 1 --threads 2 --quiet $$([ -f $(RUNS)/protocol_2pass_b/last.pt ] && echo --resume)
+	$(PYTHON) scripts/reframe_eval.py --model $(RUNS)/protocol_2pass_b/best.pt --json $(RUNS)/protocol_2pass_b/reframe.json

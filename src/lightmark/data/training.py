@@ -24,6 +24,7 @@ from ..utils import atomic_write
 from .formats import FaceDataset
 from .images import read_image
 from .transforms import (
+    WIDE_JITTER,
     CropJitter,
     FineJitter,
     crop_matrix,
@@ -141,6 +142,8 @@ class AugmentConfig:
     photometric: float = 1.0  # 0 disables colour/blur/noise/JPEG/occlusion
     fine: FineJitter = field(default_factory=FineJitter)
     fine_fraction: float = 0.0  # share of fine-pass crops (0: every crop from ``jitter``)
+    wide: CropJitter = field(default_factory=lambda: WIDE_JITTER)
+    wide_fraction: float = 0.0  # share of the other crops drawn from ``wide`` (the coarse pass's framing)
 
 
 class LandmarkTrainSet(Dataset):
@@ -189,13 +192,15 @@ class LandmarkTrainSet(Dataset):
         return self.samples_per_epoch
 
     def _crop_matrix(self, rng: np.random.Generator, pts: np.ndarray) -> np.ndarray:
-        """The sample's crop (2, 3): a fine-pass crop with probability ``fine_fraction``, else ``jitter``'s.
-        (No random draw is spent on the choice when ``fine_fraction`` is 0, so older runs' streams are kept.)"""
+        """The sample's crop (2, 3): a fine-pass crop with probability ``fine_fraction``, else a ``wide`` one with
+        probability ``wide_fraction``, else ``jitter``'s. (No random draw is spent on a choice whose fraction is 0,
+        so older runs' sample streams are kept.)"""
         aug = self.augment
         if aug.fine_fraction > 0 and rng.random() < aug.fine_fraction:
             return aug.fine.sample(rng, pts, self.input_size)
         center, side = landmark_box(pts)
-        return aug.jitter.sample(rng, center, side, self.input_size)
+        jitter = aug.wide if aug.wide_fraction > 0 and rng.random() < aug.wide_fraction else aug.jitter
+        return jitter.sample(rng, center, side, self.input_size)
 
     def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``key`` = (epoch, index), or an index of epoch 0."""

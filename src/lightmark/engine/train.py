@@ -26,7 +26,7 @@ from ..codecs import Codec
 from ..constants import FINE_SHIFT_UP, FINE_SIDE_RATIO, JAW
 from ..data.formats import FaceDataset, load_dataset
 from ..data.training import AugmentConfig, LandmarkTrainSet, build_crop_cache
-from ..data.transforms import WIDE_JITTER, CropJitter
+from ..data.transforms import CropJitter
 from ..errors import ConfigError, ModelError
 from ..losses import COORDINATE_LOSSES, get_loss
 from ..models import (
@@ -101,11 +101,11 @@ class TrainConfig:
     ema_decay: float = field(default=0.998, metadata={"help": "EMA decay of the weights (0 = off)"})
     photometric: float = field(default=1.0, metadata={"help": "photometric augmentation strength 0..1"})
     rotation_deg: float = field(default=30.0, metadata={"help": "max random rotation in degrees"})
-    wide_framing: bool = field(
-        default=False,
+    wide_fraction: float = field(
+        default=0.0,
         metadata={
-            "help": "draw crops from the wide framing (face 1/4 to nearly all of the crop, off centre, any roll: "
-            "the coarse pass of two-pass prediction) instead of the challenge's (rotation_deg then unused)"
+            "help": "share 0..1 of the non-fine crops drawn from the wide framing (face 1/4 to nearly all of the "
+            "crop, off centre, any roll: the coarse pass of two-pass prediction); the rest follow the challenge's"
         },
     )
     fine_fraction: float = field(
@@ -296,8 +296,8 @@ def check_config(cfg: TrainConfig, resume: bool = False) -> None:
         raise ConfigError(f"--init {cfg.init}: no such checkpoint")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0) or not 0 <= cfg.ema_decay < 1:
         raise ConfigError(f"need lr > 0 and 0 <= ema decay < 1, got lr {cfg.lr} and ema decay {cfg.ema_decay}")
-    if not 0 <= cfg.fine_fraction <= 1:
-        raise ConfigError(f"fine fraction must be in [0, 1], got {cfg.fine_fraction}")
+    if not (0 <= cfg.fine_fraction <= 1 and 0 <= cfg.wide_fraction <= 1):
+        raise ConfigError(f"fine and wide fractions must be in [0, 1], got {cfg.fine_fraction}, {cfg.wide_fraction}")
     if cfg.loss not in COORDINATE_LOSSES:
         raise ConfigError(f"unknown coordinate loss {cfg.loss!r}; available: {', '.join(COORDINATE_LOSSES)}")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
@@ -369,8 +369,12 @@ def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool 
         data = load_dataset(path, require_landmarks=True)
         data = FaceDataset(data.root, data.format, [s for s in data.samples if s.name not in excluded])
         caches.append(build_crop_cache(data, cache_size, cfg.context, progress=progress))
-    jitter = WIDE_JITTER if cfg.wide_framing else CropJitter(rotation_deg=cfg.rotation_deg)
-    augment = AugmentConfig(jitter=jitter, photometric=cfg.photometric, fine_fraction=cfg.fine_fraction)
+    augment = AugmentConfig(
+        jitter=CropJitter(rotation_deg=cfg.rotation_deg),
+        photometric=cfg.photometric,
+        fine_fraction=cfg.fine_fraction,
+        wide_fraction=cfg.wide_fraction,
+    )
     point_weights = None
     if cfg.jaw_weights is not None:
         point_weights = []
