@@ -1,0 +1,184 @@
+"""Coarse-to-fine pieces: face roll, the upright fine crop, the training framings, re-framed sets, refine passes,
+the HELEN holdout and --exclude."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lightmark.constants import FINE_SHIFT_UP, FINE_SIDE_RATIO, LEFT_EYE, RIGHT_EYE
+from lightmark.data.formats import load_dataset
+from lightmark.data.images import write_image
+from lightmark.data.reframe import REFRAMES, Reframe, write_reframed
+from lightmark.data.training import AugmentConfig, CropCache, LandmarkTrainSet
+from lightmark.data.transforms import (
+    WIDE_JITTER,
+    FineJitter,
+    crop_matrix,
+    face_roll,
+    landmark_box,
+    transform_points,
+    upright_matrix,
+)
+from lightmark.demo.pose import MEAN_SHAPE_68
+from lightmark.engine.predict import Predictor
+from lightmark.engine.train import read_name_lists
+from lightmark.errors import ConfigError
+from lightmark.models import create_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _face(roll_deg: float = 0.0, scale: float = 60.0, centre=(100.0, 120.0)) -> np.ndarray:
+    """(68, 2) image points of the mean face, rolled clockwise on screen by ``roll_deg``."""
+    pts = np.asarray(MEAN_SHAPE_68, np.float64)[:, :2]
+    pts = (pts - pts.mean(0)) / np.ptp(pts, axis=0).max() * scale
+    if pts[RIGHT_EYE, 1].mean() > pts[JAW_TIP, 1]:  # a y-up model: make y point down (eyes above the chin)
+        pts[:, 1] *= -1
+    t = np.deg2rad(roll_deg)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])  # clockwise on screen (y down)
+    return pts @ rot.T + np.asarray(centre)
+
+
+JAW_TIP = 8
+
+
+@pytest.mark.parametrize("roll", [0.0, 25.0, -70.0, 90.0, 180.0, -135.0])
+def test_face_roll_and_upright_crop_level_the_eyes(roll: float) -> None:
+    pts = _face(roll)
+    turned = face_roll(pts) - face_roll(_face(0.0))
+    assert abs((turned - roll + 180.0) % 360.0 - 180.0) < 1e-6  # face_roll measures the roll, modulo 360
+    m = upright_matrix(pts, 128)
+    out = transform_points(pts, m)
+    eyes = out[LEFT_EYE].mean(0) - out[RIGHT_EYE].mean(0)
+    assert abs(eyes[1]) < 1e-3 and eyes[0] > 0  # level, and the subject's right eye on the image left
+    assert out[JAW_TIP, 1] > out[RIGHT_EYE, 1].mean()  # upright: chin below the eyes
+    # side = FINE_SIDE_RATIO x the upright landmark box; centre FINE_SHIFT_UP x side above the box centre
+    centre, side = landmark_box(out)
+    assert side == pytest.approx(128 / FINE_SIDE_RATIO, rel=1e-5)
+    assert centre[0] == pytest.approx(63.5, abs=1e-3)
+    assert centre[1] == pytest.approx(63.5 + FINE_SHIFT_UP * 128, abs=1e-3)
+
+
+def test_fine_jitter_is_upright_up_to_its_noise() -> None:
+    pts = _face(140.0)
+    rng = np.random.default_rng(0)
+    rolls, sides = [], []
+    for _ in range(200):
+        out = transform_points(pts, FineJitter(p_flip=0.0).sample(rng, pts, 128))
+        rolls.append(face_roll(out))
+        sides.append(landmark_box(out)[1])
+    assert abs(np.mean(rolls)) < 1.5 and 4.0 < np.std(rolls) < 8.0  # angle_std 6 degrees around level
+    assert np.median(sides) == pytest.approx(128 / FINE_SIDE_RATIO, rel=0.03)
+
+
+def test_wide_jitter_spans_the_framings() -> None:
+    rng = np.random.default_rng(1)
+    pts = _face(0.0, scale=60.0, centre=(200.0, 200.0))
+    centre, side = landmark_box(pts)
+    boxes, rolls = [], []
+    for _ in range(400):
+        out = transform_points(pts, WIDE_JITTER.sample(rng, centre, side, 128))
+        boxes.append(landmark_box(out)[1] / 128)
+        rolls.append(face_roll(out))
+    assert min(boxes) < 0.3 and max(boxes) > 0.8  # a quarter to nearly the whole crop
+    assert np.ptp(rolls) > 300  # any roll
+
+
+def test_training_mix_uses_each_framing(tmp_path: Path) -> None:
+    """fine_fraction / wide_fraction route crops to the three framings; 0 keeps the old stream."""
+    pts = _face(0.0, centre=(128.0, 128.0)).astype(np.float32)
+    cache = CropCache(np.zeros((1, 256, 256, 3), np.uint8), pts[None], ["a"], "mem")
+    old = LandmarkTrainSet([cache], 64, 8, augment=AugmentConfig(photometric=0.0))
+    same = LandmarkTrainSet([cache], 64, 8, augment=AugmentConfig(photometric=0.0, fine_fraction=0.0))
+    for i in range(8):
+        assert torch.equal(old[(0, i)][1], same[(0, i)][1])
+    mixed = LandmarkTrainSet(
+        [cache], 64, 64, augment=AugmentConfig(photometric=0.0, fine_fraction=0.5, wide_fraction=0.5)
+    )
+    sides = np.array([landmark_box(mixed[(0, i)][1].numpy())[1] / 64 for i in range(64)])
+    assert (np.abs(sides - 1 / FINE_SIDE_RATIO) < 0.08).mean() > 0.3  # the fine framing is common
+    assert sides.min() < 0.35  # wide crops show small faces
+
+
+def test_reframe_moves_points_with_the_image(tmp_path: Path) -> None:
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[10, 40] = 255  # one bright pixel at (x=40, y=10)
+    src = tmp_path / "src"
+    src.mkdir()
+    write_image(src / "a.png", img)
+    pts = np.zeros((68, 2), np.float32)
+    pts[:] = (40.0, 10.0)
+    (src / "annot.pkl").write_bytes(pickle.dumps((["a.png"], [[tuple(p) for p in pts]])))
+    ds = load_dataset(src)
+    for r in (Reframe("r", roll_deg=90.0), Reframe("s", scale=0.5, shift=(0.1, -0.2))):
+        out = load_dataset(write_reframed(ds, r, tmp_path / r.name))
+        moved = out.samples[0].landmarks[0]
+        from lightmark.data.images import read_image
+
+        im = read_image(out.samples[0].image_path)
+        y, x = np.unravel_index(im[..., 0].argmax(), im.shape[:2])
+        assert np.hypot(x - moved[0], y - moved[1]) < 1.0
+    assert set(REFRAMES) >= {"none", "scale_0.5", "scale_1.5", "shift_x_0.2", "shift_y_0.2", "roll_90", "roll_180"}
+    # roll 90 counter-clockwise on screen: a point right of the centre moves above it
+    m = Reframe("r", roll_deg=90.0).matrix(64, 64)
+    assert transform_points(np.array([[41.5, 31.5]]), m)[0] == pytest.approx([31.5, 21.5], abs=1e-4)
+
+
+def test_refine_passes_recrop_on_the_last_points() -> None:
+    """refine=1 runs the model twice, the second time on the upright crop of the first pass's points."""
+    torch.manual_seed(0)
+    model = create_model("shufflenetv2_x0_5_heatmap", input_size=64).eval()
+    image = (np.random.default_rng(0).uniform(0, 255, (96, 96, 3))).astype(np.uint8)
+    calls: list[np.ndarray] = []
+    one = Predictor(model, backend="torch", refine=0)
+    two = Predictor(model, backend="torch", refine=1)
+    run = two.run_model
+    two.run_model = lambda x: calls.append(x) or run(x)  # count the forward passes
+    first = one.predict(image)
+    second = two.predict(image)
+    assert len(calls) == 2 and one.refine == 0 and two.refine == 1
+    expected = two.predict_crops(np.stack([np.ascontiguousarray(_warp_fine(two, image, first))]))  # second pass by hand
+    back = transform_points(expected[0], np.linalg.inv(np.vstack([two.fine_matrix(first), [0, 0, 1]]))[:2])
+    np.testing.assert_allclose(second, back, atol=1e-3)
+    assert Predictor(model, backend="torch").refine == model.config.refine_passes == 0
+    with pytest.raises(ConfigError):
+        Predictor(model, backend="torch", refine=-1)
+
+
+def _warp_fine(predictor: Predictor, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    from lightmark.data.transforms import warp
+
+    return warp(image, predictor.fine_matrix(points), predictor.input_size)
+
+
+def test_two_pass_models_record_their_framing() -> None:
+    from lightmark.engine.train import TrainConfig, _model_overrides
+
+    cfg = TrainConfig(train=["x"], fine_fraction=0.5)
+    over = _model_overrides(cfg)
+    assert over["refine_passes"] == 1 and over["fine_ratio"] == FINE_SIDE_RATIO
+    model = create_model("shufflenetv2_x0_5_heatmap", **over)
+    assert Predictor(model, backend="torch").refine == 1
+    assert "refine_passes" not in _model_overrides(TrainConfig(train=["x"]))
+
+
+def test_helen_holdout_is_fixed_and_read_by_exclude(tmp_path: Path) -> None:
+    names = read_name_lists([str(REPO / "splits" / "helen_holdout_170.txt")])
+    assert len(names) == 170 and all(n.endswith(".jpg") for n in names)
+    photos = {n.rsplit("_", 1)[0] for n in names}
+    assert len(photos) < 170  # whole photos: several faces of one photo stay together
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_name_lists([str(tmp_path / "missing.txt")])
+
+
+def test_crop_matrix_angle_convention() -> None:
+    """crop_matrix(angle = face_roll) levels a face: the rule upright_matrix relies on."""
+    pts = _face(33.0)
+    m = crop_matrix(pts.mean(0), 200.0, 128, face_roll(pts))
+    out = transform_points(pts, m)
+    assert abs(face_roll(out)) < 1e-4
