@@ -415,11 +415,18 @@ COMMANDS = (
 """(name, help, options(parser), run(args)) of each command."""
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lightmark`` parser. A command's options are added when it is parsed or its help shown, so a command
     imports only its own modules (:func:`command_parsers` adds them all)."""
     p = argparse.ArgumentParser(prog="lightmark", description="Light-weight 68-point facial landmarks.")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"lightmark {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=LazyParser)
     for name, help_text, options, run in COMMANDS:
         cmd = sub.add_parser(

@@ -196,6 +196,8 @@ class Predictor:
         self.model.eval()
         # default: where a given model already lives (never move a caller's module), else the CPU
         self.device = torch.device(device if device is not None else next(self.model.parameters()).device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: CUDA is not available here (torch {torch.__version__}); use 'cpu'")
         self.model.to(self.device)
         self.config = self.model.config
         self.input_size = self.config.input_size

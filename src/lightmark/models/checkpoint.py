@@ -152,7 +152,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"{path}: model file not found")
+        hint = "" if path.suffix else f" (shipped models: {', '.join(SHIPPED_MODELS)}; or a checkpoint path)"
+        raise ModelError(f"{path}: model file not found{hint}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
