@@ -211,4 +211,3 @@ def export_model(model: str | os.PathLike | None, out: str | os.PathLike, fmt: E
         raise ModelError(f"{', '.join(metadata)}: recorded in .pt exports only")
     diff = export_onnx(src, out)
     return f"wrote {out} (max |onnx - torch| = {diff:.2e} px)"
-
