@@ -271,6 +271,7 @@ class Predictor:
             box_scale=self.box_scale,
             device=str(self.device),
             onnx=self.onnx_graph,
+            refine=self.refine,
         )
 
     # -- pre/post-processing -------------------------------------------------------------------------------
@@ -293,7 +294,11 @@ class Predictor:
             m = box_matrix(tuple(b), s, self.box_scale)
         else:
             m = whole_image_matrix(image.shape[1], image.shape[0], s)
-        return apply_gamma(warp(image, m, s), self.gamma), m
+        return self._cut(image, m), m
+
+    def _cut(self, image: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """The (S, S, 3) uint8 input crop of a checked image through the affine map ``m`` (gamma applied)."""
+        return apply_gamma(warp(image, m, self.input_size), self.gamma)
 
     def fine_matrix(self, points: np.ndarray) -> np.ndarray:
         """The refining crop (2, 3) for a face with (K, 2) image ``points``: upright, framed as the model's fine
@@ -362,9 +367,10 @@ class Predictor:
         boxes: Sequence[Box | None] | None = None,
         landmarks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
-        """(N, 68, 2) landmarks for N faces, one forward pass."""
+        """(N, 68, 2) landmarks for N faces: one forward pass over the batch, plus one per ``refine`` pass."""
         if len(images) == 0:
             return np.zeros((0, self.config.num_landmarks, 2), np.float32)
+        images = [_check_image(img) for img in images]
         crops, mats = [], []
         for i, img in enumerate(images):
             c, m = self.crop(img, None if boxes is None else boxes[i], None if landmarks is None else landmarks[i])
@@ -373,8 +379,7 @@ class Predictor:
         points = self._predict_mapped(np.stack(crops), mats)  # (N, K, 2) image pixels
         for _ in range(self.refine if landmarks is None else 0):  # coarse to fine: re-crop on the last points
             mats = [self.fine_matrix(p) for p in points]
-            crops = [apply_gamma(warp(_check_image(img), m, self.input_size), self.gamma) for img, m in
-                     zip(images, mats, strict=True)]  # fmt: skip
+            crops = [self._cut(img, m) for img, m in zip(images, mats, strict=True)]
             points = self._predict_mapped(np.stack(crops), mats)
         return points
 
