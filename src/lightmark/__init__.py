@@ -20,6 +20,7 @@ _LAZY = {
     "create_model": ("lightmark.models", "create_model"),
     "list_models": ("lightmark.models", "list_models"),
     "load_model": ("lightmark.models", "load_model"),
+    "ModelConfig": ("lightmark.models.config", "ModelConfig"),
     "load_dataset": ("lightmark.data.formats", "load_dataset"),
     "read_image": ("lightmark.data.images", "read_image"),
     "write_submission": ("lightmark.submission", "write_submission"),
@@ -33,11 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engine.predict import PredictionResults, Predictor
     from .engine.train import TrainConfig, train
     from .models import create_model, list_models, load_model
+    from .models.config import ModelConfig
     from .submission import check_submission, write_submission
 
 
 def __getattr__(name: str):
-    """Import heavy modules (torch, cv2) only when their names are first used."""
+    """Import heavy modules (torch, cv2, onnxruntime) only when their names are first used: ``import lightmark``
+    imports nothing but this file."""
     if name in _LAZY:
         import importlib
 
@@ -48,6 +51,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "EvaluationReport",
+    "ModelConfig",
     "PredictionResults",
     "Predictor",
     "TrainConfig",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .config_cli import CliSpec, DefaultsHelpFormatter, LazyParser, add_config_options, config_from_args, default_of
 from .errors import ConfigError, LightmarkError
+from .utils import EXTRAS, missing_dependency
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
@@ -82,16 +83,28 @@ def _expand_inputs(inputs: Sequence[str]):
     return load_images([Path(p) for p in inputs])
 
 
+PREDICT_FILE_OUTPUTS: tuple[str, ...] = ("out", "zip", "json", "csv", "coco")
+PREDICT_FOLDER_OUTPUTS: tuple[str, ...] = ("pts", "vis")
+
+
 def _cmd_predict(a: argparse.Namespace) -> int:
     from .engine.predict import Predictor
     from .errors import ImageError
     from .utils import check_writable
 
-    for path in (a.out, a.zip, a.json):  # fail before predicting (and before writing any output)
-        if path:
-            check_writable(path)
-    if a.vis:
-        check_writable(a.vis, folder=True)
+    given = [name for name in (*PREDICT_FILE_OUTPUTS, *PREDICT_FOLDER_OUTPUTS) if getattr(a, name)]
+    if not given:
+        raise ConfigError("nothing to write: give at least one of --out, --json, --csv, --coco, --pts, --vis")
+    if a.zip and not a.out:
+        raise ConfigError("--zip holds the solution.txt of --out: give --out too")
+    if a.vis_limit < 0:
+        raise ConfigError(f"--vis-limit: expected 0 or more, got {a.vis_limit}")
+    for name in PREDICT_FILE_OUTPUTS:  # fail before predicting (and before writing any output)
+        if getattr(a, name):
+            check_writable(getattr(a, name))
+    for name in PREDICT_FOLDER_OUTPUTS:
+        if getattr(a, name):
+            check_writable(getattr(a, name), folder=True)
     data = _expand_inputs(a.inputs)
     predictor = Predictor(a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads, refine=a.refine)
     res = predictor.predict_dataset(data, batch_size=a.batch_size, progress=not a.quiet, skip_bad=a.skip_bad)
@@ -99,11 +112,21 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         for name, why in res.skipped:
             print(f"skipped {name}: {why}", file=sys.stderr)
         raise ImageError(f"none of the {len(res.skipped)} images could be read; nothing written")
-    res.save_submission(a.out, a.zip)
-    print(f"wrote {len(res)} rows to {a.out}" + (f" and {a.zip}" if a.zip else ""))
+    if a.out:
+        res.save_submission(a.out, a.zip)
+        print(f"wrote {len(res)} rows to {a.out}" + (f" and {a.zip}" if a.zip else ""))
     if a.json:
         res.save_json(a.json)
         print(f"wrote {a.json}")
+    if a.csv:
+        res.save_csv(a.csv)
+        print(f"wrote {a.csv}")
+    if a.coco:
+        res.save_coco(a.coco)
+        print(f"wrote {a.coco}")
+    if a.pts:
+        res.save_pts(a.pts)
+        print(f"wrote {len(res)} .pts files to {a.pts}")
     if a.vis:
         res.save_visualizations(a.vis, limit=a.vis_limit)
         print(f"wrote {min(len(res), a.vis_limit)} annotated images to {a.vis}")
@@ -226,18 +249,64 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(a: argparse.Namespace) -> int:
-    from .report import results_table, update_readme
+REPORT_KEYS: tuple[str, ...] = ("n", "nme_challenge", "nme_box", "fr_10", "auc_10")
+"""Top-level keys every ``--eval`` JSON must have (``lightmark evaluate --json`` writes them)."""
+
+
+def _report_inputs(a: argparse.Namespace) -> dict[str, str]:
+    """Check every ``lightmark report`` argument before anything is printed or written: ``--eval`` pairs (unique
+    labels, readable evaluation JSONs), ``--section`` only with ``--readme``, the README's markers, and the
+    writability of ``--readme`` / ``--ced``. Returns label -> path."""
+    from .report import markers, update_readme
     from .utils import check_writable
 
-    reports = {}
+    if a.section is not None and not a.readme:
+        raise ConfigError("--section names a section of --readme: give --readme too")
+    reports: dict[str, str] = {}
     for item in a.eval:
         label, sep, path = item.partition("=")
-        if not sep:
+        label, path = label.strip(), path.strip()
+        if not sep or not label or not path:
             raise ConfigError(f"--eval expects LABEL=PATH, got {item!r}")
+        if label in reports:
+            raise ConfigError(f"--eval: label {label!r} given twice")
+        if "|" in label or "\n" in label:
+            raise ConfigError(f"--eval: label {label!r} would break the markdown table (no '|' or newline)")
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ConfigError(f"{path}: not a JSON file ({e})") from None
+        missing = [k for k in REPORT_KEYS if k not in data] if isinstance(data, dict) else list(REPORT_KEYS)
+        if missing:
+            raise ConfigError(f"{path}: not an evaluation report (no {', '.join(missing)}; write it with `lightmark "
+                              "evaluate --json`)")  # fmt: skip
+        if a.ced and not data.get("per_image"):
+            raise ConfigError(f"{path}: no per-image figures for --ced (write it with `lightmark evaluate --json`)")
         reports[label] = path
+    if a.readme:
+        section = a.section if a.section is not None else default_of(update_readme, "section")
+        try:
+            text = Path(a.readme).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{a.readme}: cannot read ({e.strerror or e})") from None
+        start, end = markers(section)
+        if start not in text or end not in text:
+            raise ConfigError(f"{a.readme}: no {start} ... {end} markers (section {section!r})")
+        check_writable(a.readme)
     if a.ced:
+        from .utils import require
+
         check_writable(a.ced)
+        require("matplotlib", "--ced")
+    return reports
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from .report import results_table, update_readme
+
+    reports = _report_inputs(a)
     table = results_table(reports)
     print(table)
     if a.ced:
@@ -245,7 +314,8 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
         print(f"wrote {ced_plot(reports, a.ced)}")
     if a.readme:
-        update_readme(a.readme, table, a.section)
+        section = a.section if a.section is not None else default_of(update_readme, "section")
+        update_readme(a.readme, table, section)
         print(f"updated {a.readme}")
     return 0
 
@@ -316,14 +386,18 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("inputs", nargs="+", help="a dataset folder, or image files")
     p.add_argument("--model", help=MODEL_HELP)
-    p.add_argument("--out", required=True, help="solution.txt to write")
-    p.add_argument("--zip", help="also write a zip holding solution.txt")
-    p.add_argument("--json", help="also write predictions as JSON")
-    p.add_argument("--vis", help="folder for annotated images")
-    p.add_argument("--vis-limit", type=int, default=50, help="most annotated images written to --vis")
+    out = p.add_argument_group("outputs (at least one; all checked for writability before any image is predicted)")
+    out.add_argument("--out", metavar="TXT", help="the challenge's solution.txt")
+    out.add_argument("--zip", help="also a zip holding the solution.txt of --out")
+    out.add_argument("--json", help='JSON: {"predictions": [{name, width, height, landmarks}], "skipped": [...]}')
+    out.add_argument("--csv", help="CSV: name, width, height, x0, y0, ..., x67, y67 (0-based pixels)")
+    out.add_argument("--coco", metavar="JSON", help="COCO keypoints JSON (images, annotations, the face category)")
+    out.add_argument("--pts", metavar="DIR", help="folder for one 300-W .pts file per image (1-based, as the format)")
+    out.add_argument("--vis", metavar="DIR", help="folder for annotated images")
+    out.add_argument("--vis-limit", type=int, default=50, help="most annotated images written to --vis")
     batch = default_of(Predictor.predict_dataset, "batch_size")
     p.add_argument("--batch-size", type=int, default=batch, help="images per batch")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=int, help="threads of the model's forward pass (default: the library's)")
     p.add_argument("--backend", default=default_of(Predictor, "backend"), choices=BACKENDS, help="inference engine")
     p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--refine", type=int, help=REFINE_HELP)
@@ -361,8 +435,9 @@ def _report_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--eval", action="append", required=True, metavar="LABEL=PATH", help="evaluate --json output")
     p.add_argument("--readme", help="replace a generated section of the README with the table")
-    section_help = "which section (README markers <!-- NAME:start/end -->)"
-    p.add_argument("--section", default=default_of(update_readme, "section"), help=section_help)
+    section = default_of(update_readme, "section")
+    section_help = f"which section of --readme (markers <!-- NAME:start/end -->; default: {section})"
+    p.add_argument("--section", metavar="NAME", help=section_help)
     p.add_argument("--ced", help="also plot the CED curves of every --eval to this PNG")
 
 
@@ -414,6 +489,30 @@ COMMANDS = (
 )  # fmt: skip
 """(name, help, options(parser), run(args)) of each command."""
 
+EXAMPLES: dict[str, str] = {
+    "train": "lightmark train --train ../shared/data/facesynthetics_100 --val ../shared/data/aflw2000/val "
+    "--out runs/a\n  lightmark train --train DATA --val VAL --out runs/ft --init protocol --epochs 4",
+    "evaluate": "lightmark evaluate --data ../shared/data/aflw2000/val --json r.json --plots plots/\n"
+    "  lightmark evaluate --data ../shared/data/aflw2000/val --baseline dlib --latency",
+    "predict": "lightmark predict faces/ --json p.json\n"
+    "  lightmark predict test/ --model protocol --out solution.txt --zip submission.zip\n"
+    "  lightmark predict a.jpg b.jpg --csv lm.csv --coco coco.json --pts pts/ --vis vis/",
+    "check-submission": "lightmark check-submission solution.txt --images test/",
+    "export": "lightmark export --format onnx --model protocol --out protocol.onnx\n"
+    "  lightmark export --format pt --model runs/a/best.pt --out slim.pt --track protocol",
+    "synth": "lightmark synth --count 1000 --out synth/ --workers 2",
+    "report": 'lightmark report --eval "protocol=docs/evals/protocol.json" --eval "dlib=docs/evals/dlib.json"\n'
+    '  lightmark report --eval "mixed=r.json" --readme README.md --section results --ced ced.png',
+    "models": "lightmark models",
+    "benchmark": "lightmark benchmark --threads 1,2 --json b.json",
+    "demo": "lightmark demo --source video.mp4 --out annotated.mp4 --csv lm.csv\n  lightmark demo --source 0 --show",
+}
+"""An example command line of each command (its ``--help`` epilog)."""
+
+
+class _HelpFormatter(DefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the option help, the examples epilog printed as written."""
+
 
 def _version() -> str:
     from . import __version__
@@ -424,13 +523,24 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The ``lightmark`` parser. A command's options are added when it is parsed or its help shown, so a command
     imports only its own modules (:func:`command_parsers` adds them all)."""
-    p = argparse.ArgumentParser(prog="lightmark", description="Light-weight 68-point facial landmarks.")
+    p = argparse.ArgumentParser(
+        prog="lightmark",
+        description="Light-weight 68-point facial landmarks.",
+        epilog="example:\n  lightmark predict face.jpg --json face.json\n\n"
+        "`lightmark COMMAND --help` shows a command's options and an example.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     p.add_argument("--version", action="version", version=f"lightmark {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=LazyParser)
     for name, help_text, options, run in COMMANDS:
         cmd = sub.add_parser(
-            name, help=help_text, description=help_text, formatter_class=DefaultsHelpFormatter, populate=options
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"example:\n  {EXAMPLES[name]}",
+            formatter_class=_HelpFormatter,
+            populate=options,
         )
         cmd.set_defaults(fn=run)
     return p
@@ -443,18 +553,37 @@ def command_parsers(parser: argparse.ArgumentParser | None = None) -> dict[str, 
     return {name: cmd.populate() for name, cmd in sub.choices.items()}
 
 
+def _missing_extra(e: ModuleNotFoundError) -> str | None:
+    """The optional dependency (a key of :data:`~lightmark.utils.EXTRAS`) whose absence raised ``e``, if any."""
+    top = (e.name or "").split(".")[0]
+    return top if top in EXTRAS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. Bad input gives a one-line ``lightmark CMD: error: FILE: PROBLEM`` on stderr and exit
-    code 2 (``--debug``: the full traceback instead)."""
+    code 2 (``--debug``: the full traceback instead); so does a missing optional dependency, naming the extra that
+    installs it (``lightmark train: error: this command needs torch: pip install 'lightmark[train]'``)."""
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines on stderr beside our error
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # nor FFmpeg's ("moov atom not found"...): fatal only
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)  # a command's options import its modules (train's: torch)
+    except ModuleNotFoundError as e:
+        if "--debug" in argv or _missing_extra(e) is None:
+            raise
+        command = next((a for a in argv if a in {c[0] for c in COMMANDS}), "")
+        msg = missing_dependency(_missing_extra(e), "this command", prefer=command)
+        print(f"lightmark {command}: error: {msg}", file=sys.stderr)
+        return 2
     try:
         return int(args.fn(args) or 0)
-    except (LightmarkError, OSError) as e:  # OSError: a safety net, the API wraps the file errors it expects
-        if args.debug:
+    except (LightmarkError, OSError, ModuleNotFoundError) as e:  # OSError: a safety net, the API wraps the file
+        # errors it expects; ModuleNotFoundError: an optional dependency (torch, numba...) is not installed
+        if args.debug or (isinstance(e, ModuleNotFoundError) and _missing_extra(e) is None):
             raise
+        if isinstance(e, ModuleNotFoundError):
+            e = missing_dependency(_missing_extra(e), "this command", prefer=args.command)
         msg = " ".join(str(e).splitlines()) or type(e).__name__  # always one line
         print(f"lightmark {args.command}: error: {msg}", file=sys.stderr)
         return 2

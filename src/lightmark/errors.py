@@ -37,3 +37,7 @@ class SubmissionError(LightmarkError):
 
 class ConfigError(LightmarkError, ValueError):
     """An option has an impossible value (batch size 0, unknown loss, weights that do not match the sets...)."""
+
+
+class MissingDependencyError(LightmarkError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""

@@ -1,4 +1,5 @@
-"""Small helpers used across the package: atomic file output, thread pinning.
+"""Small helpers used across the package: atomic file output, thread pinning, optional dependencies, progress
+bars.
 
 Importing this module changes nothing in the process (no umask, thread or signal setting).
 """
@@ -6,14 +7,39 @@ Importing this module changes nothing in the process (no umask, thread or signal
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from types import ModuleType
+from typing import IO, Any
 
-from .errors import OutputError
+from .errors import MissingDependencyError, OutputError
+
+EXTRAS: dict[str, str] = {
+    "torch": "train",
+    "albumentations": "train",
+    "numba": "synth",
+    "scipy": "synth",
+    "onnx": "export",
+    "matplotlib": "plots",
+    "dlib": "dlib",
+    "face_recognition_models": "dlib",
+}
+"""Optional dependency (top-level module) -> the ``pip install 'lightmark[EXTRA]'`` extra that installs it.
+``pip install lightmark`` alone predicts with ONNX Runtime (numpy, OpenCV, onnxruntime, Pillow, tqdm)."""
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "train": ("torch", "albumentations"),
+    "synth": ("numba", "scipy"),
+    "export": ("torch", "onnx"),
+    "plots": ("matplotlib",),
+    "dlib": ("dlib", "face_recognition_models"),
+    "demo": ("dlib",),
+}
+"""The optional modules each extra installs (pyproject.toml's ``[project.optional-dependencies]``; a test keeps
+the two in step)."""
 
 _TMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
@@ -40,11 +66,14 @@ def _create_temporary(path: Path, mode: int) -> tuple[int, Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_write(
+    path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None
+) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it over ``path`` (never a half-written file).
 
     The old file (if any) stays intact until the rename, and the temporary file is removed on any failure.
-    The new file gets the old file's permissions, else those of any new file (``0o666 & ~umask``).
+    The new file gets the old file's permissions, else those of any new file (``0o666 & ~umask``). ``encoding``
+    and ``newline`` are :func:`open`'s (text modes only; ``newline=""`` for the csv module).
 
     Raises:
         OutputError: the folder cannot be created or written, the path is a folder, or writing fails
@@ -66,7 +95,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             except OSError:
                 os.close(fd)
                 raise
-        with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else newline) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -161,3 +190,39 @@ def scoped_threads(n: int | None, *, opencv: bool = False) -> Iterator[None]:
             import cv2
 
             cv2.setNumThreads(old_cv)
+
+
+def install_hint(module: str, prefer: str | None = None) -> str:
+    """``pip install 'lightmark[EXTRA]'`` for an optional module (its top-level package): the ``prefer`` extra
+    when it installs the module (e.g. "export" for torch in ``lightmark export``), else :data:`EXTRAS`'s; a module
+    of no extra gets ``pip install MODULE``."""
+    top = module.split(".")[0]
+    if prefer is not None and top in EXTRA_MODULES.get(prefer, ()):
+        return f"pip install 'lightmark[{prefer}]'"
+    return f"pip install 'lightmark[{EXTRAS[top]}]'" if top in EXTRAS else f"pip install {top}"
+
+
+def missing_dependency(module: str, what: str, prefer: str | None = None) -> MissingDependencyError:
+    """The one-line error for an optional dependency that is not installed: ``WHAT needs MODULE: pip install
+    'lightmark[EXTRA]'`` (see :func:`install_hint` for ``prefer``)."""
+    top = module.split(".")[0]
+    return MissingDependencyError(f"{what} needs {top}: {install_hint(top, prefer)}")
+
+
+def require(module: str, what: str) -> ModuleType:
+    """Import ``module`` (an optional dependency), or raise :class:`~lightmark.errors.MissingDependencyError`
+    naming ``what`` needs it and the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is None or e.name.split(".")[0] != module.split(".")[0]:
+            raise  # the module is there but one of its own imports is broken: not ours to rename
+        raise missing_dependency(module, what) from None
+
+
+def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs: Any) -> Any:
+    """A tqdm progress bar (on stderr) shown only when ``enabled`` (``--quiet`` turns it off) and stderr is a
+    terminal (tqdm's ``disable=None``): logs and pipes get no bar."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, disable=None if enabled else True, **kwargs)

@@ -1,49 +1,99 @@
-"""Speed benchmark: per-face latency and batch throughput of the landmark model with torch and ONNX Runtime on
-each thread count, end-to-end :meth:`Predictor.predict` latency (crop included), model cost figures, and dlib's
-68-point shape predictor on the same face crops when ``dlib`` and ``face_recognition_models`` are installed
-(``pip install 'lightmark[dlib]'``).
+"""Speed benchmark: lightmark against dlib's 68-point shape predictor, the contenders timed in turn, call by call.
 
-Everything runs through the public :class:`~lightmark.engine.predict.Predictor` API: the ONNX graph is the one
-``Predictor(model, backend="onnx")`` picks (the checkpoint's up-to-date twin, else an in-memory export), and each
-thread count gets its own predictors (:meth:`Predictor.with_threads`). Timings
-(:mod:`lightmark.engine.timing`) are wall-clock medians and 90th percentiles after a warm-up; they depend on what
-else the machine runs, so the report records the load average at the start.
+Two sections, both on the same face crops and the same face boxes for every contender:
+
+* **one face per call, one thread**: dlib's shape predictor given the face box, :meth:`Predictor.predict`
+  with ``box=`` (the single-pass path: crop, network, mapping back), the network alone
+  (:meth:`Predictor.run_model` on that face's crop) and the coarse-to-fine path (``Predictor(refine=1)``: a second
+  pass on the upright crop framed by the first pass's points, for crops of unknown framing), each reported as its
+  own cost.
+* **batches**, on each thread count ``t``: :meth:`Predictor.predict_batch` on ``t`` threads (ONNX Runtime's and
+  OpenCV's), the network alone on the batch's crops, and dlib on ``t`` processes (a pool of ``t`` workers, each
+  with its own shape predictor and the images already in memory; in process for ``t = 1``), in faces/s.
+
+The face box: with a labelled ``data`` folder, the box of each face's ground-truth landmarks (the "68-landmark box",
+which is how lightmark frames a ``box=``), given to dlib as its rectangle too; on the synthetic drawings (no
+labels), the box of lightmark's own whole-image prediction. With labels the report also gives each path's NME
+(challenge normaliser, %) on those boxes, so a faster path cannot hide a loss of accuracy.
+
+Timing (:func:`~lightmark.engine.timing.time_interleaved`): round ``r`` calls every contender once on input ``r``
+(the contender order rotating), so a busy machine slows all contenders of a round alike; each contender's ratio to
+dlib is given as the median and interquartile range of the per-call ratios. The ONNX graph is the one
+``Predictor(model, backend="onnx")`` picks (the checkpoint's up-to-date twin, else an in-memory export).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata as _metadata
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import LightmarkError
-from ..models import LandmarkModel, model_summary, resolve_model_path
-from ..utils import scoped_threads
-from .baselines import DLIB_HINT, DlibPredictor, centre_box
+from .baselines import DLIB_HINT, DlibPredictor
 from .predict import Predictor
-from .timing import time_calls, timing_stats
+from .timing import ratio_stats, time_interleaved, timing_stats
+
+DLIB = "dlib"
+PREDICT = "predict"
+NETWORK = "network"
+REFINE = "predict_refine1"
+BATCH = "predict_batch"
+LATENCY_LABELS = {
+    DLIB: "dlib shape predictor, given the box",
+    PREDICT: "lightmark predict(image, box=)",
+    NETWORK: "lightmark network alone (run_model)",
+    REFINE: "lightmark predict(box=), refine=1",
+}
 
 
 def benchmark_images(data: str | os.PathLike | None = None, count: int = 32, size: int = 384) -> list[np.ndarray]:
     """Face crops to time on: the first ``count`` images of a dataset folder, else synthetic face drawings of
     ``size`` px (timing barely depends on the content)."""
+    return benchmark_faces(data, count, size)[0]
+
+
+def benchmark_faces(
+    data: str | os.PathLike | None = None, count: int | None = 32, size: int = 384
+) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """``(images, landmarks)``: the first ``count`` (None: all) images of a dataset folder and their (N, 68, 2)
+    ground-truth landmarks (None unless every image has them), else ``count`` (None: 32) synthetic face drawings of
+    ``size`` px and None."""
     if data is not None:
         from ..data.formats import load_dataset
         from ..data.images import read_image
 
-        return [read_image(s.image_path) for s in load_dataset(data).samples[:count]]
+        samples = load_dataset(data).samples[:count]
+        if not samples:
+            raise LightmarkError(f"{data}: no images to time on")
+        images = [read_image(s.image_path) for s in samples]
+        labelled = all(s.landmarks is not None for s in samples)
+        return images, np.stack([s.landmarks for s in samples]).astype(np.float64) if labelled else None
     from .export import verification_inputs
 
+    count = 32 if count is None else count
     faces = []
     for i in range((count + 1) // 2):
         batch = verification_inputs(size, seed=i).transpose(0, 2, 3, 1)
         faces += [batch[1], batch[2]]
-    return [np.ascontiguousarray(f.clip(0, 255).astype(np.uint8)) for f in faces[:count]]
+    return [np.ascontiguousarray(f.clip(0, 255).astype(np.uint8)) for f in faces[:count]], None
+
+
+def landmarks_box(points: np.ndarray) -> tuple[float, float, float, float]:
+    """The (x0, y0, x1, y1) bounding box of (K, 2) points: the "68-landmark box" of a face."""
+    lo, hi = np.min(points, 0), np.max(points, 0)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
+def dlib_rect(box: Sequence[float]) -> tuple[int, int, int, int]:
+    """A box as dlib's inclusive integer corners (what :meth:`DlibPredictor.predict` rounds it to)."""
+    return tuple(round(float(v)) for v in box)  # type: ignore[return-value]
 
 
 @dataclass
@@ -53,53 +103,82 @@ class BenchmarkReport:
     model: dict
     settings: dict
     machine: dict
-    results: list[dict] = field(default_factory=list)  # one per thread count
-    dlib: dict | None = None
-    ratios: dict = field(default_factory=dict)
+    latency: dict = field(default_factory=dict)  # {"ms": {name: stats}, "ratio_to_dlib": {name: ratio stats}, ...}
+    throughput: list[dict] = field(default_factory=list)  # one per thread count
+    accuracy: dict | None = None  # {name: NME %} with labelled data
+    dlib: dict | None = None  # what dlib was (model file, version), None when not measured
+    raw_ms: dict = field(default_factory=dict)  # every timed call, {"latency": {name: [ms]}, "batch_<t>t": ...}
 
     def to_dict(self) -> dict:
         return {
             "model": self.model,
             "settings": self.settings,
             "machine": self.machine,
-            "results": self.results,
+            "latency": self.latency,
+            "throughput": self.throughput,
+            "accuracy": self.accuracy,
             "dlib": self.dlib,
-            "ratios": self.ratios,
+            "raw_ms": self.raw_ms,
         }
 
     def table(self) -> str:
-        m = self.model
-        batch_col, e2e_col = f"batch {self.settings['batch_size']} faces/s", "predict() ms (med / p90)"
+        m, s = self.model, self.settings
+        cost = f"{m['params'] / 1e6:.2f} M params, {m['gmacs']:.3f} GMACs, " if m.get("params") is not None else ""
         lines = [
-            f"model {m['name']} @ {m['input_size']} px: {m['params'] / 1e6:.2f} M params, {m['size_mb']:.2f} MB "
-            f"float32, {m['gmacs']:.3f} GMACs; onnx {m['onnx_mb']:.2f} MB ({m['onnx_source']})",
-            f"{'threads':>7} {'backend':<8} {'face ms (med / p90)':>20} {batch_col:>18} {e2e_col:>25}",
+            f"model {m['name']} @ {m['input_size']} px: {cost}onnx {m['onnx_mb']:.2f} MB, {m['onnx_nodes']} nodes "
+            f"({m['onnx_source']})",
+            f"{s['images']} images ({s['data']}); face box: {s['box']}",
+            "",
+            f"One face per call, 1 thread, contenders in turn call by call ({s['runs']} rounds after "
+            f"{s['warmup']} warm-up rounds)",
         ]
-        for r in self.results:
-            for b in ("torch", "onnx"):
-                lat, e2e = r[b]["latency_ms"], r[b]["end_to_end_ms"]
-                lines.append(
-                    f"{r['threads']:>7} {b:<8} {lat['median']:>9.3f} / {lat['p90']:<8.3f} "
-                    f"{r[b]['throughput_fps']:>18.1f} {e2e['median']:>12.3f} / {e2e['p90']:<10.3f}"
-                )
-        if self.dlib is not None:
-            d = self.dlib["latency_ms"]
-            lines.append(
-                f"{'1':>7} {'dlib':<8} {d['median']:>9.3f} / {d['p90']:<8.3f} {'-':>18} (68-point ERT on the face box)"
-            )
-        for k, v in self.ratios.items():
-            what = k.removeprefix("dlib_over_").replace("_", " ")
-            faster = f"lightmark {v:.2f}x faster" if v >= 1 else f"dlib {1 / v:.2f}x faster"
-            lines.append(f"dlib 68-pt vs lightmark {what} (median per face): {faster}")
+        lat = self.latency
+        has_dlib = bool(lat.get("ratio_to_dlib"))
+        head = f"  {'':<40} {'ms median':>9} {'p90':>7}"
+        head += f"  {'time / dlib: median [IQR]':>27}" if has_dlib else ""
+        head += f" {'NME %':>6}" if self.accuracy else ""
+        lines.append(head)
+        for name, label in LATENCY_LABELS.items():
+            if name not in lat.get("ms", {}):
+                continue
+            t = lat["ms"][name]
+            row = f"  {label:<40} {t['median']:>9.3f} {t['p90']:>7.3f}"
+            if has_dlib:
+                r = lat["ratio_to_dlib"].get(name)
+                row += f"  {_fmt_ratio(r):>27}" if r else f"  {'1':>27}"
+            if self.accuracy:
+                row += f" {self.accuracy[name]:>6.2f}" if name in self.accuracy else f" {'':>6}"
+            lines.append(row)
+        if self.throughput:
+            b = s["batch_size"]
+            lines += [
+                "",
+                f"Batches of {b} faces, contenders in turn batch by batch ({s['batch_runs']} rounds): faces/s "
+                f"(median batch time); dlib on as many processes as threads",
+                f"  {'threads':>7} {'predict_batch':>13} {'network':>9} {'dlib':>9}  "
+                + ("predict_batch / dlib faces/s: median [IQR]" if has_dlib else ""),
+            ]
+            for row in self.throughput:
+                fps = row["faces_per_s"]
+                d = f"{fps[DLIB]:>9.1f}" if DLIB in fps else f"{'-':>9}"
+                r = f"  {_fmt_ratio(row['speed_ratio_to_dlib'])}" if row.get("speed_ratio_to_dlib") else ""
+                lines.append(f"  {row['threads']:>7} {fps[BATCH]:>13.1f} {fps[NETWORK]:>9.1f} {d}{r}")
+        if self.dlib is None and s.get("dlib_note"):
+            lines.append(s["dlib_note"])
+        la = self.machine["loadavg"]
         lines.append(
-            f"load average at start {self.machine['loadavg'][0]:.2f} on {self.machine['cpu_count']} CPUs "
-            f"(timings under load are slower and noisier)"
+            f"load average {la[0]:.2f} at the start on {self.machine['cpu_count']} CPUs (a busy machine slows every "
+            "contender of a round alike: trust the ratios over the times)"
         )
         return "\n".join(lines)
 
 
+def _fmt_ratio(r: dict) -> str:
+    return f"{r['median']:.3f} [{r['q25']:.3f}, {r['q75']:.3f}]"
+
+
 def run_benchmark(
-    model: str | os.PathLike | LandmarkModel | None = None,
+    model=None,
     threads: Sequence[int] = (1, 2),
     runs: int = 300,
     batch_size: int = 32,
@@ -107,144 +186,277 @@ def run_benchmark(
     data: str | os.PathLike | None = None,
     with_dlib: bool = True,
     progress: bool = False,
+    count: int | None = None,
+    refine: bool = True,
 ) -> BenchmarkReport:
-    """Time the model; see the module docstring. ``runs`` timed calls per figure (batch figures use
-    ``max(5, runs // 20)`` batches).
+    """Time lightmark against dlib; see the module docstring.
+
+    Args:
+        model: a checkpoint path / shipped track name / :class:`LandmarkModel` / None (the shipped default).
+        threads: thread counts of the batch section (the per-face section runs on one thread).
+        runs: timed rounds of the per-face section; the batch section times ``max(5, runs // 10)`` batches.
+        batch_size: faces per batch.
+        warmup: untimed rounds before the per-face section (the batch section warms up with 2).
+        data: a dataset folder (all its images, or the first ``count``); None: synthetic drawings (``count`` of
+            them, default ``max(32, batch_size)``).
+        with_dlib: time dlib when it is installed (``pip install 'lightmark[dlib]'``).
+        refine: also time the coarse-to-fine path (``refine=1``).
 
     Returns:
         a :class:`BenchmarkReport`.
     """
     say = print if progress else (lambda *a, **k: None)
-    source = None if isinstance(model, LandmarkModel) else resolve_model_path(model)
-    onnx = Predictor(model if source is None else source, backend="onnx")  # holds the torch model too
-    images = benchmark_images(data, count=max(batch_size, 1))
-    crops = np.stack([onnx.crop(img)[0] for img in images])  # (N, S, S, 3) uint8
-    x = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32)  # (N, 3, S, S) model inputs
-    inputs = _Inputs(images, x[:1], np.ascontiguousarray(np.resize(x, (batch_size, *x.shape[1:]))))
-    n_batches = max(5, runs // 20)
+    pred = _onnx_predictor(model)
+    if data is None and count is None:
+        count = max(32, batch_size)
+    images, gt = benchmark_faces(data, count)
+    if gt is not None:
+        boxes, box_note = [landmarks_box(g) for g in gt], "the 68-landmark box of the ground truth (every contender)"
+    else:
+        boxes = [landmarks_box(pred.predict(img)) for img in images]
+        box_note = "the box of lightmark's whole-image prediction (no labels; every contender)"
+    dlib, dlib_note = _dlib(with_dlib)
+    n_batches = max(5, runs // 10)
     report = BenchmarkReport(
-        model=_model_figures(onnx, source),
+        model=_model_figures(pred),
         settings={
-            "threads": list(threads),
             "runs": runs,
             "warmup": warmup,
+            "threads": [int(t) for t in threads],
             "batch_size": batch_size,
             "batch_runs": n_batches,
-            "images": str(data) if data else "synthetic face drawings",
+            "images": len(images),
+            "data": str(data) if data else "synthetic face drawings",
+            "box": box_note,
             "image_size": list(images[0].shape[:2]),
+            "dlib_note": dlib_note,
         },
         machine=_machine(),
+        dlib=None if dlib is None else {"model": str(dlib.model_path), "version": dlib.version},
     )
+    faces = _Faces(images, boxes, [_model_input(pred, img, box) for img, box in zip(images, boxes, strict=True)])
+    refined = _with_refine(pred, model) if refine else None
+
+    say(f"one face per call, 1 thread: {runs} rounds ...")
+    calls = _latency_calls(pred, refined, dlib, faces)
+    with _opencv_threads(1):
+        ms = time_interleaved(calls, runs, warmup)
+    report.raw_ms["latency"] = ms
+    report.latency = {
+        "threads": 1,
+        "ms": {k: timing_stats(v) for k, v in ms.items()},
+        "ratio_to_dlib": {k: ratio_stats(v, ms[DLIB]) for k, v in ms.items() if k != DLIB} if DLIB in ms else {},
+    }
+    if gt is not None:
+        say("accuracy on the timed boxes ...")
+        report.accuracy = _accuracy(calls, faces, gt)
     for t in threads:
-        report.results.append(_time_thread_count(onnx, int(t), inputs, runs, warmup, n_batches, say))
-    if with_dlib:
-        report.dlib = _time_dlib(images, runs, warmup, say)
-    report.ratios = _dlib_ratios(report)
+        say(f"batches of {batch_size}, {t} thread(s): {n_batches} rounds ...")
+        row, raw = _time_batches(pred, dlib, faces, int(t), batch_size, n_batches)
+        report.throughput.append(row)
+        report.raw_ms[f"batch_{int(t)}t"] = raw
     return report
 
 
 @dataclass
-class _Inputs:
-    """What is timed: the images (end to end), one model input (batch 1) and a batch of them."""
+class _Faces:
+    """What is timed: the images, one face box each, and each face's model input (1, 3, S, S) float32."""
 
     images: list[np.ndarray]
-    x1: np.ndarray  # (1, 3, S, S) float32
-    xb: np.ndarray  # (batch, 3, S, S) float32
+    boxes: list[tuple[float, float, float, float]]
+    inputs: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.images)
 
 
-def _model_figures(pred: Predictor, source: Path | None) -> dict:
-    """Name, parameters, size, GMACs of the model; sizes of its checkpoint and of the ONNX graph timed."""
-    graph = pred.onnx_graph
-    onnx_size = len(graph) if isinstance(graph, bytes) else graph.stat().st_size
-    return {
-        "name": pred.config.name,
-        **model_summary(pred.model),
-        "checkpoint": str(source) if source else None,
-        "checkpoint_mb": round(source.stat().st_size / 1e6, 3) if source else None,
-        "onnx_mb": round(onnx_size / 1e6, 3),
-        "onnx_source": str(pred.onnx_path) if pred.onnx_path is not None else "in-memory export",
+def _onnx_predictor(model) -> Predictor:
+    """The ONNX Runtime predictor timed (1 thread), single pass (refine 0)."""
+    return Predictor(model, backend="onnx", threads=1, refine=0)
+
+
+def _with_refine(pred: Predictor, model) -> Predictor:
+    """``pred`` with one refining pass, on the same ONNX graph (no second twin check or export)."""
+    given = model if model is not None and not isinstance(model, (str, os.PathLike)) else None
+    src = given if given is not None else (pred.onnx_path or model)
+    return Predictor(src, backend="onnx", onnx=pred.onnx_graph, threads=1, refine=1)
+
+
+def _model_input(pred: Predictor, image: np.ndarray, box) -> np.ndarray:
+    crop = pred.crop(image, box)[0]
+    return np.ascontiguousarray(crop.transpose(2, 0, 1)[None], np.float32)
+
+
+def _dlib(with_dlib: bool) -> tuple[DlibPredictor | None, str]:
+    if not with_dlib:
+        return None, "dlib not timed (--no-dlib)"
+    try:
+        return DlibPredictor(), ""
+    except LightmarkError:
+        return None, f"dlib not timed: needs dlib and face_recognition_models ({DLIB_HINT})"
+
+
+def _latency_calls(
+    pred: Predictor, refined: Predictor | None, dlib: DlibPredictor | None, faces: _Faces
+) -> dict[str, Callable[[int], object]]:
+    """The per-face contenders, each a call on face ``r % N``."""
+    n = len(faces)
+    calls: dict[str, Callable[[int], object]] = {}
+    if dlib is not None:
+        rects = [dlib_rect(b) for b in faces.boxes]
+        calls[DLIB] = lambda r: dlib.predict(faces.images[r % n], rects[r % n])
+    calls[PREDICT] = lambda r: pred.predict(faces.images[r % n], box=faces.boxes[r % n])
+    calls[NETWORK] = lambda r: pred.run_model(faces.inputs[r % n])
+    if refined is not None:
+        calls[REFINE] = lambda r: refined.predict(faces.images[r % n], box=faces.boxes[r % n])
+    return calls
+
+
+def _accuracy(calls: dict[str, Callable[[int], object]], faces: _Faces, gt: np.ndarray) -> dict:
+    """NME (%, challenge normaliser, like ``lightmark evaluate``) of each landmark-returning contender over every
+    face, on the same boxes as timed."""
+    from ..metrics import challenge_norm, nme
+
+    sizes = np.array([(img.shape[1], img.shape[0]) for img in faces.images])
+    norm = challenge_norm(sizes)
+    out = {}
+    for name, call in calls.items():
+        if name == NETWORK:  # crop pixels, not image pixels: its accuracy is predict()'s
+            continue
+        pts = np.stack([np.asarray(call(i), np.float64) for i in range(len(faces))])
+        out[name] = round(float(nme(pts, gt, norm).mean()), 4)
+    return out
+
+
+@contextmanager
+def _opencv_threads(n: int):
+    """OpenCV's thread count at ``n`` for the block (the crop's warp), restored after."""
+    import cv2
+
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(old)
+
+
+_WORKER: dict = {}  # a dlib pool worker's state (set by _dlib_worker_init)
+
+
+def _dlib_worker_init(model_path: str, images: list[np.ndarray], rects: list[tuple[int, int, int, int]]) -> None:
+    _WORKER.update(dlib=DlibPredictor(model_path=model_path), images=images, rects=rects)
+
+
+def _dlib_worker_run(indices: Sequence[int]) -> list[np.ndarray]:
+    d, images, rects = _WORKER["dlib"], _WORKER["images"], _WORKER["rects"]
+    return [d.predict(images[i], rects[i]) for i in indices]
+
+
+def _dlib_pool(dlib: DlibPredictor, faces: _Faces, processes: int):
+    """A pool of ``processes`` dlib workers holding the images (forked where possible: nothing is copied per
+    call but the face indices)."""
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    rects = [dlib_rect(b) for b in faces.boxes]
+    return ctx.Pool(processes, _dlib_worker_init, (str(dlib.model_path), faces.images, rects))
+
+
+def _time_batches(
+    pred: Predictor, dlib: DlibPredictor | None, faces: _Faces, threads: int, batch_size: int, rounds: int
+) -> tuple[dict, dict]:
+    """Batch round ``r``: faces ``r * batch_size ...`` (wrapping around) through predict_batch, the network alone
+    and dlib on ``threads`` processes, in turn."""
+    n = len(faces)
+    batches = [[(k * batch_size + j) % n for j in range(batch_size)] for k in range(-(-n // batch_size))]
+    xs = [np.concatenate([faces.inputs[i] for i in b]) for b in batches]
+    pool = _dlib_pool(dlib, faces, threads) if dlib is not None and threads > 1 else None
+    try:
+        pred_t = pred.with_threads(threads)
+        calls: dict[str, Callable[[int], object]] = {}
+        if dlib is not None:
+            rects = [dlib_rect(b) for b in faces.boxes]
+            if pool is None:
+                calls[DLIB] = lambda r: [dlib.predict(faces.images[i], rects[i]) for i in batches[r % len(batches)]]
+            else:
+                calls[DLIB] = lambda r: pool.map(
+                    _dlib_worker_run, np.array_split(batches[r % len(batches)], threads), chunksize=1
+                )
+
+        def lightmark(r: int) -> np.ndarray:
+            b = batches[r % len(batches)]
+            return pred_t.predict_batch([faces.images[i] for i in b], [faces.boxes[i] for i in b])
+
+        calls[BATCH] = lightmark
+        calls[NETWORK] = lambda r: pred_t.run_model(xs[r % len(xs)])
+        with _opencv_threads(threads):
+            ms = time_interleaved(calls, rounds, warmup=2)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    row: dict = {
+        "threads": threads,
+        "batch_size": batch_size,
+        "dlib_processes": threads if dlib is not None else None,
+        "batch_ms": {k: timing_stats(v) for k, v in ms.items()},
+        "faces_per_s": {k: round(batch_size / (float(np.median(v)) / 1000.0), 2) for k, v in ms.items()},
     }
+    if DLIB in ms:  # faces/s ratio per round = dlib's time / lightmark's
+        row["speed_ratio_to_dlib"] = ratio_stats(ms[DLIB], ms[BATCH])
+        row["network_speed_ratio_to_dlib"] = ratio_stats(ms[DLIB], ms[NETWORK])
+    return row, ms
+
+
+def _model_figures(pred: Predictor) -> dict:
+    """Name, input size and ONNX graph (size, nodes, source) of the model timed; parameters and GMACs when its
+    torch model can be loaded."""
+    graph = pred.onnx_graph
+    data = graph if isinstance(graph, bytes) else Path(graph).read_bytes()
+    out = {
+        "name": pred.config.name,
+        "input_size": pred.input_size,
+        "onnx_mb": round(len(data) / 1e6, 3),
+        "onnx_nodes": _node_count(data),
+        "onnx_source": str(pred.onnx_path) if pred.onnx_path is not None else "in-memory export",
+        "params": None,
+        "gmacs": None,
+    }
+    try:
+        from ..models import model_summary
+
+        out.update(model_summary(pred.model))
+    except Exception:  # no torch or no .pt (a wheel's ONNX-only model): the graph's figures only
+        pass
+    return out
+
+
+def _node_count(data: bytes) -> int | None:
+    try:
+        import onnx
+    except ImportError:
+        return None
+    return len(onnx.load_from_string(data).graph.node)
+
+
+def _version_of(dist: str) -> str | None:
+    try:
+        return _metadata.version(dist)
+    except _metadata.PackageNotFoundError:
+        return None
 
 
 def _machine() -> dict:
     """What the figures depend on: CPUs, load at the start, library versions."""
     import cv2
-    import onnxruntime
 
     return {
         "cpu_count": os.cpu_count(),
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else [float("nan")] * 3,
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime": _version_of("onnxruntime"),
         "opencv": cv2.__version__,
-    }
-
-
-def _time_thread_count(
-    onnx: Predictor, threads: int, inputs: _Inputs, runs: int, warmup: int, n_batches: int, say: Callable
-) -> dict:
-    """Both backends on ``threads`` threads: the model's (torch's and ORT's per predictor) and, for the crop in
-    ``predict``, OpenCV's (set for this step only, restored after)."""
-    row: dict = {"threads": threads}
-    predictors = {"torch": Predictor(onnx.model, backend="torch", threads=threads), "onnx": onnx.with_threads(threads)}
-    with scoped_threads(threads, opencv=True):
-        for backend, pred in predictors.items():
-            say(f"threads {threads}: {backend} ...")
-            row[backend] = _time_backend(pred, inputs, runs, warmup, n_batches)
-    return row
-
-
-def _time_backend(pred: Predictor, inputs: _Inputs, runs: int, warmup: int, n_batches: int) -> dict:
-    """Batch-1 latency and batch throughput of the model alone (:meth:`Predictor.run_model`), and end-to-end
-    :meth:`Predictor.predict` latency cycling through the images."""
-    lat = time_calls(lambda: pred.run_model(inputs.x1), runs, warmup)
-    bat = time_calls(lambda: pred.run_model(inputs.xb), n_batches, 2)
-    e2e = time_calls(_cycling(pred.predict, inputs.images), runs, warmup)
-    return {
-        "latency_ms": timing_stats(lat),
-        "batch_ms": timing_stats(bat),
-        "throughput_fps": round(len(inputs.xb) / (float(np.median(bat)) / 1000.0), 2),
-        "end_to_end_ms": timing_stats(e2e),
-    }
-
-
-def _cycling(fn: Callable, *args: Sequence) -> Callable[[], object]:
-    """A call of ``fn`` on the next items of ``args`` (the first call takes item 0 of each, and so on round)."""
-    k = [0]
-
-    def call() -> object:
-        i = k[0] % len(args[0])
-        k[0] += 1
-        return fn(*(a[i] for a in args))
-
-    return call
-
-
-def _time_dlib(images: list[np.ndarray], runs: int, warmup: int, say: Callable) -> dict | None:
-    """dlib's 68-point shape predictor on the same crops, face box = :func:`~lightmark.engine.baselines.centre_box`
-    (the evaluation's fall-back box; the detector is not timed). None when dlib is not installed."""
-    try:
-        dlib = DlibPredictor()
-    except LightmarkError:
-        say(f"dlib not measured: needs dlib and face_recognition_models ({DLIB_HINT})")
-        return None
-    say("dlib ...")
-    boxes = [centre_box(img.shape[1], img.shape[0]) for img in images]
-    ms = time_calls(_cycling(dlib.predict, images, boxes), runs, warmup)
-    return {"latency_ms": timing_stats(ms), "model": str(dlib.model_path), "threads": 1, "version": dlib.version}
-
-
-def _dlib_ratios(report: BenchmarkReport) -> dict:
-    """Median dlib ms / median lightmark ms on the first thread count (> 1: lightmark is faster); {} without dlib."""
-    if report.dlib is None or not report.results:
-        return {}
-    one = report.results[0]
-    d = report.dlib["latency_ms"]["median"]
-    th = one["threads"]
-    return {
-        f"dlib_over_onnx_predict_{th}t": round(d / one["onnx"]["end_to_end_ms"]["median"], 4),
-        f"dlib_over_onnx_model_{th}t": round(d / one["onnx"]["latency_ms"]["median"], 4),
-        f"dlib_over_torch_predict_{th}t": round(d / one["torch"]["end_to_end_ms"]["median"], 4),
+        "dlib": _version_of("dlib-bin") or _version_of("dlib"),
+        "torch": _version_of("torch"),
     }

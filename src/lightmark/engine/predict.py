@@ -1,44 +1,68 @@
-"""Prediction: the two-line API (``Predictor()`` then ``predict(image)``) and batch prediction over folders."""
+"""Prediction: the two-line API (``Predictor()`` then ``predict(image)``) and batch prediction over folders.
+
+Prediction with ONNX Runtime (the default for the shipped models) needs neither torch nor the ``onnx`` package:
+the torch model is loaded only for ``backend="torch"``, :meth:`Predictor.describe` and in-memory exports.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from ..constants import CROP_SHIFT_UP, CROP_SIDE_RATIO
+from ..constants import CONTOURS, CROP_SHIFT_UP, CROP_SIDE_RATIO
 from ..data.formats import FaceDataset, Sample, load_dataset
 from ..data.images import read_image
 from ..data.transforms import (
     apply_gamma,
     crop_matrix,
     flip_landmarks,
-    invert_affine,
     landmark_box,
-    transform_points,
     upright_matrix,
-    warp,
+    warp_window,
     whole_image_matrix,
 )
-from ..errors import ConfigError, ImageError, LightmarkError
-from ..models import LandmarkModel, load_model, resolve_model_path
-from ..utils import scoped_threads
+from ..errors import ConfigError, ImageError, LightmarkError, ModelError
+from ..models.config import ModelConfig
+from ..models.shipped import missing_model_message, resolve_model_path, shipped_onnx_path, shipped_track
+from ..utils import progress_bar, require, scoped_threads
+from .onnx_runtime import (
+    META_CONFIG,
+    META_SOURCE_SHA256,
+    file_sha256,
+    onnx_config,
+    onnx_metadata,
+    onnxruntime_available,
+    ort_session,
+)
 from .timing import latency
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..models.landmark_model import LandmarkModel
 
 Box = tuple[float, float, float, float]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+TORCH_NEEDED_FOR = "the torch model (backend 'torch', a CUDA device, describe(), an in-memory ONNX export)"
 
-
-def onnxruntime_available() -> bool:
-    """True when ``onnxruntime`` can be imported."""
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
+__all__ = [
+    "BACKENDS",
+    "COCO_KEYPOINT_NAMES",
+    "COCO_SKELETON",
+    "PredictionResults",
+    "Predictor",
+    "box_matrix",
+    "landmarks_matrix",
+    "merge_flip",
+    "onnx_twin",
+    "onnxruntime_available",
+]
 
 
 def onnx_twin(checkpoint: str | os.PathLike) -> Path | None:
@@ -48,19 +72,11 @@ def onnx_twin(checkpoint: str | os.PathLike) -> Path | None:
     return twin if twin.is_file() and twin != Path(checkpoint) else None
 
 
-def _twin_is_current(session, checkpoint: Path, twin: Path, config: dict) -> bool:
-    """The ONNX twin was exported from this checkpoint: same SHA-256 when the file records one (exports by
-    :func:`~lightmark.engine.export.export_onnx`), else same config and not older than the checkpoint."""
-    import json
-
-    from .export import META_CONFIG, META_SOURCE_SHA256, file_sha256, onnx_metadata
-
-    meta = onnx_metadata(session)
-    if META_SOURCE_SHA256 in meta:
-        return meta[META_SOURCE_SHA256] == file_sha256(checkpoint)
-    if META_CONFIG in meta and json.loads(meta[META_CONFIG]) != json.loads(json.dumps(config)):
-        return False
-    return twin.stat().st_mtime >= checkpoint.stat().st_mtime
+def _is_torch_model(obj: Any) -> bool:
+    """``obj`` is a :class:`~lightmark.models.LandmarkModel` (checked without importing torch: an instance can
+    only exist once its module is imported)."""
+    mod = sys.modules.get("lightmark.models.landmark_model")
+    return mod is not None and isinstance(obj, mod.LandmarkModel)
 
 
 def merge_flip(points: np.ndarray, mirrored: np.ndarray, width: int, perm: Sequence[int]) -> np.ndarray:
@@ -90,9 +106,36 @@ def landmarks_matrix(
     return crop_matrix(center - np.array([0.0, shift_up * side]), side, out_size)
 
 
+def _keypoint_names() -> tuple[str, ...]:
+    groups = (
+        ("jaw", 17),
+        ("right_brow", 5),
+        ("left_brow", 5),
+        ("nose_bridge", 4),
+        ("nose_lower", 5),
+        ("right_eye", 6),
+        ("left_eye", 6),
+        ("outer_mouth", 12),
+        ("inner_mouth", 8),
+    )
+    return tuple(f"{g}_{i}" for g, n in groups for i in range(n))
+
+
+COCO_KEYPOINT_NAMES: tuple[str, ...] = _keypoint_names()
+"""Names of the 68 iBUG/300-W points in order (``jaw_0`` ... ``inner_mouth_7``; right/left are the subject's)."""
+COCO_SKELETON: tuple[tuple[int, int], ...] = tuple(
+    (a + 1, b + 1)
+    for start, end, closed in CONTOURS
+    for a, b in [*((i, i + 1) for i in range(start, end - 1)), *([(end - 1, start)] if closed else [])]
+)
+"""COCO ``skeleton``: 1-based point pairs joined when drawing a face (:data:`lightmark.constants.CONTOURS`)."""
+
+
 @dataclass
 class PredictionResults:
-    """Landmarks predicted for a set of images, in each image's own pixel coordinates."""
+    """Landmarks predicted for a set of images, in each image's own pixel coordinates (0-based, pixel centres at
+    integers). The ``save_*`` methods are what ``lightmark predict``'s output options call; each writes
+    atomically."""
 
     names: list[str]
     landmarks: np.ndarray  # (N, K, 2) float32
@@ -105,13 +148,14 @@ class PredictionResults:
         return len(self.names)
 
     def save_submission(self, path: str | os.PathLike, zip_path: str | os.PathLike | None = None) -> None:
-        """Write the challenge's ``solution.txt`` (and a zip holding it) atomically."""
+        """Write the challenge's ``solution.txt`` (and a zip holding it) atomically (``--out``, ``--zip``)."""
         from ..submission import write_submission
 
         write_submission(path, self.names, self.landmarks, zip_path=zip_path)
 
     def save_json(self, path: str | os.PathLike) -> None:
-        """Write ``[{"name", "width", "height", "landmarks": [[x, y] x K]}]`` atomically."""
+        """Write ``{"predictions": [{"name", "width", "height", "landmarks": [[x, y] x K]}], "skipped": [[name,
+        reason]]}`` atomically (``--json``)."""
         import json
 
         from ..utils import atomic_write
@@ -123,8 +167,81 @@ class PredictionResults:
         with atomic_write(path) as f:
             json.dump({"predictions": rows, "skipped": [list(s) for s in self.skipped]}, f)
 
+    def save_pts(self, out_dir: str | os.PathLike) -> list[Path]:
+        """Write one 300-W/iBUG ``.pts`` file per image, ``out_dir/<name>.pts`` (the image's relative path with the
+        suffix replaced, so sub-folders are kept), 1-based as the format is (``--pts``;
+        :func:`~lightmark.data.formats.read_pts` reads them back to these 0-based points). Returns the paths."""
+        from ..data.formats import write_pts
+        from ..utils import ensure_dir
+
+        out_dir = ensure_dir(out_dir)
+        written = []
+        for name, pts in zip(self.names, self.landmarks, strict=True):
+            dst = out_dir / Path(name).with_suffix(".pts")
+            write_pts(dst, pts)
+            written.append(dst)
+        return written
+
+    def save_csv(self, path: str | os.PathLike) -> None:
+        """Write a CSV with a header and one row per image: ``name, width, height, x0, y0, ..., x67, y67`` (0-based
+        pixel coordinates, 3 decimals; ``--csv``)."""
+        import csv
+
+        from ..utils import atomic_write
+
+        k = self.landmarks.shape[1] if self.landmarks.ndim == 3 else 0
+        header = ["name", "width", "height", *[f"{c}{i}" for i in range(k) for c in "xy"]]
+        with atomic_write(path, newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            for name, size, pts in zip(self.names, self.image_sizes, self.landmarks, strict=True):
+                w.writerow([name, int(size[0]), int(size[1]), *(f"{v:.3f}" for v in np.asarray(pts).reshape(-1))])
+
+    def to_coco(self) -> dict:
+        """The predictions as a COCO keypoints dict: ``images``, ``annotations`` (one face per image: ``keypoints``
+        ``[x, y, 2] * 68``, ``num_keypoints``, ``bbox`` = the landmark box ``[x, y, w, h]``, ``area``, ``score``
+        absent) and ``categories`` (one "face" category with :data:`COCO_KEYPOINT_NAMES` and
+        :data:`COCO_SKELETON`). Coordinates are 0-based pixel indices, as COCO's keypoints; v = 2 (labelled and
+        visible) for every point: the model predicts occluded points too."""
+        images, annotations = [], []
+        for i, (name, size, pts) in enumerate(zip(self.names, self.image_sizes, self.landmarks, strict=True), 1):
+            pts = np.asarray(pts, np.float64)
+            (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+            kps = np.concatenate([np.round(pts, 3), np.full((len(pts), 1), 2.0)], axis=1).reshape(-1)
+            images.append({"id": i, "file_name": name, "width": int(size[0]), "height": int(size[1])})
+            annotations.append(
+                {
+                    "id": i,
+                    "image_id": i,
+                    "category_id": 1,
+                    "keypoints": [int(v) if j % 3 == 2 else float(v) for j, v in enumerate(kps)],
+                    "num_keypoints": len(pts),
+                    "bbox": [round(float(v), 3) for v in (x0, y0, x1 - x0, y1 - y0)],
+                    "area": round(float((x1 - x0) * (y1 - y0)), 3),
+                    "iscrowd": 0,
+                }
+            )
+        category = {
+            "id": 1,
+            "name": "face",
+            "supercategory": "person",
+            "keypoints": list(COCO_KEYPOINT_NAMES),
+            "skeleton": [list(e) for e in COCO_SKELETON],
+        }
+        info = {"description": "68-point facial landmarks predicted by lightmark", "version": _version()}
+        return {"info": info, "images": images, "annotations": annotations, "categories": [category]}
+
+    def save_coco(self, path: str | os.PathLike) -> None:
+        """Write :meth:`to_coco` as JSON atomically (``--coco``)."""
+        import json
+
+        from ..utils import atomic_write
+
+        with atomic_write(path) as f:
+            json.dump(self.to_coco(), f)
+
     def save_visualizations(self, out_dir: str | os.PathLike, limit: int | None = None) -> list[Path]:
-        """Draw the landmarks on each image and write ``out_dir/<name>.jpg``."""
+        """Draw the landmarks on each image and write ``out_dir/<name>.jpg`` (``--vis``)."""
         from ..data.images import write_image
         from ..viz import draw_landmarks
 
@@ -139,6 +256,52 @@ class PredictionResults:
         return written
 
 
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+class _TorchModel:
+    """A predictor's torch model, loaded on first use (ONNX Runtime prediction never needs it) and shared by the
+    predictor's :meth:`Predictor.with_threads` copies."""
+
+    def __init__(self, model: LandmarkModel | None, source: Path | None, device: str) -> None:
+        self._model, self.source, self.device = model, source, device
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def get(self) -> LandmarkModel:
+        if self._model is None:
+            if self.source is None or self.source.suffix == ".onnx":
+                raise ModelError(f"{self.source}: an ONNX graph has no torch model; give its .pt checkpoint")
+            require("torch", TORCH_NEEDED_FOR)
+            from ..models.checkpoint import load_model
+
+            self._model = load_model(self.source).to(self.device)
+        return self._model
+
+
+def _resolve_device(device: str | None, model: LandmarkModel | None) -> str:
+    """The predictor's device name: ``device``, else where a given model lives, else ``"cpu"``; a device other
+    than the CPU is checked now (it needs torch)."""
+    if device is None:
+        device = "cpu" if model is None else str(next(model.parameters()).device)
+    device = str(device)
+    if device == "cpu":
+        return device
+    torch = require("torch", f"device {device!r}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ConfigError(f"device {device!r}: not a torch device ({str(e).splitlines()[0]})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: CUDA is not available here (torch {torch.__version__}); use 'cpu'")
+    return device
+
+
 class Predictor:
     """68-point landmarks for face images.
 
@@ -150,11 +313,13 @@ class Predictor:
     video frame, to crop first.
 
     Args:
-        model: a checkpoint path, a shipped track name, a :class:`LandmarkModel` (used as is, never moved), or
-            None for the shipped default.
+        model: a checkpoint path (``.pt``), an exported ONNX graph (``.onnx``, run on the ``"onnx"`` backend), a
+            shipped track name (``"protocol"``, ``"mixed"``), a :class:`LandmarkModel` (used as is, never moved
+            unless ``device`` says so), or None for the shipped default.
         backend: ``"torch"``, ``"onnx"`` (ONNX Runtime: the checkpoint's ONNX twin ``X.onnx`` beside ``X.pt``
             when it is up to date, else an in-memory export) or ``"auto"`` (ONNX Runtime when it is installed and
-            the model has an up-to-date twin, else torch).
+            the model has an up-to-date twin, else torch). A shipped model whose ``.pt`` is not installed (a
+            wheel: see the README's "Models") runs its shipped ``.onnx`` on ``"auto"`` / ``"onnx"``.
         threads: threads of one forward pass of the model (None: the library defaults). ONNX Runtime gets them
             per session; torch has only a process-wide setting, so it is set for the forward pass and restored
             right after (:func:`~lightmark.utils.scoped_threads`): nothing else in the process is changed.
@@ -166,6 +331,9 @@ class Predictor:
             (:func:`~lightmark.data.transforms.upright_matrix` with the model's ``fine_ratio`` / ``fine_shift_up``):
             the coarse-to-fine prediction of models trained for it. None: the model's ``refine_passes`` (1 for
             two-pass models, 0 otherwise). Not applied to ``landmarks=`` crops, which are already fine crops.
+
+    The ONNX path imports neither torch nor ``onnx``: the model config comes from the graph's metadata, and the
+    torch model (attribute ``model``) is loaded on first use only.
 
     Attributes ``backend`` ("torch" or "onnx"), ``session`` (the ONNX Runtime session, None on torch),
     ``onnx_graph`` (the path or bytes it was opened from) and ``onnx_path`` (the file, None for bytes) are read-only:
@@ -186,21 +354,27 @@ class Predictor:
         refine: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
-            raise LightmarkError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+            raise ConfigError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         if threads is not None and int(threads) < 1:
             raise ConfigError(f"threads: expected at least 1 (or None for the default), got {threads}")
         if onnx is not None and backend == "torch":
             raise ConfigError("onnx= is the graph of the 'onnx' backend: pass backend='onnx' (or 'auto')")
+        given = model if _is_torch_model(model) else None
+        if given is None and model is not None and not isinstance(model, (str, os.PathLike)):
+            raise ConfigError(
+                f"model: expected a checkpoint or ONNX path, a shipped track name or a LandmarkModel, "
+                f"got {type(model).__name__}"
+            )
         self.threads = None if threads is None else int(threads)
-        self.model = model if isinstance(model, LandmarkModel) else load_model(model)
-        self.model.eval()
-        # default: where a given model already lives (never move a caller's module), else the CPU
-        self.device = torch.device(device if device is not None else next(self.model.parameters()).device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r}: CUDA is not available here (torch {torch.__version__}); use 'cpu'")
-        self.model.to(self.device)
-        self.config = self.model.config
-        self.input_size = self.config.input_size
+        self.device = _resolve_device(device, given)
+        if given is not None:
+            given.eval()
+            if device is not None:
+                given.to(self.device)
+        source = None if given is not None else resolve_model_path(model)
+        self._torch = _TorchModel(given, source, self.device)
+        self._given_config: ModelConfig | None = None if given is None else given.config
+        self.config: ModelConfig | None = self._given_config
         self.session = None  # ONNX Runtime session when the backend is "onnx"
         self.onnx_graph: Path | bytes | None = None  # what the session was opened from
         self.onnx_path: Path | None = None  # the file in use (None: in-memory graph or torch)
@@ -208,8 +382,11 @@ class Predictor:
             self._open_onnx(onnx)
             self.backend = "onnx"
         else:
-            source = None if isinstance(model, LandmarkModel) else resolve_model_path(model)
-            self.backend = self._open_backend(backend, source)
+            track = None if given is not None else shipped_track(model)
+            self.backend = self._open_backend(backend, source, track)
+        if self.config is None:  # an ONNX graph without a recorded config: the checkpoint's
+            self.config = self.model.config
+        self.input_size = self.config.input_size
         self.flip_test = flip_test
         self.gamma = gamma
         self.box_scale = box_scale
@@ -217,62 +394,109 @@ class Predictor:
         if self.refine < 0:
             raise ConfigError(f"refine: expected 0 or more passes, got {refine}")
 
+    @property
+    def model(self) -> LandmarkModel:
+        """The torch model (loaded on first use: it needs torch, and the ``.pt`` checkpoint of a shipped model)."""
+        return self._torch.get()
+
+    def _on_cpu(self) -> bool:
+        return self.device == "cpu"
+
     def _check_onnx_usable(self) -> None:
-        if self.device.type != "cpu":
-            raise LightmarkError("the onnx backend runs on the CPU only (device='cpu')")
+        if not self._on_cpu():
+            raise ConfigError(f"the onnx backend runs on the CPU only (device='cpu'), not {self.device!r}")
         if not onnxruntime_available():
-            raise LightmarkError("backend 'onnx' needs onnxruntime: pip install onnxruntime")
+            require("onnxruntime", "backend 'onnx'")  # raises MissingDependencyError
 
     def _open_onnx(self, graph: bytes | str | os.PathLike) -> None:
-        """Open the ONNX Runtime session on ``graph`` (a file or serialized bytes) with this predictor's threads."""
+        """Open the ONNX Runtime session on ``graph`` (a file or serialized bytes) with this predictor's threads;
+        the config comes from the graph's metadata unless a torch model was given."""
         self._check_onnx_usable()
-        from .export import ort_session
-
         graph = graph if isinstance(graph, bytes) else Path(graph)
-        self.session = ort_session(graph, self.threads)
-        self.onnx_graph = graph
+        if isinstance(graph, Path) and not graph.is_file():
+            raise ModelError(missing_model_message(graph))
+        session = ort_session(graph, self.threads)
+        recorded = onnx_config(session, "ONNX graph" if isinstance(graph, bytes) else str(graph))
+        self.session, self.onnx_graph = session, graph
+        self._input_name = session.get_inputs()[0].name
         self.onnx_path = None if isinstance(graph, bytes) else graph
+        self.config = self._given_config or recorded
 
-    def _open_backend(self, backend: str, source: Path | None) -> str:
+    def _close_onnx(self) -> None:
+        self.session, self.onnx_graph, self.onnx_path, self.config = None, None, None, self._given_config
+
+    def _load_torch(self) -> str:
+        """Load the torch model now (errors at construction, not at the first prediction); returns "torch"."""
+        self.config = self.model.config
+        return "torch"
+
+    def _open_backend(self, backend: str, source: Path | None, track: str | None) -> str:
         """Resolve ``backend`` to "torch" or "onnx" (opening the ONNX Runtime session)."""
-        if backend == "torch" or (backend == "auto" and (self.device.type != "cpu" or not onnxruntime_available())):
-            return "torch"
+        is_graph = source is not None and source.suffix.lower() == ".onnx"
+        if backend == "torch":
+            if is_graph:
+                raise ConfigError(f"{source}: an ONNX graph runs on backend 'onnx' (or 'auto'), not 'torch'")
+            return self._load_torch()
+        if backend == "auto" and not is_graph and (not self._on_cpu() or not onnxruntime_available()):
+            return self._load_torch()
         self._check_onnx_usable()
+        if is_graph:
+            self._open_onnx(source)
+            if self.config is None:
+                self._close_onnx()
+                raise ModelError(f"{source}: no lightmark model config in its metadata (export it with lightmark)")
+            return "onnx"
+        if source is not None and not source.is_file():
+            if track is not None and shipped_onnx_path(track).is_file():  # a wheel: the shipped graph only
+                self._open_onnx(shipped_onnx_path(track))
+                return "onnx"
+            raise ModelError(missing_model_message(source))
         twin = onnx_twin(source) if source is not None else None
         if twin is not None:
             try:
                 self._open_onnx(twin)
-                if _twin_is_current(self.session, source, twin, self.config.to_dict()):
+                if self._twin_is_current(source, twin):
                     return "onnx"
                 problem = "exported from another checkpoint (re-export it)"
             except Exception as e:  # an unreadable twin is not used, and the user is told
                 problem = f"not usable ({e})"
-            self.session, self.onnx_graph, self.onnx_path = None, None, None
+            self._close_onnx()
             import warnings
 
             fallback = "the torch model" if backend == "auto" else "an in-memory export"
             warnings.warn(f"{twin}: ONNX twin {problem}; using {fallback}", stacklevel=3)
         if backend == "auto":
-            return "torch"
+            return self._load_torch()
+        require("torch", "exporting the model to ONNX in memory")
+        require("onnx", "exporting the model to ONNX in memory")
         from .export import onnx_bytes
 
         self._open_onnx(onnx_bytes(self.model))
         return "onnx"
 
+    def _twin_is_current(self, checkpoint: Path, twin: Path) -> bool:
+        """The open ONNX twin was exported from this checkpoint: same SHA-256 when the file records one (exports
+        by :func:`~lightmark.engine.export.export_onnx`), else same config and not older than the checkpoint
+        (this older case loads the torch model)."""
+        import json
+
+        meta = onnx_metadata(self.session)
+        if META_SOURCE_SHA256 in meta:
+            return meta[META_SOURCE_SHA256] == file_sha256(checkpoint)
+        if META_CONFIG in meta and json.loads(meta[META_CONFIG]) != json.loads(json.dumps(self.model.config.to_dict())):
+            return False
+        return twin.stat().st_mtime >= checkpoint.stat().st_mtime
+
     def with_threads(self, threads: int | None) -> Predictor:
         """A predictor like this one - the same model object, backend, ONNX graph (no twin check, no export) and
         options - whose forward pass runs on ``threads`` threads (see the class's ``threads``)."""
-        return Predictor(
-            self.model,
-            backend=self.backend,
-            threads=threads,
-            flip_test=self.flip_test,
-            gamma=self.gamma,
-            box_scale=self.box_scale,
-            device=str(self.device),
-            onnx=self.onnx_graph,
-            refine=self.refine,
-        )
+        if threads is not None and int(threads) < 1:
+            raise ConfigError(f"threads: expected at least 1 (or None for the default), got {threads}")
+        new = copy.copy(self)  # shares the (lazily loaded) torch model
+        new.threads = None if threads is None else int(threads)
+        if self.session is not None:
+            new.session = ort_session(self.onnx_graph, new.threads)
+        return new
 
     # -- pre/post-processing -------------------------------------------------------------------------------
     def crop(
@@ -298,7 +522,7 @@ class Predictor:
 
     def _cut(self, image: np.ndarray, m: np.ndarray) -> np.ndarray:
         """The (S, S, 3) uint8 input crop of a checked image through the affine map ``m`` (gamma applied)."""
-        return apply_gamma(warp(image, m, self.input_size), self.gamma)
+        return apply_gamma(warp_window(image, m, self.input_size), self.gamma)
 
     def fine_matrix(self, points: np.ndarray) -> np.ndarray:
         """The refining crop (2, 3) for a face with (K, 2) image ``points``: upright, framed as the model's fine
@@ -311,9 +535,12 @@ class Predictor:
         (B, K, 2) float32 landmarks in input pixels (no crop, no flip test)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.session is not None:
-            return self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
+            return self.session.run(None, {self._input_name: x})[0]
+        import torch
+
+        model = self.model
         with torch.no_grad(), scoped_threads(self.threads):
-            out = self.model.landmarks(torch.from_numpy(x).to(self.device))
+            out = model.landmarks(torch.from_numpy(x).to(self.device))
         return out.cpu().numpy()
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
@@ -328,7 +555,8 @@ class Predictor:
 
     # -- public API -------------------------------------------------------------------------------------------
     def describe(self) -> dict:
-        """Metadata for evaluation reports: model name, input size, backend, size, parameters, GMACs."""
+        """Metadata for evaluation reports: model name, input size, backend, size, parameters, GMACs (these
+        three are counted on the torch model, so this needs torch)."""
         from ..models import model_summary
 
         s = model_summary(self.model)
@@ -354,23 +582,29 @@ class Predictor:
         box: Box | None = None,
         landmarks: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(68, 2) landmarks of one face in image pixel coordinates."""
-        if isinstance(image, (str, os.PathLike)):
-            image = read_image(image)
+        """(68, 2) landmarks of one face in image pixel coordinates; ``image`` is an RGB uint8 array or a path."""
         return self.predict_batch([image], None if box is None else [box], None if landmarks is None else [landmarks])[
             0
         ]
 
     def predict_batch(
         self,
-        images: Sequence[np.ndarray],
+        images: Sequence[np.ndarray | str | os.PathLike],
         boxes: Sequence[Box | None] | None = None,
         landmarks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
-        """(N, 68, 2) landmarks for N faces: one forward pass over the batch, plus one per ``refine`` pass."""
+        """(N, 68, 2) landmarks for N faces (RGB uint8 arrays or image paths; ``boxes`` / ``landmarks``: one per
+        image, or None): one forward pass over the batch, plus one per ``refine`` pass."""
+        if isinstance(images, (str, os.PathLike, np.ndarray)) and not (
+            isinstance(images, np.ndarray) and images.ndim == 4
+        ):
+            raise ImageError("predict_batch: expected a sequence of images or paths (predict() takes one image)")
+        for what, given in (("boxes", boxes), ("landmarks", landmarks)):
+            if given is not None and len(given) != len(images):
+                raise ConfigError(f"{what}: expected one per image ({len(images)}), got {len(given)}")
         if len(images) == 0:
             return np.zeros((0, self.config.num_landmarks, 2), np.float32)
-        images = [_check_image(img) for img in images]
+        images = [_check_image(read_image(img) if isinstance(img, (str, os.PathLike)) else img) for img in images]
         crops, mats = [], []
         for i, img in enumerate(images):
             c, m = self.crop(img, None if boxes is None else boxes[i], None if landmarks is None else landmarks[i])
@@ -385,8 +619,11 @@ class Predictor:
 
     def _predict_mapped(self, crops: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
         """(N, S, S, 3) crops cut by ``mats`` (image -> crop) -> (N, K, 2) landmarks in image pixels."""
-        pts = self.predict_crops(crops)
-        return np.stack([transform_points(p, invert_affine(m)) for p, m in zip(pts, mats, strict=True)])
+        pts = self.predict_crops(crops).astype(np.float64)  # (N, K, 2) crop pixels
+        m = np.asarray(mats, np.float64)  # (N, 2, 3) image -> crop
+        a_inv = np.linalg.inv(m[:, :, :2])  # (N, 2, 2) crop -> image, linear part
+        t = -np.einsum("nij,nj->ni", a_inv, m[:, :, 2])
+        return (np.einsum("nkj,nij->nki", pts, a_inv) + t[:, None]).astype(np.float32)
 
     def predict_dataset(
         self,
@@ -399,10 +636,9 @@ class Predictor:
         """Predict every image of a dataset / folder / list of files, in batches, decoding in a thread pool.
 
         Bad images raise (before any output is written) unless ``skip_bad``: then they are listed in
-        ``results.skipped``. ``decode_threads`` threads decode the next images while the model runs.
+        ``results.skipped``. ``decode_threads`` threads decode the next images while the model runs. The progress
+        bar shows only when ``progress`` and stderr is a terminal (:func:`~lightmark.utils.progress_bar`).
         """
-        from tqdm import tqdm
-
         if int(batch_size) < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         dataset = data if isinstance(data, FaceDataset) else _as_dataset(data)
@@ -423,7 +659,7 @@ class Predictor:
 
         with (
             ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool,
-            tqdm(total=len(samples), desc="predict", unit="img", disable=not progress) as bar,
+            progress_bar(total=len(samples), desc="predict", unit="img", enabled=progress) as bar,
         ):
             for chunk in _chunks(samples, batch_size):
                 loaded = list(pool.map(load, chunk))

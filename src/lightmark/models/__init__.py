@@ -1,20 +1,54 @@
-"""Models: the registry, the landmark network, checkpoints and cost figures."""
+"""Models: the registry, the landmark network, checkpoints and cost figures.
 
-from .checkpoint import (
+The config (:class:`ModelConfig`), the registry of configs and the shipped models' paths import without torch;
+the network, checkpoints and cost figures import torch when their names are first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .config import ModelConfig
+from .registry import create_model, list_models, model_config, register_model
+from .shipped import (
     DEFAULT_TRACK,
     SHIPPED_MODELS,
-    Checkpoint,
     default_model_path,
-    load_checkpoint,
-    load_model,
     resolve_model_path,
-    save_checkpoint,
     shipped_model_path,
-    weights_of,
+    shipped_onnx_path,
 )
-from .info import MAX_MODEL_MB, count_macs, count_parameters, float32_size_mb, model_summary
-from .landmark_model import LandmarkGraph, LandmarkModel, ModelConfig, build_codec
-from .registry import create_model, list_models, model_config, register_model
+
+_LAZY = {  # name -> submodule (each imports torch)
+    "Checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "load_model": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "weights_of": "checkpoint",
+    "MAX_MODEL_MB": "info",
+    "count_macs": "info",
+    "count_parameters": "info",
+    "float32_size_mb": "info",
+    "model_summary": "info",
+    "LandmarkGraph": "landmark_model",
+    "LandmarkModel": "landmark_model",
+    "build_codec": "landmark_model",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint, weights_of
+    from .info import MAX_MODEL_MB, count_macs, count_parameters, float32_size_mb, model_summary
+    from .landmark_model import LandmarkGraph, LandmarkModel, build_codec
+
+
+def __getattr__(name: str):
+    """Import the torch-based submodules only when one of their names is first used."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_TRACK",
@@ -38,6 +72,7 @@ __all__ = [
     "register_model",
     "resolve_model_path",
     "shipped_model_path",
+    "shipped_onnx_path",
     "save_checkpoint",
     "weights_of",
 ]

@@ -8,7 +8,6 @@ import math
 import os
 import pickle
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,38 +15,32 @@ import torch
 
 from ..errors import ModelError, UnsafeFileError
 from ..utils import atomic_save_bytes
-from .landmark_model import LandmarkModel, ModelConfig
+from .config import ModelConfig
+from .landmark_model import LandmarkModel
+from .shipped import (  # re-exported: their historical home
+    DEFAULT_TRACK,
+    SHIPPED_MODELS,
+    default_model_path,
+    missing_model_message,
+    resolve_model_path,
+    shipped_model_path,
+)
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "DEFAULT_TRACK",
+    "SHIPPED_MODELS",
+    "Checkpoint",
+    "default_model_path",
+    "load_checkpoint",
+    "load_model",
+    "resolve_model_path",
+    "save_checkpoint",
+    "shipped_model_path",
+    "weights_of",
+]
 
 CHECKPOINT_FORMAT = "lightmark-checkpoint-v1"
-SHIPPED_MODELS: dict[str, str] = {
-    "protocol": "lightmark_protocol.pt",  # synthetic training data only (the challenge's rules)
-    "mixed": "lightmark_mixed.pt",  # synthetic + real 300-W faces
-}
-"""The models shipped inside the package, by track name (each with its ONNX twin ``X.onnx`` beside ``X.pt``)."""
-DEFAULT_TRACK = "mixed"
-"""The track of the default model: the shipped model with the lower validation NME (tests check this)."""
-
-
-def shipped_model_path(track: str) -> Path:
-    """Path of a model shipped inside the package: ``"protocol"`` or ``"mixed"``."""
-    if track not in SHIPPED_MODELS:
-        raise ModelError(f"unknown shipped model {track!r}; shipped: {', '.join(SHIPPED_MODELS)}")
-    return Path(str(resources.files("lightmark") / "weights" / SHIPPED_MODELS[track]))
-
-
-def default_model_path() -> Path:
-    """Path of the default model shipped inside the package (track :data:`DEFAULT_TRACK`)."""
-    return shipped_model_path(DEFAULT_TRACK)
-
-
-def resolve_model_path(model: str | os.PathLike | None) -> Path:
-    """None -> the default model; a shipped track name (``"protocol"``, ``"mixed"``) that is not also an existing
-    file -> that shipped model; anything else -> a checkpoint path."""
-    if model is None:
-        return default_model_path()
-    if isinstance(model, str) and model in SHIPPED_MODELS and not Path(model).exists():
-        return shipped_model_path(model)
-    return Path(model)
 
 
 @dataclass
@@ -152,8 +145,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """
     path = Path(path)
     if not path.is_file():
-        hint = "" if path.suffix else f" (shipped models: {', '.join(SHIPPED_MODELS)}; or a checkpoint path)"
-        raise ModelError(f"{path}: model file not found{hint}")
+        raise ModelError(missing_model_message(path))
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..errors import ModelError
-from .landmark_model import LandmarkModel, ModelConfig
+from .config import ModelConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .landmark_model import LandmarkModel
 
 _FACTORIES: dict[str, Callable[[], ModelConfig]] = {}
 
@@ -35,6 +39,8 @@ def model_config(name: str, **overrides) -> ModelConfig:
 
 def create_model(name: str, **overrides) -> LandmarkModel:
     """Build an untrained model by registered name: ``create_model("shufflenetv2_x1_0_heatmap", input_size=160)``."""
+    from .landmark_model import LandmarkModel  # torch: imported by the models only, not by the registry
+
     return LandmarkModel(model_config(name, **overrides))
 
 

@@ -1,0 +1,85 @@
+"""What every face detector returns, and the rule that turns a detection into a face frame for the landmark model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BoxToFace:
+    """Where the 68-landmark box sits relative to a detector's box of side ``s`` (max of width and height), in the
+    face's upright frame: centre moved by ``(dx, dy) * s``, side ``scale * s``. Measured per detector (see each
+    detector's ``box_to_face``) on faces with known landmarks."""
+
+    dx: float = 0.0
+    dy: float = 0.0
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face found by a detector, in the image's pixel coordinates.
+
+    ``box`` (4,) is ``(x0, y0, x1, y1)``; ``keypoints`` (K, 2) are the detector's own points when it has them
+    (BlazeFace: the subject's right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion),
+    else None; ``roll`` is the in-plane angle (degrees, clockwise on screen, 0 = upright) the eyes imply, 0 without
+    keypoints.
+    """
+
+    box: np.ndarray
+    score: float
+    keypoints: np.ndarray | None = None
+    roll: float = 0.0
+
+    @property
+    def side(self) -> float:
+        """The box's larger side in pixels."""
+        x0, y0, x1, y1 = self.box
+        return float(max(x1 - x0, y1 - y0))
+
+    def face_corners(self, box_to_face: BoxToFace = BoxToFace()) -> np.ndarray:
+        """(4, 2) corners of the landmark box this detection implies, rotated by ``roll``: usable as the points of
+        :func:`~lightmark.data.transforms.upright_matrix` (with ``angle_deg=roll``) to frame a crop."""
+        x0, y0, x1, y1 = (float(v) for v in self.box)
+        s = self.side
+        t = np.deg2rad(self.roll)
+        c, si = np.cos(t), np.sin(t)
+        u, v = np.array([c, si]), np.array([-si, c])  # the face's right and down directions on screen
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + s * (box_to_face.dx * u + box_to_face.dy * v)
+        h = box_to_face.scale * s / 2
+        return np.stack([centre + h * (a * u + b * v) for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
+
+    def mapped(self, m: np.ndarray) -> Detection:
+        """This detection through a similarity transform ``m`` (2, 3) (e.g. from a rotated copy back to the image)."""
+        m = np.asarray(m, np.float64)
+        x0, y0, x1, y1 = self.box
+        corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) @ m[:, :2].T + m[:, 2]
+        a = np.abs(m[:, :2])  # the axis-aligned bounds of the mapped box (exact for quarter turns)
+        half = a @ np.array([x1 - x0, y1 - y0]) / 2
+        centre = corners.mean(0)
+        kp = None if self.keypoints is None else self.keypoints @ m[:, :2].T + m[:, 2]
+        roll = self.roll + float(np.degrees(np.arctan2(m[1, 0], m[0, 0])))
+        roll = (roll + 180.0) % 360.0 - 180.0
+        return replace(self, box=np.concatenate([centre - half, centre + half]), keypoints=kp, roll=roll)
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """A face detector plug-in: ``detect(image_rgb)`` returns the faces found, largest first.
+
+    Attributes: ``name`` (its registry name) and ``box_to_face`` (:class:`BoxToFace`: how its boxes relate to the
+    68-landmark box).
+    """
+
+    name: str
+    box_to_face: BoxToFace
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
+def by_size(detections: list[Detection]) -> list[Detection]:
+    """Detections sorted largest box first (ties: higher score first)."""
+    return sorted(detections, key=lambda d: (-d.side, -d.score))

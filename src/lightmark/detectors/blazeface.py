@@ -1,0 +1,248 @@
+"""BlazeFace short-range (MediaPipe, Apache-2.0) on ONNX Runtime: SSD anchors and weighted NMS in numpy.
+
+The network takes a 128x128 RGB square in [-1, 1] and scores 896 anchors (stride 8: 16x16 cells x 2, stride 16:
+8x8 cells x 6); each anchor regresses a box (cx, cy, w, h) and six keypoints in 128-px units relative to its centre.
+The image is letterboxed to a square first. The network finds faces of about a fifth of its input side or more, so
+for small faces in large photos :class:`BlazeFace` also runs square tiles at halving sizes (``min_face``), all tiles
+in one batched call, and merges everything with MediaPipe's weighted NMS. ``scripts/convert_blazeface.py`` rebuilds
+the ONNX file from the mediapipe wheel; its licence and origin are in ``weights/README.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .base import BoxToFace, Detection, by_size
+
+INPUT = 128
+MODEL_FILE = "blazeface_short_range.onnx"
+SMALLEST_FACE = 0.2
+"""Smallest face side (detector box) found reliably, as a fraction of the input square (measured, see the README's
+detector section): tiles are sized so that ``min_face`` px is at least this fraction of a tile."""
+UPRIGHT = 50.0
+"""With ``rotations``, a turned copy's detection counts only when the face is about upright in that copy (roll within
+this many degrees): the network's eye keypoints are unreliable on faces far from upright."""
+TILE_EDGE = 0.02
+"""A tile's detection touching an inner tile edge (within this fraction of the tile) is a cut face: dropped (the face
+is whole in a neighbouring tile or a coarser level)."""
+
+
+def ssd_anchors() -> np.ndarray:
+    """(896, 2) anchor centres in [0, 1] of the input, in MediaPipe's order (cell by cell, anchors of a cell together).
+    All anchors have unit size (``fixed_anchor_size``), so boxes decode relative to the input side."""
+    out = []
+    for stride, per_cell in ((8, 2), (16, 6)):
+        g = INPUT // stride
+        ys, xs = np.mgrid[0:g, 0:g]
+        centres = np.stack([(xs + 0.5) / g, (ys + 0.5) / g], -1).reshape(-1, 1, 2)
+        out.append(np.repeat(centres, per_cell, axis=1).reshape(-1, 2))
+    return np.concatenate(out).astype(np.float32)
+
+
+def decode(raw: np.ndarray, logits: np.ndarray, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Network outputs -> boxes (B, 896, 4) as (x0, y0, x1, y1), scores (B, 896) and keypoints (B, 896, 6, 2), all
+    coordinates in [0, 1] of the input square. ``raw`` (B, 896, 16), ``logits`` (B, 896, 1), ``anchors`` (896, 2)."""
+    r = raw.astype(np.float32) / INPUT
+    centre = r[..., 0:2] + anchors
+    half = r[..., 2:4] / 2
+    boxes = np.concatenate([centre - half, centre + half], -1)
+    keypoints = r[..., 4:16].reshape(*r.shape[:-1], 6, 2) + anchors[:, None, :]
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits[..., 0].astype(np.float32), -80.0, 80.0)))
+    return boxes, scores, keypoints
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (4,) box with (M, 4) boxes, all (x0, y0, x1, y1)."""
+    lo = np.maximum(box[:2], boxes[:, :2])
+    hi = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = np.prod(box[2:] - box[:2])
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
+
+def weighted_nms(
+    boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, threshold: float
+) -> list[tuple[np.ndarray, float, np.ndarray]]:
+    """MediaPipe's weighted non-maximum suppression: the best remaining box and every box overlapping it by more
+    than ``threshold`` IoU form a cluster; the cluster's boxes and keypoints are averaged, weighted by score, and
+    it keeps its best score. (M, 4) boxes, (M,) scores, (M, K, 2) keypoints -> [(box, score, keypoints)]."""
+    order = np.argsort(-scores, kind="stable")
+    boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
+    out = []
+    alive = np.ones(len(boxes), bool)
+    for i in range(len(boxes)):
+        if not alive[i]:
+            continue
+        members = alive & (iou(boxes[i], boxes) > threshold)
+        members[i] = True
+        w = scores[members] / scores[members].sum()
+        out.append((w @ boxes[members], float(scores[i]), np.tensordot(w, keypoints[members], axes=1)))
+        alive &= ~members
+    return out
+
+
+def suppress(detections: list[Detection], threshold: float) -> list[Detection]:
+    """Plain non-maximum suppression: the best-scoring detection of every group overlapping by more than
+    ``threshold`` IoU survives, unchanged."""
+    kept: list[Detection] = []
+    for d in sorted(detections, key=lambda d: -d.score):
+        if not kept or iou(d.box, np.stack([k.box for k in kept])).max() <= threshold:
+            kept.append(d)
+    return kept
+
+
+def tile_grid(width: int, height: int, min_face: float | None) -> list[tuple[float, float, float]]:
+    """Square windows ``(x, y, side)`` to run: the whole image letterboxed, then tiles at halving sides (half
+    overlapping) until a face of ``min_face`` px is at least :data:`SMALLEST_FACE` of a tile. None: the whole image
+    only."""
+    side = float(max(width, height))
+    windows = [((width - side) / 2, (height - side) / 2, side)]
+    while min_face is not None and min_face < SMALLEST_FACE * side and side > INPUT:
+        side /= 2
+        for y in _starts(height, side):
+            windows += [(x, y, side) for x in _starts(width, side)]
+    return windows
+
+
+def _starts(extent: int, side: float) -> list[float]:
+    """Window starts along one axis: evenly spaced, half overlapping, covering ``extent`` (centred when it fits)."""
+    if extent <= side:
+        return [(extent - side) / 2]
+    n = int(np.ceil((extent - side) / (side / 2))) + 1
+    return list(np.linspace(0.0, extent - side, n))
+
+
+def cut_window(image: np.ndarray, x: float, y: float, side: float) -> np.ndarray:
+    """The square window (x, y, side) of an RGB image, black where it runs out, resized to the input (area filter)."""
+    h, w = image.shape[:2]
+    x0, y0, s = int(round(x)), int(round(y)), max(1, int(round(side)))
+    part = image[max(y0, 0) : min(y0 + s, h), max(x0, 0) : min(x0 + s, w)]
+    top, left = max(-y0, 0), max(-x0, 0)
+    part = cv2.copyMakeBorder(
+        part, top, s - top - part.shape[0], left, s - left - part.shape[1], cv2.BORDER_CONSTANT, value=0
+    )
+    return cv2.resize(part, (INPUT, INPUT), interpolation=cv2.INTER_AREA if s > INPUT else cv2.INTER_LINEAR)
+
+
+class BlazeFace:
+    """MediaPipe's BlazeFace short-range detector (shipped as ONNX), whole image plus optional tiles.
+
+    Args:
+        model: the ONNX file (default: the shipped one).
+        threads: ONNX Runtime intra-op threads (None: its default).
+        score_threshold: keep faces scoring at least this (MediaPipe's default 0.5).
+        iou_threshold: weighted-NMS overlap (MediaPipe's 0.3).
+        min_face: the smallest face side (px) to look for; tiles are added until such a face is large enough for
+            the network (None: the whole image only - the fast path for video).
+        rotations: in-plane angles (degrees, multiples of 90) of rotated copies of the image also searched, for
+            faces rolled past about 45 degrees; their detections are mapped back and merged. () = upright only.
+    """
+
+    name = "blazeface"
+    # Where the 68-landmark box sits relative to BlazeFace's box, in the face's upright frame (medians over
+    # the 100 FaceSynthetics samples; see scripts/detector_check.py).
+    box_to_face = BoxToFace(dx=0.0, dy=0.04, scale=0.95)
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        threads: int | None = 1,
+        score_threshold: float = 0.5,
+        iou_threshold: float = 0.3,
+        min_face: float | None = None,
+        rotations: tuple[int, ...] = (),
+    ) -> None:
+        import onnxruntime as ort
+
+        if any(r % 90 for r in rotations):
+            raise ValueError(f"rotations: multiples of 90 degrees only, got {rotations}")
+        path = Path(model) if model is not None else Path(__file__).resolve().parent.parent / "weights" / MODEL_FILE
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.score_threshold = float(score_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.min_face = None if min_face is None else float(min_face)
+        self.rotations = tuple(int(r) % 360 for r in rotations if int(r) % 360)
+        self.anchors = ssd_anchors()
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an RGB uint8 image, largest first."""
+        found = self._merge(self._candidates(image))
+        if not self.rotations:
+            return by_size(found)
+        found = [d for d in found if abs(d.roll) <= UPRIGHT]
+        for angle in self.rotations:  # each turned copy merged on its own: keypoints are never averaged across turns
+            rotated, back = _rotate(image, angle)
+            found += [d.mapped(back) for d in self._merge(self._candidates(rotated)) if abs(d.roll) <= UPRIGHT]
+        return by_size(suppress(found, self.iou_threshold))
+
+    def _candidates(self, image: np.ndarray) -> list[Detection]:
+        """Every anchor above the threshold in every window of one image (before NMS), in image pixels."""
+        h, w = image.shape[:2]
+        windows = tile_grid(w, h, self.min_face)
+        batch = np.stack([cut_window(image, *win) for win in windows])  # (T, 128, 128, 3) uint8
+        x = batch.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+        raw, logits = self.session.run(None, {self.session.get_inputs()[0].name: x})
+        boxes, scores, keypoints = decode(raw, logits, self.anchors)
+        out = []
+        for t, (wx, wy, side) in enumerate(windows):
+            for i in np.flatnonzero(scores[t] >= self.score_threshold):
+                if t > 0 and _touches_inner_edge(boxes[t, i], (wx, wy, side), w, h):
+                    continue
+                to_px = np.array([side, side]), np.array([wx, wy]) - 0.5  # pixel centres
+                box = np.concatenate([boxes[t, i, :2] * to_px[0] + to_px[1], boxes[t, i, 2:] * to_px[0] + to_px[1]])
+                kp = keypoints[t, i] * to_px[0] + to_px[1]
+                out.append(Detection(box=box, score=float(scores[t, i]), keypoints=kp, roll=_eye_roll(kp)))
+        return out
+
+    def _merge(self, found: list[Detection]) -> list[Detection]:
+        if not found:
+            return []
+        merged = weighted_nms(
+            np.stack([d.box for d in found]),
+            np.array([d.score for d in found]),
+            np.stack([d.keypoints for d in found]),
+            self.iou_threshold,
+        )
+        return [Detection(box=b, score=s, keypoints=k, roll=_eye_roll(k)) for b, s, k in merged]
+
+
+def _eye_roll(keypoints: np.ndarray) -> float:
+    """Roll (degrees, clockwise on screen) of the line from the subject's right eye (keypoint 0) to the left one."""
+    d = keypoints[1] - keypoints[0]
+    return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+def _touches_inner_edge(box01: np.ndarray, window: tuple[float, float, float], width: int, height: int) -> bool:
+    """A box (in [0, 1] of a tile) reaching a tile edge that is not an image edge."""
+    x, y, side = window
+    m = TILE_EDGE
+    return bool(
+        (box01[0] < m and x > 0)
+        or (box01[1] < m and y > 0)
+        or (box01[2] > 1 - m and x + side < width)
+        or (box01[3] > 1 - m and y + side < height)
+    )
+
+
+def _rotate(image: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray]:
+    """The image turned ``angle`` degrees (90, 180, 270) clockwise on screen, and the (2, 3) map from the turned
+    image's pixels back to the original's."""
+    h, w = image.shape[:2]
+    code = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}[angle]
+    back = {
+        90: np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, h - 1.0]]),
+        180: np.array([[-1.0, 0.0, w - 1.0], [0.0, -1.0, h - 1.0]]),
+        270: np.array([[0.0, -1.0, w - 1.0], [1.0, 0.0, 0.0]]),
+    }[angle]
+    return np.ascontiguousarray(cv2.rotate(image, code)), back

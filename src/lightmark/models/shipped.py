@@ -1,0 +1,85 @@
+"""The models shipped with the package, by track name, and how a model argument resolves to a file (no torch).
+
+Each shipped model is one network in two files in ``lightmark/weights/``:
+
+* ``lightmark_<track>.onnx``: the inference graph (BatchNorm folded into the convolutions), with the model config
+  in its metadata. It is in every install, wheels included: prediction needs nothing else.
+* ``lightmark_<track>.pt``: the torch checkpoint (unfolded weights, training config, validation NME) that the
+  torch backend, fine-tuning (``lightmark train --init <track>``) and ``lightmark export`` start from. It is in
+  the source repository and an editable install (``pip install -e .``) but not in the wheel: folded weights cannot
+  be unfolded back into BatchNorm statistics, so the checkpoint is a separate file, shipped once, with the source.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ModelError
+
+SHIPPED_MODELS: dict[str, str] = {
+    "protocol": "lightmark_protocol.pt",  # synthetic training data only (the challenge's rules)
+    "mixed": "lightmark_mixed.pt",  # synthetic + real 300-W faces
+}
+"""The torch checkpoints of the shipped models, by track name (each with its ONNX twin ``X.onnx`` beside it)."""
+DEFAULT_TRACK = "mixed"
+"""The track of the default model: the shipped model with the lower validation NME (tests check this)."""
+CHECKPOINT_HINT = (
+    "the shipped models' torch checkpoints come with the source repository (src/lightmark/weights/*.pt, "
+    "`pip install -e '.[train]'` in a clone), not with the wheel, which ships their ONNX graphs only"
+)
+"""Why a shipped ``.pt`` can be absent, and where to get it (see the README's "Models" section)."""
+
+
+def _weights_dir() -> Path:
+    return Path(str(resources.files("lightmark") / "weights"))
+
+
+def _check_track(track: str) -> None:
+    if track not in SHIPPED_MODELS:
+        raise ModelError(f"unknown shipped model {track!r}; shipped: {', '.join(SHIPPED_MODELS)}")
+
+
+def shipped_model_path(track: str) -> Path:
+    """Path of the torch checkpoint of a shipped model: ``"protocol"`` or ``"mixed"`` (absent in a wheel install:
+    see :data:`CHECKPOINT_HINT`)."""
+    _check_track(track)
+    return _weights_dir() / SHIPPED_MODELS[track]
+
+
+def shipped_onnx_path(track: str) -> Path:
+    """Path of the ONNX graph of a shipped model (present in every install)."""
+    return shipped_model_path(track).with_suffix(".onnx")
+
+
+def default_model_path() -> Path:
+    """Path of the default model's torch checkpoint (track :data:`DEFAULT_TRACK`)."""
+    return shipped_model_path(DEFAULT_TRACK)
+
+
+def shipped_track(model: str | os.PathLike | None) -> str | None:
+    """The shipped track a model argument names (None: the default track), else None (a file path)."""
+    if model is None:
+        return DEFAULT_TRACK
+    if isinstance(model, str) and model in SHIPPED_MODELS and not Path(model).exists():
+        return model
+    return None
+
+
+def resolve_model_path(model: str | os.PathLike | None) -> Path:
+    """None -> the default model; a shipped track name (``"protocol"``, ``"mixed"``) that is not also an existing
+    file -> that shipped model's checkpoint; anything else -> a checkpoint path."""
+    track = shipped_track(model)
+    return shipped_model_path(track) if track is not None else Path(model)
+
+
+def missing_model_message(path: str | os.PathLike) -> str:
+    """The one-line error for a model file that is not there (names the shipped models, or why a shipped
+    checkpoint is absent)."""
+    path = Path(path)
+    shipped = {shipped_model_path(t) for t in SHIPPED_MODELS}
+    if path in shipped:
+        return f"{path}: not in this install ({CHECKPOINT_HINT})"
+    hint = "" if path.suffix else f" (shipped models: {', '.join(SHIPPED_MODELS)}; or a checkpoint path)"
+    return f"{path}: model file not found{hint}"
