@@ -13,7 +13,7 @@ OUT ?= demo_out
 # baseline tests run instead of skipping. `pip install lightmark` alone (no extra) predicts without torch.
 setup:
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev,train,synth,export,plots,demo,dlib]"
+	$(PIP) install -q -e ".[dev,train,synth,export,plots,dlib]"
 
 demo: setup
 	lightmark predict src/lightmark/assets/sample_face.jpg --out $(OUT)/solution.txt --json $(OUT)/sample_face.json --vis $(OUT)

@@ -3,8 +3,11 @@
     python scripts/demo_clip.py --out runs/demo_clip
     # writes clip.mp4, annotated_{raw,smooth}.mp4, landmarks_{raw,smooth}.csv, stats.json
 
-The clip is a face rendered by lightmark.synth composited on a background: a still segment (jitter with and
-without One Euro smoothing), then motion and a jump. Prints processing FPS, end-to-end FPS and the jitter factor.
+The clip is a face rendered by lightmark.synth composited on a background: a still segment, then motion and a jump,
+run through ``lightmark demo`` as a user would (default detector: BlazeFace), writing annotated videos to look at.
+Prints processing FPS, end-to-end FPS (with video decoding and writing) and the frame-to-frame jitter estimate. The
+figures against ground truth (error raw and smoothed, still-face jitter, lost frames) come from
+``scripts/video_benchmark.py``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ def main() -> None:
     ap.add_argument("--model", default="protocol", help="checkpoint path or shipped track name")
     ap.add_argument("--data", default="../shared/data/aflw2000/val", help="labelled square crops")
     ap.add_argument("--work", default="/tmp/lightmark_reframe", help="where the re-framed sets are written")
-    ap.add_argument("--refine", type=int, nargs="+", default=[0, 1], help="refine passes to compare")
+    ap.add_argument("--refine", type=int, nargs="+", default=[0, 1], help="refine passes to compare (whole framing)")
+    ap.add_argument("--framing", nargs="+", default=["whole", "detect"], help="framings to compare (Predictor)")
     ap.add_argument("--json", help="write the figures as JSON")
     a = ap.parse_args()
     source = load_dataset(a.data, require_landmarks=True)
@@ -35,12 +36,15 @@ def main() -> None:
         if sets[name] is None:
             sets[name] = load_dataset(write_reframed(source, reframe, folder))
     rows = {}
-    for refine in a.refine:
-        predictor = Predictor(a.model, refine=refine, threads=1)
+    runs = [("whole", r) for r in a.refine] if "whole" in a.framing else []
+    runs += [(f, None) for f in a.framing if f != "whole"]  # detect: one refining pass (the Predictor's minimum)
+    for framing, refine in runs:
+        predictor = Predictor(a.model, refine=refine, threads=1, framing=framing)
         ms = predictor.latency_ms(read_image(source.samples[0].image_path), runs=50, warmup=5)["median"]
         nmes = {n: evaluate(predictor, d, progress=False).summary["nme_challenge"] for n, d in sets.items()}
-        rows[f"refine {refine}"] = {"latency_ms": ms, **nmes}
-        print(f"refine {refine} ({ms:.2f} ms): " + "  ".join(f"{n} {v:.2f}" for n, v in nmes.items()), flush=True)
+        label = f"{framing}, refine {predictor.refine}" if framing == "whole" else f"{framing}"
+        rows[label] = {"latency_ms": ms, **nmes}
+        print(f"{label} ({ms:.2f} ms): " + "  ".join(f"{n} {v:.2f}" for n, v in nmes.items()), flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"model": str(a.model), "data": a.data, "rows": rows}, f, indent=1)

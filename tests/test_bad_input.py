@@ -307,7 +307,7 @@ def test_batch_skip_bad_predicts_the_rest(batch_with_one_broken: Path, tiny_mode
     out, js = tmp_path / "solution.txt", tmp_path / "p.json"
     argv = ["predict", str(batch_with_one_broken), "--model", str(tiny_model), "--out", str(out), "--quiet"]
     assert main([*argv, "--json", str(js), "--skip-bad", "--batch-size", "2"]) == 0
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [e for e in capsys.readouterr().err.strip().splitlines() if not e.startswith("warning: ")]  # drawn faces
     assert len(err) == 1 and err[0].startswith("skipped face2.jpg: ") and "truncated JPEG" in err[0]
     names, pts = read_submission(out)
     assert names == ["face0.jpg", "face1.jpg", "face3.jpg"] and pts.shape == (3, NUM_LANDMARKS, 2)

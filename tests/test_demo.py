@@ -1,8 +1,8 @@
 """The video demo: One Euro filter, head pose, detectors, and run_demo on a clip the test makes from a synthetic face.
 
-Tracking logic is tested with an oracle landmark predictor and detector (they know the clip's true landmarks and
+Tracking logic is tested with an oracle landmark model and detector (they know the clip's true landmarks and
 answer like a model would: the true points plus noise when the crop holds the face, a wrong small face when it does
-not), so the tests need no trained weights; the real model and dlib's detector run in their own tests.
+not), so the tests need no trained weights; the real model and the shipped detectors run in their own tests.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from conftest import require_shared
 from lightmark.cli import main
 from lightmark.constants import FLIP_PERM
-from lightmark.data.transforms import landmark_box
+from lightmark.data.transforms import invert_affine, landmark_box, upright_matrix
 from lightmark.demo import (
     MEAN_SHAPE_68,
     DemoConfig,
@@ -33,8 +33,13 @@ from lightmark.demo import (
     still_jitter,
     still_jitter_report,
 )
-from lightmark.demo import detectors as detectors_mod
-from lightmark.demo.pose import (
+from lightmark.demo.runner import CSV_HEADER
+from lightmark.demo.tracking import box_of
+from lightmark.demo.video import video_writer
+from lightmark.detectors import BoxToFace, Detection, create_detector
+from lightmark.detectors import dlib_hog as dlib_hog_mod
+from lightmark.errors import LightmarkError
+from lightmark.pose import (
     angles_from_rotation,
     camera_matrix,
     draw_pose_axes,
@@ -42,9 +47,6 @@ from lightmark.demo.pose import (
     ray_alignment,
     rotation_from_angles,
 )
-from lightmark.demo.runner import CSV_HEADER, box_of
-from lightmark.demo.video import video_writer
-from lightmark.errors import LightmarkError
 
 # ----------------------------------------------------------------------------------------------- One Euro filter
 
@@ -155,19 +157,25 @@ def test_head_pose_yaw_matches_aflw2000_labels():
 # --------------------------------------------------------------------------------------------------- detectors
 
 
-def test_detector_errors(monkeypatch):
+def test_demo_uses_the_library_detectors(monkeypatch):
+    from lightmark.demo import make_detectors
+
+    assert DemoConfig().detector == "blazeface"
     with pytest.raises(LightmarkError, match="unknown face detector"):
-        detectors_mod.create_detector("yolo")
-    monkeypatch.setattr(detectors_mod, "dlib_available", lambda: False)
-    with pytest.raises(LightmarkError, match=r"lightmark\[demo\]"):
-        detectors_mod.create_detector("dlib-hog")
+        make_detectors("yolo", DemoConfig())
+    det, search = make_detectors(None, DemoConfig(threads=1))
+    assert det.name == search.name == "blazeface" and det.rotations == () and search.rotations == (90, 180, 270)
+    assert make_detectors(None, DemoConfig(rotated_redetect=False))[1] is None
+    monkeypatch.setattr(dlib_hog_mod, "dlib_available", lambda: False)
+    with pytest.raises(LightmarkError, match=r"lightmark\[dlib\]"):
+        make_detectors("dlib-hog", DemoConfig())
 
 
 def test_cli_demo_names_the_missing_extra(monkeypatch, clip, capsys):
-    monkeypatch.setattr(detectors_mod, "dlib_available", lambda: False)
-    assert main(["demo", "--source", str(clip.path), "--quiet"]) == 2
+    monkeypatch.setattr(dlib_hog_mod, "dlib_available", lambda: False)
+    assert main(["demo", "--source", str(clip.path), "--detector", "dlib-hog", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pip install 'lightmark[demo]'" in err[0]
+    assert len(err) == 1 and "pip install 'lightmark[dlib]'" in err[0]
 
 
 def test_missing_source_is_a_clear_error(tmp_path):
@@ -217,7 +225,8 @@ def _key(frame: np.ndarray) -> str:
 class OracleDetector:
     """Finds the true faces of known frames (boxes = their landmark boxes)."""
 
-    box_to_face = (0.0, 0.0, 1.0)
+    name = "oracle"
+    box_to_face = BoxToFace()
 
     def __init__(self, frames, gts):
         self.index = {_key(f): i for i, f in enumerate(frames)}
@@ -227,14 +236,15 @@ class OracleDetector:
     def detect(self, frame):
         i = self.index[_key(frame)]
         self.calls.append(i)
-        return [(*box_of(g), 1.0) for g in self.gts[i]]
+        return [Detection(box=np.array(box_of(g)), score=1.0) for g in self.gts[i]]
 
 
 class OraclePredictor:
-    """Answers like a landmark model on known frames: the true points plus N(0, noise) when the crop (framed by
-    ``landmarks``) holds a face, else a small wrong face in the middle of the crop."""
+    """Answers like a landmark model (a :class:`~lightmark.demo.CropModel`) on known frames: the true points plus
+    N(0, noise) when the crop holds a face, else a small wrong face in the middle of the crop."""
 
     backend = "oracle"
+    input_size = 128
 
     def __init__(self, frames, gts, noise=0.8, seed=0, glitches=()):
         self.index = {_key(f): i for i, f in enumerate(frames)}
@@ -243,13 +253,21 @@ class OraclePredictor:
         self.rng = np.random.default_rng(seed)
         self.glitches = set(glitches)  # frames whose first call answers wrongly (a momentary failure)
 
-    def predict_batch(self, images, boxes=None, landmarks=None):
+    def first_matrix(self, detection, box_to_face):
+        return upright_matrix(detection.face_corners(box_to_face), self.input_size, angle_deg=detection.roll)
+
+    def fine_matrix(self, points):
+        return upright_matrix(points, self.input_size)
+
+    def landmarks(self, frame, mats):
         out = []
-        for img, init in zip(images, landmarks, strict=True):
-            centre, side = landmark_box(np.asarray(init, np.float64))
-            i = self.index[_key(img)]
-            glitch = i in self.glitches
-            self.glitches.discard(i)
+        i = self.index[_key(frame)]
+        glitch = i in self.glitches
+        self.glitches.discard(i)
+        for m in mats:
+            back = invert_affine(m)
+            centre = back[:, :2] @ np.full(2, self.input_size / 2 - 0.5) + back[:, 2]
+            side = self.input_size * float(np.sqrt(abs(np.linalg.det(back[:, :2])))) / 1.45  # the framed face
             for g in [] if glitch else self.gts[i]:
                 gc, gs = landmark_box(g)
                 if np.linalg.norm(gc - centre) < 0.5 * side and 0.5 < gs / side < 2.0:
@@ -262,8 +280,9 @@ class OraclePredictor:
 
 class _NullPredictor:
     backend = "none"
+    input_size = 128
 
-    def predict_batch(self, images, boxes=None, landmarks=None):
+    def landmarks(self, frame, mats):
         raise AssertionError("not called")
 
 
@@ -385,20 +404,21 @@ def test_run_demo_with_a_real_predictor(clip, frames, tmp_path):
     assert stats.backend in ("torch", "onnx") and det.calls[0] == 0  # the model ran, on the detector's first box
 
 
-@pytest.mark.skipif(not detectors_mod.dlib_available(), reason="dlib not installed (pip install 'lightmark[demo]')")
-def test_dlib_hog_finds_the_clip_face(clip, frames):
-    det = detectors_mod.create_detector("dlib-hog")
+@pytest.mark.parametrize("name", ["blazeface", "dlib-hog"])
+def test_detectors_find_the_clip_face(clip, frames, name):
+    if name == "dlib-hog" and not dlib_hog_mod.dlib_available():
+        pytest.skip("dlib not installed (pip install 'lightmark[dlib]')")
+    det = create_detector(name)
     found = det.detect(frames[0])
     assert len(found) == 1
-    face = box_of(detectors_mod.face_from_box(found[0], det.box_to_face))
+    face = box_of(found[0].face_corners(det.box_to_face))
     true = box_of(clip.landmarks[0])
     centre = np.subtract(face[:2], true[:2]) + np.subtract(face[2:], true[2:])
     assert np.abs(centre / 2).max() < 0.2 * (true[2] - true[0])
 
 
-@pytest.mark.skipif(not detectors_mod.dlib_available(), reason="dlib not installed (pip install 'lightmark[demo]')")
 def test_shipped_model_tracks_the_clip(clip, tmp_path, capsys):
-    """The shipped model + dlib HOG through the CLI: tracks the face, smoothing lowers jitter, follows the jump."""
+    """The shipped model + BlazeFace through the CLI: tracks the face, smoothing lowers jitter, follows the jump."""
     from lightmark.models import default_model_path
 
     if not default_model_path().is_file():

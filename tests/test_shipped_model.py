@@ -115,17 +115,17 @@ def test_threads_change_nothing_process_wide() -> None:
     target = 1 if old != 1 else 2
     p = Predictor(backend="torch", threads=target)
     seen = []
-    landmarks = p.model.landmarks
+    forward = p.model.landmarks_and_confidence
 
     def spy(x):
         seen.append(torch.get_num_threads())
-        return landmarks(x)
+        return forward(x)
 
-    p.model.landmarks = spy
+    p.model.landmarks_and_confidence = spy
     try:
         p.predict(SAMPLE)
     finally:
-        del p.model.landmarks
+        del p.model.landmarks_and_confidence
     assert seen == [target] and torch.get_num_threads() == old
     with pytest.raises(ConfigError, match="threads"):
         Predictor(backend="torch", threads=0)

@@ -137,8 +137,8 @@ def test_refine_passes_recrop_on_the_last_points() -> None:
     calls: list[np.ndarray] = []
     one = Predictor(model, backend="torch", refine=0)
     two = Predictor(model, backend="torch", refine=1)
-    run = two.run_model
-    two.run_model = lambda x: calls.append(x) or run(x)  # count the forward passes
+    run = two.run_model_with_confidence
+    two.run_model_with_confidence = lambda x: calls.append(x) or run(x)  # count the forward passes
     first = one.predict(image)
     second = two.predict(image)
     assert len(calls) == 2 and one.refine == 0 and two.refine == 1

@@ -48,8 +48,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     if a.baseline == "dlib":
         from .engine.baselines import DlibPredictor
 
-        if a.model or a.flip_test or a.refine is not None:
-            raise ConfigError("--baseline dlib takes none of --model, --flip-test, --refine")
+        if a.model or a.flip_test or a.refine is not None or a.framing != "whole":  # Framing.WHOLE
+            raise ConfigError("--baseline dlib takes none of --model, --flip-test, --refine, --framing")
         model = DlibPredictor()
     report = evaluate(
         model,
@@ -57,6 +57,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         batch_size=a.batch_size,
         flip_test=a.flip_test,
         refine=a.refine,
+        framing=a.framing,
         progress=not a.quiet,
         latency=a.latency,
     )
@@ -105,9 +106,16 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     for name in PREDICT_FOLDER_OUTPUTS:
         if getattr(a, name):
             check_writable(getattr(a, name), folder=True)
+    if a.detect and (a.out or a.zip):
+        raise ConfigError("--out/--zip write the challenge's one-face-per-crop solution.txt: drop --detect for crops")
     data = _expand_inputs(a.inputs)
-    predictor = Predictor(a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads, refine=a.refine)
-    res = predictor.predict_dataset(data, batch_size=a.batch_size, progress=not a.quiet, skip_bad=a.skip_bad)
+    predictor = Predictor(
+        a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads, refine=a.refine, framing=a.framing
+    )
+    if a.detect:
+        res = predictor.detect_dataset(data, progress=not a.quiet, skip_bad=a.skip_bad, min_face_score=a.min_face_score)
+    else:
+        res = predictor.predict_dataset(data, batch_size=a.batch_size, progress=not a.quiet, skip_bad=a.skip_bad)
     if not len(res):
         for name, why in res.skipped:
             print(f"skipped {name}: {why}", file=sys.stderr)
@@ -125,13 +133,21 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         res.save_coco(a.coco)
         print(f"wrote {a.coco}")
     if a.pts:
-        res.save_pts(a.pts)
-        print(f"wrote {len(res)} .pts files to {a.pts}")
+        written = res.save_pts(a.pts)
+        print(f"wrote {len(written)} .pts files to {a.pts}")
     if a.vis:
         res.save_visualizations(a.vis, limit=a.vis_limit)
         print(f"wrote {min(len(res), a.vis_limit)} annotated images to {a.vis}")
     for name, why in res.skipped:
         print(f"skipped {name}: {why}", file=sys.stderr)
+    odd = [] if a.detect else res.unlike_faces()
+    if odd:
+        print(
+            f"warning: {len(odd)} of {len(res)} images look nothing like a face crop (face score below "
+            f"{default_of(Predictor.detect, 'min_face_score')}), e.g. {', '.join(odd[:3])}: for whole photos, "
+            "use --detect",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -321,6 +337,10 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 MODEL_HELP = "checkpoint, or a shipped model: protocol | mixed (default: the shipped default model)"
+FRAMING_HELP = (
+    "where the one face of each image is: whole = the image is the face crop (the challenge's crops); detect = the "
+    "shipped detector finds it (any size, position or roll), then the crop is refined on the model's points"
+)
 QUIET_HELP = "no progress bar"
 
 # `lightmark train` and `lightmark demo` options are generated from TrainConfig and DemoConfig (type, default and
@@ -337,6 +357,7 @@ TRAIN_EXCLUDED: dict[str, str] = {}
 DEMO_CLI: CliSpec = {
     "smooth": {"help": "turn the One Euro filter off"},
     "refine": {"help": "predict once after a detection, not twice"},
+    "rotated_redetect": {"help": "while no face is tracked, search the upright frame only (not turned copies)"},
 }
 DEMO_EXCLUDED: dict[str, str] = {}
 """DemoConfig fields that `lightmark demo` leaves out, each with its reason (none: every field is an option)."""
@@ -367,6 +388,7 @@ def _evaluate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=default_of(evaluate, "batch_size"), help="images per batch")
     p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--refine", type=int, help=REFINE_HELP)
+    _framing_option(p)
     p.add_argument(
         "--baseline",
         choices=["dlib"],
@@ -401,8 +423,28 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=default_of(Predictor, "backend"), choices=BACKENDS, help="inference engine")
     p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--refine", type=int, help=REFINE_HELP)
+    _framing_option(p)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images instead of failing")
+    det = p.add_argument_group("whole photos (--detect: every face of each image, not one face per crop)")
+    det.add_argument(
+        "--detect",
+        action="store_true",
+        help="find every face with the shipped BlazeFace detector; --json/--csv/--coco/--pts/--vis then hold "
+        "one entry per face (box, scores, landmarks, confidence, pose)",
+    )
+    det.add_argument(
+        "--min-face-score",
+        type=float,
+        default=default_of(Predictor.detect, "min_face_score"),
+        help="least face score (mean per-point confidence) of a reported face",
+    )
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
+def _framing_option(p: argparse.ArgumentParser) -> None:
+    from .engine.predict import Framing
+
+    p.add_argument("--framing", default=Framing.WHOLE.value, choices=[f.value for f in Framing], help=FRAMING_HELP)
 
 
 def _check_options(p: argparse.ArgumentParser) -> None:
@@ -485,7 +527,7 @@ COMMANDS = (
     ("models", "list registered models with size and cost", lambda p: None, _cmd_models),
     ("benchmark", "time the model (torch, ONNX Runtime, end to end; dlib when installed)", _benchmark_options,
      _cmd_benchmark),
-    ("demo", "track landmarks and head pose on a video or camera (needs lightmark[demo])", _demo_options, _cmd_demo),
+    ("demo", "track landmarks and head pose on a video or camera", _demo_options, _cmd_demo),
 )  # fmt: skip
 """(name, help, options(parser), run(args)) of each command."""
 
@@ -496,7 +538,8 @@ EXAMPLES: dict[str, str] = {
     "  lightmark evaluate --data ../shared/data/aflw2000/val --baseline dlib --latency",
     "predict": "lightmark predict faces/ --json p.json\n"
     "  lightmark predict test/ --model protocol --out solution.txt --zip submission.zip\n"
-    "  lightmark predict a.jpg b.jpg --csv lm.csv --coco coco.json --pts pts/ --vis vis/",
+    "  lightmark predict a.jpg b.jpg --csv lm.csv --coco coco.json --pts pts/ --vis vis/\n"
+    "  lightmark predict photos/ --detect --json faces.json --vis vis/",
     "check-submission": "lightmark check-submission solution.txt --images test/",
     "export": "lightmark export --format onnx --model protocol --out protocol.onnx\n"
     "  lightmark export --format pt --model runs/a/best.pt --out slim.pt --track protocol",

@@ -172,6 +172,17 @@ class HeatmapCodec:
         xy = self.decode_maps(prob.detach().cpu().numpy(), self.decoder)
         return torch.from_numpy(xy.astype(np.float32)).to(raw.device)
 
+    has_confidence = True
+
+    def confidence(self, raw: torch.Tensor) -> torch.Tensor:
+        """Per-point confidence of logits ``(B, K, H, W)`` -> ``(B, K)`` in [0, 1]: the largest probability mass of
+        ``softmax(beta * raw)`` in any 3x3 cells (1: the whole map sits around one point; a uniform map gives
+        9 / (H * W)). Exportable (an average pool and a max)."""
+        b, k, h, w = raw.shape
+        prob = torch.softmax(raw.reshape(b * k, 1, h * w) * self.beta, dim=-1).reshape(b * k, 1, h, w)
+        local = F.avg_pool2d(prob, 3, stride=1, padding=1, count_include_pad=True) * 9.0
+        return local.reshape(b, k, h * w).amax(-1)
+
     def decode_maps(self, heatmaps: np.ndarray, method: str = "dark") -> np.ndarray:
         """Heatmaps -> points in input pixels, by their peaks.
 
@@ -228,6 +239,12 @@ class RegressionCodec:
         return raw * self.input_size - 0.5
 
     decode_train = decode
+
+    has_confidence = False
+
+    def confidence(self, raw: torch.Tensor) -> None:
+        """A regression head has no per-point confidence."""
+        return None
 
     def loss(self, raw: torch.Tensor, points: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """No auxiliary term: the coordinate loss is the whole loss."""

@@ -36,7 +36,6 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "export": ("torch", "onnx"),
     "plots": ("matplotlib",),
     "dlib": ("dlib", "face_recognition_models"),
-    "demo": ("dlib",),
 }
 """The optional modules each extra installs (pyproject.toml's ``[project.optional-dependencies]``; a test keeps
 the two in step)."""

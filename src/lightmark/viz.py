@@ -100,6 +100,21 @@ def draw_landmarks(
     return img
 
 
+def draw_faces(image_rgb: np.ndarray, faces: Sequence, color: tuple[int, int, int] = (0, 255, 0)) -> np.ndarray:
+    """Draw each face's detector box, its scores (``detector / face``) and its landmarks on a copy of the image;
+    ``faces`` are :class:`~lightmark.engine.faces.Face` objects (anything with ``box``, ``score``, ``face_score``,
+    ``landmarks``)."""
+    img = _to_rgb_u8(image_rgb)
+    thick = max(1, int(round(min(img.shape[:2]) / 400)))
+    for f in faces:
+        img = draw_landmarks(img, f.landmarks, color)
+        x0, y0, x1, y1 = (int(round(v)) for v in f.box)
+        cv2.rectangle(img, (x0, y0), (x1, y1), color, thick)
+        label = f"{f.score:.2f}" + ("" if f.face_score is None else f" / {f.face_score:.2f}")
+        cv2.putText(img, label, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, color, thick)
+    return img
+
+
 def _fit_tile(img: np.ndarray, tile: int) -> tuple[np.ndarray, float, float, float]:
     """Letterbox ``img`` into a ``tile x tile`` square; returns ``(tile_img, scale, off_x, off_y)``."""
     h, w = img.shape[:2]

@@ -1,34 +1,39 @@
-"""Live video demo: face detection (a swappable plug-in), landmark tracking, One Euro smoothing, head pose, FPS,
-and per-frame CSV/JSON export. Entry point: :func:`run_demo` (the CLI's ``lightmark demo``); its settings and their
+"""Live video demo: face detection (a :mod:`lightmark.detectors` plug-in, BlazeFace by default), landmark tracking
+with crops that hold still on a still face and follow any roll, smoothing that does not lag, head pose, FPS, and
+per-frame CSV/JSON export. Entry point: :func:`run_demo` (the CLI's ``lightmark demo``); its settings and their
 defaults: :class:`DemoConfig`."""
 
+from ..pose import MEAN_SHAPE_68, HeadPose, draw_pose_axes, estimate_head_pose
 from .config import DemoConfig
-from .detectors import Detector, DlibHogDetector, create_detector, dlib_available
-from .filters import LandmarkSmoother, OneEuroFilter, jitter, still_jitter
-from .pose import MEAN_SHAPE_68, HeadPose, draw_pose_axes, estimate_head_pose
-from .runner import DemoStats, FaceTracker, TrackedFace, run_demo, still_jitter_report
-from .video import SyntheticClip, VideoSource, make_synthetic_clip, read_video
+from .filters import ConstantVelocityFilter, LandmarkSmoother, OneEuroFilter, fit_similarity, jitter, still_jitter
+from .runner import DemoStats, make_detectors, run_demo, still_jitter_report
+from .tracking import CropModel, FaceTracker, PredictorCrops, TrackedFace, head_pose
+from .video import PathClip, SyntheticClip, VideoSource, make_synthetic_clip, read_video, render_path_clip
 
 __all__ = [
     "MEAN_SHAPE_68",
+    "ConstantVelocityFilter",
+    "CropModel",
     "DemoConfig",
     "DemoStats",
-    "Detector",
-    "DlibHogDetector",
     "FaceTracker",
     "HeadPose",
     "LandmarkSmoother",
     "OneEuroFilter",
+    "PathClip",
+    "PredictorCrops",
     "SyntheticClip",
     "TrackedFace",
     "VideoSource",
-    "create_detector",
-    "dlib_available",
     "draw_pose_axes",
     "estimate_head_pose",
+    "fit_similarity",
+    "head_pose",
     "jitter",
+    "make_detectors",
     "make_synthetic_clip",
     "read_video",
+    "render_path_clip",
     "run_demo",
     "still_jitter",
     "still_jitter_report",

@@ -11,21 +11,33 @@ class DemoConfig:
     :func:`~lightmark.demo.still_jitter_report` and :class:`~lightmark.demo.LandmarkSmoother` read their defaults
     here; the ``help`` texts are those of the command line."""
 
-    detector: str = field(default="dlib-hog", metadata={"help": "face detector plug-in"})
+    detector: str = field(default="blazeface", metadata={"help": "face detector plug-in (lightmark.detectors)"})
     backend: str = field(default="auto", metadata={"help": "inference engine"})
     threads: int | None = field(
-        default=None, metadata={"help": "torch and OpenCV threads (default: the libraries' own)"}
+        default=None, metadata={"help": "model, detector and OpenCV threads (default: the libraries' own)"}
     )
     max_faces: int = field(default=1, metadata={"help": "most faces tracked at once"})
     redetect_every: int = field(default=10, metadata={"help": "run the detector every N frames (0 = on loss)"})
-    smooth: bool = field(default=True, metadata={"help": "One Euro filtering of the landmarks"})
-    min_cutoff: float = field(default=1.0, metadata={"help": "One Euro cutoff (Hz) of a still face"})
-    beta: float = field(default=8.0, metadata={"help": "One Euro speed coefficient (per face size)"})
+    rotated_redetect: bool = field(
+        default=True,
+        metadata={"help": "when no face is tracked, also search the frame turned 90/180/270 degrees (blazeface)"},
+    )
+    hold_crop: float = field(
+        default=1.0,
+        metadata={"help": "keep a face's crop while a new one would move its corners less (model-input pixels)"},
+    )
+    smooth: bool = field(default=True, metadata={"help": "One Euro filtering of the face's shape"})
+    min_cutoff: float = field(default=1.0, metadata={"help": "One Euro cutoff (Hz) of a still face's shape"})
+    beta: float = field(default=8.0, metadata={"help": "One Euro speed coefficient (per face size and second)"})
+    motion: float = field(
+        default=0.0,
+        metadata={"help": "Kalman filter of the head's motion: acceleration over measurement noise (1/s^2; 0 = off)"},
+    )
     refine: bool = field(
         default=True, metadata={"help": "after a detection, predict twice (the second crop framed by the first)"}
     )
     max_misses: int = field(
-        default=2, metadata={"help": "drop a near-frontal track that the detector missed this many times in a row"}
+        default=2, metadata={"help": "drop an upright frontal track that the detector missed this many times in a row"}
     )
     min_face: float = field(default=24.0, metadata={"help": "smallest landmark box side (px) of a tracked face"})
     max_frames: int | None = field(default=None, metadata={"help": "stop after N frames"})

@@ -1,10 +1,5 @@
-"""Real-time landmark tracking on a video or camera: detection, tracking, smoothing, head pose, export.
-
-Per frame, every tracked face is cropped from its previous frame's landmarks and all faces go through the
-landmark model in one batch. The detector runs only when there is no face, when a track is lost (implausible
-landmarks: box size jump, face leaves the frame, shape that no head pose explains) and every
-``redetect_every`` frames (new faces; a track that the detector should see but misses twice is dropped).
-"""
+"""Real-time landmark tracking on a video or camera: :class:`~lightmark.demo.tracking.FaceTracker` (detection,
+tracking, smoothing, head pose) on every frame, with an annotated video, a window, CSV and JSON as outputs."""
 
 from __future__ import annotations
 
@@ -17,283 +12,19 @@ from dataclasses import asdict, dataclass, field, replace
 import cv2
 import numpy as np
 
+from ..detectors import FaceDetector, create_detector
 from ..engine.predict import Predictor
 from ..errors import LightmarkError
 from ..models import LandmarkModel
+from ..pose import draw_pose_axes
 from ..utils import atomic_write
 from .config import DemoConfig
-from .detectors import Detection, Detector, create_detector, face_from_box
-from .filters import LandmarkSmoother
-from .pose import HeadPose, draw_pose_axes, estimate_head_pose
+from .tracking import FaceTracker, TrackedFace, face_side
 
-MAX_POSE_ERROR = 0.2
-"""Largest RMS reprojection error (fraction of the landmark box side) of a plausible 68-point face. Measured:
-ground-truth AFLW2000-3D shapes fit the mean face with 0.047 median, 0.113 max; random point sets give >= 0.37."""
-
-
-def box_of(points: np.ndarray) -> tuple[float, float, float, float]:
-    """Bounding box (x0, y0, x1, y1) of (K, 2) points."""
-    lo, hi = np.asarray(points).min(0), np.asarray(points).max(0)
-    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1, ...) boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _side(points: np.ndarray) -> float:
-    return float(np.ptp(points, axis=0).max())
-
-
-def _same_face(old: np.ndarray, new: np.ndarray) -> bool:
-    """A track's last landmarks and a new face are the same face: boxes overlap (IoU > 0.3) or the old centre
-    lies inside the new box (a track that shrank or slid while drifting)."""
-    nb = box_of(new)
-    cx, cy = np.asarray(old).mean(0)
-    return iou(box_of(old), nb) > 0.3 or (nb[0] <= cx <= nb[2] and nb[1] <= cy <= nb[3])
-
-
-@dataclass
-class TrackedFace:
-    """One face in one frame."""
-
-    id: int
-    landmarks: np.ndarray  # (68, 2) smoothed (== raw when smoothing is off)
-    raw: np.ndarray  # (68, 2) the model's prediction
-    pose: HeadPose | None
-    detected: bool  # (re)initialised from a detection in this frame
-
-    @property
-    def box(self) -> tuple[float, float, float, float]:
-        return box_of(self.landmarks)
-
-
-@dataclass
-class _Track:
-    id: int
-    raw: np.ndarray
-    smoother: LandmarkSmoother | None
-    smoothed: np.ndarray | None = None
-    pose: HeadPose | None = None
-    misses: int = 0  # consecutive detection rounds without a matching detection
-    ref_side: float = 0.0  # face size at the last detection that started or confirmed the track
-    history: list = field(default_factory=list)  # last 2 (raw, smoothed) pairs, for the jitter estimate
-
-
-class FaceTracker:
-    """Detect-then-track 68-point landmarks over frames; see the module docstring.
-
-    Args:
-        predictor: the landmark predictor.
-        detector: a :class:`~lightmark.demo.detectors.Detector`.
-        config: a :class:`~lightmark.demo.DemoConfig` (default: its defaults); ``options`` replace its fields. Read:
-            ``max_faces`` (most faces tracked at once), ``redetect_every`` (run the detector every N frames even
-            when tracking; 0 = only when a face is lost), ``smooth`` (One Euro filtering of the landmarks,
-            ``min_cutoff`` Hz, ``beta`` per face size), ``refine`` (after a detection, predict twice: the second
-            crop framed by the first prediction), ``max_misses`` and ``min_face``.
-    """
-
-    def __init__(self, predictor: Predictor, detector: Detector, config: DemoConfig | None = None, **options) -> None:
-        cfg = replace(config or DemoConfig(), **options)
-        if cfg.max_faces < 1:
-            raise LightmarkError("max_faces must be at least 1")
-        self.predictor = predictor
-        self.detector = detector
-        self.max_faces = int(cfg.max_faces)
-        self.redetect_every = int(cfg.redetect_every)
-        self.smooth = cfg.smooth
-        self.min_cutoff, self.beta = float(cfg.min_cutoff), float(cfg.beta)
-        self.refine = cfg.refine
-        self.max_misses = int(cfg.max_misses)
-        self.min_face = float(cfg.min_face)
-        self.box_to_face = tuple(getattr(detector, "box_to_face", (0.0, 0.0, 1.0)))
-        self.tracks: list[_Track] = []
-        self.frame_index = -1
-        self.next_id = 0
-        # counters
-        self.detector_runs = 0
-        self.lost = 0
-        self.new_tracks = 0
-        self.seconds = {"detect": 0.0, "landmarks": 0.0, "pose": 0.0}
-        self._sq = {"raw": 0.0, "smoothed": 0.0}  # sums of squared second differences (jitter estimate)
-        self._nsq = 0
-
-    # -- helpers ------------------------------------------------------------------------------------------
-    def _plausible(self, new: np.ndarray, prev: np.ndarray, frame_wh: tuple[int, int], ref_side: float) -> bool:
-        """Landmarks that continue a track: finite, not too small, no jump in size or position since the last
-        frame, size within [0.67, 1.5] x the last detection's (catches slow drift), centre inside the frame."""
-        if not np.isfinite(new).all():
-            return False
-        s_new, s_prev = _side(new), max(_side(prev), 1e-6)
-        if s_new < self.min_face or not 0.67 <= s_new / s_prev <= 1.5:
-            return False
-        if ref_side > 0 and not 0.67 <= s_new / ref_side <= 1.5:
-            return False
-        c_new, c_prev = new.mean(0), prev.mean(0)
-        if np.linalg.norm(c_new - c_prev) > 0.6 * s_prev:
-            return False
-        w, h = frame_wh
-        return bool(-0.1 * s_new <= c_new[0] <= w + 0.1 * s_new and -0.1 * s_new <= c_new[1] <= h + 0.1 * s_new)
-
-    def _pose(self, pts: np.ndarray, frame_wh: tuple[int, int]) -> HeadPose | None:
-        t = time.perf_counter()
-        try:
-            return estimate_head_pose(pts, frame_wh)
-        except (ValueError, cv2.error):
-            return None
-        finally:
-            self.seconds["pose"] += time.perf_counter() - t
-
-    def _detect(self, frame: np.ndarray) -> list[Detection]:
-        t = time.perf_counter()
-        dets = list(self.detector.detect(frame))
-        self.seconds["detect"] += time.perf_counter() - t
-        self.detector_runs += 1
-        return dets
-
-    def _predict(self, frame: np.ndarray, inits: list[np.ndarray]) -> np.ndarray:
-        t = time.perf_counter()
-        out = self.predictor.predict_batch([frame] * len(inits), landmarks=inits)
-        self.seconds["landmarks"] += time.perf_counter() - t
-        return out
-
-    # -- main step ----------------------------------------------------------------------------------------
-    def update(self, frame_rgb: np.ndarray, t: float) -> list[TrackedFace]:
-        """Process one RGB frame taken at time ``t`` (seconds); returns the faces in it."""
-        self.frame_index += 1
-        wh = (frame_rgb.shape[1], frame_rgb.shape[0])
-        lost: list[_Track] = []
-        # 1. track: crop each face from its previous landmarks, one batch
-        if self.tracks:
-            preds = self._predict(frame_rgb, [tr.raw for tr in self.tracks])
-            kept = []
-            for tr, p in zip(self.tracks, preds, strict=True):
-                pose = self._pose(p, wh) if self._plausible(p, tr.raw, wh, tr.ref_side) else None
-                if pose is None or pose.error > MAX_POSE_ERROR:
-                    lost.append(tr)
-                    self.lost += 1
-                    continue
-                tr.raw, tr.pose = p, pose
-                kept.append(tr)
-            self.tracks = kept
-        # 2. detect when needed: no face, a face lost, or periodically
-        periodic = self.redetect_every > 0 and self.frame_index % self.redetect_every == 0
-        detected_ids: set[int] = set()
-        if not self.tracks or lost or periodic:
-            detected_ids = self._associate(frame_rgb, self._detect(frame_rgb), wh, lost)
-        # 3. drop duplicates (two tracks on one face: keep the older)
-        self.tracks.sort(key=lambda tr: tr.id)
-        unique: list[_Track] = []
-        for tr in self.tracks:
-            if all(iou(box_of(tr.raw), box_of(u.raw)) < 0.5 for u in unique):
-                unique.append(tr)
-        self.tracks = unique
-        # 4. smooth, pose, jitter bookkeeping
-        out = []
-        for tr in self.tracks:
-            sm = tr.smoother(tr.raw, t) if tr.smoother is not None else tr.raw
-            tr.smoothed = np.asarray(sm, np.float32)
-            if tr.smoother is not None:  # report the pose of the smoothed landmarks
-                tr.pose = self._pose(tr.smoothed, wh) or tr.pose
-            tr.history = [*tr.history[-2:], (tr.raw.astype(np.float64), tr.smoothed.astype(np.float64))]
-            if len(tr.history) == 3:
-                for k, j in (("raw", 0), ("smoothed", 1)):
-                    a, b, c = (h[j] for h in tr.history)
-                    self._sq[k] += float(np.mean((c - 2 * b + a) ** 2))
-                self._nsq += 1
-            out.append(TrackedFace(tr.id, tr.smoothed, tr.raw, tr.pose, tr.id in detected_ids))
-        return out
-
-    def _associate(self, frame: np.ndarray, dets: list[Detection], wh: tuple[int, int], lost: list[_Track]) -> set[int]:
-        """Match detections to tracks; start tracks on unmatched detections (a face found again where a track was
-        just lost keeps its id and smoothing state). Returns the ids of the tracks (re)started."""
-        free = self._match(dets, lost)
-        return self._start_tracks(frame, [dets[i] for i in free], wh, lost) if free else set()
-
-    def _match(self, dets: list[Detection], lost: list[_Track]) -> list[int]:
-        """Confirm the tracks that detections overlap, count a miss for the others and drop those missed too often;
-        a track whose scale drifted away from its detection's moves to ``lost``. Returns the unmatched detections'
-        indices."""
-        face_boxes = [box_of(face_from_box(d, self.box_to_face)) for d in dets]
-        matched: set[int] = set()
-        free = []
-        for i, fb in enumerate(face_boxes):
-            best = max(self.tracks, key=lambda tr: iou(fb, box_of(tr.raw)), default=None)
-            if best is not None and best.id not in matched and iou(fb, box_of(best.raw)) > 0.3:
-                if not 0.75 <= (fb[2] - fb[0]) / max(_side(best.raw), 1e-6) <= 1.33:
-                    # the track's scale drifted away from the detection's: restart it there (same id)
-                    self.tracks.remove(best)
-                    lost.append(best)
-                    self.lost += 1
-                    free.append(i)
-                    continue
-                matched.add(best.id)
-                best.misses = 0
-                best.ref_side = fb[2] - fb[0]
-            else:
-                free.append(i)
-        for tr in self.tracks:
-            if tr.id not in matched:
-                tr.misses += 1
-        # A track the detector should see (near-frontal) but has missed max_misses times in a row is dropped.
-        keep = []
-        for tr in self.tracks:
-            frontal = tr.pose is not None and abs(tr.pose.yaw) < 30.0
-            if tr.misses >= self.max_misses and frontal:
-                self.lost += 1
-            else:
-                keep.append(tr)
-        self.tracks = keep
-        return free
-
-    def _start_tracks(
-        self, frame: np.ndarray, dets: list[Detection], wh: tuple[int, int], lost: list[_Track]
-    ) -> set[int]:
-        """Start a track on each detection whose landmarks are a plausible face (up to ``max_faces``): a face that
-        was just lost keeps its id and smoothing state. Returns the ids started."""
-        new_ids: set[int] = set()
-        starts = [face_from_box(d, self.box_to_face) for d in dets[: self.max_faces]]
-        preds = self._predict(frame, starts)
-        if self.refine:
-            preds = self._predict(frame, list(preds))
-        for p, start in zip(preds, starts, strict=True):
-            pose = self._pose(p, wh)
-            if pose is None or pose.error > MAX_POSE_ERROR or not np.isfinite(p).all():
-                continue
-            if len(self.tracks) >= self.max_faces:
-                # full: replace the track detections have confirmed least (a new face beats an unconfirmed one)
-                worst = max(self.tracks, key=lambda tr: (tr.misses, -tr.id))
-                if worst.misses == 0:
-                    continue
-                self.tracks.remove(worst)
-                lost.append(worst)
-                self.lost += 1
-            again = next((lt for lt in lost if _same_face(lt.raw, p)), None)
-            if again is not None:  # a momentary loss or a drifted track: same face, same id, smoothing goes on
-                lost.remove(again)
-                tr = _Track(again.id, p, again.smoother, pose=pose)
-            else:
-                smoother = LandmarkSmoother(self.min_cutoff, self.beta) if self.smooth else None
-                tr = _Track(self.next_id, p, smoother, pose=pose)
-                self.next_id += 1
-                self.new_tracks += 1
-            tr.ref_side = _side(start)
-            self.tracks.append(tr)
-            new_ids.add(tr.id)
-        return new_ids
-
-    @property
-    def jitter(self) -> tuple[float, float]:
-        """(raw, smoothed) frame-to-frame noise estimate in pixels (RMS second difference / sqrt(6), per
-        coordinate), over every tracked face and frame so far; NaN before three frames of one track."""
-        if not self._nsq:
-            return float("nan"), float("nan")
-        return tuple(float(np.sqrt(self._sq[k] / self._nsq / 6.0)) for k in ("raw", "smoothed"))  # type: ignore[return-value]
+SEARCH_ROTATIONS = (90, 180, 270)
+"""Extra in-plane turns (degrees) of the frame searched while no face is tracked, by detectors that take
+``rotations`` (BlazeFace): a face found rolled past 45 degrees, or lost while upside down, is found again."""
+ROTATING_DETECTORS = ("blazeface",)
 
 
 @dataclass
@@ -307,6 +38,7 @@ class DemoStats:
     fps: float = 0.0
     fps_total: float = 0.0
     detector_runs: int = 0
+    crops_held: int = 0  # frames x faces cut with the previous frame's crop (see DemoConfig.hold_crop)
     lost: int = 0  # tracks dropped (implausible landmarks or missed by the detector)
     jitter_raw: float = float("nan")  # px, see FaceTracker.jitter
     jitter_smoothed: float = float("nan")
@@ -426,15 +158,25 @@ class _FrameOutputs:
                 json.dump({"source": str(source), "fps": fps, "frames": self.frames_json, "stats": stats.to_dict()}, f)
 
 
-def _make_detector(detector: str | Detector | None, cfg: DemoConfig) -> Detector:
-    detector = cfg.detector if detector is None else detector
-    return create_detector(detector) if isinstance(detector, str) else detector
+def make_detectors(detector: str | FaceDetector | None, cfg: DemoConfig) -> tuple[FaceDetector, FaceDetector | None]:
+    """The tracker's detector and its search detector (the frame also turned by :data:`SEARCH_ROTATIONS`, for
+    ``rotated_redetect`` with a detector of :data:`ROTATING_DETECTORS` given by name; else None: the same one).
+    A detector given by name runs on ``cfg.threads`` threads (default 1)."""
+    name = cfg.detector if detector is None else detector
+    if not isinstance(name, str):
+        return name, None
+    options = {"threads": cfg.threads or 1} if name in ROTATING_DETECTORS else {}
+    main = create_detector(name, **options)
+    if cfg.rotated_redetect and name in ROTATING_DETECTORS:
+        return main, create_detector(name, rotations=SEARCH_ROTATIONS, **options)
+    return main, None
 
 
 def _make_predictor(model, cfg: DemoConfig, *, pin_threads: bool) -> Predictor:
-    """``model`` itself when it is a ready Predictor (anything with ``predict_batch``), else one loading it.
-    ``pin_threads``: set the process's torch and OpenCV thread counts to ``cfg.threads`` (applications only)."""
-    if hasattr(model, "predict_batch"):
+    """``model`` itself when it is a ready Predictor or :class:`~lightmark.demo.tracking.CropModel` (anything with
+    ``predict_batch`` or ``landmarks``), else one loading it. ``pin_threads``: set the process's torch and OpenCV
+    thread counts to ``cfg.threads`` (applications only)."""
+    if hasattr(model, "predict_batch") or hasattr(model, "landmarks"):
         return model
     if pin_threads:
         from ..utils import set_threads
@@ -471,6 +213,7 @@ def _tracker_stats(stats: DemoStats, tracker: FaceTracker, busy: float, elapsed:
     stats.fps = stats.frames / busy if busy > 0 else 0.0
     stats.fps_total = stats.frames / elapsed if elapsed > 0 else 0.0
     stats.detector_runs = tracker.detector_runs
+    stats.crops_held = tracker.crops_held
     stats.lost = tracker.lost
     stats.jitter_raw, stats.jitter_smoothed = tracker.jitter
     n = max(stats.frames, 1)
@@ -485,7 +228,7 @@ def run_demo(
     csv: str | os.PathLike | None = None,
     json_path: str | os.PathLike | None = None,
     model: str | os.PathLike | LandmarkModel | Predictor | None = None,
-    detector: str | Detector | None = None,
+    detector: str | FaceDetector | None = None,
     config: DemoConfig | None = None,
     progress: bool = False,
     **options,
@@ -500,7 +243,7 @@ def run_demo(
         json_path: ``{"source", "fps", "frames": [{"frame", "time", "faces": [{"id", "landmarks", ...}]}],
             "stats"}``.
         model: checkpoint path, model, or a ready :class:`Predictor` (default: the shipped model).
-        detector: a detector name (see :func:`~lightmark.demo.detectors.create_detector`) or instance (default:
+        detector: a detector name (see :func:`~lightmark.detectors.create_detector`) or instance (default:
             the config's).
         config: the settings (a :class:`~lightmark.demo.DemoConfig`; default: its defaults); ``options`` replace
             its fields, e.g. ``max_faces=2, smooth=False, threads=1, max_frames=100``.
@@ -511,10 +254,10 @@ def run_demo(
     from .video import VideoSource
 
     cfg = replace(config or DemoConfig(), **options)
-    det = _make_detector(detector, cfg)
+    det, search = make_detectors(detector, cfg)
     src = VideoSource(source)  # fails early on a missing file or camera
     predictor = _make_predictor(model, cfg, pin_threads=True)
-    tracker = FaceTracker(predictor, det, cfg)
+    tracker = FaceTracker(predictor, det, cfg, search_detector=search)
     stats = DemoStats(backend=predictor.backend)
     with ExitStack() as stack, src:
         outputs = _FrameOutputs(stack, src, out=out, show=show, csv=csv, json_path=json_path)
@@ -535,7 +278,7 @@ def still_jitter_report(
     frames: range | None = None,
     *,
     model: str | os.PathLike | LandmarkModel | Predictor | None = None,
-    detector: str | Detector | None = None,
+    detector: str | FaceDetector | None = None,
     skip: int = 5,
     config: DemoConfig | None = None,
     **options,
@@ -552,9 +295,9 @@ def still_jitter_report(
     from .video import VideoSource
 
     cfg = replace(config or DemoConfig(), **options)
-    det = _make_detector(detector, cfg)
+    det, search = make_detectors(detector, cfg)
     predictor = _make_predictor(model, cfg, pin_threads=False)
-    tracker = FaceTracker(predictor, det, cfg)
+    tracker = FaceTracker(predictor, det, cfg, search_detector=search)
     raw, smooth = [], []
     with VideoSource(source) as src:
         for index, t, frame in src:
@@ -567,7 +310,7 @@ def still_jitter_report(
     raw, smooth = raw[skip:], smooth[skip:]
     if len(raw) < 3:
         raise LightmarkError(f"{source}: the face was tracked on {len(raw)} usable frames; need at least 3")
-    side = float(np.median([_side(p) for p in raw]))
+    side = float(np.median([face_side(p) for p in raw]))
     r, s = still_jitter(np.array(raw)), still_jitter(np.array(smooth))
     return {
         "frames": len(raw),

@@ -196,3 +196,76 @@ def make_synthetic_clip(
             gts.append(lm @ m[:, :2].T + m[:, 2])
     segments = {"still": range(0, still), "move": range(still, still + move), "jump": range(still + move, n)}
     return SyntheticClip(Path(out), fps, (w, h), np.asarray(gts, np.float32), segments)
+
+
+# ------------------------------------------------------------------------------------------- a clip along a path
+@dataclass
+class PathClip:
+    """Frames (in memory) of a face moved along a known path, and the truth of every frame."""
+
+    frames: list[np.ndarray]  # RGB uint8 (H, W, 3)
+    landmarks: np.ndarray  # (T, 68, 2) true landmarks per frame
+    poses: np.ndarray  # (T, 4) the path: centre x, centre y, face side (px), roll (degrees, clockwise on screen)
+    fps: float
+    segments: dict[str, range] = field(default_factory=dict)
+
+    @property
+    def face_sides(self) -> np.ndarray:
+        """(T,) the face's landmark box side in its own upright frame, px."""
+        return self.poses[:, 2]
+
+
+def face_mask(
+    shape_hw: tuple[int, int], landmarks: np.ndarray, grow: float = 1.25, feather: float = 0.04
+) -> np.ndarray:
+    """A soft (H, W) float32 alpha in [0, 1] around a face: the convex hull of its 68 points grown ``grow`` times
+    about their centre and stretched up to the forehead, edges blurred by ``feather`` x the face side."""
+    lm = np.asarray(landmarks, np.float64)[:68]
+    centre, side = lm.mean(0), float(np.ptp(lm, axis=0).max())
+    brows = lm[17:27] + np.array([0.0, -0.35 * side])  # the forehead above the brows
+    pts = np.concatenate([lm, brows])
+    pts = centre + grow * (pts - centre)
+    mask = np.zeros(shape_hw, np.float32)
+    cv2.fillConvexPoly(mask, np.round(cv2.convexHull(pts.astype(np.float32))[:, 0]).astype(np.int32), 1.0)
+    return cv2.GaussianBlur(mask, (0, 0), max(feather * side, 0.5))
+
+
+def render_path_clip(
+    face_rgb: np.ndarray,
+    landmarks: np.ndarray,
+    background_rgb: np.ndarray,
+    poses: np.ndarray,
+    *,
+    fps: float = 30.0,
+    noise: float = 3.0,
+    seed: int = 0,
+    segments: dict[str, range] | None = None,
+) -> PathClip:
+    """Composite a face picture onto a background at each pose of a path, with per-frame sensor noise.
+
+    Args:
+        face_rgb: the face picture; ``landmarks`` its (68, 2) points.
+        background_rgb: the frame's background, already at the clip's size (H, W, 3).
+        poses: (T, 4) per frame: where the face's landmark-box centre goes (x, y), its side there (px) and its roll
+            (degrees, clockwise on screen). The true landmarks go through the same similarity transform.
+        noise: std of the Gaussian pixel noise added to every frame (a camera sensor's).
+    """
+    rng = np.random.default_rng(seed)
+    lm = np.asarray(landmarks, np.float64)[:68]
+    lo, hi = lm.min(0), lm.max(0)
+    src_c, src_side = (lo + hi) / 2, float(max(hi - lo))
+    alpha = face_mask(face_rgb.shape[:2], lm)[..., None]
+    face = face_rgb.astype(np.float32) * alpha  # premultiplied: no dark fringe from bilinear interpolation
+    h, w = background_rgb.shape[:2]
+    bg = background_rgb.astype(np.float32)
+    frames, truth = [], []
+    for cx, cy, side, roll in np.asarray(poses, np.float64):
+        a = np.deg2rad(roll)
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) * (side / src_side)
+        m = np.concatenate([rot, (np.array([cx, cy]) - rot @ src_c)[:, None]], axis=1)
+        fg = cv2.warpAffine(face, m, (w, h), flags=cv2.INTER_LINEAR)
+        am = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR)[..., None]
+        frame = fg + (1 - am) * bg + rng.normal(0, noise, (h, w, 3)).astype(np.float32)
+        frames.append(np.clip(frame + 0.5, 0, 255).astype(np.uint8))
+        truth.append(lm @ m[:, :2].T + m[:, 2])
+    return PathClip(frames, np.asarray(truth, np.float32), np.asarray(poses, np.float64), fps, dict(segments or {}))

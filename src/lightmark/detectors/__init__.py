@@ -16,6 +16,9 @@ from ..errors import LightmarkError
 from .base import BoxToFace, Detection, FaceDetector, by_size
 
 DEFAULT_DETECTOR = "blazeface"
+PHOTO_OPTIONS: dict[str, dict] = {"blazeface": {"min_face": 48.0}}
+"""Options of a detector made by name for whole photos (:meth:`~lightmark.engine.predict.Predictor.detect`):
+BlazeFace adds tiles down to faces of 48 px (see the README's detector figures). Video uses the whole frame only."""
 
 
 def _blazeface(**options) -> FaceDetector:
@@ -52,6 +55,7 @@ def create_detector(name: str = DEFAULT_DETECTOR, **options) -> FaceDetector:
 __all__ = [
     "DEFAULT_DETECTOR",
     "DETECTORS",
+    "PHOTO_OPTIONS",
     "BoxToFace",
     "Detection",
     "FaceDetector",

@@ -20,9 +20,13 @@ from .base import BoxToFace, Detection, by_size
 
 INPUT = 128
 MODEL_FILE = "blazeface_short_range.onnx"
-SMALLEST_FACE = 0.2
-"""Smallest face side (detector box) found reliably, as a fraction of the input square (measured, see the README's
-detector section): tiles are sized so that ``min_face`` px is at least this fraction of a tile."""
+SMALLEST_FACE = 0.15
+"""Smallest face (68-landmark box side) found reliably, as a fraction of the window: 99 of 100 validation faces
+shrunk to 16 px in the 128 px input were found, 100 of 100 at 20 px. Tiles are sized so that ``min_face`` px is at
+least this fraction of a tile."""
+LEVEL_RATIO = 3.0
+"""Most shrink between tile levels: a level's half-overlapping tiles hold every face up to half their side whole,
+and the next coarser level finds faces from ``SMALLEST_FACE`` x its (at most 3x larger) side."""
 UPRIGHT = 50.0
 """With ``rotations``, a turned copy's detection counts only when the face is about upright in that copy (roll within
 this many degrees): the network's eye keypoints are unreliable on faces far from upright."""
@@ -97,13 +101,18 @@ def suppress(detections: list[Detection], threshold: float) -> list[Detection]:
 
 
 def tile_grid(width: int, height: int, min_face: float | None) -> list[tuple[float, float, float]]:
-    """Square windows ``(x, y, side)`` to run: the whole image letterboxed, then tiles at halving sides (half
-    overlapping) until a face of ``min_face`` px is at least :data:`SMALLEST_FACE` of a tile. None: the whole image
-    only."""
-    side = float(max(width, height))
-    windows = [((width - side) / 2, (height - side) / 2, side)]
-    while min_face is not None and min_face < SMALLEST_FACE * side and side > INPUT:
-        side /= 2
+    """Square windows ``(x, y, side)`` to run: the whole image letterboxed, then, when a face of ``min_face`` px is
+    smaller than :data:`SMALLEST_FACE` of it, levels of half-overlapping tiles whose sides shrink geometrically (by
+    at most :data:`LEVEL_RATIO` per level) down to the side where such a face is just large enough. None: the whole
+    image only."""
+    full = float(max(width, height))
+    windows = [((width - full) / 2, (height - full) / 2, full)]
+    if min_face is None or min_face >= SMALLEST_FACE * full:
+        return windows
+    smallest = max(float(INPUT), min_face / SMALLEST_FACE)
+    levels = int(np.ceil(np.log(full / smallest) / np.log(LEVEL_RATIO)))
+    for i in range(1, levels + 1):
+        side = full * (smallest / full) ** (i / levels)
         for y in _starts(height, side):
             windows += [(x, y, side) for x in _starts(width, side)]
     return windows
@@ -176,15 +185,23 @@ class BlazeFace:
         self.anchors = ssd_anchors()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in an RGB uint8 image, largest first."""
+        """Faces in an RGB uint8 image, largest first (with ``rotations``: of overlapping detections from different
+        turned copies, the best-scoring one)."""
+        return by_size(self.orientations(image) if not self.rotations else suppress(self.orientations(image), 0.3))
+
+    def orientations(self, image: np.ndarray) -> list[Detection]:
+        """Every face found in the image and in each turned copy (``rotations``), merged per copy and mapped back
+        to the image, not yet suppressed across copies: one face may appear once per copy that found it upright,
+        each time with its own roll. With ``rotations``, a detection counts only where the face is about upright in
+        that copy (:data:`UPRIGHT`)."""
         found = self._merge(self._candidates(image))
         if not self.rotations:
-            return by_size(found)
+            return found
         found = [d for d in found if abs(d.roll) <= UPRIGHT]
         for angle in self.rotations:  # each turned copy merged on its own: keypoints are never averaged across turns
             rotated, back = _rotate(image, angle)
             found += [d.mapped(back) for d in self._merge(self._candidates(rotated)) if abs(d.roll) <= UPRIGHT]
-        return by_size(suppress(found, self.iou_threshold))
+        return found
 
     def _candidates(self, image: np.ndarray) -> list[Detection]:
         """Every anchor above the threshold in every window of one image (before NMS), in image pixels."""

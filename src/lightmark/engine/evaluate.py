@@ -15,7 +15,7 @@ from ..errors import ConfigError, DatasetError
 from ..metrics import box_norm, challenge_norm, nme, summarize
 from ..models import LandmarkModel
 from ..utils import atomic_write, ensure_dir
-from .predict import PredictionResults, Predictor
+from .predict import Framing, PredictionResults, Predictor
 
 
 @dataclass
@@ -88,6 +88,7 @@ def evaluate(
     batch_size: int = 32,
     flip_test: bool = False,
     refine: int | None = None,
+    framing: Framing | str = Framing.WHOLE,
     progress: bool = True,
     latency: bool = False,
 ) -> EvaluationReport:
@@ -95,14 +96,15 @@ def evaluate(
     per-yaw-bin figures when yaw is known). ``model`` None means the shipped model; any object with
     ``predict_dataset`` and ``describe`` (e.g. :class:`~lightmark.engine.baselines.DlibPredictor`) is scored the
     same way. ``latency`` adds the median single-thread CPU time of one prediction to ``meta["latency_ms"]`` (such
-    an object then also needs ``latency_ms(image)``). ``flip_test`` and ``refine`` are :class:`Predictor` options."""
+    an object then also needs ``latency_ms(image)``). ``flip_test``, ``refine`` and ``framing``
+    are :class:`Predictor` options."""
     dataset = data if isinstance(data, FaceDataset) else load_dataset(data, require_landmarks=True)
     if not dataset.has_landmarks:
         raise DatasetError(f"{dataset.root}: evaluation needs landmarks for every image")
     if hasattr(model, "predict_dataset") and hasattr(model, "describe"):
         predictor = model
     else:
-        predictor = Predictor(model, flip_test=flip_test, refine=refine)
+        predictor = Predictor(model, flip_test=flip_test, refine=refine, framing=framing)
     preds = predictor.predict_dataset(dataset, batch_size=batch_size, progress=progress)
     gt = dataset.landmarks_array()
     yaws = dataset.yaws()

@@ -19,6 +19,7 @@ from enum import Enum
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import ModelError
 from ..models import Checkpoint, LandmarkGraph, LandmarkModel, load_checkpoint, load_model, resolve_model_path
@@ -34,6 +35,7 @@ from .onnx_runtime import (  # torch-free helpers, re-exported here for existing
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "landmarks"
+CONFIDENCE_NAME = "confidence"  # (B, K) second output of heatmap models
 MAX_DIFF_PX = 0.01
 """Largest accepted |onnx - torch| difference (input pixels) when an export is verified."""
 
@@ -82,15 +84,20 @@ class SoftArgmaxGraph(torch.nn.Module):
         super().__init__()
         codec = model.codec
         self.model, self.k, self.beta = model, model.config.num_landmarks, float(codec.beta)
+        self.side = codec.heatmap_size  # a constant: reading raw.shape would put Shape nodes in the graph
         g = (torch.arange(codec.heatmap_size, dtype=torch.float32) + 0.5) * codec.stride - 0.5  # cell centres, px
         gy, gx = torch.meshgrid(g, g, indexing="ij")
         self.register_buffer("grid", torch.stack([gx.flatten(), gy.flatten()], 1), persistent=False)  # (H*W, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.model(x).reshape(-1, self.k, self.grid.shape[0])  # (B, K, H*W); -1: no shape arithmetic
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = self.model(x)  # (B, K, H, W)
+        logits = raw.reshape(-1, self.k, self.grid.shape[0])  # (B, K, H*W); -1: no shape arithmetic
         if self.beta != 1.0:
             logits = logits * self.beta
-        return torch.softmax(logits, dim=-1) @ self.grid  # (B, K, 2) input pixels
+        prob = torch.softmax(logits, dim=-1)
+        side = self.side
+        local = F.avg_pool2d(prob.reshape(-1, 1, side, side), 3, stride=1, padding=1, count_include_pad=True) * 9.0
+        return prob @ self.grid, local.reshape(-1, self.k, side * side).amax(-1)  # (B, K, 2) px, (B, K)
 
 
 def export_graph(model: LandmarkModel) -> torch.nn.Module:
@@ -137,6 +144,7 @@ def onnx_bytes(model: LandmarkModel, opset: int = 17, metadata: dict[str, str] |
     m = copy.deepcopy(model).float().cpu().eval()
     pad_for_onnx_runtime(m)
     s = m.config.input_size
+    names = [OUTPUT_NAME, CONFIDENCE_NAME] if m.codec.has_confidence else [OUTPUT_NAME]
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # exporter deprecation / tracer notes are not actionable here
@@ -145,8 +153,8 @@ def onnx_bytes(model: LandmarkModel, opset: int = 17, metadata: dict[str, str] |
             (torch.zeros(1, 3, s, s),),
             buf,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=names,
+            dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *names)},
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
@@ -197,12 +205,17 @@ def verify_onnx(model: LandmarkModel, onnx_model: bytes | str | os.PathLike, inp
     x = verification_inputs(model.config.input_size) if inputs is None else np.ascontiguousarray(inputs, np.float32)
     sess = ort_session(onnx_model, threads=1)
     with torch.no_grad():
-        ref = copy.deepcopy(model).float().cpu().eval().landmarks(torch.from_numpy(x)).numpy()
-    out = sess.run(None, {INPUT_NAME: x})[0]
-    one = sess.run(None, {INPUT_NAME: x[:1]})[0]
-    if out.shape != ref.shape or one.shape != ref[:1].shape:
-        raise ModelError(f"ONNX output shape {out.shape} / {one.shape} != torch {ref.shape}")
-    return float(max(np.abs(out - ref).max(), np.abs(one - ref[:1]).max()))
+        points, conf = copy.deepcopy(model).float().cpu().eval().landmarks_and_confidence(torch.from_numpy(x))
+    refs = [points.numpy()] + ([] if conf is None else [conf.numpy()])
+    outs, ones = sess.run(None, {INPUT_NAME: x}), sess.run(None, {INPUT_NAME: x[:1]})
+    if len(outs) != len(refs):
+        raise ModelError(f"ONNX graph has {len(outs)} outputs, the torch model {len(refs)}")
+    worst = 0.0
+    for ref, out, one in zip(refs, outs, ones, strict=True):
+        if out.shape != ref.shape or one.shape != ref[:1].shape:
+            raise ModelError(f"ONNX output shape {out.shape} / {one.shape} != torch {ref.shape}")
+        worst = max(worst, float(np.abs(out - ref).max()), float(np.abs(one - ref[:1]).max()))
+    return worst
 
 
 def export_onnx(

@@ -12,12 +12,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..constants import CONTOURS, CROP_SHIFT_UP, CROP_SIDE_RATIO
+from ..constants import CROP_SHIFT_UP, CROP_SIDE_RATIO
 from ..data.formats import FaceDataset, Sample, load_dataset
 from ..data.images import read_image
 from ..data.transforms import (
@@ -29,10 +30,14 @@ from ..data.transforms import (
     warp_window,
     whole_image_matrix,
 )
+from ..detectors import DEFAULT_DETECTOR, DETECTORS, PHOTO_OPTIONS, FaceDetector, create_detector
+from ..detectors.blazeface import iou
 from ..errors import ConfigError, ImageError, LightmarkError, ModelError
 from ..models.config import ModelConfig
 from ..models.shipped import missing_model_message, resolve_model_path, shipped_onnx_path, shipped_track
 from ..utils import progress_bar, require, scoped_threads
+from .coco import COCO_KEYPOINT_NAMES, COCO_SKELETON, coco_document
+from .faces import FACE_SCORE_THRESHOLD, DetectionResults, Face, detect_faces, first_matrix
 from .onnx_runtime import (
     META_CONFIG,
     META_SOURCE_SHA256,
@@ -49,6 +54,21 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Box = tuple[float, float, float, float]
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+
+
+class Framing(str, Enum):
+    """Where :meth:`Predictor.predict` looks for the one face of an image given without a box.
+
+    ``WHOLE``: the image is the face crop (the challenge's crops: the face about half the side, upright).
+    ``DETECT``: the shipped detector finds the face (the largest, at any roll: it also searches the image turned by
+    90, 180 and 270 degrees), the first crop is framed around it and refined on the model's own points; an image
+    where it finds none falls back to ``WHOLE``, and ``PredictionResults.detected`` says which.
+    """
+
+    WHOLE = "whole"
+    DETECT = "detect"
+
+
 TORCH_NEEDED_FOR = "the torch model (backend 'torch', a CUDA device, describe(), an in-memory ONNX export)"
 
 __all__ = [
@@ -106,31 +126,6 @@ def landmarks_matrix(
     return crop_matrix(center - np.array([0.0, shift_up * side]), side, out_size)
 
 
-def _keypoint_names() -> tuple[str, ...]:
-    groups = (
-        ("jaw", 17),
-        ("right_brow", 5),
-        ("left_brow", 5),
-        ("nose_bridge", 4),
-        ("nose_lower", 5),
-        ("right_eye", 6),
-        ("left_eye", 6),
-        ("outer_mouth", 12),
-        ("inner_mouth", 8),
-    )
-    return tuple(f"{g}_{i}" for g, n in groups for i in range(n))
-
-
-COCO_KEYPOINT_NAMES: tuple[str, ...] = _keypoint_names()
-"""Names of the 68 iBUG/300-W points in order (``jaw_0`` ... ``inner_mouth_7``; right/left are the subject's)."""
-COCO_SKELETON: tuple[tuple[int, int], ...] = tuple(
-    (a + 1, b + 1)
-    for start, end, closed in CONTOURS
-    for a, b in [*((i, i + 1) for i in range(start, end - 1)), *([(end - 1, start)] if closed else [])]
-)
-"""COCO ``skeleton``: 1-based point pairs joined when drawing a face (:data:`lightmark.constants.CONTOURS`)."""
-
-
 @dataclass
 class PredictionResults:
     """Landmarks predicted for a set of images, in each image's own pixel coordinates (0-based, pixel centres at
@@ -143,6 +138,14 @@ class PredictionResults:
     paths: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason) with skip_bad
     detected: np.ndarray | None = None  # (N,) bool: a face detector found the face (detector-based predictors)
+    face_scores: np.ndarray | None = None  # (N,) mean per-point confidence (heatmap models): low = not a face crop
+
+    def unlike_faces(self, threshold: float = FACE_SCORE_THRESHOLD) -> list[str]:
+        """Names of the images whose face score is below ``threshold``: they look nothing like a face crop
+        (a whole photo, or no face at all)."""
+        if self.face_scores is None:
+            return []
+        return [n for n, s in zip(self.names, self.face_scores, strict=True) if s < threshold]
 
     def __len__(self) -> int:
         return len(self.names)
@@ -198,38 +201,10 @@ class PredictionResults:
                 w.writerow([name, int(size[0]), int(size[1]), *(f"{v:.3f}" for v in np.asarray(pts).reshape(-1))])
 
     def to_coco(self) -> dict:
-        """The predictions as a COCO keypoints dict: ``images``, ``annotations`` (one face per image: ``keypoints``
-        ``[x, y, 2] * 68``, ``num_keypoints``, ``bbox`` = the landmark box ``[x, y, w, h]``, ``area``, ``score``
-        absent) and ``categories`` (one "face" category with :data:`COCO_KEYPOINT_NAMES` and
-        :data:`COCO_SKELETON`). Coordinates are 0-based pixel indices, as COCO's keypoints; v = 2 (labelled and
-        visible) for every point: the model predicts occluded points too."""
-        images, annotations = [], []
-        for i, (name, size, pts) in enumerate(zip(self.names, self.image_sizes, self.landmarks, strict=True), 1):
-            pts = np.asarray(pts, np.float64)
-            (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
-            kps = np.concatenate([np.round(pts, 3), np.full((len(pts), 1), 2.0)], axis=1).reshape(-1)
-            images.append({"id": i, "file_name": name, "width": int(size[0]), "height": int(size[1])})
-            annotations.append(
-                {
-                    "id": i,
-                    "image_id": i,
-                    "category_id": 1,
-                    "keypoints": [int(v) if j % 3 == 2 else float(v) for j, v in enumerate(kps)],
-                    "num_keypoints": len(pts),
-                    "bbox": [round(float(v), 3) for v in (x0, y0, x1 - x0, y1 - y0)],
-                    "area": round(float((x1 - x0) * (y1 - y0)), 3),
-                    "iscrowd": 0,
-                }
-            )
-        category = {
-            "id": 1,
-            "name": "face",
-            "supercategory": "person",
-            "keypoints": list(COCO_KEYPOINT_NAMES),
-            "skeleton": [list(e) for e in COCO_SKELETON],
-        }
-        info = {"description": "68-point facial landmarks predicted by lightmark", "version": _version()}
-        return {"info": info, "images": images, "annotations": annotations, "categories": [category]}
+        """The predictions as a COCO keypoints dict (:func:`~lightmark.engine.coco.coco_document`): one face per
+        image, ``bbox`` the landmark box, no ``score``."""
+        anns = [(i, pts, None, None) for i, pts in enumerate(self.landmarks)]
+        return coco_document(self.names, self.image_sizes, anns)
 
     def save_coco(self, path: str | os.PathLike) -> None:
         """Write :meth:`to_coco` as JSON atomically (``--coco``)."""
@@ -352,6 +327,8 @@ class Predictor:
         device: str | None = None,
         onnx: bytes | str | os.PathLike | None = None,
         refine: int | None = None,
+        detector: str | FaceDetector = DEFAULT_DETECTOR,
+        framing: Framing | str = Framing.WHOLE,
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
@@ -386,6 +363,9 @@ class Predictor:
             self.backend = self._open_backend(backend, source, track)
         if self.config is None:  # an ONNX graph without a recorded config: the checkpoint's
             self.config = self.model.config
+        track = shipped_track(model) if given is None and onnx is None else None
+        self.name = track or (Path(model).name if isinstance(model, (str, os.PathLike)) else self.config.name)
+        """The model's name in reports: the shipped track, else the file name, else the architecture."""
         self.input_size = self.config.input_size
         self.flip_test = flip_test
         self.gamma = gamma
@@ -393,6 +373,45 @@ class Predictor:
         self.refine = self.config.refine_passes if refine is None else int(refine)
         if self.refine < 0:
             raise ConfigError(f"refine: expected 0 or more passes, got {refine}")
+        if isinstance(detector, str) and detector not in DETECTORS:
+            raise ConfigError(f"unknown face detector {detector!r}; available: {', '.join(DETECTORS)}")
+        self._detector = detector  # a name until detect() first needs it
+        try:
+            self.framing = Framing(framing)
+        except ValueError:
+            raise ConfigError(
+                f"framing: expected one of {', '.join(f.value for f in Framing)}, got {framing!r}"
+            ) from None
+        self._framer: FaceDetector | None = None  # the one-face detector of Framing.DETECT, made on first use
+
+    @property
+    def detector(self) -> FaceDetector:
+        """The face detector of :meth:`detect` (created on first use; a name given to the constructor is made with
+        the photo options :data:`~lightmark.detectors.PHOTO_OPTIONS` and this predictor's threads)."""
+        if isinstance(self._detector, str):
+            options = dict(PHOTO_OPTIONS.get(self._detector, {}))
+            if self._detector == "blazeface":
+                options["threads"] = self.threads or 1
+            self._detector = create_detector(self._detector, **options)
+        return self._detector
+
+    def detect(
+        self,
+        image: np.ndarray | str | os.PathLike,
+        *,
+        passes: int = 1,
+        min_face_score: float | None = FACE_SCORE_THRESHOLD,
+    ) -> list[Face]:
+        """Every face in a whole image (RGB uint8 array or path), largest first: found by :attr:`detector`, cut
+        upright by its roll, refined ``passes`` times on the model's own points, kept when its face score is at
+        least ``min_face_score`` (None: all). Each :class:`~lightmark.engine.faces.Face` has the detector's box and
+        score, landmarks, per-point confidence, face score and head pose.
+
+        >>> faces = Predictor().detect("group.jpg")
+        >>> [f.landmarks for f in faces]            # (68, 2) each, image pixels
+        """
+        image = _check_image(read_image(image) if isinstance(image, (str, os.PathLike)) else image)
+        return detect_faces(self, self.detector, image, passes=passes, min_face_score=min_face_score)
 
     @property
     def model(self) -> LandmarkModel:
@@ -518,10 +537,10 @@ class Predictor:
             m = box_matrix(tuple(b), s, self.box_scale)
         else:
             m = whole_image_matrix(image.shape[1], image.shape[0], s)
-        return self._cut(image, m), m
+        return self.cut(image, m), m
 
-    def _cut(self, image: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """The (S, S, 3) uint8 input crop of a checked image through the affine map ``m`` (gamma applied)."""
+    def cut(self, image: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """The (S, S, 3) uint8 input crop of an RGB image through the affine map ``m`` (2, 3) (gamma applied)."""
         return apply_gamma(warp_window(image, m, self.input_size), self.gamma)
 
     def fine_matrix(self, points: np.ndarray) -> np.ndarray:
@@ -533,25 +552,37 @@ class Predictor:
     def run_model(self, x: np.ndarray) -> np.ndarray:
         """The model alone on this predictor's backend and threads: (B, 3, S, S) float32 RGB in [0, 255] ->
         (B, K, 2) float32 landmarks in input pixels (no crop, no flip test)."""
+        return self.run_model_with_confidence(x)[0]
+
+    def run_model_with_confidence(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`run_model` plus the (B, K) per-point confidence in [0, 1] of heatmap models
+        (:meth:`~lightmark.codecs.HeatmapCodec.confidence`; None for regression heads and graphs exported
+        without it)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.session is not None:
-            return self.session.run(None, {self._input_name: x})[0]
+            outs = self.session.run(None, {self._input_name: x})
+            return outs[0], (outs[1] if len(outs) > 1 else None)
         import torch
 
-        model = self.model
         with torch.no_grad(), scoped_threads(self.threads):
-            out = model.landmarks(torch.from_numpy(x).to(self.device))
-        return out.cpu().numpy()
+            points, conf = self.model.landmarks_and_confidence(torch.from_numpy(x).to(self.device))
+        return points.cpu().numpy(), None if conf is None else conf.cpu().numpy()
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels (flip-averaged with ``flip_test``:
         one forward pass over the crops and their mirror images)."""
+        return self.predict_crops_with_confidence(crops)[0]
+
+    def predict_crops_with_confidence(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict_crops` plus the (B, K) per-point confidence (flip-averaged like the points)."""
         x = np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32)
         if not self.flip_test:
-            return self.run_model(x).astype(np.float32)
-        out = self.run_model(np.concatenate([x, x[..., ::-1]]))
-        n = len(x)
-        return merge_flip(out[:n], out[n:], self.input_size, self.config.flip_perm)
+            points, conf = self.run_model_with_confidence(x)
+            return points.astype(np.float32), conf
+        points, conf = self.run_model_with_confidence(np.concatenate([x, x[..., ::-1]]))
+        n, perm = len(x), list(self.config.flip_perm)
+        merged = merge_flip(points[:n], points[n:], self.input_size, perm)
+        return merged, None if conf is None else 0.5 * (conf[:n] + conf[n:][:, perm])
 
     # -- public API -------------------------------------------------------------------------------------------
     def describe(self) -> dict:
@@ -595,6 +626,25 @@ class Predictor:
     ) -> np.ndarray:
         """(N, 68, 2) landmarks for N faces (RGB uint8 arrays or image paths; ``boxes`` / ``landmarks``: one per
         image, or None): one forward pass over the batch, plus one per ``refine`` pass."""
+        return self.predict_batch_with_confidence(images, boxes, landmarks)[0]
+
+    def predict_batch_with_confidence(
+        self,
+        images: Sequence[np.ndarray | str | os.PathLike],
+        boxes: Sequence[Box | None] | None = None,
+        landmarks: Sequence[np.ndarray | None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict_batch` plus the (N, K) per-point confidence of the last pass (None without one)."""
+        points, conf, _ = self._predict_batch(images, boxes, landmarks)
+        return points, conf
+
+    def _predict_batch(
+        self,
+        images: Sequence[np.ndarray | str | os.PathLike],
+        boxes: Sequence[Box | None] | None,
+        landmarks: Sequence[np.ndarray | None] | None,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Points (N, K, 2), confidence (N, K) or None, and (N,) bool "framed by a detection"."""
         if isinstance(images, (str, os.PathLike, np.ndarray)) and not (
             isinstance(images, np.ndarray) and images.ndim == 4
         ):
@@ -603,27 +653,82 @@ class Predictor:
             if given is not None and len(given) != len(images):
                 raise ConfigError(f"{what}: expected one per image ({len(images)}), got {len(given)}")
         if len(images) == 0:
-            return np.zeros((0, self.config.num_landmarks, 2), np.float32)
+            k = self.config.num_landmarks
+            return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), np.zeros(0, bool)
         images = [_check_image(read_image(img) if isinstance(img, (str, os.PathLike)) else img) for img in images]
-        crops, mats = [], []
-        for i, img in enumerate(images):
-            c, m = self.crop(img, None if boxes is None else boxes[i], None if landmarks is None else landmarks[i])
-            crops.append(c)
-            mats.append(m)
-        points = self._predict_mapped(np.stack(crops), mats)  # (N, K, 2) image pixels
-        for _ in range(self.refine if landmarks is None else 0):  # coarse to fine: re-crop on the last points
+        points, conf, found = self._first_pass(images, boxes, landmarks)  # (N, K, 2) image pixels
+        passes = self.refine if landmarks is None else 0
+        if found.any():  # a detection crop is framed only roughly: at least one pass on the model's own points
+            passes = max(passes, 1)
+        for _ in range(passes):  # coarse to fine: re-crop on the last points
             mats = [self.fine_matrix(p) for p in points]
-            crops = [self._cut(img, m) for img, m in zip(images, mats, strict=True)]
-            points = self._predict_mapped(np.stack(crops), mats)
-        return points
+            crops = [self.cut(img, m) for img, m in zip(images, mats, strict=True)]
+            points, conf = self.predict_mapped_with_confidence(np.stack(crops), mats)
+        return points, conf, found
+
+    def _first_pass(
+        self,
+        images: list[np.ndarray],
+        boxes: Sequence[Box | None] | None,
+        landmarks: Sequence[np.ndarray | None] | None,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """The first pass over checked images: (N, K, 2) points, (N, K) confidence and (N,) bool "framed by a
+        detection" (:class:`Framing`; only for images given without ``boxes`` / ``landmarks``)."""
+        mats, found = [], np.zeros(len(images), bool)
+        for i, img in enumerate(images):
+            box = None if boxes is None else boxes[i]
+            pts = None if landmarks is None else landmarks[i]
+            if self.framing is Framing.DETECT and box is None and pts is None:
+                m = self._detected_matrix(img)
+                if m is not None:
+                    mats.append(m)
+                    found[i] = True
+                    continue
+            mats.append(self.crop(img, box, pts)[1])
+        crops = np.stack([self.cut(img, m) for img, m in zip(images, mats, strict=True)])
+        points, conf = self.predict_mapped_with_confidence(crops, mats)
+        return points, conf, found
+
+    def _detected_matrix(self, image: np.ndarray) -> np.ndarray | None:
+        """The first crop (2, 3) for the largest face the :attr:`framer` finds, None when it finds none. The copies
+        of the image turned by 90, 180 and 270 degrees may each see the face upright with a different roll (the
+        detector's keypoints are unreliable on faces far from upright): the model settles it, by the roll whose
+        crop it finds most face-like (highest mean confidence)."""
+        found = self.framer.orientations(image)
+        if not found:
+            return None
+        largest = max(found, key=lambda d: d.side)
+        same = [d for d in found if iou(d.box, largest.box[None])[0] > 0.3]
+        mats = [first_matrix(self, d, self.framer.box_to_face) for d in same]
+        if len(mats) == 1:
+            return mats[0]
+        _, conf = self.predict_crops_with_confidence(np.stack([self.cut(image, m) for m in mats]))
+        if conf is None:  # a regression head: the detector's best score decides
+            return mats[int(np.argmax([d.score for d in same]))]
+        return mats[int(np.argmax(conf.mean(1)))]
+
+    @property
+    def framer(self) -> FaceDetector:
+        """The detector of :attr:`Framing.DETECT`: BlazeFace on the whole image and its turned copies."""
+        if self._framer is None:
+            self._framer = create_detector("blazeface", rotations=(90, 180, 270), threads=self.threads or 1)
+        return self._framer
 
     def _predict_mapped(self, crops: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
         """(N, S, S, 3) crops cut by ``mats`` (image -> crop) -> (N, K, 2) landmarks in image pixels."""
-        pts = self.predict_crops(crops).astype(np.float64)  # (N, K, 2) crop pixels
+        return self.predict_mapped_with_confidence(crops, mats)[0]
+
+    def predict_mapped_with_confidence(
+        self, crops: np.ndarray, mats: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, S, S, 3) crops cut by ``mats`` (N, 2, 3) (image -> crop) -> (N, K, 2) landmarks in image pixels and
+        the (N, K) per-point confidence (None without one)."""
+        pts, conf = self.predict_crops_with_confidence(crops)
+        pts = pts.astype(np.float64)  # (N, K, 2) crop pixels
         m = np.asarray(mats, np.float64)  # (N, 2, 3) image -> crop
         a_inv = np.linalg.inv(m[:, :, :2])  # (N, 2, 2) crop -> image, linear part
         t = -np.einsum("nij,nj->ni", a_inv, m[:, :, 2])
-        return (np.einsum("nkj,nij->nki", pts, a_inv) + t[:, None]).astype(np.float32)
+        return (np.einsum("nkj,nij->nki", pts, a_inv) + t[:, None]).astype(np.float32), conf
 
     def predict_dataset(
         self,
@@ -641,37 +746,27 @@ class Predictor:
         """
         if int(batch_size) < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-        dataset = data if isinstance(data, FaceDataset) else _as_dataset(data)
-        samples = dataset.samples
+        samples = (data if isinstance(data, FaceDataset) else _as_dataset(data)).samples
         names: list[str] = []
         paths: list[Path] = []
         sizes: list[tuple[int, int]] = []
         out: list[np.ndarray] = []
+        scores: list[np.ndarray | None] = []
+        detected: list[np.ndarray] = []
         skipped: list[tuple[str, str]] = []
-
-        def load(s: Sample) -> tuple[Sample, np.ndarray | None, str]:
-            try:
-                return s, read_image(s.image_path), ""
-            except LightmarkError as e:
-                if not skip_bad:
-                    raise
-                return s, None, str(e)
-
-        with (
-            ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool,
-            progress_bar(total=len(samples), desc="predict", unit="img", enabled=progress) as bar,
-        ):
-            for chunk in _chunks(samples, batch_size):
-                loaded = list(pool.map(load, chunk))
-                good = [(s, img) for s, img, _ in loaded if img is not None]
-                skipped += [(s.name, err) for s, img, err in loaded if img is None]
+        with progress_bar(total=len(samples), desc="predict", unit="img", enabled=progress) as bar:
+            for good, bad in _loaded_chunks(samples, batch_size, skip_bad, decode_threads):
+                skipped += bad
                 if good:
-                    out.append(self.predict_batch([img for _, img in good]))
+                    points, conf, found = self._predict_batch([img for _, img in good], None, None)
+                    out.append(points)
+                    detected.append(found)
+                    scores.append(None if conf is None else conf.mean(1))
                     for s, img in good:
                         names.append(s.name)
                         paths.append(s.image_path)
                         sizes.append((img.shape[1], img.shape[0]))
-                bar.update(len(chunk))
+                bar.update(len(good) + len(bad))
         k = self.config.num_landmarks
         return PredictionResults(
             names=names,
@@ -679,7 +774,58 @@ class Predictor:
             image_sizes=np.asarray(sizes, np.int64).reshape(-1, 2),
             paths=paths,
             skipped=skipped,
+            face_scores=None if any(f is None for f in scores) else np.concatenate(scores or [np.zeros(0)]),
+            detected=np.concatenate(detected) if self.framing is Framing.DETECT and detected else None,
         )
+
+    def detect_dataset(
+        self,
+        data: str | os.PathLike | FaceDataset | Sequence[str | os.PathLike],
+        progress: bool = True,
+        skip_bad: bool = False,
+        passes: int = 1,
+        min_face_score: float | None = FACE_SCORE_THRESHOLD,
+        decode_threads: int = 2,
+    ) -> DetectionResults:
+        """:meth:`detect` on every image of a folder / dataset / list of files (decoded in a thread pool); bad
+        images raise unless ``skip_bad`` (then listed in ``results.skipped``)."""
+        samples = (data if isinstance(data, FaceDataset) else _as_dataset(data)).samples
+        res = DetectionResults([], np.zeros((0, 2), np.int64), [], model=self.name)
+        sizes: list[tuple[int, int]] = []
+        with progress_bar(total=len(samples), desc="detect", unit="img", enabled=progress) as bar:
+            for good, bad in _loaded_chunks(samples, 8, skip_bad, decode_threads):
+                res.skipped += bad
+                for s, img in good:
+                    res.faces.append(self.detect(img, passes=passes, min_face_score=min_face_score))
+                    res.names.append(s.name)
+                    res.paths.append(s.image_path)
+                    sizes.append((img.shape[1], img.shape[0]))
+                bar.update(len(good) + len(bad))
+        res.image_sizes = np.asarray(sizes, np.int64).reshape(-1, 2)
+        return res
+
+
+def _loaded_chunks(
+    samples: Sequence[Sample], size: int, skip_bad: bool, decode_threads: int
+) -> Iterator[tuple[list[tuple[Sample, np.ndarray]], list[tuple[str, str]]]]:
+    """Chunks of ``size`` samples decoded in a thread pool: ``(decoded (sample, image) pairs, skipped (name,
+    reason) pairs)``; a bad image raises unless ``skip_bad``."""
+
+    def load(s: Sample) -> tuple[Sample, np.ndarray | None, str]:
+        try:
+            return s, read_image(s.image_path), ""
+        except LightmarkError as e:
+            if not skip_bad:
+                raise
+            return s, None, str(e)
+
+    with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool:
+        for chunk in _chunks(samples, size):
+            loaded = list(pool.map(load, chunk))
+            yield (
+                [(s, img) for s, img, _ in loaded if img is not None],
+                [(s.name, e) for s, img, e in loaded if img is None],
+            )
 
 
 def _check_image(image) -> np.ndarray:

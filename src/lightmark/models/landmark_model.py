@@ -110,6 +110,13 @@ class LandmarkModel(nn.Module):
         """x: (B, 3, S, S) RGB float in [0, 255] -> (B, K, 2) landmark coordinates in input pixels (decoded)."""
         return self.codec.decode(self.forward(x))
 
+    def landmarks_and_confidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x: (B, 3, S, S) -> (B, K, 2) landmarks in input pixels and (B, K) per-point confidence in [0, 1]
+        (:meth:`~lightmark.codecs.HeatmapCodec.confidence`; None for a regression head)."""
+        raw = self.forward(x)
+        codec = self.codec
+        return codec.decode(raw), codec.confidence(raw)
+
 
 class LandmarkGraph(nn.Module):
     """Pixels in, landmarks out: the graph that ONNX export traces (``model.landmarks`` as a module)."""
@@ -118,6 +125,8 @@ class LandmarkGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, 3, S, S) RGB float in [0, 255] -> (B, K, 2) input pixels."""
-        return self.model.landmarks(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, 3, S, S) RGB float in [0, 255] -> (B, K, 2) input pixels, and (B, K) confidence when the
+        head has one."""
+        points, confidence = self.model.landmarks_and_confidence(x)
+        return points if confidence is None else (points, confidence)

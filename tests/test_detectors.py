@@ -1,0 +1,250 @@
+"""Face detectors as plug-ins (BlazeFace's anchors, decoding, weighted NMS, tiles, turned copies), whole-image
+detection through ``Predictor.detect``, its results' outputs and ``lightmark predict --detect``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import require_shared
+from lightmark.cli import main
+from lightmark.data.formats import read_pts
+from lightmark.data.images import read_image
+from lightmark.detectors import BoxToFace, Detection, create_detector
+from lightmark.detectors.blazeface import (
+    INPUT,
+    LEVEL_RATIO,
+    SMALLEST_FACE,
+    _rotate,
+    decode,
+    ssd_anchors,
+    suppress,
+    tile_grid,
+    weighted_nms,
+)
+from lightmark.engine.faces import DetectionResults, Face
+from lightmark.engine.predict import Predictor
+from lightmark.errors import LightmarkError
+
+SAMPLE = Path(__file__).parents[1] / "src" / "lightmark" / "assets" / "sample_face.jpg"
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor(threads=1)
+
+
+@pytest.fixture(scope="module")
+def sample() -> np.ndarray:
+    return read_image(SAMPLE)
+
+
+# -- BlazeFace's pieces, against hand-computed values ------------------------------------------------------------
+def test_anchors_follow_mediapipe_layout():
+    a = ssd_anchors()
+    assert a.shape == (896, 2)
+    assert np.allclose(a[0], a[1]) and np.allclose(a[0], [0.5 / 16, 0.5 / 16])  # stride 8: 2 per cell
+    assert np.allclose(a[2], [1.5 / 16, 0.5 / 16])
+    assert np.allclose(a[512:518], [0.5 / 8, 0.5 / 8])  # stride 16: 6 per cell
+    assert np.allclose(a[-1], [7.5 / 8, 7.5 / 8])
+
+
+def test_decode_box_keypoints_and_score():
+    anchors = np.array([[0.25, 0.5]], np.float32)
+    raw = np.zeros((1, 1, 16), np.float32)
+    raw[0, 0, :4] = [12.8, -6.4, 32.0, 64.0]  # 128-px units: +0.1, -0.05, w 0.25, h 0.5
+    raw[0, 0, 4:6] = [-12.8, 0.0]  # keypoint 0 at the anchor - 0.1 in x
+    boxes, scores, kps = decode(raw, np.array([[[0.0]]], np.float32), anchors)
+    assert np.allclose(boxes[0, 0], [0.35 - 0.125, 0.45 - 0.25, 0.35 + 0.125, 0.45 + 0.25])
+    assert np.allclose(kps[0, 0, 0], [0.15, 0.5]) and np.allclose(kps[0, 0, 1], [0.25, 0.5])
+    assert np.isclose(scores[0, 0], 0.5)
+    _, big, _ = decode(raw, np.array([[[1e4]]], np.float32), anchors)
+    assert np.isfinite(big).all() and np.isclose(big[0, 0], 1.0)
+
+
+def test_weighted_nms_averages_a_cluster_by_score():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float64)
+    scores = np.array([0.9, 0.3, 0.8])
+    kps = np.zeros((3, 1, 2))
+    kps[1] = 4.0
+    out = weighted_nms(boxes, scores, kps, 0.3)
+    assert len(out) == 2
+    box, score, kp = out[0]
+    assert score == 0.9 and np.allclose(box, [0.25, 0, 10.25, 10]) and np.allclose(kp, 1.0)  # weights 0.75 / 0.25
+    assert np.allclose(out[1][0], boxes[2])
+
+
+def test_suppress_keeps_the_best_unchanged():
+    a = Detection(np.array([0.0, 0, 10, 10]), 0.6)
+    b = Detection(np.array([1.0, 1, 11, 11]), 0.9)
+    c = Detection(np.array([30.0, 30, 40, 40]), 0.5)
+    assert suppress([a, b, c], 0.3) == [b, c]
+
+
+def test_tile_grid_covers_the_image_with_shrinking_levels():
+    assert tile_grid(640, 480, None) == [(0.0, -80.0, 640.0)]
+    assert len(tile_grid(640, 480, 200)) == 1  # a 200 px face is large enough for the whole image
+    windows = tile_grid(1280, 720, 56)
+    sides = sorted({round(s, 3) for _, _, s in windows}, reverse=True)
+    assert sides[0] == 1280 and sides[-1] <= 56 / SMALLEST_FACE + 1e-6
+    assert all(a / b <= LEVEL_RATIO + 1e-6 for a, b in zip(sides, sides[1:], strict=False))
+    for side in sides[1:]:  # each level covers the image, tiles half overlapping
+        tiles = [(x, y) for x, y, s in windows if round(s, 3) == side]
+        xs, ys = sorted({x for x, _ in tiles}), sorted({y for _, y in tiles})
+        assert xs[0] <= 0 and xs[-1] + side >= 1280 - 1e-2 and ys[0] <= 0 and ys[-1] + side >= 720 - 1e-2
+        assert all(b - a <= side / 2 + 1e-6 for a, b in zip(xs, xs[1:], strict=False))
+
+
+@pytest.mark.parametrize("angle", [90, 180, 270])
+def test_rotation_maps_pixels_back(angle):
+    img = np.random.default_rng(angle).integers(0, 255, (30, 50, 3), dtype=np.uint8)
+    rotated, back = _rotate(img, angle)
+    for v, u in [(0, 0), (7, 3), (rotated.shape[0] - 1, rotated.shape[1] - 2)]:
+        x, y = back @ np.array([u, v, 1.0])
+        assert np.array_equal(rotated[v, u], img[int(round(y)), int(round(x))])
+
+
+def test_face_corners_follow_roll_and_offsets():
+    d = Detection(np.array([0.0, 0.0, 100.0, 100.0]), 0.9, roll=90.0)
+    c = d.face_corners(BoxToFace(dx=0.0, dy=0.1, scale=0.5))
+    # roll 90 (clockwise): the face's "down" points to the image's -x; its centre moves 10 px that way
+    assert np.allclose(c.mean(0), [40.0, 50.0])
+    assert np.allclose(np.linalg.norm(c[1] - c[0]), 50.0)
+    assert np.allclose(c[1] - c[0], [0.0, 50.0], atol=1e-9)  # the face's right points down the image
+
+
+# -- the shipped detector on real pixels --------------------------------------------------------------------------
+def test_blazeface_finds_the_sample_face_at_any_roll(sample):
+    det = create_detector("blazeface")
+    (face,) = det.detect(sample)
+    assert face.score > 0.75 and abs(face.roll) < 15
+    turned = create_detector("blazeface", rotations=(90, 180, 270))
+    for angle in (90, 180, 270):
+        rotated, _ = _rotate(sample, angle)
+        found = turned.detect(rotated)
+        assert len(found) == 1
+        assert abs((found[0].roll - angle + 180) % 360 - 180) < 20, (angle, found[0].roll)  # turned clockwise
+
+
+def test_blazeface_finds_small_faces_with_tiles(sample):
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    small = cv2.resize(sample, (120, 120), interpolation=cv2.INTER_AREA)  # a ~60 px face
+    canvas[500:620, 1000:1120] = small
+    assert create_detector("blazeface").detect(canvas) == []
+    (face,) = create_detector("blazeface", min_face=48).detect(canvas)
+    assert 1000 <= face.box[0] < face.box[2] <= 1120 and 500 <= face.box[1] < face.box[3] <= 620
+
+
+def test_unknown_detector_is_a_one_line_error():
+    with pytest.raises(LightmarkError, match="available: blazeface"):
+        create_detector("nope")
+    with pytest.raises(LightmarkError, match="unknown face detector"):
+        Predictor(detector="nope")
+
+
+def test_dlib_hog_plug_in():
+    pytest.importorskip("dlib")
+    from lightmark.data.formats import load_dataset
+
+    det = create_detector("dlib-hog")
+    found = [det.detect(read_image(s.image_path)) for s in load_dataset(require_shared("aflw2000/val")).samples[:10]]
+    assert sum(len(f) == 1 for f in found) >= 6  # HOG finds about 3 in 4 of these faces
+    face = next(f[0] for f in found if f)
+    assert face.keypoints is None and face.roll == 0.0 and face.side > 100
+
+
+# -- Predictor.detect -----------------------------------------------------------------------------------------------
+def test_detect_gives_landmarks_confidence_and_pose(predictor, sample):
+    (face,) = predictor.detect(sample)
+    whole = predictor.predict(sample)
+    assert face.landmarks.shape == (68, 2) and face.confidence.shape == (68,)
+    assert np.abs(face.landmarks - whole).mean() < 0.02 * sample.shape[0]  # the crop path agrees
+    assert 0.6 < face.face_score <= 1.0 and np.all((face.confidence >= 0) & (face.confidence <= 1))
+    assert abs(face.pose.yaw) < 45 and abs(face.pose.roll) < 20
+
+
+def test_detect_on_non_faces_reports_nothing(predictor):
+    rng = np.random.default_rng(0)
+    grey = np.full((480, 640, 3), 128, np.uint8)
+    noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    ramp = np.repeat(np.linspace(0, 255, 640, dtype=np.uint8)[None, :, None], 480, 0).repeat(3, 2)
+    for img in (grey, noise, ramp):
+        assert predictor.detect(img) == []
+
+
+def test_face_score_is_lower_on_noise_than_on_a_face(predictor, sample):
+    noise = np.random.default_rng(1).integers(0, 256, (8, 128, 128, 3), dtype=np.uint8)
+    _, conf = predictor.predict_crops_with_confidence(noise)
+    face = predictor.predict_batch_with_confidence([sample])[1].mean()
+    assert conf.shape == (8, 68) and conf.mean() < 0.55 and face > 0.7
+
+
+def test_detection_results_outputs(tmp_path, predictor, sample):
+    faces = predictor.detect(sample)
+    res = DetectionResults(["a.jpg", "b.jpg"], np.array([[384, 384], [384, 384]]), [faces, []], model="mixed")
+    res.save_json(tmp_path / "f.json")
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert doc["model"] == "mixed" and doc["version"]
+    img = doc["images"][0]
+    assert (img["name"], img["width"], len(img["faces"])) == ("a.jpg", 384, 1) and doc["images"][1]["faces"] == []
+    f = img["faces"][0]
+    assert set(f) == {"box", "score", "face_score", "landmarks", "confidence", "pose"}
+    assert len(f["landmarks"]) == 68 and len(f["confidence"]) == 68 and set(f["pose"]) == {"yaw", "pitch", "roll"}
+    (written,) = res.save_pts(tmp_path / "pts")
+    assert written.name == "a_0.pts" and np.allclose(read_pts(written), faces[0].landmarks, atol=1e-3)
+    res.save_csv(tmp_path / "f.csv")
+    rows = list(csv.reader((tmp_path / "f.csv").open()))
+    assert len(rows) == 2 and rows[0][:4] == ["name", "width", "height", "face"] and len(rows[1]) == 13 + 136
+    res.save_coco(tmp_path / "c.json")
+    coco = json.loads((tmp_path / "c.json").read_text())
+    assert len(coco["images"]) == 2 and len(coco["annotations"]) == 1 and coco["annotations"][0]["score"] > 0.5
+
+
+def test_face_to_dict_without_confidence():
+    f = Face(np.zeros(4), 0.9, np.zeros((68, 2)))
+    d = f.to_dict()
+    assert d["face_score"] is None and d["confidence"] is None and d["pose"] is None
+
+
+# -- the command line -------------------------------------------------------------------------------------------
+def test_cli_detect_json_and_vis(tmp_path, capsys):
+    out = tmp_path / "faces.json"
+    assert (
+        main(["predict", str(SAMPLE), "--detect", "--json", str(out), "--vis", str(tmp_path / "vis"), "--quiet"]) == 0
+    )
+    doc = json.loads(out.read_text())
+    assert doc["model"] == "mixed" and len(doc["images"][0]["faces"]) == 1
+    assert (tmp_path / "vis" / "sample_face.jpg").is_file()
+
+
+def test_cli_detect_refuses_solution_txt(tmp_path, capsys):
+    assert main(["predict", str(SAMPLE), "--detect", "--out", str(tmp_path / "s.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--detect" in err[0]
+
+
+def test_cli_warns_when_images_are_not_face_crops(tmp_path, capsys):
+    ramp = np.repeat(np.linspace(0, 255, 400, dtype=np.uint8)[None, :, None], 300, 0).repeat(3, 2)
+    path = tmp_path / "noise.png"
+    cv2.imwrite(str(path), ramp)
+    assert main(["predict", str(path), str(SAMPLE), "--json", str(tmp_path / "p.json"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "1 of 2 images look nothing like a face crop" in err and "noise.png" in err and "--detect" in err
+
+
+# -- on real data (skipped without ../shared/data) ------------------------------------------------------------------
+def test_every_validation_face_is_found(predictor):
+    from lightmark.data.formats import load_dataset
+
+    ds = load_dataset(require_shared("aflw2000/val"))
+    errors = []
+    for s in ds.samples[:40]:
+        faces = predictor.detect(read_image(s.image_path), min_face_score=None)
+        assert faces, s.name
+        errors.append(np.linalg.norm(faces[0].landmarks - s.landmarks, axis=1).mean() / (3 * INPUT) * 100)  # NME/384
+    assert np.median(errors) < 3.0 and sum(e > 10 for e in errors) <= 2, errors
