@@ -7,9 +7,11 @@ inside the ``mediapipe==0.10.21`` wheel (Apache-2.0, Google; the licence is copi
 2. convert the ``.tflite`` to ONNX with ``tflite2onnx==0.4.1`` (``pip install tflite2onnx==0.4.1``);
 3. make the batch axis dynamic (the converter writes batch 1: its two output Reshapes get 0 = "keep the batch"),
    so one ONNX Runtime call can run several tiles;
-4. copy the wheel's LICENSE next to the model and print the SHA-256 to compare with ``weights/README.md``.
+4. copy the wheel's LICENSE next to the model; with ``--compare FILE`` run both graphs on the same random inputs and
+   print the largest difference (tflite2onnx's bytes vary between runs, its graph's outputs do not).
 
-    python scripts/convert_blazeface.py [--wheel mediapipe-0.10.21-...whl] [--out src/lightmark/weights]
+    python scripts/convert_blazeface.py [--wheel mediapipe-0.10.21-...whl] [--out DIR]
+        [--compare src/lightmark/weights/blazeface_short_range.onnx]
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--wheel", type=Path, help=f"the {MEDIAPIPE} wheel (default: pip download it)")
     p.add_argument("--out", type=Path, default=Path("src/lightmark/weights"), help="folder for the ONNX file")
+    p.add_argument("--compare", type=Path, help="an ONNX file to compare the rebuilt graph's outputs with")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +77,19 @@ def main(argv: list[str] | None = None) -> int:
         nodes = dynamic_batch(tmp / "raw.onnx", a.out / ONNX_NAME)
     digest = hashlib.sha256((a.out / ONNX_NAME).read_bytes()).hexdigest()
     print(f"{a.out / ONNX_NAME}: {nodes} nodes, sha256 {digest}")
+    if a.compare:
+        print(f"largest output difference from {a.compare}: {max_difference(a.out / ONNX_NAME, a.compare):.3g}")
     return 0
+
+
+def max_difference(one: Path, other: Path) -> float:
+    """Largest |difference| of the two graphs' outputs on 4 random inputs in [-1, 1]."""
+    import numpy as np
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 3, 128, 128)).astype(np.float32)
+    outs = [ort.InferenceSession(str(f)).run(None, {"input": x}) for f in (one, other)]
+    return max(float(np.abs(p - q).max()) for p, q in zip(*outs, strict=True))
 
 
 if __name__ == "__main__":

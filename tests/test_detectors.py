@@ -244,7 +244,7 @@ def test_every_validation_face_is_found(predictor):
     ds = load_dataset(require_shared("aflw2000/val"))
     errors = []
     for s in ds.samples[:40]:
-        faces = predictor.detect(read_image(s.image_path), min_face_score=None)
+        faces = predictor.detect(read_image(s.image_path), min_score=None)
         assert faces, s.name
         errors.append(np.linalg.norm(faces[0].landmarks - s.landmarks, axis=1).mean() / (3 * INPUT) * 100)  # NME/384
     assert np.median(errors) < 3.0 and sum(e > 10 for e in errors) <= 2, errors

@@ -113,7 +113,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads, refine=a.refine, framing=a.framing
     )
     if a.detect:
-        res = predictor.detect_dataset(data, progress=not a.quiet, skip_bad=a.skip_bad, min_face_score=a.min_face_score)
+        res = predictor.detect_dataset(data, progress=not a.quiet, skip_bad=a.skip_bad, min_score=a.min_score)
     else:
         res = predictor.predict_dataset(data, batch_size=a.batch_size, progress=not a.quiet, skip_bad=a.skip_bad)
     if not len(res):
@@ -140,11 +140,13 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         print(f"wrote {min(len(res), a.vis_limit)} annotated images to {a.vis}")
     for name, why in res.skipped:
         print(f"skipped {name}: {why}", file=sys.stderr)
+    from .engine.faces import FACE_SCORE_THRESHOLD
+
     odd = [] if a.detect else res.unlike_faces()
     if odd:
         print(
             f"warning: {len(odd)} of {len(res)} images look nothing like a face crop (face score below "
-            f"{default_of(Predictor.detect, 'min_face_score')}), e.g. {', '.join(odd[:3])}: for whole photos, "
+            f"{FACE_SCORE_THRESHOLD}), e.g. {', '.join(odd[:3])}: for whole photos, "
             "use --detect",
             file=sys.stderr,
         )
@@ -433,10 +435,10 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
         "one entry per face (box, scores, landmarks, confidence, pose)",
     )
     det.add_argument(
-        "--min-face-score",
+        "--min-score",
         type=float,
-        default=default_of(Predictor.detect, "min_face_score"),
-        help="least face score (mean per-point confidence) of a reported face",
+        default=default_of(Predictor.detect, "min_score"),
+        help="least detector score + face score (mean per-point confidence) of a reported face",
     )
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 

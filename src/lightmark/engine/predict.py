@@ -37,7 +37,7 @@ from ..models.config import ModelConfig
 from ..models.shipped import missing_model_message, resolve_model_path, shipped_onnx_path, shipped_track
 from ..utils import progress_bar, require, scoped_threads
 from .coco import COCO_KEYPOINT_NAMES, COCO_SKELETON, coco_document
-from .faces import FACE_SCORE_THRESHOLD, DetectionResults, Face, detect_faces, first_matrix
+from .faces import FACE_SCORE_THRESHOLD, MIN_SCORE, DetectionResults, Face, detect_faces, first_matrix
 from .onnx_runtime import (
     META_CONFIG,
     META_SOURCE_SHA256,
@@ -400,18 +400,19 @@ class Predictor:
         image: np.ndarray | str | os.PathLike,
         *,
         passes: int = 1,
-        min_face_score: float | None = FACE_SCORE_THRESHOLD,
+        min_score: float | None = MIN_SCORE,
     ) -> list[Face]:
         """Every face in a whole image (RGB uint8 array or path), largest first: found by :attr:`detector`, cut
-        upright by its roll, refined ``passes`` times on the model's own points, kept when its face score is at
-        least ``min_face_score`` (None: all). Each :class:`~lightmark.engine.faces.Face` has the detector's box and
-        score, landmarks, per-point confidence, face score and head pose.
+        upright by its roll, refined ``passes`` times on the model's own points, kept when its detector score plus
+        face score (:attr:`~lightmark.engine.faces.Face.combined_score`) is at least ``min_score`` (None: all).
+        Each :class:`~lightmark.engine.faces.Face` has the detector's box and score, landmarks, per-point
+        confidence, face score and head pose.
 
         >>> faces = Predictor().detect("group.jpg")
         >>> [f.landmarks for f in faces]            # (68, 2) each, image pixels
         """
         image = _check_image(read_image(image) if isinstance(image, (str, os.PathLike)) else image)
-        return detect_faces(self, self.detector, image, passes=passes, min_face_score=min_face_score)
+        return detect_faces(self, self.detector, image, passes=passes, min_score=min_score)
 
     @property
     def model(self) -> LandmarkModel:
@@ -784,7 +785,7 @@ class Predictor:
         progress: bool = True,
         skip_bad: bool = False,
         passes: int = 1,
-        min_face_score: float | None = FACE_SCORE_THRESHOLD,
+        min_score: float | None = MIN_SCORE,
         decode_threads: int = 2,
     ) -> DetectionResults:
         """:meth:`detect` on every image of a folder / dataset / list of files (decoded in a thread pool); bad
@@ -796,7 +797,7 @@ class Predictor:
             for good, bad in _loaded_chunks(samples, 8, skip_bad, decode_threads):
                 res.skipped += bad
                 for s, img in good:
-                    res.faces.append(self.detect(img, passes=passes, min_face_score=min_face_score))
+                    res.faces.append(self.detect(img, passes=passes, min_score=min_score))
                     res.names.append(s.name)
                     res.paths.append(s.image_path)
                     sizes.append((img.shape[1], img.shape[0]))
