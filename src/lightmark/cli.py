@@ -527,8 +527,12 @@ COMMANDS = (
     ("synth", "render synthetic labelled faces (FaceSynthetics format)", _synth_options, _cmd_synth),
     ("report", "results table (markdown) from evaluation JSONs", _report_options, _cmd_report),
     ("models", "list registered models with size and cost", lambda p: None, _cmd_models),
-    ("benchmark", "time the model (torch, ONNX Runtime, end to end; dlib when installed)", _benchmark_options,
-     _cmd_benchmark),
+    (
+        "benchmark",
+        "time prediction per face and per batch, interleaved call by call with dlib (when installed)",
+        _benchmark_options,
+        _cmd_benchmark,
+    ),
     ("demo", "track landmarks and head pose on a video or camera", _demo_options, _cmd_demo),
 )  # fmt: skip
 """(name, help, options(parser), run(args)) of each command."""

@@ -523,8 +523,14 @@ class Predictor:
         self, image: np.ndarray, box: Box | None = None, landmarks: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The model's input crop (S, S, 3) uint8 and the affine map (2, 3) image -> crop."""
-        s = self.input_size
         image = _check_image(image)
+        m = self.crop_matrix(image, box, landmarks)
+        return self.cut(image, m), m
+
+    def crop_matrix(self, image: np.ndarray, box: Box | None = None, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """The affine map (2, 3) image -> the model's input crop: around ``landmarks`` (the previous video frame's),
+        else around a face ``box``, else the whole image."""
+        s = self.input_size
         if landmarks is not None:
             pts = np.asarray(landmarks, dtype=np.float64)
             usable = pts.ndim == 2 and pts.shape[1] == 2 and len(pts) >= 2 and np.isfinite(pts).all()
@@ -538,7 +544,7 @@ class Predictor:
             m = box_matrix(tuple(b), s, self.box_scale)
         else:
             m = whole_image_matrix(image.shape[1], image.shape[0], s)
-        return self.cut(image, m), m
+        return m
 
     def cut(self, image: np.ndarray, m: np.ndarray) -> np.ndarray:
         """The (S, S, 3) uint8 input crop of an RGB image through the affine map ``m`` (2, 3) (gamma applied)."""
@@ -685,7 +691,7 @@ class Predictor:
                     mats.append(m)
                     found[i] = True
                     continue
-            mats.append(self.crop(img, box, pts)[1])
+            mats.append(self.crop_matrix(img, box, pts))
         crops = np.stack([self.cut(img, m) for img, m in zip(images, mats, strict=True)])
         points, conf = self.predict_mapped_with_confidence(crops, mats)
         return points, conf, found
