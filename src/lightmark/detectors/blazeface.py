@@ -189,13 +189,13 @@ class BlazeFace:
         turned copies, the best-scoring one)."""
         return by_size(self.orientations(image) if not self.rotations else suppress(self.orientations(image), 0.3))
 
-    def orientations(self, image: np.ndarray) -> list[Detection]:
-        """Every face found in the image and in each turned copy (``rotations``), merged per copy and mapped back
-        to the image, not yet suppressed across copies: one face may appear once per copy that found it upright,
-        each time with its own roll. With ``rotations``, a detection counts only where the face is about upright in
-        that copy (:data:`UPRIGHT`)."""
+    def orientations(self, image: np.ndarray, turned: bool = True) -> list[Detection]:
+        """Every face found in the image and in each turned copy (``rotations``; none with ``turned=False``), merged
+        per copy and mapped back to the image, not yet suppressed across copies: one face may appear once per copy
+        that found it upright, each time with its own roll. With turned copies, a detection counts only where the
+        face is about upright in that copy (:data:`UPRIGHT`)."""
         found = self._merge(self._candidates(image))
-        if not self.rotations:
+        if not self.rotations or not turned:
             return found
         found = [d for d in found if abs(d.roll) <= UPRIGHT]
         for angle in self.rotations:  # each turned copy merged on its own: keypoints are never averaged across turns
