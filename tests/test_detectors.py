@@ -248,3 +248,23 @@ def test_every_validation_face_is_found(predictor):
         assert faces, s.name
         errors.append(np.linalg.norm(faces[0].landmarks - s.landmarks, axis=1).mean() / (3 * INPUT) * 100)  # NME/384
     assert np.median(errors) < 3.0 and sum(e > 10 for e in errors) <= 2, errors
+
+
+def test_framing_detect_finds_the_face_at_any_roll_and_size(predictor, sample, tmp_path):
+    framed = Predictor(threads=1, framing="detect")
+    ref = predictor.predict(sample)
+    for angle in (90, 180, 270):
+        rotated, back = _rotate(sample, angle)
+        pts = framed.predict(rotated) @ back[:, :2].T + back[:, 2]  # back in the upright image
+        assert np.abs(pts - ref).mean() < 0.03 * sample.shape[0], angle
+    small = cv2.copyMakeBorder(sample, 192, 192, 192, 192, cv2.BORDER_CONSTANT, value=(0, 0, 0))  # face at 0.5x
+    cv2.imwrite(str(tmp_path / "small.png"), small[..., ::-1])
+    res = framed.predict_dataset([tmp_path / "small.png"], progress=False)
+    assert res.detected.tolist() == [True]
+    assert np.abs(res.landmarks[0] - 192 - ref).mean() < 0.03 * sample.shape[0]
+    assert np.abs(predictor.predict(small) - 192 - ref).mean() > 0.05 * sample.shape[0]  # the whole-image framing fails
+
+
+def test_framing_is_checked():
+    with pytest.raises(LightmarkError, match="framing"):
+        Predictor(framing="sideways")
