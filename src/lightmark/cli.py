@@ -195,12 +195,27 @@ def _cmd_synth(a: argparse.Namespace) -> int:
 
 
 def _cmd_models(a: argparse.Namespace) -> int:
+    from .detectors import DETECTORS
+    from .models.shipped import DEFAULT_TRACK, SHIPPED_TERMS, shipped_onnx_path
+
+    print("shipped models (ONNX, in every install):")
+    for track, terms in SHIPPED_TERMS.items():
+        path = shipped_onnx_path(track)
+        default = " (default)" if track == DEFAULT_TRACK else ""
+        print(f"  {track + default:<20} {path.stat().st_size / 2**20:5.2f} MB  {terms}")
+    print(f"face detectors: {', '.join(DETECTORS)} (blazeface: MediaPipe, Apache-2.0, weights/README.md)")
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        print("registered architectures: listed with torch installed (pip install 'lightmark[train]')")
+        return 0
+    print("registered architectures (lightmark train --model NAME):")
     from .models import create_model, list_models, model_summary
 
     for name in list_models():
         s = model_summary(create_model(name))
         print(
-            f"{name:<34} {s['params'] / 1e6:6.2f}M params {s['size_mb']:6.2f} MB  "
+            f"  {name:<34} {s['params'] / 1e6:6.2f}M params {s['size_mb']:6.2f} MB  "
             f"{s['gmacs']:.3f} GMACs @ {s['input_size']}px"
         )
     return 0

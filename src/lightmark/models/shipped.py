@@ -23,6 +23,11 @@ SHIPPED_MODELS: dict[str, str] = {
     "mixed": "lightmark_mixed.pt",  # synthetic + real 300-W faces
 }
 """The torch checkpoints of the shipped models, by track name (each with its ONNX twin ``X.onnx`` beside it)."""
+SHIPPED_TERMS: dict[str, str] = {
+    "protocol": "trained on synthetic faces and the FaceSynthetics samples only: Microsoft C-UDA 1.0, non-commercial",
+    "mixed": "trained also on real iBUG 300-W (HELEN) faces: research use only (and FaceSynthetics C-UDA 1.0)",
+}
+"""The terms each shipped model's weights inherit from its training data (the code is MIT)."""
 DEFAULT_TRACK = "mixed"
 """The track of the default model: the shipped model with the lower validation NME (tests check this)."""
 CHECKPOINT_HINT = (
