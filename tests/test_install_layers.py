@@ -308,3 +308,36 @@ def test_onnx_file_as_the_model(tmp_path: Path) -> None:
         Predictor(graph, backend="torch")
     with pytest.raises(ModelError, match="model file not found"):
         Predictor(tmp_path / "missing.onnx")
+
+
+def test_detection_and_the_demo_import_no_optional_dependency(tmp_path: Path) -> None:
+    """Whole-image detection (`Predictor.detect`, `lightmark predict --detect`, `framing="detect"`) and the video
+    demo's tracker run without torch and the other extras."""
+    out = tmp_path / "faces.json"
+    res = _run_without_extras(
+        f"""
+        import contextlib, io
+        import numpy as np
+        from lightmark import Predictor
+        from lightmark.cli import main
+        from lightmark.demo import FaceTracker, run_demo
+        from lightmark.detectors import create_detector
+        from lightmark.data.images import read_image
+
+        img = read_image({str(SAMPLE)!r})
+        faces = Predictor().detect(img)
+        framed = Predictor(framing="detect").predict(img)
+        tracker = FaceTracker(Predictor(), create_detector())
+        tracked = tracker.update(img, 0.0)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["predict", {str(SAMPLE)!r}, "--detect", "--json", {str(out)!r}, "--quiet"])
+        OUT = {{"faces": len(faces), "framed": list(framed.shape), "tracked": len(tracked), "code": code,
+                "err": err.getvalue(), "modules": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)}}
+        """,
+        tmp_path,
+    )
+    assert res["attempts"] == [], f"imported an optional dependency: {res['attempts']}"
+    o = res["out"]
+    assert o["modules"] == [] and o["faces"] == 1 and o["framed"] == [68, 2] and o["tracked"] == 1
+    assert o["code"] == 0 and out.is_file(), o["err"]

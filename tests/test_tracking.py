@@ -14,13 +14,13 @@ from lightmark.demo import (
     FaceTracker,
     LandmarkSmoother,
     OneEuroFilter,
-    head_pose,
     make_detectors,
     render_path_clip,
 )
 from lightmark.demo.runner import CSV_HEADER, _csv_row
 from lightmark.demo.tracking import TrackedFace, crop_change
 from lightmark.detectors import BoxToFace, Detection
+from lightmark.pose import estimate_head_pose
 
 FACE = MEAN_SHAPE_68[:, :2] / np.ptp(MEAN_SHAPE_68[:, :2], axis=0).max()  # unit-side frontal face
 
@@ -142,7 +142,7 @@ def test_constant_velocity_filter():
 @pytest.mark.parametrize("roll", [0, 45, 90, 135, 170, -150, -100])
 def test_head_pose_any_roll(roll):
     pts = _placed((320, 240), 150, roll)
-    pose = head_pose(pts, (640, 480))
+    pose = estimate_head_pose(pts, (640, 480))
     assert pose.error < 0.15
     assert abs((pose.roll + roll + 180) % 360 - 180) < 5.0  # pose roll is counter-clockwise, ours clockwise
 
@@ -151,7 +151,7 @@ def test_demo_csv_keeps_its_columns():
     assert CSV_HEADER[:6] == ["frame", "time", "face_id", "yaw", "pitch", "roll"]
     assert CSV_HEADER[6:] == [f"{c}{i}" for i in range(68) for c in "xy"]
     pts = _placed((320, 240), 150, 0).astype(np.float32)
-    row = _csv_row(3, 0.1, TrackedFace(0, pts, pts, head_pose(pts, (640, 480)), False))
+    row = _csv_row(3, 0.1, TrackedFace(0, pts, pts, estimate_head_pose(pts, (640, 480)), False))
     assert len(row) == len(CSV_HEADER) and row[:3] == [3, "0.1000", 0]
 
 

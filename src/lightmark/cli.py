@@ -89,7 +89,7 @@ PREDICT_FOLDER_OUTPUTS: tuple[str, ...] = ("pts", "vis")
 
 
 def _cmd_predict(a: argparse.Namespace) -> int:
-    from .engine.predict import Predictor
+    from .engine.predict import Framing, Predictor
     from .errors import ImageError
     from .utils import check_writable
 
@@ -108,12 +108,20 @@ def _cmd_predict(a: argparse.Namespace) -> int:
             check_writable(getattr(a, name), folder=True)
     if a.detect and (a.out or a.zip):
         raise ConfigError("--out/--zip write the challenge's one-face-per-crop solution.txt: drop --detect for crops")
+    if a.detect and a.framing != Framing.WHOLE.value:
+        raise ConfigError("--framing places the one face of a crop; --detect reports every face: give one of them")
+    if a.min_score is not None and not a.detect:
+        raise ConfigError("--min-score filters the faces of --detect: add --detect, or drop --min-score")
     data = _expand_inputs(a.inputs)
     predictor = Predictor(
         a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads, refine=a.refine, framing=a.framing
     )
     if a.detect:
-        res = predictor.detect_dataset(data, progress=not a.quiet, skip_bad=a.skip_bad, min_score=a.min_score)
+        passes = 1 if a.refine is None else max(1, a.refine)
+        min_score = default_of(Predictor.detect, "min_score") if a.min_score is None else a.min_score
+        res = predictor.detect_dataset(
+            data, progress=not a.quiet, skip_bad=a.skip_bad, passes=passes, min_score=min_score
+        )
     else:
         res = predictor.predict_dataset(data, batch_size=a.batch_size, progress=not a.quiet, skip_bad=a.skip_bad)
     if not len(res):
@@ -142,6 +150,13 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         print(f"skipped {name}: {why}", file=sys.stderr)
     from .engine.faces import FACE_SCORE_THRESHOLD
 
+    if getattr(res, "detected", None) is not None and not res.detected.all():
+        missed = [n for n, found in zip(res.names, res.detected, strict=True) if not found]
+        print(
+            f"warning: --framing detect found no face in {len(missed)} of {len(res)} images (e.g. "
+            f"{', '.join(missed[:3])}): those were read as whole-image crops",
+            file=sys.stderr,
+        )
     odd = [] if a.detect else res.unlike_faces()
     if odd:
         print(
@@ -452,8 +467,8 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     det.add_argument(
         "--min-score",
         type=float,
-        default=default_of(Predictor.detect, "min_score"),
-        help="least detector score + face score (mean per-point confidence) of a reported face",
+        help="least detector score + face score (mean per-point confidence) of a reported face (default: "
+        f"{default_of(Predictor.detect, 'min_score')}); --refine sets the refining passes (default and least: 1)",
     )
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 

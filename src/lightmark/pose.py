@@ -110,6 +110,37 @@ def estimate_head_pose(
     shape: np.ndarray = MEAN_SHAPE_68,
     line_of_sight: bool = True,
 ) -> HeadPose:
+    """Fit the 3D mean face to (68, 2) landmarks of an image ``(width, height)``, at any roll: a face rolled past 90
+    degrees is fitted in the image turned half a turn about the principal point (where the solver starts upright),
+    and the pose turned back (:func:`fit_head_pose` does the fit).
+
+    Raises:
+        ValueError: ``landmarks`` is not (68, 2) finite points.
+    """
+    from .data.transforms import face_roll
+
+    pts = np.asarray(landmarks, np.float64)
+    if pts.shape != shape[:, :2].shape or not np.isfinite(pts).all():
+        raise ValueError(f"landmarks: expected {len(shape)} finite (x, y) points, got shape {pts.shape}")
+    if abs(face_roll(pts)) <= 90.0:
+        return fit_head_pose(pts, image_size, focal, shape, line_of_sight)
+    w, h = image_size
+    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])  # camera_matrix's principal point
+    half = fit_head_pose(2 * centre - pts, image_size, focal, shape, line_of_sight=False)
+    flip = np.diag([-1.0, -1.0, 1.0])  # half a turn about the optical axis
+    r = flip @ cv2.Rodrigues(half.rvec)[0]
+    t = flip @ half.tvec
+    yaw, pitch, roll = angles_from_rotation(ray_alignment(t) @ r if line_of_sight else r)
+    return HeadPose(yaw, pitch, roll, cv2.Rodrigues(r)[0].reshape(3), t, half.camera, half.error)
+
+
+def fit_head_pose(
+    landmarks: np.ndarray,
+    image_size: tuple[int, int],
+    focal: float | None = None,
+    shape: np.ndarray = MEAN_SHAPE_68,
+    line_of_sight: bool = True,
+) -> HeadPose:
     """Fit the 3D mean face to (68, 2) landmarks of an image ``(width, height)`` with ``cv2.solvePnP``.
 
     ``line_of_sight``: angles relative to the ray from the camera to the head (else to the optical axis).

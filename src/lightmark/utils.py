@@ -149,10 +149,12 @@ def set_threads(n: int | None) -> None:
     applications (the CLI, the demo); library code uses :func:`scoped_threads` instead."""
     if n is None:
         return
-    import cv2
-    import torch
+    import sys
 
-    torch.set_num_threads(n)
+    import cv2
+
+    if "torch" in sys.modules:  # torch only when something loaded it: ONNX Runtime prediction never does
+        sys.modules["torch"].set_num_threads(n)
     cv2.setNumThreads(n)
 
 

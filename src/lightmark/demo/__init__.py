@@ -7,7 +7,7 @@ from ..pose import MEAN_SHAPE_68, HeadPose, draw_pose_axes, estimate_head_pose
 from .config import DemoConfig
 from .filters import ConstantVelocityFilter, LandmarkSmoother, OneEuroFilter, fit_similarity, jitter, still_jitter
 from .runner import DemoStats, make_detectors, run_demo, still_jitter_report
-from .tracking import CropModel, FaceTracker, PredictorCrops, TrackedFace, head_pose
+from .tracking import CropModel, FaceTracker, PredictorCrops, TrackedFace
 from .video import PathClip, SyntheticClip, VideoSource, make_synthetic_clip, read_video, render_path_clip
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "draw_pose_axes",
     "estimate_head_pose",
     "fit_similarity",
-    "head_pose",
     "jitter",
     "make_detectors",
     "make_synthetic_clip",

@@ -41,3 +41,20 @@ class DemoConfig:
     )
     min_face: float = field(default=24.0, metadata={"help": "smallest landmark box side (px) of a tracked face"})
     max_frames: int | None = field(default=None, metadata={"help": "stop after N frames"})
+
+    def __post_init__(self) -> None:
+        """Refuse settings that would fail mid-run (one-line :class:`~lightmark.errors.ConfigError`)."""
+        from ..errors import ConfigError
+
+        checks = (
+            (self.threads is None or self.threads >= 1, f"threads: expected 1 or more, got {self.threads}"),
+            (self.min_cutoff > 0, f"min_cutoff: expected a positive cutoff (Hz), got {self.min_cutoff}"),
+            (self.beta >= 0, f"beta: expected 0 or more, got {self.beta}"),
+            (self.motion >= 0, f"motion: expected 0 (off) or more, got {self.motion}"),
+            (self.hold_crop >= 0, f"hold_crop: expected 0 or more pixels, got {self.hold_crop}"),
+            (self.max_misses >= 1, f"max_misses: expected 1 or more, got {self.max_misses}"),
+            (self.min_face > 0, f"min_face: expected a positive side, got {self.min_face}"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)

@@ -8,6 +8,7 @@ import os
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -15,11 +16,13 @@ import numpy as np
 from ..detectors import FaceDetector, create_detector
 from ..engine.predict import Predictor
 from ..errors import LightmarkError
-from ..models import LandmarkModel
 from ..pose import draw_pose_axes
 from ..utils import atomic_write
 from .config import DemoConfig
 from .tracking import FaceTracker, TrackedFace, face_side
+
+if TYPE_CHECKING:  # pragma: no cover - the demo runs on ONNX Runtime without torch
+    from ..models import LandmarkModel
 
 SEARCH_ROTATIONS = (90, 180, 270)
 """Extra in-plane turns (degrees) of the frame searched while no face is tracked, by detectors that take
@@ -174,9 +177,9 @@ def make_detectors(detector: str | FaceDetector | None, cfg: DemoConfig) -> tupl
 
 def _make_predictor(model, cfg: DemoConfig, *, pin_threads: bool) -> Predictor:
     """``model`` itself when it is a ready Predictor or :class:`~lightmark.demo.tracking.CropModel` (anything with
-    ``predict_batch`` or ``landmarks``), else one loading it. ``pin_threads``: set the process's torch and OpenCV
-    thread counts to ``cfg.threads`` (applications only)."""
-    if hasattr(model, "predict_batch") or hasattr(model, "landmarks"):
+    ``first_matrix``), else a Predictor of it (a path, a track name or a torch ``LandmarkModel``). ``pin_threads``:
+    set the process's OpenCV (and, when loaded, torch) thread counts to ``cfg.threads`` (applications only)."""
+    if isinstance(model, Predictor) or hasattr(model, "first_matrix"):  # a Predictor or a CropModel, used as is
         return model
     if pin_threads:
         from ..utils import set_threads

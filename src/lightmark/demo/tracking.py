@@ -23,7 +23,7 @@ from ..data.transforms import face_roll, invert_affine
 from ..detectors import BoxToFace, Detection, FaceDetector
 from ..engine.faces import first_matrix
 from ..errors import LightmarkError
-from ..pose import HeadPose, angles_from_rotation, estimate_head_pose, ray_alignment
+from ..pose import HeadPose, estimate_head_pose
 from .config import DemoConfig
 from .filters import LandmarkSmoother
 
@@ -64,22 +64,6 @@ def _same_face(old: np.ndarray, new: np.ndarray) -> bool:
     nb = box_of(new)
     cx, cy = np.asarray(old).mean(0)
     return iou(box_of(old), nb) > 0.3 or (nb[0] <= cx <= nb[2] and nb[1] <= cy <= nb[3])
-
-
-def head_pose(points: np.ndarray, frame_wh: tuple[int, int]) -> HeadPose:
-    """:func:`~lightmark.pose.estimate_head_pose` for a face of any roll: a face rolled past 90 degrees is fitted in
-    the frame turned half a turn about the principal point (where the solver starts upright), and turned back."""
-    pts = np.asarray(points, np.float64)
-    if abs(face_roll(pts)) <= 90.0:
-        return estimate_head_pose(pts, frame_wh)
-    w, h = frame_wh
-    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])  # camera_matrix's principal point
-    half = estimate_head_pose(2 * centre - pts, frame_wh)
-    flip = np.diag([-1.0, -1.0, 1.0])  # half a turn about the optical axis
-    r = flip @ cv2.Rodrigues(half.rvec)[0]
-    t = flip @ half.tvec
-    yaw, pitch, roll = angles_from_rotation(ray_alignment(t) @ r)
-    return HeadPose(yaw, pitch, roll, cv2.Rodrigues(r)[0].reshape(3), t, half.camera, half.error)
 
 
 def crop_change(old: np.ndarray, new: np.ndarray, size: int) -> float:
@@ -192,7 +176,11 @@ class FaceTracker:
         cfg = replace(config or DemoConfig(), **options)
         if cfg.max_faces < 1:
             raise LightmarkError("max_faces must be at least 1")
-        self.model: CropModel = predictor if hasattr(predictor, "landmarks") else PredictorCrops(predictor)
+        if not hasattr(predictor, "first_matrix"):  # not a CropModel: a Predictor, or what Predictor() takes
+            from ..engine.predict import Predictor
+
+            predictor = PredictorCrops(predictor if isinstance(predictor, Predictor) else Predictor(predictor))
+        self.model: CropModel = predictor
         self.detector = detector
         self.search_detector = search_detector or detector
         self.cfg = cfg
@@ -231,7 +219,7 @@ class FaceTracker:
     def _pose(self, pts: np.ndarray, frame_wh: tuple[int, int]) -> HeadPose | None:
         t = time.perf_counter()
         try:
-            return head_pose(pts, frame_wh)
+            return estimate_head_pose(pts, frame_wh)
         except (ValueError, cv2.error):
             return None
         finally:

@@ -306,6 +306,13 @@ class Predictor:
             (:func:`~lightmark.data.transforms.upright_matrix` with the model's ``fine_ratio`` / ``fine_shift_up``):
             the coarse-to-fine prediction of models trained for it. None: the model's ``refine_passes`` (1 for
             two-pass models, 0 otherwise). Not applied to ``landmarks=`` crops, which are already fine crops.
+        detector: the face detector of :meth:`detect` - a registry name (:data:`~lightmark.detectors.DETECTORS`,
+            made on first use with :data:`~lightmark.detectors.PHOTO_OPTIONS` and this predictor's threads) or a
+            detector object (a :class:`~lightmark.detectors.FaceDetector` plug-in, used as is).
+        framing: where :meth:`predict` looks for the one face of an image given without ``box`` / ``landmarks``
+            (:class:`Framing`): the whole image (the challenge's crops), or the face the detector finds (any size,
+            position and roll; about 20-40 ms per image on one thread: four detector passes and the model's choice
+            among orientations).
 
     The ONNX path imports neither torch nor ``onnx``: the model config comes from the graph's metadata, and the
     torch model (attribute ``model``) is loaded on first use only.
@@ -375,6 +382,7 @@ class Predictor:
             raise ConfigError(f"refine: expected 0 or more passes, got {refine}")
         if isinstance(detector, str) and detector not in DETECTORS:
             raise ConfigError(f"unknown face detector {detector!r}; available: {', '.join(DETECTORS)}")
+        self._detector_spec = detector  # a name, or the caller's detector object
         self._detector = detector  # a name until detect() first needs it
         try:
             self.framing = Framing(framing)
@@ -514,6 +522,7 @@ class Predictor:
             raise ConfigError(f"threads: expected at least 1 (or None for the default), got {threads}")
         new = copy.copy(self)  # shares the (lazily loaded) torch model
         new.threads = None if threads is None else int(threads)
+        new._detector, new._framer = self._detector_spec, None  # detectors are made again, with these threads
         if self.session is not None:
             new.session = ort_session(self.onnx_graph, new.threads)
         return new
@@ -664,13 +673,15 @@ class Predictor:
             return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), np.zeros(0, bool)
         images = [_check_image(read_image(img) if isinstance(img, (str, os.PathLike)) else img) for img in images]
         points, conf, found = self._first_pass(images, boxes, landmarks)  # (N, K, 2) image pixels
-        passes = self.refine if landmarks is None else 0
-        if found.any():  # a detection crop is framed only roughly: at least one pass on the model's own points
-            passes = max(passes, 1)
-        for _ in range(passes):  # coarse to fine: re-crop on the last points
-            mats = [self.fine_matrix(p) for p in points]
-            crops = [self.cut(img, m) for img, m in zip(images, mats, strict=True)]
-            points, conf = self.predict_mapped_with_confidence(np.stack(crops), mats)
+        base = self.refine if landmarks is None else 0
+        passes = np.where(found, max(base, 1), base)  # a detection crop is framed roughly: refine it at least once
+        for step in range(int(passes.max())):  # coarse to fine: re-crop on the last points, image by image
+            idx = np.flatnonzero(passes > step)
+            mats = [self.fine_matrix(points[j]) for j in idx]
+            crops = np.stack([self.cut(images[j], m) for j, m in zip(idx, mats, strict=True)])
+            points[idx], fine_conf = self.predict_mapped_with_confidence(crops, mats)
+            if conf is not None and fine_conf is not None:
+                conf[idx] = fine_conf
         return points, conf, found
 
     def _first_pass(
