@@ -214,3 +214,19 @@ def test_model_decoder_comes_from_its_config() -> None:
         model.config.decoder = "argmax"
         expected = model.codec.decode_maps(torch.softmax(raw.flatten(2), -1).view_as(raw).numpy(), "argmax")
         np.testing.assert_allclose(model.landmarks(x).numpy(), expected, atol=1e-4)
+
+
+def test_peak_mass_hand_computed():
+    """The per-point confidence: all mass in one cell -> 1; uniform -> 9 / (H * W); two cells 2 apart -> the
+    better 3x3 window holds both."""
+    import torch
+
+    from lightmark.codecs import peak_mass
+
+    k, side = 3, 8
+    prob = torch.zeros(1, k, side * side)
+    prob[0, 0, 27] = 1.0  # one cell
+    prob[0, 1] = 1.0 / (side * side)  # uniform
+    prob[0, 2, 9], prob[0, 2, 11] = 0.5, 0.5  # (1, 1) and (3, 1): the window centred on (2, 1) holds both
+    out = peak_mass(prob, k, side)
+    assert torch.allclose(out, torch.tensor([[1.0, 9.0 / 64, 1.0]]))

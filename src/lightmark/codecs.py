@@ -179,9 +179,7 @@ class HeatmapCodec:
         ``softmax(beta * raw)`` in any 3x3 cells (1: the whole map sits around one point; a uniform map gives
         9 / (H * W)). Exportable (an average pool and a max)."""
         b, k, h, w = raw.shape
-        prob = torch.softmax(raw.reshape(b * k, 1, h * w) * self.beta, dim=-1).reshape(b * k, 1, h, w)
-        local = F.avg_pool2d(prob, 3, stride=1, padding=1, count_include_pad=True) * 9.0
-        return local.reshape(b, k, h * w).amax(-1)
+        return peak_mass(torch.softmax(raw.reshape(b, k, h * w) * self.beta, dim=-1), k, h)
 
     def decode_maps(self, heatmaps: np.ndarray, method: str = "dark") -> np.ndarray:
         """Heatmaps -> points in input pixels, by their peaks.
@@ -292,6 +290,14 @@ def _dark_offset(hm: np.ndarray, rows: np.ndarray, px: np.ndarray, py: np.ndarra
     step[~good] = 0.0
     off[ok] = step
     return off
+
+
+def peak_mass(prob: torch.Tensor, k: int, side: int) -> torch.Tensor:
+    """(B, K, side * side) probabilities -> (B, K) the largest mass in any 3x3 cells of each map (zero-padded at the
+    border): the per-point confidence of :meth:`HeatmapCodec.confidence` and of the exported graph. ``k`` and
+    ``side`` are given, not read from ``prob.shape``, so the ONNX graph holds no shape arithmetic."""
+    local = F.avg_pool2d(prob.reshape(-1, 1, side, side), 3, stride=1, padding=1, count_include_pad=True) * 9.0
+    return local.reshape(-1, k, side * side).amax(-1)
 
 
 def soft_argmax(heatmaps: torch.Tensor, stride: float, beta: float = 1.0) -> torch.Tensor:

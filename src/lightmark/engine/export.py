@@ -19,8 +19,8 @@ from enum import Enum
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..codecs import peak_mass
 from ..errors import ModelError
 from ..models import Checkpoint, LandmarkGraph, LandmarkModel, load_checkpoint, load_model, resolve_model_path
 from ..utils import atomic_save_bytes
@@ -95,9 +95,7 @@ class SoftArgmaxGraph(torch.nn.Module):
         if self.beta != 1.0:
             logits = logits * self.beta
         prob = torch.softmax(logits, dim=-1)
-        side = self.side
-        local = F.avg_pool2d(prob.reshape(-1, 1, side, side), 3, stride=1, padding=1, count_include_pad=True) * 9.0
-        return prob @ self.grid, local.reshape(-1, self.k, side * side).amax(-1)  # (B, K, 2) px, (B, K)
+        return prob @ self.grid, peak_mass(prob, self.k, self.side)  # (B, K, 2) px, (B, K)
 
 
 def export_graph(model: LandmarkModel) -> torch.nn.Module:
