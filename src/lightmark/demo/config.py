@@ -14,7 +14,7 @@ class DemoConfig:
     detector: str = field(default="blazeface", metadata={"help": "face detector plug-in (lightmark.detectors)"})
     backend: str = field(default="auto", metadata={"help": "inference engine"})
     threads: int | None = field(
-        default=None, metadata={"help": "model, detector and OpenCV threads (default: the libraries' own)"}
+        default=None, metadata={"help": "model, OpenCV and detector threads (default: the libraries' own; detector 1)"}
     )
     max_faces: int = field(default=1, metadata={"help": "most faces tracked at once"})
     redetect_every: int = field(default=10, metadata={"help": "run the detector every N frames (0 = on loss)"})

@@ -19,7 +19,7 @@ class BoxToFace:
     scale: float = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: numpy fields have no single truth value
 class Detection:
     """One face found by a detector, in the image's pixel coordinates.
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data.transforms import upright_matrix
 from ..detectors import BoxToFace, Detection, FaceDetector
+from ..errors import ConfigError
 from ..pose import HeadPose, estimate_head_pose
 from ..utils import atomic_write, ensure_dir
 
@@ -117,6 +118,8 @@ def detect_faces(
     """Every face the ``detector`` finds in an RGB uint8 ``image`` whose :attr:`Face.combined_score` is at least
     ``min_score`` (None: keep all), with the ``predictor``'s landmarks (``passes`` refining passes after
     the detection crop) and, for 68-point models, the head pose; largest first."""
+    if passes < 0:
+        raise ConfigError(f"passes: expected 0 or more refining passes, got {passes}")
     detections = detector.detect(image)
     points, conf = landmarks_of_detections(predictor, image, detections, detector.box_to_face, passes)
     h, w = image.shape[:2]
@@ -216,7 +219,7 @@ class DetectionResults:
         for i, (name, path) in enumerate(zip(self.names, self.paths, strict=False)):
             if limit is not None and i >= limit:
                 break
-            dst = out_dir / (Path(name).stem + ".jpg")
+            dst = out_dir / Path(name).with_suffix(".jpg")  # sub-folders kept: same names never overwrite
             write_image(dst, draw_faces(read_image(path), self.faces[i]))
             written.append(dst)
         return written

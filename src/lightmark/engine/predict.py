@@ -225,7 +225,7 @@ class PredictionResults:
         for i, (name, path) in enumerate(zip(self.names, self.paths, strict=False)):
             if limit is not None and i >= limit:
                 break
-            dst = out_dir / (Path(name).stem + ".jpg")
+            dst = out_dir / Path(name).with_suffix(".jpg")  # sub-folders kept: same names never overwrite
             write_image(dst, draw_landmarks(read_image(path), self.landmarks[i]))
             written.append(dst)
         return written
