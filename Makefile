@@ -63,14 +63,14 @@ report:
 		--eval "50% 300-W, no 300-W jaw loss, 160 px input=$(E)/mix_m50_nojaw_160.json" \
 		--eval "shipped mixed recipe (50% 300-W, no 300-W jaw loss), 10 epochs=$(E)/mixed.json"
 	lightmark report --readme README.md --section exploration \
-		--eval "protocol model + 4 epochs (wing loss, photometric 1.0): control=$(E)/mix_f0.json" \
-		--eval "protocol model + 4 epochs, L1 loss=$(E)/explore_l1.json" \
-		--eval "protocol model + 4 epochs, photometric augmentation 0.5=$(E)/explore_photo05.json" \
-		--eval "protocol model + 4 epochs, heatmap loss weight 0.2 (not 0.05)=$(E)/explore_hm02.json" \
-		--eval "protocol model + 4 epochs, no EMA of the weights=$(E)/explore_noema.json" \
+		--eval "protocol v1 + 4 epochs (wing loss, photometric 1.0): control=$(E)/mix_f0.json" \
+		--eval "protocol v1 + 4 epochs, L1 loss=$(E)/explore_l1.json" \
+		--eval "protocol v1 + 4 epochs, photometric augmentation 0.5=$(E)/explore_photo05.json" \
+		--eval "protocol v1 + 4 epochs, heatmap loss weight 0.2 (not 0.05)=$(E)/explore_hm02.json" \
+		--eval "protocol v1 + 4 epochs, no EMA of the weights=$(E)/explore_noema.json" \
 		--eval "recipe (c) from scratch, width 1.0x=$(E)/ablation_c_both.json" \
 		--eval "recipe (c) from scratch, width 0.5x=$(E)/explore_x0_5.json" \
-		--eval "shipped protocol model + flip test=$(E)/explore_protocol_flip.json" \
+		--eval "protocol v1 + flip test=$(E)/explore_protocol_flip.json" \
 		--eval "shipped mixed model + flip test=$(E)/explore_mixed_flip.json"
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
