@@ -182,7 +182,7 @@ def test_face_score_is_lower_on_noise_than_on_a_face(predictor, sample):
     noise = np.random.default_rng(1).integers(0, 256, (8, 128, 128, 3), dtype=np.uint8)
     _, conf = predictor.predict_crops_with_confidence(noise)
     face = predictor.predict_batch_with_confidence([sample])[1].mean()
-    assert conf.shape == (8, 68) and conf.mean() < 0.55 and face > 0.7
+    assert conf.shape == (8, 68) and face > 0.7 and conf.mean() < face - 0.1 and conf.mean(1).max() < face - 0.05
 
 
 def test_detection_results_outputs(tmp_path, predictor, sample):
