@@ -262,8 +262,9 @@ def test_framing_detect_finds_the_face_at_any_roll_and_size(predictor, sample, t
     cv2.imwrite(str(tmp_path / "small.png"), small[..., ::-1])
     res = framed.predict_dataset([tmp_path / "small.png"], progress=False)
     assert res.detected.tolist() == [True]
-    assert np.abs(res.landmarks[0] - 192 - ref).mean() < 0.03 * sample.shape[0]
-    assert np.abs(predictor.predict(small) - 192 - ref).mean() > 0.05 * sample.shape[0]  # the whole-image framing fails
+    framed_err = np.abs(res.landmarks[0] - 192 - ref).mean()
+    whole_err = np.abs(predictor.predict(small) - 192 - ref).mean()  # the whole-image framing, for contrast
+    assert framed_err < 0.03 * sample.shape[0] and whole_err > 3 * framed_err, (framed_err, whole_err)
 
 
 def test_framing_is_checked():
