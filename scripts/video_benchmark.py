@@ -196,7 +196,7 @@ def print_table(title: str, table: dict) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "--faces", type=int, nargs="+", default=[0, 1, 2], help="indices of validation faces (one clip each)"
+        "--faces", type=int, nargs="+", help="indices of validation faces (one clip each; default: the first 3 frontal)"
     )
     ap.add_argument("--length", type=float, default=1.0, help="scale the stretches' lengths (1 = 600 frames)")
     ap.add_argument("--compare", action="store_true", help="also measure the design alternatives")

@@ -23,7 +23,7 @@ class DemoConfig:
         metadata={"help": "when no face is tracked, also search the frame turned 90/180/270 degrees (blazeface)"},
     )
     hold_crop: float = field(
-        default=1.0,
+        default=1.5,
         metadata={"help": "keep a face's crop while a new one would move its corners less (model-input pixels)"},
     )
     smooth: bool = field(default=True, metadata={"help": "One Euro filtering of the face's shape"})
