@@ -259,10 +259,10 @@ def run_demo(
     cfg = replace(config or DemoConfig(), **options)
     det, search = make_detectors(detector, cfg)
     src = VideoSource(source)  # fails early on a missing file or camera
-    predictor = _make_predictor(model, cfg, pin_threads=True)
-    tracker = FaceTracker(predictor, det, cfg, search_detector=search)
-    stats = DemoStats(backend=predictor.backend)
-    with ExitStack() as stack, src:
+    with ExitStack() as stack, src:  # the capture is released whatever fails next
+        predictor = _make_predictor(model, cfg, pin_threads=True)
+        tracker = FaceTracker(predictor, det, cfg, search_detector=search)
+        stats = DemoStats(backend=predictor.backend)
         outputs = _FrameOutputs(stack, src, out=out, show=show, csv=csv, json_path=json_path)
         t_start = time.perf_counter()
         bar = None

@@ -44,7 +44,8 @@ def coco_document(
     ``(image index, (K, 2) points, bbox (x0, y0, x1, y1) or None for the landmark box, score or None)``: ``keypoints``
     ``[x, y, 2] * K``, ``num_keypoints``, ``bbox`` ``[x, y, w, h]``, ``area``, ``score`` when given) and
     ``categories`` (one "face" category with :data:`COCO_KEYPOINT_NAMES` and :data:`COCO_SKELETON`). Coordinates are
-    0-based pixel indices, as COCO's keypoints; v = 2 (labelled and visible) for every point: the model predicts
+    0-based pixel indices, as COCO's keypoints, and the ``bbox`` is in the same pixel-centre coordinates (add 0.5 to
+    its x and y for COCO's pixel-edge convention); v = 2 (labelled and visible) for every point: the model predicts
     occluded points too."""
     from .. import __version__
 
