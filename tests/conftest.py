@@ -29,3 +29,21 @@ def require_shared(subpath: str | os.PathLike = "") -> Path:
 def shared_data() -> Path:
     """The resolved ../shared/data folder (skip, or fail when CI=true, if absent)."""
     return require_shared()
+
+
+class UprightFraming:
+    """The crop framing of a :class:`~lightmark.demo.tracking.CropModel` (128 px input, upright crops as
+    ``engine/faces.first_matrix`` and ``Predictor.fine_matrix`` frame them), for test doubles that answer
+    ``landmarks(frame, mats)`` themselves."""
+
+    input_size = 128
+
+    def first_matrix(self, detection, box_to_face):
+        from lightmark.data.transforms import upright_matrix
+
+        return upright_matrix(detection.face_corners(box_to_face), self.input_size, angle_deg=detection.roll)
+
+    def fine_matrix(self, points):
+        from lightmark.data.transforms import upright_matrix
+
+        return upright_matrix(points, self.input_size)

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import require_shared
+from conftest import UprightFraming, require_shared
 from lightmark.cli import main
 from lightmark.constants import FLIP_PERM
-from lightmark.data.transforms import invert_affine, landmark_box, upright_matrix
+from lightmark.data.transforms import invert_affine, landmark_box
 from lightmark.demo import (
     MEAN_SHAPE_68,
     DemoConfig,
@@ -239,12 +239,11 @@ class OracleDetector:
         return [Detection(box=np.array(box_of(g)), score=1.0) for g in self.gts[i]]
 
 
-class OraclePredictor:
+class OraclePredictor(UprightFraming):
     """Answers like a landmark model (a :class:`~lightmark.demo.CropModel`) on known frames: the true points plus
     N(0, noise) when the crop holds a face, else a small wrong face in the middle of the crop."""
 
     backend = "oracle"
-    input_size = 128
 
     def __init__(self, frames, gts, noise=0.8, seed=0, glitches=()):
         self.index = {_key(f): i for i, f in enumerate(frames)}
@@ -252,12 +251,6 @@ class OraclePredictor:
         self.noise = noise
         self.rng = np.random.default_rng(seed)
         self.glitches = set(glitches)  # frames whose first call answers wrongly (a momentary failure)
-
-    def first_matrix(self, detection, box_to_face):
-        return upright_matrix(detection.face_corners(box_to_face), self.input_size, angle_deg=detection.roll)
-
-    def fine_matrix(self, points):
-        return upright_matrix(points, self.input_size)
 
     def landmarks(self, frame, mats):
         out = []

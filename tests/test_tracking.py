@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import require_shared
-from lightmark.data.transforms import invert_affine, upright_matrix
+from conftest import UprightFraming, require_shared
+from lightmark.data.transforms import invert_affine
 from lightmark.demo import (
     MEAN_SHAPE_68,
     ConstantVelocityFilter,
@@ -31,22 +31,15 @@ def _placed(centre, side, roll_deg):
     return np.asarray(centre) + side * FACE @ rot.T
 
 
-class DriftingModel:
+class DriftingModel(UprightFraming):
     """A landmark model whose answer depends on where the crop sits (as a real one does, by a fraction of a pixel):
     the true points plus a shift that is a fixed pseudo-random function of the crop. Re-framing every frame on such
     answers never settles."""
 
     backend = "drifting"
-    input_size = 128
 
     def __init__(self, truth):
         self.truth = truth
-
-    def first_matrix(self, detection, box_to_face):
-        return upright_matrix(detection.face_corners(box_to_face), self.input_size, angle_deg=detection.roll)
-
-    def fine_matrix(self, points):
-        return upright_matrix(points, self.input_size)
 
     def landmarks(self, frame, mats):
         out = []

@@ -103,6 +103,14 @@ def project(points3d: np.ndarray, rvec: np.ndarray, tvec: np.ndarray, camera: np
     return pts.reshape(-1, 2)
 
 
+def _checked(landmarks: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """``landmarks`` as float64 (K, 2) with K the points of ``shape``, all finite, else ValueError."""
+    pts = np.asarray(landmarks, np.float64)
+    if pts.shape != shape[:, :2].shape or not np.isfinite(pts).all():
+        raise ValueError(f"landmarks: expected {len(shape)} finite (x, y) points, got shape {pts.shape}")
+    return pts
+
+
 def estimate_head_pose(
     landmarks: np.ndarray,
     image_size: tuple[int, int],
@@ -119,9 +127,7 @@ def estimate_head_pose(
     """
     from .data.transforms import face_roll
 
-    pts = np.asarray(landmarks, np.float64)
-    if pts.shape != shape[:, :2].shape or not np.isfinite(pts).all():
-        raise ValueError(f"landmarks: expected {len(shape)} finite (x, y) points, got shape {pts.shape}")
+    pts = _checked(landmarks, shape)
     if abs(face_roll(pts)) <= 90.0:
         return fit_head_pose(pts, image_size, focal, shape, line_of_sight)
     w, h = image_size
@@ -148,9 +154,7 @@ def fit_head_pose(
     Raises:
         ValueError: ``landmarks`` is not (68, 2) finite points.
     """
-    pts = np.asarray(landmarks, np.float64)
-    if pts.shape != shape[:, :2].shape or not np.isfinite(pts).all():
-        raise ValueError(f"landmarks: expected {len(shape)} finite (x, y) points, got shape {pts.shape}")
+    pts = _checked(landmarks, shape)
     cam = camera_matrix(image_size[0], image_size[1], focal)
     side = float(max(np.ptp(pts, axis=0).max(), 1e-6))
     # Initial guess: frontal, at the distance where the mean face has the landmarks' size.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,28 @@ def draw_faces(image_rgb: np.ndarray, faces: Sequence, color: tuple[int, int, in
         label = f"{f.score:.2f}" + ("" if f.face_score is None else f" / {f.face_score:.2f}")
         cv2.putText(img, label, (x0, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, color, thick)
     return img
+
+
+def save_annotated(
+    out_dir: str | os.PathLike,
+    names: Sequence[str],
+    paths: Sequence[str | os.PathLike],
+    draw: Callable[[int, np.ndarray], np.ndarray],
+    limit: int | None = None,
+) -> list[Path]:
+    """Write ``draw(i, image_i)`` for the first ``limit`` images as ``out_dir/<name>.jpg`` (sub-folders of the names
+    kept, so equal file names never overwrite each other). Returns the written paths."""
+    from .data.images import read_image, write_image
+
+    out_dir = Path(out_dir)
+    written = []
+    for i, (name, path) in enumerate(zip(names, paths, strict=False)):
+        if limit is not None and i >= limit:
+            break
+        dst = out_dir / Path(name).with_suffix(".jpg")
+        write_image(dst, draw(i, read_image(path)))
+        written.append(dst)
+    return written
 
 
 def _fit_tile(img: np.ndarray, tile: int) -> tuple[np.ndarray, float, float, float]:

@@ -212,15 +212,6 @@ class DetectionResults:
 
     def save_visualizations(self, out_dir: str | os.PathLike, limit: int | None = None) -> list[Path]:
         """Each image with its faces' boxes, scores and landmarks, ``out_dir/<name>.jpg`` (``--vis``)."""
-        from ..data.images import read_image, write_image
-        from ..viz import draw_faces
+        from ..viz import draw_faces, save_annotated
 
-        out_dir = ensure_dir(out_dir)
-        written = []
-        for i, (name, path) in enumerate(zip(self.names, self.paths, strict=False)):
-            if limit is not None and i >= limit:
-                break
-            dst = out_dir / Path(name).with_suffix(".jpg")  # sub-folders kept: same names never overwrite
-            write_image(dst, draw_faces(read_image(path), self.faces[i]))
-            written.append(dst)
-        return written
+        return save_annotated(out_dir, self.names, self.paths, lambda i, img: draw_faces(img, self.faces[i]), limit)

@@ -217,18 +217,12 @@ class PredictionResults:
 
     def save_visualizations(self, out_dir: str | os.PathLike, limit: int | None = None) -> list[Path]:
         """Draw the landmarks on each image and write ``out_dir/<name>.jpg`` (``--vis``)."""
-        from ..data.images import write_image
-        from ..viz import draw_landmarks
+        from ..viz import draw_landmarks, save_annotated
 
-        out_dir = Path(out_dir)
-        written = []
-        for i, (name, path) in enumerate(zip(self.names, self.paths, strict=False)):
-            if limit is not None and i >= limit:
-                break
-            dst = out_dir / Path(name).with_suffix(".jpg")  # sub-folders kept: same names never overwrite
-            write_image(dst, draw_landmarks(read_image(path), self.landmarks[i]))
-            written.append(dst)
-        return written
+        def draw(i: int, image: np.ndarray) -> np.ndarray:
+            return draw_landmarks(image, self.landmarks[i])
+
+        return save_annotated(out_dir, self.names, self.paths, draw, limit)
 
 
 def _version() -> str:
