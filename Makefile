@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -109,3 +109,19 @@ train-mixed-holdout: synth-12k
 		$$([ -f $(RUNS)/mixed_holdout/last.pt ] && echo --resume)
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mixed_holdout/best.pt --json $(RUNS)/mixed_holdout/helen.json
 
+
+# The seeds' comparisons at one budget (issue 10): each row trains recipe (c) from scratch for 6 epochs x 16,000
+# samples on FaceSynthetics-100 + the 12,000 faces of synth-12k (30/70), changing one thing; the final weights
+# (last.pt, no selection on the validation set) are scored into docs/evals/compare_*.json. ~17 min per row on 2 cores;
+# re-running resumes an interrupted row and skips finished ones.
+COMPARE = control:"" l2:"--loss l2" l1:"--loss l1" regression:"--model shufflenetv2_x1_0_regression" \
+	nogamma:"--gamma-probability 0"
+compare: synth-12k
+	@for row in $(COMPARE); do \
+		name=$${row%%:*}; opts=$$(eval echo $${row#*:}); run=$(RUNS)/compare_$$name; \
+		if [ -f $(E)/compare_$$name.json ]; then echo "compare_$$name: done"; continue; fi; \
+		OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7 \
+			--val $(DATA)/aflw2000/val --epochs 6 --samples-per-epoch 16000 --workers 1 --threads 2 --quiet \
+			--out $$run $$opts $$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
+		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $(E)/compare_$$name.json --quiet || exit 1; \
+	done

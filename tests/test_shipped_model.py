@@ -146,6 +146,24 @@ def test_with_threads_shares_model_and_graph(backend: str) -> None:
     np.testing.assert_allclose(one.predict(img), p.predict(img), atol=1e-4)
 
 
+def test_batches_on_two_threads_match_one_thread() -> None:
+    """predict_batch on 2 threads (the batch cut into chunks predicted side by side) returns what 1 thread does,
+    face for face, with the confidence; the ONNX session runs one thread per call (no spinning pool)."""
+    from lightmark.data.images import read_image
+
+    img = read_image(SAMPLE)
+    h, w = img.shape[:2]
+    boxes = [(w * f, h * f, w * (1 - f), h * (1 - f)) for f in (0.2, 0.25, 0.3, 0.22, 0.28)]
+    one, two = Predictor(backend="onnx", threads=1), Predictor(backend="onnx", threads=2)
+    assert two.session.get_session_options().intra_op_num_threads == 1
+    assert [len(c) for c in two._chunks(5)] == [3, 2] and len(one._chunks(5)) == 1
+    p1, c1 = one.predict_batch_with_confidence([img] * 5, boxes)
+    p2, c2 = two.predict_batch_with_confidence([img] * 5, boxes)
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(c1, c2)
+    assert len({round(float(p[0, 0]), 2) for p in p1}) == 5  # five different framings, in the given order
+
+
 def test_onnx_graph_given_to_the_predictor() -> None:
     from lightmark.data.images import read_image
     from lightmark.engine.export import onnx_bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -98,6 +99,24 @@ def test_warp_antialias_keeps_geometry() -> None:
         w = out[ys, xs]
         c = np.array([(xs * w).sum() / w.sum(), (ys * w).sum() / w.sum()])
         np.testing.assert_allclose(c, transform_points(np.array([[250.0, 160.0]]), m)[0], atol=0.05)
+
+
+@pytest.mark.parametrize("angle", [0.0, 25.0])
+@pytest.mark.parametrize("side", [300.0, 200.0])  # shrink by 4.5x (k = 4, even: a half-pixel shift) and 3x
+def test_warp_window_keeps_geometry(side: float, angle: float) -> None:
+    """The inference warp (box-filtered window, then bilinear) puts a blob where the map sends its centre and
+    agrees with the training warp pixel for pixel to within a few grey levels."""
+    from lightmark.data.transforms import crop_matrix, warp_window
+
+    img = np.zeros((480, 640, 3), np.uint8)
+    cv2.circle(img, (330, 250), 14, (255, 255, 255), -1)
+    m = crop_matrix((320.0, 240.0), side * 1.9, 128, angle_deg=angle)
+    out = warp_window(img, m, 128)[..., 0].astype(float)
+    ys, xs = np.nonzero(out)
+    w = out[ys, xs]
+    c = np.array([(xs * w).sum() / w.sum(), (ys * w).sum() / w.sum()])
+    np.testing.assert_allclose(c, transform_points(np.array([[330.0, 250.0]]), m)[0], atol=0.05)
+    assert np.abs(out - warp(img, m, 128)[..., 0].astype(float)).mean() < 2.0
 
 
 def test_gamma_lut() -> None:

@@ -7,9 +7,10 @@ Two sections, both on the same face crops and the same face boxes for every cont
   (:meth:`Predictor.run_model` on that face's crop) and the coarse-to-fine path (``Predictor(refine=1)``: a second
   pass on the upright crop framed by the first pass's points, for crops of unknown framing), each reported as its
   own cost.
-* **batches**, on each thread count ``t``: :meth:`Predictor.predict_batch` on ``t`` threads (ONNX Runtime's and
-  OpenCV's), the network alone on the batch's crops, and dlib on ``t`` processes (a pool of ``t`` workers, each
-  with its own shape predictor and the images already in memory; in process for ``t = 1``), in faces/s.
+* **batches**, on each thread count ``t``: :meth:`Predictor.predict_batch` on ``t`` threads (the batch cut into
+  ``t`` chunks predicted side by side), the network alone on the batch's crops (the same ``t`` chunks side by
+  side), and dlib on ``t`` processes (a pool of ``t`` workers, each with its own shape predictor and the images
+  already in memory; in process for ``t = 1``), in faces/s.
 
 The face box: with a labelled ``data`` folder, the box of each face's ground-truth landmarks (the "68-landmark box",
 which is how lightmark frames a ``box=``), given to dlib as its rectangle too; on the synthetic drawings (no
@@ -28,6 +29,7 @@ import multiprocessing
 import os
 import platform
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata as _metadata
@@ -371,6 +373,7 @@ def _time_batches(
     batches = [[(k * batch_size + j) % n for j in range(batch_size)] for k in range(-(-n // batch_size))]
     xs = [np.concatenate([faces.inputs[i] for i in b]) for b in batches]
     pool = _dlib_pool(dlib, faces, threads) if dlib is not None and threads > 1 else None
+    workers = ThreadPoolExecutor(threads)  # the network alone, on as many chunks side by side as predict_batch
     try:
         pred_t = pred.with_threads(threads)
         calls: dict[str, Callable[[int], object]] = {}
@@ -388,10 +391,11 @@ def _time_batches(
             return pred_t.predict_batch([faces.images[i] for i in b], [faces.boxes[i] for i in b])
 
         calls[BATCH] = lightmark
-        calls[NETWORK] = lambda r: pred_t.run_model(xs[r % len(xs)])
+        calls[NETWORK] = lambda r: list(workers.map(pred_t.run_model, np.array_split(xs[r % len(xs)], threads)))
         with _opencv_threads(threads):
             ms = time_interleaved(calls, rounds, warmup=2)
     finally:
+        workers.shutdown()
         if pool is not None:
             pool.close()
             pool.join()

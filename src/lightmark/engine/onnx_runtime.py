@@ -38,7 +38,10 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def ort_session(model: bytes | str | os.PathLike, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session: ``threads`` intra-op threads (None = ORT default), sequential execution."""
+    """An ONNX Runtime CPU session: ``threads`` intra-op threads (None = ORT default), sequential execution.
+
+    The intra-op threads sleep between calls instead of spinning (ORT's default), so that the cores are free for
+    the caller's own work (video capture, a detector, other processes) the moment a call returns."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -48,6 +51,7 @@ def ort_session(model: bytes | str | os.PathLike, threads: int | None = None) ->
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     src = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
 

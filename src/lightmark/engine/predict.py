@@ -289,10 +289,12 @@ class Predictor:
             when it is up to date, else an in-memory export) or ``"auto"`` (ONNX Runtime when it is installed and
             the model has an up-to-date twin, else torch). A shipped model whose ``.pt`` is not installed (a
             wheel: see the README's "Models") runs its shipped ``.onnx`` on ``"auto"`` / ``"onnx"``.
-        threads: threads of one forward pass of the model (None: the library defaults). ONNX Runtime gets them
-            per session; torch has only a process-wide setting, so it is set for the forward pass and restored
-            right after (:func:`~lightmark.utils.scoped_threads`): nothing else in the process is changed.
-            Pre-processing (OpenCV's warp) keeps the process's setting.
+        threads: CPU threads of a call (None: every core this process may use). On ONNX Runtime the model runs on
+            one thread per call, and a batch is cut into ``threads`` chunks predicted side by side (crop, model and
+            mapping back, on Python threads: OpenCV and ONNX Runtime release the GIL), so that no thread pool
+            spins between calls and one face costs what it costs on one thread. On torch, the forward pass gets
+            ``threads`` through torch's process-wide setting, set for the pass and restored right after
+            (:func:`~lightmark.utils.scoped_threads`): nothing else in the process is changed.
         onnx: the ONNX graph (a file or serialized bytes) the ``"onnx"`` backend runs, used as given: no twin
             look-up, no export. Needs ``backend`` ``"onnx"`` or ``"auto"``.
         flip_test: average with the prediction on the mirrored crop (:func:`merge_flip`).
@@ -437,7 +439,7 @@ class Predictor:
         graph = graph if isinstance(graph, bytes) else Path(graph)
         if isinstance(graph, Path) and not graph.is_file():
             raise ModelError(missing_model_message(graph))
-        session = ort_session(graph, self.threads)
+        session = ort_session(graph, 1)  # one thread per call: batches run chunks side by side
         recorded = onnx_config(session, "ONNX graph" if isinstance(graph, bytes) else str(graph))
         self.session, self.onnx_graph = session, graph
         self._input_name = session.get_inputs()[0].name
@@ -517,9 +519,7 @@ class Predictor:
         new = copy.copy(self)  # shares the (lazily loaded) torch model
         new.threads = None if threads is None else int(threads)
         new._detector, new._framer = self._detector_spec, None  # detectors are made again, with these threads
-        if self.session is not None:
-            new.session = ort_session(self.onnx_graph, new.threads)
-        return new
+        return new  # the ONNX session (one thread per call, safe to call from several threads) is shared
 
     # -- pre/post-processing -------------------------------------------------------------------------------
     def crop(
@@ -666,6 +666,37 @@ class Predictor:
             k = self.config.num_landmarks
             return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), np.zeros(0, bool)
         images = [_check_image(read_image(img) if isinstance(img, (str, os.PathLike)) else img) for img in images]
+        chunks = self._chunks(len(images))
+        if len(chunks) == 1:
+            return self._predict_chunk(images, boxes, landmarks)
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            parts = list(
+                pool.map(
+                    lambda idx: self._predict_chunk(
+                        [images[i] for i in idx],
+                        None if boxes is None else [boxes[i] for i in idx],
+                        None if landmarks is None else [landmarks[i] for i in idx],
+                    ),
+                    chunks,
+                )
+            )
+        points, found = np.concatenate([p[0] for p in parts]), np.concatenate([p[2] for p in parts])
+        conf = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+        return points, conf, found
+
+    def _chunks(self, n: int) -> list[np.ndarray]:
+        """Index chunks of a batch of ``n`` images predicted side by side: one per thread on ONNX Runtime (at most
+        one per image), one on torch (whose forward pass has its own threads)."""
+        workers = 1 if self.session is None else min(self.threads or _usable_cpus(), n)
+        return [np.arange(n)] if workers <= 1 else np.array_split(np.arange(n), workers)
+
+    def _predict_chunk(
+        self,
+        images: list[np.ndarray],
+        boxes: Sequence[Box | None] | None,
+        landmarks: Sequence[np.ndarray | None] | None,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """:meth:`_predict_batch` on checked images, in the calling thread."""
         points, conf, found = self._first_pass(images, boxes, landmarks)  # (N, K, 2) image pixels
         base = self.refine if landmarks is None else 0
         passes = np.where(found, max(base, 1), base)  # a detection crop is framed roughly: refine it at least once
@@ -841,6 +872,14 @@ def _loaded_chunks(
                 [(s, img) for s, img, _ in loaded if img is not None],
                 [(s.name, e) for s, img, e in loaded if img is None],
             )
+
+
+def _usable_cpus() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _check_image(image) -> np.ndarray:
