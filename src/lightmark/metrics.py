@@ -1,4 +1,4 @@
-"""Evaluation metrics for 68-point landmarks (pure numpy).
+"""Evaluation metrics for facial landmarks of any scheme (pure numpy; 68-point ``ibug68`` by default).
 
 Conventions:
     * ``pred`` and ``gt`` are ``(N, K, 2)`` arrays of ``(x, y)`` pixel coordinates; a single face
@@ -6,7 +6,10 @@ Conventions:
     * Every NME is returned in **percent**: ``mean_k ||pred_k - gt_k|| / norm * 100``.
     * Normalisers: ``challenge_norm`` = ``sqrt(W * H)`` of the image (Light-Weight Facial Landmark Prediction
       Challenge), ``box_norm`` = ``sqrt(w * h)`` of the ground-truth landmark bounding box (AFLW2000-3D
-      literature), ``interocular_norm`` = distance between the outer eye corners 36 and 45 (300-W).
+      literature), ``interocular_norm`` = distance between the scheme's outer eye corners (36 and 45 of the
+      68-point layouts, 300-W; 60 and 72 of WFLW's 98). Functions that use the scheme's points (the eye corners,
+      the regions) take a ``scheme`` (a name or a :class:`~lightmark.schemes.LandmarkScheme`, default
+      ``ibug68``) and refuse arrays with another point count instead of indexing them silently.
     * ``auc`` is the 300-W definition: the area under the cumulative error distribution (CED) from 0 to the
       threshold, divided by the threshold so that it lies in ``[0, 1]`` (1 = every image has zero error).
 """
@@ -17,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .constants import OUTER_EYE_CORNERS, YAW_BIN_NAMES, YAW_BINS
+from .constants import YAW_BIN_NAMES, YAW_BINS
+from .schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 
 __all__ = [
     "point_errors",
@@ -25,6 +29,7 @@ __all__ = [
     "challenge_norm",
     "box_norm",
     "interocular_norm",
+    "region_nme",
     "failure_rate",
     "ced_curve",
     "auc",
@@ -119,20 +124,42 @@ def box_norm(gt: np.ndarray) -> np.ndarray:
     return np.sqrt(wh[:, 0] * wh[:, 1])
 
 
-def interocular_norm(gt: np.ndarray) -> np.ndarray:
-    """Distance between the outer eye corners (points 36 and 45), the 300-W normaliser.
+def interocular_norm(gt: np.ndarray, scheme: str | LandmarkScheme = DEFAULT_SCHEME) -> np.ndarray:
+    """Distance between the scheme's outer eye corners (36 and 45 for ``ibug68``: the 300-W normaliser).
 
     Args:
-        gt: ``(N, 68, 2)`` (or ``(68, 2)``).
+        gt: ``(N, K, 2)`` (or ``(K, 2)``), K = the scheme's point count.
+        scheme: landmark scheme name or object.
 
     Returns:
         ``(N,)`` float64.
+
+    Raises:
+        ValueError: K is not the scheme's point count.
     """
-    g = _as_batch(gt, "gt")
-    a, b = OUTER_EYE_CORNERS
-    if g.shape[1] <= max(a, b):
-        raise ValueError(f"interocular_norm needs the 68-point layout, got {g.shape[1]} points")
+    s = get_scheme(scheme)
+    g = s.check_points(_as_batch(gt, "gt"), "interocular_norm: gt")
+    a, b = s.eye_corners
     return np.linalg.norm(g[:, a] - g[:, b], axis=-1)
+
+
+def region_nme(
+    pred: np.ndarray, gt: np.ndarray, norm: np.ndarray | float, scheme: str | LandmarkScheme = DEFAULT_SCHEME
+) -> dict[str, np.ndarray]:
+    """NME of each region of the scheme (jaw, brows, nose, eyes, mouth...), in percent.
+
+    Args:
+        pred: ``(N, K, 2)`` (or ``(K, 2)``) predicted points.
+        gt: same shape, ground truth.
+        norm: ``(N,)`` positive normalisers (or one scalar), as :func:`nme`.
+        scheme: landmark scheme name or object; K must be its point count.
+
+    Returns:
+        ``{region: (N,) float64}`` in the scheme's region order.
+    """
+    s = get_scheme(scheme)
+    p, g = s.check_points(pred, "pred"), s.check_points(gt, "gt")
+    return {name: nme(p[:, list(ix)], g[:, list(ix)], norm) for name, ix in s.regions.items()}
 
 
 def failure_rate(nmes: np.ndarray, threshold: float = 10.0) -> float:
@@ -211,15 +238,20 @@ def _mean(a: np.ndarray) -> float | None:
 
 
 def summarize(
-    pred: np.ndarray, gt: np.ndarray, image_sizes: np.ndarray, yaws: np.ndarray | None = None
+    pred: np.ndarray,
+    gt: np.ndarray,
+    image_sizes: np.ndarray,
+    yaws: np.ndarray | None = None,
+    scheme: str | LandmarkScheme = DEFAULT_SCHEME,
 ) -> dict[str, Any]:
     """All standard metrics of a set of predictions, as a JSON-serialisable dict of plain Python numbers.
 
     Args:
-        pred: ``(N, 68, 2)`` predicted points in image pixels.
-        gt: ``(N, 68, 2)`` ground truth.
+        pred: ``(N, K, 2)`` predicted points in image pixels, K = the scheme's point count.
+        gt: ``(N, K, 2)`` ground truth.
         image_sizes: ``(N, 2)`` as ``(width, height)``, or one ``(2,)`` pair shared by all images.
         yaws: optional ``(N,)`` yaw angles in degrees (``nan`` = unknown).
+        scheme: landmark scheme (name or object) of the points: its eye corners give the inter-ocular NME.
 
     Returns:
         ``n``, ``nme_challenge``, ``nme_box``, ``nme_interocular`` (means, percent), ``fr_10`` / ``auc_10``
@@ -229,16 +261,18 @@ def summarize(
         NMEs (``None`` if a bin is empty). Empty input gives ``None`` for every mean.
 
     Raises:
-        ValueError: mismatched shapes, or a zero normaliser (degenerate ground truth, e.g. eyes 36 = 45).
+        ValueError: mismatched shapes, a point count that is not the scheme's, or a zero normaliser (degenerate
+            ground truth, e.g. eyes 36 = 45).
     """
-    p, g = _as_batch(pred, "pred"), _as_batch(gt, "gt")
+    s = get_scheme(scheme)
+    p, g = s.check_points(pred, "pred"), s.check_points(gt, "gt")
     n = p.shape[0]
     sizes = np.asarray(image_sizes, dtype=np.float64)
     if sizes.ndim == 1:
         sizes = np.broadcast_to(sizes.reshape(1, -1), (n, sizes.size))
     e_ch = nme(p, g, challenge_norm(sizes)) if n else np.zeros(0)
     e_box = nme(p, g, box_norm(g)) if n else np.zeros(0)
-    e_io = nme(p, g, interocular_norm(g)) if n else np.zeros(0)
+    e_io = nme(p, g, interocular_norm(g, s)) if n else np.zeros(0)
 
     def _or_none(x: float) -> float | None:
         return None if np.isnan(x) else x

@@ -16,9 +16,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .constants import CONTOURS, NUM_LANDMARKS
 from .errors import OutputError
 from .metrics import auc, ced_curve, failure_rate
+from .schemes import LandmarkScheme, get_scheme, scheme_for_count
 from .utils import atomic_save_bytes
 
 __all__ = ["draw_landmarks", "contact_sheet", "plot_ced", "plot_training", "worst_gallery", "save_png"]
@@ -48,12 +48,36 @@ def _fixed(pt: np.ndarray) -> tuple[int, int]:
     return int(round(float(pt[0]) * (1 << _SHIFT))), int(round(float(pt[1]) * (1 << _SHIFT)))
 
 
-def _draw_set(img: np.ndarray, pts: np.ndarray, color: tuple[int, int, int], radius: int, lines: bool) -> None:
+def _contours(num_points: int, scheme: str | LandmarkScheme | None) -> tuple[tuple[int, int, bool], ...]:
+    """The drawing segments for ``num_points`` points: the given scheme's (its points may be followed by extras,
+    e.g. FaceSynthetics' 2 pupils), else those of the first scheme with that many points, or with 2 fewer (68
+    points + 2 pupils); none for an unknown count.
+
+    Raises:
+        ValueError: fewer points than the given scheme has.
+    """
+    if scheme is not None:
+        s = get_scheme(scheme)
+        if num_points < s.num_points:
+            raise ValueError(f"points: {num_points} points, but scheme {s.name!r} has {s.num_points}")
+        return s.contours
+    s = scheme_for_count(num_points) or scheme_for_count(num_points - 2)
+    return s.contours if s is not None else ()
+
+
+def _draw_set(
+    img: np.ndarray,
+    pts: np.ndarray,
+    color: tuple[int, int, int],
+    radius: int,
+    lines: bool,
+    scheme: str | LandmarkScheme | None = None,
+) -> None:
     color = tuple(int(c) for c in color)
     finite = np.all(np.isfinite(pts), axis=1)
     thickness = max(1, radius // 2)
-    if lines and len(pts) in (NUM_LANDMARKS, NUM_LANDMARKS + 2):  # 68 points, or 68 + 2 pupils (FaceSynthetics)
-        for start, stop, closed in CONTOURS:
+    if lines:
+        for start, stop, closed in _contours(len(pts), scheme):
             idx = list(range(start, stop)) + ([start] if closed else [])
             for a, b in zip(idx[:-1], idx[1:], strict=True):
                 if finite[a] and finite[b]:
@@ -71,17 +95,20 @@ def draw_landmarks(
     lines: bool = True,
     gt: np.ndarray | None = None,
     gt_color: tuple[int, int, int] = _GT_COLOR,
+    scheme: str | LandmarkScheme | None = None,
 ) -> np.ndarray:
-    """Draw points (and the 68-point contours) on a copy of the image.
+    """Draw points (and their scheme's contours) on a copy of the image.
 
     Args:
         image_rgb: ``(H, W, 3)`` RGB (or ``(H, W)`` gray) image; not modified.
         pts: ``(K, 2)`` pixel coordinates (pixel-centre convention, drawn sub-pixel); ``nan`` points skipped.
         color: RGB colour of ``pts``.
         radius: dot radius in pixels; default ``max(1, round(min(H, W) / 200))``.
-        lines: draw the contours of :data:`~lightmark.constants.CONTOURS` (68-point layouts, and the 70-point
-            FaceSynthetics layout: 68 points then 2 pupils).
+        lines: draw the contours of the landmark scheme (:mod:`lightmark.schemes`): ``scheme``'s, else the one
+            the point count names (68 -> ``ibug68``, 98 -> ``wflw98``; 70 = 68 points then FaceSynthetics' 2
+            pupils); dots only for other counts.
         gt: optional ``(K, 2)`` ground truth, drawn first (underneath) in ``gt_color``.
+        scheme: landmark scheme name or object of ``pts`` and ``gt`` (None: from the point count).
 
     Returns:
         New ``(H, W, 3)`` uint8 RGB image.
@@ -96,7 +123,7 @@ def draw_landmarks(
         a = np.asarray(arr, dtype=np.float64)
         if a.ndim != 2 or a.shape[1] != 2:
             raise ValueError(f"points: expected shape (K, 2), got {np.shape(arr)}")
-        _draw_set(img, a, col, radius, lines)
+        _draw_set(img, a, col, radius, lines, scheme)
     return img
 
 
@@ -171,6 +198,7 @@ def contact_sheet(
     tile: int = 160,
     captions: Sequence[str] | None = None,
     gts: Sequence[np.ndarray | None] | None = None,
+    scheme: str | LandmarkScheme | None = None,
 ) -> np.ndarray:
     """Grid of letterboxed thumbnails, optionally with landmarks (and ground truth) and captions.
 
@@ -181,6 +209,7 @@ def contact_sheet(
         tile: side of each square tile in pixels.
         captions: one string per image, written at the top-left of its tile.
         gts: optional ground truth per image, drawn in red under ``landmarks``.
+        scheme: landmark scheme of the points (None: from the point count), as :func:`draw_landmarks`.
 
     Returns:
         ``(rows * tile, min(cols, n) * tile, 3)`` uint8 RGB.
@@ -203,9 +232,9 @@ def contact_sheet(
         gt = None if gts is None or gts[i] is None else _map_pts(gts[i], scale, ox, oy)
         if pts is not None or gt is not None:
             if pts is None:
-                cell = draw_landmarks(cell, gt, color=_GT_COLOR, radius=radius)
+                cell = draw_landmarks(cell, gt, color=_GT_COLOR, radius=radius, scheme=scheme)
             else:
-                cell = draw_landmarks(cell, pts, radius=radius, gt=gt)
+                cell = draw_landmarks(cell, pts, radius=radius, gt=gt, scheme=scheme)
         if captions is not None and captions[i]:
             _caption(cell, str(captions[i]))
         r, c = divmod(i, cols)
@@ -324,6 +353,7 @@ def worst_gallery(
     k: int = 16,
     cols: int = 4,
     tile: int = 256,
+    scheme: str | LandmarkScheme | None = None,
 ) -> Path:
     """Write a contact sheet of the ``k`` images with the largest NME (prediction green, ground truth red).
 
@@ -332,6 +362,7 @@ def worst_gallery(
         preds, gts: ``(K, 2)`` points per image, in that image's pixels.
         nmes: ``(N,)`` per-image NME (percent), used for the order and the captions.
         path: output PNG path.
+        scheme: landmark scheme of the points (None: from the point count).
 
     Returns:
         ``path``.
@@ -350,5 +381,6 @@ def worst_gallery(
         tile=tile,
         captions=[f"#{i} NME {e[i]:.2f}%" for i in order],
         gts=[gts[i] for i in order],
+        scheme=scheme,
     )
     return save_png(path, sheet)

@@ -1,7 +1,10 @@
-"""Dataset readers: challenge ``annot.pkl``, FaceSynthetics, 300-W ``.pts``, AFLW2000-3D ``.mat``, images.
+"""Dataset readers: challenge ``annot.pkl``, FaceSynthetics, 300-W ``.pts``, AFLW2000-3D ``.mat``, WFLW lists, images.
 
-Coordinate convention (every reader): landmarks are ``(68, 2)`` float32 ``(x, y)`` pixel coordinates, 0-based,
+Coordinate convention (every reader): landmarks are ``(K, 2)`` float32 ``(x, y)`` pixel coordinates, 0-based,
 pixel-centre convention: the centre of the top-left pixel is ``(0, 0)``, its outer corner ``(-0.5, -0.5)``.
+K is the point count of the landmark scheme the reader is given (:mod:`lightmark.schemes`; default ``ibug68``, 68
+points): a file with another count is an error. FaceSynthetics-layout folders hold one label file per scheme:
+``NNNNNN_ldmks.txt`` (``ibug68``: 68 points + 2 pupils) and ``NNNNNN_ldmks_<scheme>.txt`` for the others.
 
 * ``.pts`` (300-W / iBUG, menpo): the files are 1-based (Matlab), so :data:`PTS_OFFSET` = 1 is subtracted on
   reading and added back by :func:`write_pts` (as menpo and most face-alignment code do).
@@ -16,6 +19,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -25,6 +29,7 @@ import numpy as np
 
 from ..constants import IMAGE_EXTENSIONS, NUM_LANDMARKS
 from ..errors import AnnotationError, DatasetError
+from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 from ..utils import atomic_write
 from .images import image_size
 from .safe_pickle import safe_load_pickle
@@ -42,41 +47,46 @@ __all__ = [
     "read_ldmks",
     "write_ldmks",
     "format_ldmks",
+    "ldmks_suffix",
     "LDMKS_DECIMALS",
     "read_aflw_mat",
     "read_yaw_csv",
 ]
 
-FORMATS: tuple[str, ...] = ("challenge", "facesynthetics", "pts", "aflw2000", "images")
+FORMATS: tuple[str, ...] = ("challenge", "facesynthetics", "pts", "aflw2000", "wflw", "images")
 PTS_OFFSET: float = 1.0
 """.pts files are 1-based: reading subtracts this, writing adds it."""
 
 ANNOT_NAME = "annot.pkl"
 _LDMKS_SUFFIX = "_ldmks.txt"
+_LDMKS_SCHEME_RE = re.compile(r"_ldmks_\w+\.txt$")  # NNNNNN_ldmks_<scheme>.txt (lower-cased names)
 _SEG_SUFFIX = "_seg"
 _BOUND_FACTOR = 2.0  # landmarks beyond [-1x, 2x] the image side are refused as absurd
 
 
 @dataclass
 class Sample:
-    """One image of a dataset and its (optional) 68 landmarks."""
+    """One face of a dataset: its image and (optional) landmarks of the dataset's scheme."""
 
     name: str
     """Path relative to the dataset root (POSIX separators), e.g. ``"image00013.jpg"``."""
     image_path: Path
     landmarks: np.ndarray | None = None
-    """``(68, 2)`` float32 pixel coordinates (pixel-centre convention), or None when unlabelled."""
+    """``(K, 2)`` float32 pixel coordinates (pixel-centre convention), or None when unlabelled."""
     meta: dict[str, Any] = field(default_factory=dict)
-    """Optional extras: ``"yaw"`` (absolute degrees), ``"pupils"`` ((2, 2) float32), ``"seg_path"``..."""
+    """Optional extras: ``"yaw"`` (absolute degrees), ``"pupils"`` ((2, 2) float32), ``"seg_path"``, WFLW's
+    ``"box"`` and ``"attributes"``..."""
 
 
 @dataclass
 class FaceDataset:
-    """A list of samples from one folder, in a deterministic order."""
+    """A list of samples from one folder, in a deterministic order, labelled in one landmark scheme."""
 
     root: Path
     format: str
     samples: list[Sample]
+    scheme: str = DEFAULT_SCHEME
+    """Name of the landmark scheme of every sample's landmarks (:mod:`lightmark.schemes`)."""
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -88,7 +98,7 @@ class FaceDataset:
     def __getitem__(self, index: int | slice) -> Sample | FaceDataset:
         """A sample, or a sub-dataset for a slice."""
         if isinstance(index, slice):
-            return FaceDataset(self.root, self.format, self.samples[index])
+            return FaceDataset(self.root, self.format, self.samples[index], self.scheme)
         return self.samples[index]
 
     def __iter__(self) -> Iterator[Sample]:
@@ -104,7 +114,7 @@ class FaceDataset:
         return bool(self.samples) and all(s.landmarks is not None for s in self.samples)
 
     def landmarks_array(self) -> np.ndarray:
-        """``(N, 68, 2)`` float32 array of all landmarks.
+        """``(N, K, 2)`` float32 array of all landmarks (K = the scheme's point count).
 
         Raises:
             DatasetError: some samples are unlabelled.
@@ -113,7 +123,7 @@ class FaceDataset:
         if missing:
             raise DatasetError(f"{self.root}: {len(missing)} sample(s) have no landmarks (first: {missing[0]})")
         if not self.samples:
-            return np.zeros((0, NUM_LANDMARKS, 2), np.float32)
+            return np.zeros((0, get_scheme(self.scheme).num_points, 2), np.float32)
         return np.stack([s.landmarks for s in self.samples]).astype(np.float32, copy=False)
 
     def yaws(self) -> np.ndarray:
@@ -204,13 +214,15 @@ def _fmt(v: float) -> str:
 # ------------------------------------------------------------------------------------------------------ .pts
 
 
-def read_pts(path: str | os.PathLike) -> np.ndarray:
-    """Read a 300-W/iBUG ``.pts`` file as ``(68, 2)`` float32, 0-based (the file's 1-based values minus 1).
+def read_pts(path: str | os.PathLike, scheme: str | LandmarkScheme = DEFAULT_SCHEME) -> np.ndarray:
+    """Read a 300-W/iBUG ``.pts`` file as ``(K, 2)`` float32, 0-based (the file's 1-based values minus 1); K is the
+    scheme's point count (68 for ``ibug68``).
 
     Raises:
         AnnotationError: broken header, wrong point count, missing braces, NaN/inf.
     """
     path = Path(path)
+    expected = get_scheme(scheme).num_points
     lines = _read_text(path).splitlines()
     header: dict[str, str] = {}
     i = 0
@@ -231,8 +243,8 @@ def read_pts(path: str | os.PathLike) -> np.ndarray:
         n_points = int(header["n_points"])
     except ValueError:
         raise AnnotationError(f"{path}: broken .pts header (n_points = {header['n_points'][:20]!r})") from None
-    if n_points != NUM_LANDMARKS:
-        raise AnnotationError(f"{path}: expected {NUM_LANDMARKS} points, header says n_points: {n_points}")
+    if n_points != expected:
+        raise AnnotationError(f"{path}: expected {expected} points, header says n_points: {n_points}")
     pts: list[tuple[float, float]] = []
     closed = False
     for lineno in range(i + 2, len(lines) + 1):
@@ -248,12 +260,14 @@ def read_pts(path: str | os.PathLike) -> np.ndarray:
     if len(pts) != n_points:
         raise AnnotationError(f"{path}: expected {n_points} points, found {len(pts)}")
     arr = np.asarray(pts, dtype=np.float64) - PTS_OFFSET
-    return _check_points(arr, str(path))
+    return _check_points(arr, str(path), expected)
 
 
-def write_pts(path: str | os.PathLike, landmarks: np.ndarray) -> None:
-    """Write ``(68, 2)`` 0-based landmarks as a 1-based ``.pts`` file, atomically (inverse of read_pts)."""
-    pts = _check_points(np.asarray(landmarks, dtype=np.float64), str(path)).astype(np.float64) + PTS_OFFSET
+def write_pts(path: str | os.PathLike, landmarks: np.ndarray, scheme: str | LandmarkScheme = DEFAULT_SCHEME) -> None:
+    """Write ``(K, 2)`` 0-based landmarks of ``scheme`` as a 1-based ``.pts`` file, atomically (inverse of
+    read_pts)."""
+    n = get_scheme(scheme).num_points
+    pts = _check_points(np.asarray(landmarks, dtype=np.float64), str(path), n).astype(np.float64) + PTS_OFFSET
     body = "\n".join(f"{_fmt(x)} {_fmt(y)}" for x, y in pts)
     with atomic_write(path) as f:
         f.write(f"version: 1\nn_points: {len(pts)}\n{{\n{body}\n}}\n")
@@ -262,24 +276,36 @@ def write_pts(path: str | os.PathLike, landmarks: np.ndarray) -> None:
 # -------------------------------------------------------------------------------------------- FaceSynthetics
 
 
-def read_ldmks(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read a FaceSynthetics ``_ldmks.txt``: 70 lines ``x y`` (68 points + 2 pupils) or 68 lines.
+def ldmks_suffix(scheme: str | LandmarkScheme = DEFAULT_SCHEME) -> str:
+    """The FaceSynthetics-layout label file suffix of a scheme: ``_ldmks.txt`` for ``ibug68``, else
+    ``_ldmks_<scheme>.txt`` (``NNNNNN_ldmks_wflw98.txt`` beside ``NNNNNN.png``)."""
+    name = get_scheme(scheme).name
+    return _LDMKS_SUFFIX if name == DEFAULT_SCHEME else f"_ldmks_{name}.txt"
+
+
+def read_ldmks(
+    path: str | os.PathLike, scheme: str | LandmarkScheme = DEFAULT_SCHEME
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a FaceSynthetics-layout label file: one ``x y`` line per point of the scheme (K lines), optionally
+    followed by the 2 pupils (K + 2 lines; FaceSynthetics' own ``_ldmks.txt`` has 68 + 2).
 
     Returns:
-        ``(landmarks (68, 2) float32, pupils (2, 2) float32 or None)``.
+        ``(landmarks (K, 2) float32, pupils (2, 2) float32 or None)``.
 
     Raises:
         AnnotationError: wrong line count, not numbers, NaN/inf.
     """
     path = Path(path)
+    s = get_scheme(scheme)
+    k = s.num_points
     rows = [_parse_xy(line, path, n) for n, line in enumerate(_read_text(path).splitlines(), 1) if line.strip()]
-    if len(rows) not in (NUM_LANDMARKS, NUM_LANDMARKS + 2):
+    if len(rows) not in (k, k + 2):
         raise AnnotationError(
-            f"{path}: expected {NUM_LANDMARKS} or {NUM_LANDMARKS + 2} points (68 + 2 pupils), found {len(rows)}"
+            f"{path}: expected {k} or {k + 2} points ({s.name}, or {k} + 2 pupils), found {len(rows)}"
         )
     arr = np.asarray(rows, dtype=np.float64)
-    landmarks = _check_points(arr[:NUM_LANDMARKS], str(path))
-    pupils = _check_points(arr[NUM_LANDMARKS:], str(path), 2) if len(rows) > NUM_LANDMARKS else None
+    landmarks = _check_points(arr[:k], str(path), k)
+    pupils = _check_points(arr[k:], str(path), 2) if len(rows) > k else None
     return landmarks, pupils
 
 
@@ -287,28 +313,37 @@ LDMKS_DECIMALS = 3
 """Decimals of every coordinate in a written ``_ldmks.txt`` (1/1000 pixel): the synthetic engine's files."""
 
 
-def format_ldmks(points: np.ndarray, where: str = "landmarks") -> str:
-    """Text of a FaceSynthetics ``_ldmks.txt``: one ``x y`` line per point, :data:`LDMKS_DECIMALS` decimals.
+def format_ldmks(points: np.ndarray, where: str = "landmarks", scheme: str | LandmarkScheme = DEFAULT_SCHEME) -> str:
+    """Text of a FaceSynthetics-layout label file: one ``x y`` line per point, :data:`LDMKS_DECIMALS` decimals.
 
     Args:
-        points: ``(68, 2)`` landmarks, or ``(70, 2)``: the 68 landmarks then the 2 pupils.
+        points: ``(K, 2)`` landmarks of the scheme, or ``(K + 2, 2)``: the K landmarks then the 2 pupils.
         where: the name used in error messages.
+        scheme: landmark scheme name or object (K = its point count; 68 for ``ibug68``).
 
     Raises:
         AnnotationError: another shape, NaN/inf.
     """
+    k = get_scheme(scheme).num_points
     pts = np.asarray(points, dtype=np.float64)
-    n = NUM_LANDMARKS + 2 if pts.shape[:1] == (NUM_LANDMARKS + 2,) else NUM_LANDMARKS
+    n = k + 2 if pts.shape[:1] == (k + 2,) else k
     pts = _check_points(pts, where, n).astype(np.float64)
     return "".join(f"{x:.{LDMKS_DECIMALS}f} {y:.{LDMKS_DECIMALS}f}\n" for x, y in pts)
 
 
-def write_ldmks(path: str | os.PathLike, landmarks: np.ndarray, pupils: np.ndarray | None = None) -> None:
-    """Write a FaceSynthetics ``_ldmks.txt`` (68 lines, or 70 with ``pupils``) atomically, as :func:`format_ldmks`."""
-    pts = _check_points(np.asarray(landmarks, dtype=np.float64), str(path))
+def write_ldmks(
+    path: str | os.PathLike,
+    landmarks: np.ndarray,
+    pupils: np.ndarray | None = None,
+    scheme: str | LandmarkScheme = DEFAULT_SCHEME,
+) -> None:
+    """Write a FaceSynthetics-layout label file (K lines, or K + 2 with ``pupils``) atomically, as
+    :func:`format_ldmks`; name it with :func:`ldmks_suffix`."""
+    k = get_scheme(scheme).num_points
+    pts = _check_points(np.asarray(landmarks, dtype=np.float64), str(path), k)
     if pupils is not None:
         pts = np.concatenate([pts, _check_points(np.asarray(pupils, np.float64), str(path), 2)])
-    text = format_ldmks(pts, str(path))
+    text = format_ldmks(pts, str(path), scheme)
     with atomic_write(path) as f:
         f.write(text)
 
@@ -410,11 +445,12 @@ def _attach_yaw(samples: list[Sample], csv_path: Path) -> None:
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """Guess the layout of ``path``: ``"challenge" | "facesynthetics" | "pts" | "aflw2000" | "images"``.
+    """Guess the layout of ``path``: ``"challenge" | "facesynthetics" | "pts" | "aflw2000" | "wflw" | "images"``.
 
-    A folder with ``annot.pkl`` is "challenge"; else any ``*_ldmks.txt`` -> "facesynthetics", ``*.pts`` ->
-    "pts", ``*.mat`` -> "aflw2000", images only -> "images". A single image file is "images", an
-    ``annot.pkl`` file "challenge". Only the folder's top level is inspected.
+    A folder with ``annot.pkl`` is "challenge"; else any ``*_ldmks.txt`` or ``*_ldmks_<scheme>.txt`` ->
+    "facesynthetics", ``*.pts`` -> "pts", ``*.mat`` -> "aflw2000", images only -> "images". A single image file
+    is "images", an ``annot.pkl`` file "challenge", a ``.txt`` file of WFLW lines "wflw". Only the folder's top
+    level is inspected.
 
     Raises:
         DatasetError: missing path, empty folder, no images, or unknown file kind.
@@ -427,6 +463,10 @@ def detect_format(path: str | os.PathLike) -> str:
             return "challenge"
         if _is_image(path):
             return "images"
+        from .wflw import looks_like_wflw
+
+        if looks_like_wflw(path):
+            return "wflw"
         raise DatasetError(f"{path}: not an image nor a dataset folder (unknown file kind {path.suffix!r})")
     if (path / ANNOT_NAME).is_file():
         return "challenge"
@@ -434,7 +474,7 @@ def detect_format(path: str | os.PathLike) -> str:
     if not files:
         raise DatasetError(f"{path}: empty folder (no images)")
     names = [f.name.lower() for f in files]
-    if any(n.endswith(_LDMKS_SUFFIX) for n in names):
+    if any(n.endswith(_LDMKS_SUFFIX) or _LDMKS_SCHEME_RE.search(n) for n in names):
         return "facesynthetics"
     if any(n.endswith(".pts") for n in names):
         return "pts"
@@ -451,14 +491,14 @@ def detect_format(path: str | os.PathLike) -> str:
 _NUMBER = (int, float, np.number)
 
 
-def _check_nesting(y: Any, where: str) -> None:
-    """Refuse landmarks that are not 68 points of <= 3 numbers *before* numpy converts them: a pickle can share
-    one sub-list many times, so a file of a few hundred bytes can describe a nested list of 10^10 numbers."""
+def _check_nesting(y: Any, where: str, expected: int = NUM_LANDMARKS) -> None:
+    """Refuse landmarks that are not ``expected`` points of <= 3 numbers *before* numpy converts them: a pickle can
+    share one sub-list many times, so a file of a few hundred bytes can describe a nested list of 10^10 numbers."""
     if isinstance(y, np.ndarray):
         if y.dtype.kind in "biuf":
             return
         raise AnnotationError(f"{where}: landmarks are not an array of numbers (dtype {y.dtype})")
-    ok = isinstance(y, (list, tuple)) and len(y) == NUM_LANDMARKS
+    ok = isinstance(y, (list, tuple)) and len(y) == expected
     if ok:
         for p in y:
             if isinstance(p, np.ndarray):
@@ -469,10 +509,10 @@ def _check_nesting(y: Any, where: str) -> None:
                 break
     if not ok:
         n = len(y) if isinstance(y, (list, tuple)) else type(y).__name__
-        raise AnnotationError(f"{where}: expected {NUM_LANDMARKS} (x, y) points of numbers, got {n} entries")
+        raise AnnotationError(f"{where}: expected {expected} (x, y) points of numbers, got {n} entries")
 
 
-def _load_challenge(root: Path) -> list[Sample]:
+def _load_challenge(root: Path, expected: int = NUM_LANDMARKS) -> list[Sample]:
     annot = root / ANNOT_NAME
     if not annot.is_file():
         raise DatasetError(f"{root}: no {ANNOT_NAME} (not a challenge folder)")
@@ -501,12 +541,12 @@ def _load_challenge(root: Path) -> list[Sample]:
             raise AnnotationError(f"{annot}: duplicate image name {name!r}")
         seen.add(name)
         where = f"{annot}: {name}"
-        _check_nesting(y, where)
+        _check_nesting(y, where, expected)
         try:
             pts = np.asarray(y, dtype=np.float64)
         except (TypeError, ValueError):
             raise AnnotationError(f"{where}: landmarks are not an array of numbers") from None
-        pts = _check_points(pts, where)
+        pts = _check_points(pts, where, expected)
         image_path = root / name
         if not image_path.is_file():
             raise AnnotationError(f"{annot}: missing image file {name}")
@@ -515,16 +555,17 @@ def _load_challenge(root: Path) -> list[Sample]:
     return samples
 
 
-def _load_paired(root: Path, fmt: str, recursive: bool) -> list[Sample]:
+def _load_paired(root: Path, fmt: str, recursive: bool, scheme: LandmarkScheme) -> list[Sample]:
     """Images paired with annotation files by relative stem (pts, facesynthetics, aflw2000)."""
     files = _list_files(root, recursive)
+    ldmks = ldmks_suffix(scheme).lower()
     annots: dict[str, Path] = {}
     images: dict[str, list[Path]] = {}
     segs: dict[str, Path] = {}
     for p in files:
         low = p.name.lower()
-        if fmt == "facesynthetics" and low.endswith(_LDMKS_SUFFIX):
-            annots[_stem_key(root, p, p.name[-len(_LDMKS_SUFFIX) :])] = p
+        if fmt == "facesynthetics" and low.endswith(ldmks):
+            annots[_stem_key(root, p, p.name[-len(ldmks) :])] = p
         elif (fmt == "pts" and low.endswith(".pts")) or (fmt == "aflw2000" and low.endswith(".mat")):
             annots[_stem_key(root, p)] = p
         elif _is_image(p):
@@ -548,9 +589,9 @@ def _load_paired(root: Path, fmt: str, recursive: bool) -> list[Sample]:
             ann = annots.get(key) if j == 0 else None
             if ann is not None:
                 if fmt == "pts":
-                    sample.landmarks = read_pts(ann)
+                    sample.landmarks = read_pts(ann, scheme)
                 elif fmt == "facesynthetics":
-                    sample.landmarks, pupils = read_ldmks(ann)
+                    sample.landmarks, pupils = read_ldmks(ann, scheme)
                     if pupils is not None:
                         sample.meta["pupils"] = pupils
                 else:
@@ -599,6 +640,40 @@ def load_images(paths: Iterable[str | os.PathLike]) -> FaceDataset:
     return FaceDataset(root, "images", samples)
 
 
+def _load_path(path: Path, format: str | None, recursive: bool, scheme: LandmarkScheme) -> FaceDataset:
+    """The dataset at ``path`` (a folder or one file) in ``format`` (detected when None); see :func:`load_dataset`."""
+    fmt = format or detect_format(path)
+    if fmt not in FORMATS:
+        raise DatasetError(f"{path}: unknown dataset format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    if fmt == "wflw":
+        from .wflw import load_wflw
+
+        if not path.is_file():
+            raise DatasetError(f"{path}: a 'wflw' dataset is a list file (list_98pt_rect_attr_*.txt)")
+        return load_wflw(path, scheme=scheme)
+    if fmt == "aflw2000" and scheme.num_points != NUM_LANDMARKS:
+        raise DatasetError(
+            f"{path}: AFLW2000-3D labels {NUM_LANDMARKS} points, scheme {scheme.name!r} has {scheme.num_points}"
+        )
+    root = path.parent if path.is_file() else path
+    if path.is_file() and fmt == "images":
+        if not _is_image(path):
+            raise DatasetError(f"{path}: not an image file")
+        samples = [Sample(path.name, path, None, {})]
+    elif path.is_file() and not (fmt == "challenge" and path.name == ANNOT_NAME):
+        raise DatasetError(f"{path}: a {fmt!r} dataset must be a folder")
+    elif fmt == "challenge":
+        samples = _load_challenge(root, scheme.num_points)
+    elif fmt == "images":
+        samples = _load_folder_images(root, recursive)
+    else:
+        samples = _load_paired(root, fmt, recursive, scheme)
+    samples.sort(key=lambda s: s.name)
+    return FaceDataset(root, fmt, samples, scheme.name)
+
+
 def load_dataset(
     path: str | os.PathLike | Sequence[str | os.PathLike],
     format: str | None = None,
@@ -606,48 +681,35 @@ def load_dataset(
     require_landmarks: bool = False,
     yaw_csv: str | os.PathLike | None = None,
     recursive: bool = False,
+    scheme: str | LandmarkScheme = DEFAULT_SCHEME,
 ) -> FaceDataset:
     """Load a dataset folder (or one image file, or a list of image paths) without decoding images.
 
     Args:
-        path: folder, single image, ``annot.pkl``, or a list of image paths (see :func:`load_images`).
+        path: folder, single image, ``annot.pkl``, a WFLW list file (its images found as
+            :func:`lightmark.data.wflw.load_wflw` says), or a list of image paths (see :func:`load_images`).
         format: one of :data:`FORMATS`; detected with :func:`detect_format` when None.
         require_landmarks: raise unless every sample is labelled.
         yaw_csv: ``image,abs_yaw_deg`` CSV; by default ``<root>_yaw.csv`` beside the folder, then
             ``<root>/yaw.csv``, when present. Its values override yaws read from ``.mat`` files.
         recursive: also list sub-folders (pts, facesynthetics, aflw2000 and images formats).
+        scheme: landmark scheme (name or object) of the labels to read: their point count is checked, and a
+            FaceSynthetics-layout folder is read from its ``_ldmks_<scheme>.txt`` files (``_ldmks.txt`` for
+            ``ibug68``). AFLW2000-3D labels 68 points only; WFLW 98, or 68 through its map.
 
     Raises:
         DatasetError: unknown/empty layout, or unlabelled samples with ``require_landmarks``.
         AnnotationError: malformed annotations (file named in the message).
         ImageError: an annotated image's header cannot be read.
     """
+    s = get_scheme(scheme)
     if isinstance(path, (list, tuple)):
         if format not in (None, "images"):
             raise DatasetError(f"a list of paths is an 'images' dataset, not {format!r}")
         ds = load_images(path)
+        ds.scheme = s.name
     else:
-        path = Path(path)
-        fmt = format or detect_format(path)
-        if fmt not in FORMATS:
-            raise DatasetError(f"{path}: unknown dataset format {fmt!r} (expected one of {', '.join(FORMATS)})")
-        if not path.exists():
-            raise DatasetError(f"{path}: no such file or folder")
-        root = path.parent if path.is_file() else path
-        if path.is_file() and fmt == "images":
-            if not _is_image(path):
-                raise DatasetError(f"{path}: not an image file")
-            samples = [Sample(path.name, path, None, {})]
-        elif path.is_file() and not (fmt == "challenge" and path.name == ANNOT_NAME):
-            raise DatasetError(f"{path}: a {fmt!r} dataset must be a folder")
-        elif fmt == "challenge":
-            samples = _load_challenge(root)
-        elif fmt == "images":
-            samples = _load_folder_images(root, recursive)
-        else:
-            samples = _load_paired(root, fmt, recursive)
-        samples.sort(key=lambda s: s.name)
-        ds = FaceDataset(root, fmt, samples)
+        ds = _load_path(Path(path), format, recursive, s)
     csv_path = Path(yaw_csv) if yaw_csv is not None else _find_yaw_csv(ds.root)
     if csv_path is not None:
         if not csv_path.is_file():

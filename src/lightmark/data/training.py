@@ -24,6 +24,7 @@ from ..utils import atomic_write
 from .formats import FaceDataset
 from .images import read_image
 from .transforms import (
+    GAMMA_PROBABILITY,
     WIDE_JITTER,
     CropJitter,
     FineJitter,
@@ -140,6 +141,7 @@ class AugmentConfig:
 
     jitter: CropJitter = field(default_factory=CropJitter)
     photometric: float = 1.0  # 0 disables colour/blur/noise/JPEG/occlusion
+    gamma_probability: float = GAMMA_PROBABILITY  # chance of a random gamma per crop (0: none)
     fine: FineJitter = field(default_factory=FineJitter)
     fine_fraction: float = 0.0  # share of fine-pass crops (0: every crop from ``jitter``)
     wide: CropJitter = field(default_factory=lambda: WIDE_JITTER)
@@ -183,6 +185,10 @@ class LandmarkTrainSet(Dataset):
         self.point_weights = []
         for k, c in enumerate(self.caches):
             pw = point_weights[k] if point_weights is not None else None
+            if len(self.flip_perm) != c.landmarks.shape[1]:  # a flip permutation of another landmark scheme
+                raise ValueError(
+                    f"flip_perm has {len(self.flip_perm)} entries for {c.landmarks.shape[1]}-point cache {k}"
+                )
             pw = np.ones(c.landmarks.shape[1], np.float32) if pw is None else np.asarray(pw, np.float32)
             if pw.shape != (c.landmarks.shape[1],):
                 raise ValueError(f"point_weights[{k}]: expected shape ({c.landmarks.shape[1]},), got {pw.shape}")
@@ -218,7 +224,7 @@ class LandmarkTrainSet(Dataset):
             out, pw = out[self.flip_perm], pw[self.flip_perm]
         if self.augment.photometric > 0:
             if self._photo is None:
-                self._photo = photometric_augmentation(self.augment.photometric)
+                self._photo = photometric_augmentation(self.augment.photometric, self.augment.gamma_probability)
             self._photo.set_random_seed(int(rng.integers(2**31)))
             crop = self._photo(image=crop)["image"]
         image_t = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))

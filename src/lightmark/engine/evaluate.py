@@ -14,6 +14,7 @@ from ..data.formats import FaceDataset, load_dataset
 from ..errors import ConfigError, DatasetError
 from ..metrics import box_norm, challenge_norm, nme, summarize
 from ..models import LandmarkModel
+from ..schemes import DEFAULT_SCHEME
 from ..utils import atomic_write, ensure_dir
 from .predict import Framing, PredictionResults, Predictor
 
@@ -98,18 +99,19 @@ def evaluate(
     same way. ``latency`` adds the median single-thread CPU time of one prediction to ``meta["latency_ms"]`` (such
     an object then also needs ``latency_ms(image)``). ``flip_test``, ``refine`` and ``framing``
     are :class:`Predictor` options."""
-    dataset = data if isinstance(data, FaceDataset) else load_dataset(data, require_landmarks=True)
-    if not dataset.has_landmarks:
-        raise DatasetError(f"{dataset.root}: evaluation needs landmarks for every image")
     if hasattr(model, "predict_dataset") and hasattr(model, "describe"):
         predictor = model
     else:
         predictor = Predictor(model, flip_test=flip_test, refine=refine, framing=framing)
+    scheme = getattr(getattr(predictor, "config", None), "scheme", DEFAULT_SCHEME)  # the model's landmark scheme
+    dataset = data if isinstance(data, FaceDataset) else load_dataset(data, require_landmarks=True, scheme=scheme)
+    if not dataset.has_landmarks:
+        raise DatasetError(f"{dataset.root}: evaluation needs landmarks for every image")
     preds = predictor.predict_dataset(dataset, batch_size=batch_size, progress=progress)
     gt = dataset.landmarks_array()
     yaws = dataset.yaws()
     has_yaw = bool(np.isfinite(yaws).any())
-    summary = summarize(preds.landmarks, gt, preds.image_sizes, yaws if has_yaw else None)
+    summary = summarize(preds.landmarks, gt, preds.image_sizes, yaws if has_yaw else None, scheme)
     per_image = nme(preds.landmarks, gt, challenge_norm(preds.image_sizes))
     meta = {"dataset": str(dataset.root), **predictor.describe()}
     if preds.detected is not None:  # detector-based predictors: how the found and the fall-back faces score

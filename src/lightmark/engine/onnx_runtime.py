@@ -72,6 +72,6 @@ def onnx_config(session: Any, source: str = "ONNX graph") -> ModelConfig | None:
     if text is None:
         return None
     try:
-        return ModelConfig(**json.loads(text))
-    except (TypeError, ValueError) as e:  # JSONDecodeError is a ValueError
+        return ModelConfig.from_dict(json.loads(text))
+    except (TypeError, ValueError) as e:  # JSONDecodeError and ConfigError are ValueErrors
         raise ModelError(f"{source}: malformed model config in its metadata ({e})") from None

@@ -507,8 +507,10 @@ class Predictor:
         meta = onnx_metadata(self.session)
         if META_SOURCE_SHA256 in meta:
             return meta[META_SOURCE_SHA256] == file_sha256(checkpoint)
-        if META_CONFIG in meta and json.loads(meta[META_CONFIG]) != json.loads(json.dumps(self.model.config.to_dict())):
-            return False
+        if META_CONFIG in meta:
+            recorded = ModelConfig.from_dict(json.loads(meta[META_CONFIG])).to_dict()
+            if json.loads(json.dumps(recorded)) != json.loads(json.dumps(self.model.config.to_dict())):
+                return False
         return twin.stat().st_mtime >= checkpoint.stat().st_mtime
 
     def with_threads(self, threads: int | None) -> Predictor:
@@ -792,7 +794,7 @@ class Predictor:
         """
         if int(batch_size) < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-        samples = (data if isinstance(data, FaceDataset) else _as_dataset(data)).samples
+        samples = (data if isinstance(data, FaceDataset) else _as_dataset(data, self.config.scheme)).samples
         names: list[str] = []
         paths: list[Path] = []
         sizes: list[tuple[int, int]] = []
@@ -835,7 +837,7 @@ class Predictor:
     ) -> DetectionResults:
         """:meth:`detect` on every image of a folder / dataset / list of files (decoded in a thread pool); bad
         images raise unless ``skip_bad`` (then listed in ``results.skipped``)."""
-        samples = (data if isinstance(data, FaceDataset) else _as_dataset(data)).samples
+        samples = (data if isinstance(data, FaceDataset) else _as_dataset(data, self.config.scheme)).samples
         res = DetectionResults([], np.zeros((0, 2), np.int64), [], model=self.name)
         sizes: list[tuple[int, int]] = []
         with progress_bar(total=len(samples), desc="detect", unit="img", enabled=progress) as bar:
@@ -893,11 +895,11 @@ def _check_image(image) -> np.ndarray:
     return image
 
 
-def _as_dataset(data: str | os.PathLike | Sequence[str | os.PathLike]) -> FaceDataset:
+def _as_dataset(data: str | os.PathLike | Sequence[str | os.PathLike], scheme: str) -> FaceDataset:
     from ..data.formats import load_images
 
     if isinstance(data, (str, os.PathLike)):
-        return load_dataset(data)
+        return load_dataset(data, scheme=scheme)
     return load_images(list(data))
 
 

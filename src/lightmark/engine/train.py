@@ -23,10 +23,10 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 from ..codecs import Codec
-from ..constants import FINE_SHIFT_UP, FINE_SIDE_RATIO, JAW
+from ..constants import FINE_SHIFT_UP, FINE_SIDE_RATIO
 from ..data.formats import FaceDataset, load_dataset
 from ..data.training import AugmentConfig, LandmarkTrainSet, build_crop_cache
-from ..data.transforms import CropJitter
+from ..data.transforms import GAMMA_PROBABILITY, CropJitter
 from ..errors import ConfigError, ModelError
 from ..losses import COORDINATE_LOSSES, get_loss
 from ..models import (
@@ -40,6 +40,7 @@ from ..models import (
     resolve_model_path,
     weights_of,
 )
+from ..schemes import DEFAULT_SCHEME, get_scheme
 from ..utils import atomic_write, ensure_dir
 
 
@@ -56,13 +57,21 @@ class TrainConfig:
         default="shufflenetv2_x1_0_heatmap", metadata={"help": "registered model name (see `lightmark models`)"}
     )
     input_size: int = field(default=128, metadata={"help": "square input side in pixels (multiple of 32)"})
+    scheme: str = field(
+        default=DEFAULT_SCHEME,
+        metadata={
+            "help": "landmark scheme the model predicts and every set is read in (lightmark.schemes: ibug68 = 3D "
+            "jaw, ibug68_2d = visible-outline jaw, wflw98 = WFLW's 98 points)"
+        },
+    )
     train_weights: list[float] | None = field(
         default=None, metadata={"help": "sampling weight of each training set (default: by size)"}
     )
     jaw_weights: list[float] | None = field(
         default=None,
         metadata={
-            "help": "loss weight 0..1 of the 17 jaw points of each training set (default 1; 0 for 300-W's contour jaw)"
+            "help": "loss weight 0..1 of the jaw points (the scheme's jaw) of each training set (default 1; 0 for "
+            "300-W's contour jaw)"
         },
     )
     exclude: list[str] | None = field(
@@ -100,6 +109,10 @@ class TrainConfig:
     )
     ema_decay: float = field(default=0.998, metadata={"help": "EMA decay of the weights (0 = off)"})
     photometric: float = field(default=1.0, metadata={"help": "photometric augmentation strength 0..1"})
+    gamma_probability: float = field(
+        default=GAMMA_PROBABILITY,
+        metadata={"help": "chance 0..1 of a random gamma (0.6-1.6) per training crop, before --photometric scaling"},
+    )
     rotation_deg: float = field(default=30.0, metadata={"help": "max random rotation in degrees"})
     wide_fraction: float = field(
         default=0.0,
@@ -288,6 +301,7 @@ def check_config(cfg: TrainConfig, resume: bool = False) -> None:
             f"({cfg.batch_size} x {world})"
         )
     _check_set_weights(cfg)
+    get_scheme(cfg.scheme)  # ConfigError naming the known schemes
     read_name_lists(cfg.exclude or [])
     last = Path(cfg.out) / "last.pt"
     if resume and not last.is_file():
@@ -322,7 +336,7 @@ def _check_set_weights(cfg: TrainConfig) -> None:
 
 def _model_overrides(cfg: TrainConfig) -> dict:
     """The model-config fields a training config sets (the rest come from the registered model)."""
-    out = {"input_size": cfg.input_size}
+    out = {"input_size": cfg.input_size, "scheme": cfg.scheme}
     if cfg.heatmap_sigma is not None:
         out["heatmap_sigma"] = cfg.heatmap_sigma
     if cfg.heatmap_loss is not None:
@@ -341,11 +355,16 @@ RESUME_KEYS = (
     "init",
     "model",
     "input_size",
+    "scheme",
     "epochs",
     "samples_per_epoch",
     "batch_size",
     "seed",
 )
+
+
+_RESUME_DEFAULTS = {"scheme": DEFAULT_SCHEME}
+"""The value of a resume key that checkpoints written before it existed lack."""
 
 
 def read_name_lists(paths: list[str]) -> set[str]:
@@ -364,14 +383,16 @@ def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool 
     """Crop caches of every training set (built once, then reused) wrapped in the augmenting dataset."""
     cache_size = cfg.cache_size or 2 * cfg.input_size
     excluded = read_name_lists(cfg.exclude or [])
+    scheme = get_scheme(cfg.scheme)
     caches = []
     for path in cfg.train:
-        data = load_dataset(path, require_landmarks=True)
-        data = FaceDataset(data.root, data.format, [s for s in data.samples if s.name not in excluded])
+        data = load_dataset(path, require_landmarks=True, scheme=scheme)
+        data = FaceDataset(data.root, data.format, [s for s in data.samples if s.name not in excluded], data.scheme)
         caches.append(build_crop_cache(data, cache_size, cfg.context, progress=progress))
     augment = AugmentConfig(
         jitter=CropJitter(rotation_deg=cfg.rotation_deg),
         photometric=cfg.photometric,
+        gamma_probability=cfg.gamma_probability,
         fine_fraction=cfg.fine_fraction,
         wide_fraction=cfg.wide_fraction,
     )
@@ -380,7 +401,7 @@ def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool 
         point_weights = []
         for cache, jw in zip(caches, cfg.jaw_weights, strict=True):
             pw = np.ones(cache.landmarks.shape[1], np.float32)
-            pw[JAW] = jw
+            pw[list(scheme.jaw)] = jw
             point_weights.append(pw)
     return LandmarkTrainSet(
         caches, cfg.input_size, cfg.samples_per_epoch, cfg.train_weights, augment, flip_perm, cfg.seed, point_weights
@@ -429,7 +450,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     run = _set_up(cfg)
     model = _build_model(cfg, resume)
     trainset = build_trainset(cfg, model.config.flip_perm, progress=progress and run.main)
-    val_set = load_dataset(cfg.val, require_landmarks=True) if cfg.val else None
+    val_set = load_dataset(cfg.val, require_landmarks=True, scheme=cfg.scheme) if cfg.val else None
     state = _new_state(cfg, model.to(run.device))
     if resume:
         _restore(state, cfg, run)
@@ -512,9 +533,10 @@ def _restore(state: TrainState, cfg: TrainConfig, run: Run) -> None:
     ck = load_checkpoint(path)
     if ck.train_config is None:
         raise ModelError(f"{path}: cannot resume, the checkpoint records no training config")
-    changed = [k for k in RESUME_KEYS if _plain(getattr(cfg, k)) != ck.train_config.get(k)]
+    was_set = {k: ck.train_config.get(k, _RESUME_DEFAULTS.get(k)) for k in RESUME_KEYS}
+    changed = [k for k in RESUME_KEYS if _plain(getattr(cfg, k)) != was_set[k]]
     if changed:
-        was = ", ".join(repr(ck.train_config.get(k)) for k in changed)
+        was = ", ".join(repr(was_set[k]) for k in changed)
         raise ConfigError(f"{path}: cannot resume with different {', '.join(changed)} (was {was})")
     missing = [n for n in ("optimizer", "scheduler") if getattr(ck, n) is None]
     if state.ema is not None and ck.ema_state_dict is None:

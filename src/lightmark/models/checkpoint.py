@@ -73,7 +73,7 @@ class Checkpoint:
     def build_model(self, use_ema: bool = True, source: str = "checkpoint") -> LandmarkModel:
         """The model this checkpoint describes, in eval mode on the CPU, with :meth:`weights` loaded."""
         try:
-            model = LandmarkModel(ModelConfig(**self.config))
+            model = LandmarkModel(ModelConfig.from_dict(self.config))
             model.load_state_dict(self.weights(use_ema))
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise ModelError(f"{source}: weights do not fit the model ({_first_line(e)})") from None

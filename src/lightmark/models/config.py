@@ -7,9 +7,13 @@ with nothing but the standard library.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
-from ..constants import CROP_SHIFT_UP, CROP_SIDE_RATIO, FLIP_PERM, NUM_LANDMARKS
+from ..constants import CROP_SHIFT_UP, CROP_SIDE_RATIO
+from ..errors import ConfigError
+from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -24,13 +28,20 @@ equal)."""
 
 @dataclass
 class ModelConfig:
-    """Everything needed to rebuild a model; saved inside every checkpoint and every exported ONNX graph."""
+    """Everything needed to rebuild a model; saved inside every checkpoint and every exported ONNX graph.
+
+    ``scheme`` names the landmark layout (:mod:`lightmark.schemes`); ``num_landmarks`` and ``flip_perm`` are derived
+    from it (None = take the scheme's) and kept as fields so that configs saved before schemes existed - which have
+    them but no ``scheme`` - load as ``ibug68``, and so that ONNX metadata readers find them. A given value that
+    disagrees with the scheme is an error. To change the scheme of a config, reset both:
+    ``replace(cfg, scheme="wflw98", num_landmarks=None, flip_perm=None)`` (``model_config`` does it for you).
+    """
 
     name: str
     width: float = 1.0  # ShuffleNetV2 width multiplier (0.5, 1.0, 1.5, 2.0)
     head: str = "heatmap"  # "heatmap" (soft-argmax decoding) or "regression" (PFLD-like)
     input_size: int = 128  # square input side in pixels, multiple of 32
-    num_landmarks: int = NUM_LANDMARKS
+    num_landmarks: int | None = None  # the scheme's point count (None: derived; always an int after __init__)
     head_channels: int = 96  # FPN width of the heatmap head / hidden width of the regression head
     heatmap_stride: int = 8  # 4 or 8: heatmap side = input_size / heatmap_stride
     beta: float = 1.0  # soft-argmax inverse temperature
@@ -42,7 +53,8 @@ class ModelConfig:
     fine_shift_up: float = CROP_SHIFT_UP  # the refining crop's centre above the box centre, fraction of the side
     mean: tuple[float, float, float] = IMAGENET_MEAN  # RGB, 0-255 scale
     std: tuple[float, float, float] = IMAGENET_STD
-    flip_perm: tuple[int, ...] = field(default_factory=lambda: FLIP_PERM)
+    flip_perm: tuple[int, ...] | None = None  # the scheme's mirror permutation (None: derived)
+    scheme: str = DEFAULT_SCHEME  # landmark scheme name (lightmark.schemes); configs without one are ibug68
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -63,8 +75,46 @@ class ModelConfig:
                 raise ValueError(f"unknown heatmap loss {self.heatmap_loss!r}; known: {known}")
         self.mean = tuple(float(v) for v in self.mean)
         self.std = tuple(float(v) for v in self.std)
-        self.flip_perm = tuple(int(v) for v in self.flip_perm)
+        self._derive_from_scheme()
+
+    def _derive_from_scheme(self) -> None:
+        """Fill ``num_landmarks`` and ``flip_perm`` from the scheme; refuse given values that disagree with it."""
+        s = get_scheme(self.scheme)  # ConfigError (a ValueError) listing the known names
+        self.scheme = s.name
+        if self.num_landmarks is None:
+            self.num_landmarks = s.num_points
+        elif int(self.num_landmarks) != s.num_points:
+            raise ConfigError(
+                f"num_landmarks {self.num_landmarks} does not match scheme {s.name!r} ({s.num_points} points)"
+            )
+        self.num_landmarks = int(self.num_landmarks)
+        if self.flip_perm is None:
+            self.flip_perm = s.flip_perm
+        elif tuple(int(v) for v in self.flip_perm) != s.flip_perm:
+            raise ConfigError(f"flip_perm does not match the mirror permutation of scheme {s.name!r}")
+        self.flip_perm = s.flip_perm
+
+    @property
+    def landmark_scheme(self) -> LandmarkScheme:
+        """The :class:`~lightmark.schemes.LandmarkScheme` of :attr:`scheme`."""
+        return get_scheme(self.scheme)
 
     def to_dict(self) -> dict:
-        """Plain-data form stored in checkpoints (``ModelConfig(**d)`` rebuilds it)."""
+        """Plain-data form stored in checkpoints and ONNX metadata (:meth:`from_dict` rebuilds it)."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Rebuild a config from :meth:`to_dict`'s form; a dict without ``scheme`` (saved before schemes) is
+        ``ibug68``. Same as ``ModelConfig(**data)``, with a clear error for unknown keys.
+
+        Raises:
+            ConfigError: unknown keys, or values a config refuses.
+        """
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown model config key(s): {', '.join(map(str, unknown))}")
+        try:
+            return cls(**data)
+        except TypeError as e:  # e.g. no "name"
+            raise ConfigError(f"malformed model config ({e})") from None

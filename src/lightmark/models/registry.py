@@ -27,10 +27,13 @@ def list_models() -> list[str]:
 
 
 def model_config(name: str, **overrides) -> ModelConfig:
-    """The registered config of ``name`` with field overrides (e.g. ``input_size=192``)."""
+    """The registered config of ``name`` with field overrides (e.g. ``input_size=192``, ``scheme="wflw98"``: a
+    scheme override also derives ``num_landmarks`` and ``flip_perm`` again, unless they are overridden too)."""
     if name not in _FACTORIES:
         raise ModelError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     cfg = _FACTORIES[name]()
+    if "scheme" in overrides:
+        overrides = {"num_landmarks": None, "flip_perm": None, **overrides}
     try:
         return replace(cfg, **overrides)
     except (TypeError, ValueError) as e:  # ValueError: e.g. input_size not a multiple of 32
