@@ -52,6 +52,9 @@ class LandmarkScheme:
         to_ibug68: 68 indices into this scheme giving the iBUG 68 points in order, or None when there is no map.
         jaw: indices of the jaw contour (what per-set jaw loss weights scale).
         description: one paragraph for people.
+        from_ibug68: for each point, the 68 iBUG points whose mean approximates it (None: no such prior). A model
+            of this scheme fine-tuned from a 68-point model starts with each output built from those points'
+            outputs (:func:`lightmark.engine.train.adapt_head`), so that it starts near the 68-point model.
     """
 
     name: str
@@ -63,6 +66,7 @@ class LandmarkScheme:
     to_ibug68: tuple[int, ...] | None
     jaw: tuple[int, ...]
     description: str = ""
+    from_ibug68: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         k = int(self.num_points)
@@ -78,7 +82,10 @@ class LandmarkScheme:
         put(self, "regions", MappingProxyType({str(n): _ints(ix) for n, ix in dict(self.regions).items()}))
         put(self, "to_ibug68", None if self.to_ibug68 is None else _ints(self.to_ibug68))
         put(self, "jaw", _ints(self.jaw))
+        prior = self.from_ibug68
+        put(self, "from_ibug68", None if prior is None else tuple(_ints(p) for p in prior))
         self._validate()
+        self._validate_prior()
 
     def _validate(self) -> None:
         """Raise :class:`ConfigError` unless every index is in range and the flip permutation is an involution."""
@@ -105,6 +112,21 @@ class LandmarkScheme:
             bad = [i for i in range(C.NUM_LANDMARKS) if m[C.FLIP_PERM[i]] != perm[m[i]]]
             if bad:
                 raise ConfigError(f"{where}: to_ibug68 does not mirror with the flips (68-point index {bad[0]})")
+
+    def _validate_prior(self) -> None:
+        """``from_ibug68``: one non-empty set of 68-point indices per point, mirroring with the two flips."""
+        prior, where = self.from_ibug68, f"scheme {self.name}"
+        if prior is None:
+            return
+        if len(prior) != self.num_points or not all(p and all(0 <= i < C.NUM_LANDMARKS for i in p) for p in prior):
+            raise ConfigError(f"{where}: from_ibug68 needs, for each of its {self.num_points} points, 68-point indices")
+        bad = [
+            j
+            for j in range(self.num_points)
+            if sorted(C.FLIP_PERM[i] for i in prior[j]) != sorted(prior[self.flip_perm[j]])
+        ]
+        if bad:
+            raise ConfigError(f"{where}: from_ibug68 does not mirror with the flips (point {bad[0]})")
 
     def check_points(self, points: np.ndarray, what: str = "points") -> np.ndarray:
         """``points`` as float64 ``(N, K, 2)`` (a single ``(K, 2)`` face gives N = 1).
@@ -203,6 +225,7 @@ IBUG68 = register_scheme(
         eye_corners=C.OUTER_EYE_CORNERS,
         regions=_IBUG68_REGIONS,
         to_ibug68=tuple(range(C.NUM_LANDMARKS)),
+        from_ibug68=tuple((i,) for i in range(C.NUM_LANDMARKS)),
         jaw=_span(C.JAW),
         description="iBUG/300-W 68 points as AFLW2000-3D and the challenge label them: the 17 jaw points follow "
         "the projected 3D jaw line, also where it is hidden behind the cheek of a turned face. The layout of "
@@ -219,6 +242,7 @@ IBUG68_2D = register_scheme(
         eye_corners=C.OUTER_EYE_CORNERS,
         regions=_IBUG68_REGIONS,
         to_ibug68=tuple(range(C.NUM_LANDMARKS)),
+        from_ibug68=tuple((i,) for i in range(C.NUM_LANDMARKS)),
         jaw=_span(C.JAW),
         description="iBUG/300-W 68 points in the 2D convention of 300-W, dlib and WFLW's 68-point subset: the same "
         "indices as ibug68, but the 17 jaw points follow the visible face outline (the silhouette of a turned "
@@ -242,6 +266,14 @@ _WFLW_PAIRS = (
 )  # fmt: skip
 
 
+def _prior_from_ibug68(
+    num_points: int, to_ibug68: Sequence[int], others: Mapping[int, tuple[int, ...]]
+) -> tuple[tuple[int, ...], ...]:
+    """Each point's 68-point prior: itself where ``to_ibug68`` maps it, else its entry in ``others``."""
+    mapped = {j: (i,) for i, j in enumerate(to_ibug68)}
+    return tuple(mapped.get(j) or others[j] for j in range(num_points))
+
+
 def _perm_from_pairs(n: int, pairs: Sequence[tuple[int, int]]) -> tuple[int, ...]:
     perm = list(range(n))
     for a, b in pairs:
@@ -260,6 +292,17 @@ _WFLW_TO_68 = (
     68, 69, 71, 72, 73, 75,  # left eye 42-47
     *range(76, 96),  # mouth 48-67
 )  # fmt: skip
+
+# The WFLW points without a 68-point twin, as means of 68 points: odd jaw points halfway between two even ones, the
+# brows' lower contours under the upper ones (inner end first on the right brow, outer end first on the left), the
+# eyes' top and bottom middles between their two neighbours, the pupils amid each eye's four lid points.
+_WFLW_OTHERS = {
+    **{2 * i + 1: (i, i + 1) for i in range(16)},
+    38: (20, 21), 39: (19, 20), 40: (18, 19), 41: (17, 18),
+    47: (25, 26), 48: (24, 25), 49: (23, 24), 50: (22, 23),
+    62: (37, 38), 66: (40, 41), 70: (43, 44), 74: (46, 47),
+    96: (37, 38, 40, 41), 97: (43, 44, 46, 47),
+}  # fmt: skip
 
 WFLW98 = register_scheme(
     LandmarkScheme(
@@ -287,6 +330,7 @@ WFLW98 = register_scheme(
             "pupils": (96, 97),
         },
         to_ibug68=_WFLW_TO_68,
+        from_ibug68=_prior_from_ibug68(98, _WFLW_TO_68, _WFLW_OTHERS),
         jaw=tuple(range(0, 33)),
         description="WFLW's 98 points (Wu et al., Look at Boundary, CVPR 2018): 33 jaw points on the visible "
         "outline, brows with upper and lower contours, 9 nose points, 8 points per eye, 20 lip points and the 2 "

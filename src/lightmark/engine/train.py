@@ -40,7 +40,7 @@ from ..models import (
     resolve_model_path,
     weights_of,
 )
-from ..schemes import DEFAULT_SCHEME, get_scheme
+from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 from ..utils import atomic_write, ensure_dir
 
 
@@ -498,18 +498,49 @@ def _set_up(cfg: TrainConfig) -> Run:
 
 
 def _build_model(cfg: TrainConfig, resume: bool) -> LandmarkModel:
-    """A fresh model of ``cfg.model``; fine-tuning (``cfg.init``, not on resume) starts from trained weights."""
+    """A fresh model of ``cfg.model``; fine-tuning (``cfg.init``, not on resume) starts from trained weights, also
+    those of a model of another landmark scheme (:func:`adapt_head`)."""
     model = create_model(cfg.model, **_model_overrides(cfg))
     if cfg.init is None or resume:  # a resumed run takes its weights from last.pt
         return model
     init = load_model(cfg.init)
     a, b = init.config.to_dict(), model.config.to_dict()
-    for key in _model_overrides(cfg):  # fully convolutional: weights fit any input size; codec settings are free
+    for key in (*_model_overrides(cfg), *_SCHEME_FIELDS):  # fully convolutional: any input size; codec is free
         a.pop(key, None), b.pop(key, None)
     if a != b:
         raise ConfigError(f"--init {cfg.init}: its model ({init.config.name}) differs from --model {cfg.model}")
-    model.load_state_dict(init.state_dict())
+    state = init.state_dict()
+    if init.config.scheme != model.config.scheme:
+        state = adapt_head(state, init.config.landmark_scheme, model.config.landmark_scheme, model.config.head)
+    model.load_state_dict(state)
     return model
+
+
+_SCHEME_FIELDS = ("scheme", "num_landmarks", "flip_perm")
+
+_HEAD_OUTPUTS = {"heatmap": "head.out.", "regression": "head.fc.2."}
+"""Per head type, the prefix of the layer whose outputs are the landmarks (one channel / two units per point)."""
+
+
+def adapt_head(state: dict, source: LandmarkScheme, target: LandmarkScheme, head: str) -> dict:
+    """A state dict of a model of scheme ``source`` made into one of scheme ``target``: everything but the landmark
+    outputs is kept, and each target point's output (heatmap channel or x/y units) is the mean of the outputs of
+    the points its ``from_ibug68`` prior names (a heatmap of averaged logits peaks between its points; averaged
+    regression units give the mean point). Needs a 68-point source with the identity map and a target with a prior.
+
+    Raises:
+        ConfigError: no prior for the pair of schemes, or an unknown head type."""
+    if source.to_ibug68 != tuple(range(source.num_points)) or target.from_ibug68 is None:
+        raise ConfigError(f"no way to start a {target.name} model from a {source.name} one (needs from_ibug68)")
+    if head not in _HEAD_OUTPUTS:
+        raise ConfigError(f"adapt_head: unknown head {head!r}")
+    prefix, out = _HEAD_OUTPUTS[head], dict(state)
+    for key in [k for k in state if k.startswith(prefix)]:
+        w = state[key]  # (K, ...) heatmap channels or (2K, ...) regression units, point-major
+        per_point = w.reshape(source.num_points, -1, *w.shape[1:]) if head == "regression" else w.unsqueeze(1)
+        rows = [per_point[list(p)].mean(0) for p in target.from_ibug68]  # (units, ...) per target point
+        out[key] = torch.stack(rows).reshape(-1, *w.shape[1:]).contiguous()
+    return out
 
 
 def _new_state(cfg: TrainConfig, model: LandmarkModel) -> TrainState:
