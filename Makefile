@@ -114,8 +114,8 @@ train-mixed-holdout: synth-12k
 # samples on FaceSynthetics-100 + the 12,000 faces of synth-12k (30/70), changing one thing; the final weights
 # (last.pt, no selection on the validation set) are scored into docs/evals/compare_*.json. ~17 min per row on 2 cores;
 # re-running resumes an interrupted row and skips finished ones.
-COMPARE = control:"" l2:"--loss l2" l1:"--loss l1" regression:"--model shufflenetv2_x1_0_regression" \
-	nogamma:"--gamma-probability 0"
+COMPARE = control:"" regression:"--model shufflenetv2_x1_0_regression" l2:"--loss l2" \
+	nogamma:"--gamma-probability 0" l1:"--loss l1"
 compare: synth-12k
 	@for row in $(COMPARE); do \
 		name=$${row%%:*}; opts=$$(eval echo $${row#*:}); run=$(RUNS)/compare_$$name; \
