@@ -166,7 +166,7 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
         _freckles(rng, canvas)
     if _lips(rng, assets, cfg, canvas):
         params["lipstick"] = True
-    brow_mask, brow_box = _brows(rng, assets, canvas, hair_lin)
+    brow_mask, brow_box, params["brow_shape"] = _brows(rng, assets, canvas, hair_lin)
     age = rng.random()
     params["age"] = float(age)
     if age > 0.55:
@@ -350,15 +350,16 @@ def _lips(rng: np.random.Generator, assets: ModelAssets, cfg, canvas: _Canvas) -
 
 def _brows(
     rng: np.random.Generator, assets: ModelAssets, canvas: _Canvas, hair_lin: np.ndarray
-) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Eyebrows (strand-textured, less specular); returns their soft mask and its box (see :func:`_brow_mask`)."""
-    brow_mask, bb = _brow_mask(rng, assets)
+) -> tuple[np.ndarray, tuple[int, int, int, int], dict[str, float]]:
+    """Eyebrows (strand-textured, less specular); returns their soft mask, its box and the band's shape (see
+    :func:`_brow_mask`)."""
+    brow_mask, bb, shape = _brow_mask(rng, assets)
     brow_col = hair_lin * rng.uniform(0.6, 1.1) if rng.random() < 0.85 else hair_lin * 0.4 + canvas.skin * 0.3
     sub = canvas.strand[bb[0] : bb[1], bb[2] : bb[3]]
     brow_a = np.clip(brow_mask * (0.55 + 0.6 * sub), 0, 1) * rng.uniform(0.55, 0.95)
     canvas.paint(brow_a, bb, brow_col)
     canvas.tex[bb[0] : bb[1], bb[2] : bb[3], 3] *= 1.0 - 0.6 * brow_a
-    return brow_mask, bb
+    return brow_mask, bb, shape
 
 
 def _ageing(rng: np.random.Generator, canvas: _Canvas, hair_lin: np.ndarray, k: float) -> np.ndarray:
@@ -537,8 +538,12 @@ def strand_pattern(rng: np.random.Generator, S: int, angle: float) -> np.ndarray
     return np.clip(0.5 + 0.22 * n, 0.0, 1.0)
 
 
-def _brow_mask(rng: np.random.Generator, assets: ModelAssets) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Soft eyebrow mask in the face tile (a band below the brow landmarks with random shape) and its box."""
+def _brow_mask(
+    rng: np.random.Generator, assets: ModelAssets
+) -> tuple[np.ndarray, tuple[int, int, int, int], dict[str, float]]:
+    """Soft eyebrow mask in the face tile (a band below the brow landmarks with random shape), its box and the
+    band's shape in face-tile UV units: its lower edge lies ``lift + thickness * (taper + (1 - taper) * j / 4)``
+    below the j-th brow landmark from the outer end (:data:`lightmark.synth.landmark_sets.WFLW98_BROW_LOWER`)."""
     S = assets.tex_size
     P = assets.lm_uv_px
     br = P[17:27]
@@ -563,7 +568,8 @@ def _brow_mask(rng: np.random.Generator, assets: ModelAssets) -> tuple[np.ndarra
         outer_ext = top[0] + (top[0] - top[1]) * rng.uniform(0.0, 0.4)
         poly = np.concatenate([[outer_ext], top, bottom[::-1]])
         cv2.fillPoly(m, [np.round(poly * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-    return cv2.GaussianBlur(m, (0, 0), S / 256 * 1.0), box
+    shape = {"thickness": thick / S, "taper": float(taper), "lift": lift / S}
+    return cv2.GaussianBlur(m, (0, 0), S / 256 * 1.0), box, shape
 
 
 def _scalp_hair(rng: np.random.Generator, assets: ModelAssets, cfg) -> tuple[np.ndarray, np.ndarray, str, dict | None]:

@@ -1,5 +1,6 @@
 """Synthetic labelled faces: one sample (:func:`render_sample`) and whole datasets (:func:`render_dataset`)
-in the FaceSynthetics layout (``NNNNNN.png``, ``NNNNNN_ldmks.txt``, ``NNNNNN_seg.png``)."""
+in the FaceSynthetics layout (``NNNNNN.png``, ``NNNNNN_ldmks.txt``, ``NNNNNN_seg.png``), with the other label
+sets of :mod:`.landmark_sets` beside (``NNNNNN_ldmks_wflw98.txt``, ``NNNNNN_ldmks_ibug68_2d.txt``)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,14 @@ from .assets import SIDES, ModelAssets, fit_sphere, get_assets
 from .compose import BackgroundSource, add_occluders, degrade, procedural_background
 from .expressions import sample_expression
 from .face_model import SCLERA, FaceModel, default_face_model_path, load_face_model
+from .landmark_sets import ibug68_2d_labels, wflw98_labels
 from .props import Mesh, concat, glasses, hair_curtain, torso
 from .raster import label_pixels, rasterize, shade, shadow_map, srgb_lut, vertex_normals
 from .scene import MODEL_TO_CAMERA, Camera, direction_from_angles, frame_camera, kelvin_to_rgb, rotation_matrix
 
 NUM_POINTS = 70  # 68 landmarks + 2 pupils (subject's right, then left)
+# the other label sets: file suffix (``NNNNNN_ldmks_<scheme>.txt``) -> key of render_sample's params
+EXTRA_LABELS: dict[str, str] = {"wflw98": "ldmks_wflw98", "ibug68_2d": "ldmks_ibug68_2d"}
 _SRGB_LUT = srgb_lut()
 META_NAME = "synth_config.json"
 
@@ -88,7 +92,7 @@ class SynthConfig:
     p_noise: float = 0.6
     p_jpeg: float = 0.5
     png_compression: int = 1
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # "pose": (yaw, pitch, roll) fixes the head pose (figures, tests)
 
     def texture_size(self) -> int:
         return self.tex_size or (256 if self.size <= 256 else 512)
@@ -172,6 +176,8 @@ def _sample_pose(rng: np.random.Generator, cfg: SynthConfig) -> tuple[float, flo
     yaw = rng.uniform(0.0, cfg.yaw_max) * (1 if rng.random() < 0.5 else -1)
     pitch = float(np.clip(rng.normal(0, cfg.pitch_sigma), -cfg.pitch_max, cfg.pitch_max))
     roll = float(np.clip(rng.normal(0, cfg.roll_sigma), -cfg.roll_max, cfg.roll_max))
+    if cfg.extra.get("pose") is not None:  # drawn anyway: the rest of the sample stays the same
+        return tuple(float(a) for a in cfg.extra["pose"])
     return float(yaw), pitch, roll
 
 
@@ -285,7 +291,9 @@ def render_sample(
         right and left eyes, pixel-centre convention); seg (size,size) uint8 classes (:mod:`.labels`);
         params: ``P`` (3,4) projection of model-space points, ``identity`` and ``expression`` coefficients
         (``model.vertices(identity, expression)[model.landmarks68]`` projected by ``P`` gives the 68 points),
-        ``pupils_model`` (2,3), pose angles and the other random choices.
+        ``pupils_model`` (2,3), pose angles and the other random choices; the other label sets
+        (:mod:`.landmark_sets`, same pixel convention): ``ldmks_wflw98`` (98,2) float32 (WFLW, 3D points
+        projected) and ``ldmks_ibug68_2d`` (68,2) float32 (the 68 points with the jaw on the visible contour).
     """
     # every step draws from ``rng`` in this order: reordering the steps changes every sample
     cfg = cfg or SynthConfig()
@@ -310,6 +318,8 @@ def render_sample(
     seg = _label_map(geo, app, rig.cam, size, (tid, bary) if ss == 1 else None)
 
     ldmks = np.concatenate([rig.cam.project(shape.landmarks), rig.cam.project(shape.pupils)]).astype(np.float32)
+    params["ldmks_wflw98"] = wflw98_labels(ldmks, model, shape.V, rig.cam.P, params.get("brow_shape"))
+    params["ldmks_ibug68_2d"] = ibug68_2d_labels(ldmks, model, shape.V, rig.cam.P)
     skin_srgb = linear_to_srgb(app.vcol[model.landmarks68[30]] * light.exposure * 0.8).astype(np.float32)
     image, occluders, degradations = _composite(rng, cfg, rgb, cover, seg, ldmks, skin_srgb, backgrounds)
     params["occluders"] = occluders
@@ -535,6 +545,15 @@ def _names(out_dir: Path, index: int, width: int) -> tuple[Path, Path, Path]:
     return out_dir / f"{stem}.png", out_dir / f"{stem}_ldmks.txt", out_dir / f"{stem}_seg.png"
 
 
+def _extra_names(out_dir: Path, index: int, width: int) -> dict[str, Path]:
+    """The other label files of sample ``index``: params key -> ``NNNNNN_ldmks_<scheme>.txt``."""
+    return {key: out_dir / f"{index:0{width}d}_ldmks_{name}.txt" for name, key in EXTRA_LABELS.items()}
+
+
+def _all_names(out_dir: Path, index: int, width: int) -> list[Path]:
+    return [*_names(out_dir, index, width), *_extra_names(out_dir, index, width).values()]
+
+
 def format_landmarks(ldmks: np.ndarray) -> str:
     """Text of a sample's ``_ldmks.txt`` for its (70,2) landmarks (68 points then the pupils), as written by
     :func:`render_dataset`: :func:`lightmark.data.formats.format_ldmks` (3 decimals)."""
@@ -542,8 +561,15 @@ def format_landmarks(ldmks: np.ndarray) -> str:
 
 
 def _write_sample(
-    out: tuple[Path, Path, Path], image: np.ndarray, ldmks: np.ndarray, seg: np.ndarray, comp: int
+    out: tuple[Path, Path, Path],
+    image: np.ndarray,
+    ldmks: np.ndarray,
+    seg: np.ndarray,
+    comp: int,
+    extra: dict[str, tuple[Path, np.ndarray]] | None = None,
 ) -> None:
+    """Write a sample's image, 70 labels and segmentation (``out``), and the other label sets ``extra``
+    (scheme -> (path, (K,2) points), written by the dataset writer like ``_ldmks.txt``)."""
     ok1, png = cv2.imencode(".png", image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, comp])
     ok2, spng = cv2.imencode(".png", seg, [cv2.IMWRITE_PNG_COMPRESSION, comp])
     if not (ok1 and ok2):
@@ -551,14 +577,18 @@ def _write_sample(
     atomic_save_bytes(out[0], png.tobytes())
     atomic_save_bytes(out[2], spng.tobytes())
     write_ldmks(out[1], ldmks[:68], ldmks[68:])
+    for scheme, (path, pts) in (extra or {}).items():
+        write_ldmks(path, pts, None, scheme)
 
 
 def _render_index(index: int) -> tuple[int, float]:
     """Render and write sample ``index`` of the worker's job; returns it and the CPU seconds it took."""
     job: _Job = _W["job"]
     t0 = time.process_time()
-    image, ldmks, seg, _ = render_sample(sample_seed(job.seed, index), job.cfg, job.model, _W["backgrounds"])
-    _write_sample(_names(job.out_dir, index, job.width), image, ldmks, seg, job.cfg.png_compression)
+    image, ldmks, seg, params = render_sample(sample_seed(job.seed, index), job.cfg, job.model, _W["backgrounds"])
+    names = _extra_names(job.out_dir, index, job.width)
+    extra = {scheme: (names[key], params[key]) for scheme, key in EXTRA_LABELS.items()}
+    _write_sample(_names(job.out_dir, index, job.width), image, ldmks, seg, job.cfg.png_compression, extra)
     return index, time.process_time() - t0
 
 
@@ -577,7 +607,8 @@ def render_dataset(
     """Render ``count`` samples into ``out_dir`` (FaceSynthetics layout); resumable and deterministic.
 
     Sample ``i`` is drawn from :func:`sample_seed` ``(seed, i)``, so the output does not depend on ``workers``.
-    Indices whose three files already exist are skipped. Every file is written atomically.
+    Indices whose five files (image, segmentation, the 68-point, WFLW and 2D-jaw labels) already exist are
+    skipped. Every file is written atomically.
 
     Args:
         textures: reserved for FaceSynthetics-unwrapped textures (not implemented: must be None).
@@ -592,7 +623,7 @@ def render_dataset(
     """
     _check_dataset_args(count, size, textures)
     job = _prepare_job(out_dir, count, size, seed, face_model, backgrounds, config)
-    todo = [i for i in range(count) if not all(p.is_file() for p in _names(job.out_dir, i, job.width))]
+    todo = [i for i in range(count) if not all(p.is_file() for p in _all_names(job.out_dir, i, job.width))]
     _write_meta(job, count)
     t0 = time.perf_counter()
     cpu = _render_all(job, todo, count, workers, progress)
