@@ -60,6 +60,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         framing=a.framing,
         progress=not a.quiet,
         latency=a.latency,
+        scheme=a.scheme,
     )
     written = []  # files first: a closed stdout (`| head`) must not lose them
     if a.json:
@@ -427,6 +428,11 @@ def _evaluate_options(p: argparse.ArgumentParser) -> None:
         help="score a reference predictor instead of a model (dlib: HOG box + 68-point ERT; needs lightmark[dlib])",
     )
     p.add_argument("--latency", action="store_true", help="also time one prediction (median, 1 thread)")
+    p.add_argument(
+        "--scheme",
+        help="landmark scheme the data is labelled in (default: the model's); e.g. a wflw98 model on 68-point "
+        "labels (--scheme ibug68) is scored on its 68-point subset",
+    )
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import YAW_BIN_NAMES
+from ..constants import NUM_LANDMARKS, YAW_BIN_NAMES
 from ..data.formats import FaceDataset, load_dataset
 from ..errors import ConfigError, DatasetError
 from ..metrics import box_norm, challenge_norm, nme, summarize
 from ..models import LandmarkModel
-from ..schemes import DEFAULT_SCHEME
+from ..schemes import DEFAULT_SCHEME, get_scheme
 from ..utils import atomic_write, ensure_dir
 from .predict import Framing, PredictionResults, Predictor
 
@@ -92,22 +92,30 @@ def evaluate(
     framing: Framing | str = Framing.WHOLE,
     progress: bool = True,
     latency: bool = False,
+    scheme: str | None = None,
 ) -> EvaluationReport:
     """Predict a labelled dataset and score it (challenge NME = mean error / sqrt(W*H), box NME, FR, AUC,
     per-yaw-bin figures when yaw is known). ``model`` None means the shipped model; any object with
     ``predict_dataset`` and ``describe`` (e.g. :class:`~lightmark.engine.baselines.DlibPredictor`) is scored the
     same way. ``latency`` adds the median single-thread CPU time of one prediction to ``meta["latency_ms"]`` (such
     an object then also needs ``latency_ms(image)``). ``flip_test``, ``refine`` and ``framing``
-    are :class:`Predictor` options."""
+    are :class:`Predictor` options. ``scheme``: the landmark scheme ``data`` is labelled in (default: the model's;
+    a given :class:`FaceDataset` says its own); a model of another scheme is scored on its map to the data's
+    points (a WFLW model on 68-point labels through :attr:`LandmarkScheme.to_ibug68`)."""
     if hasattr(model, "predict_dataset") and hasattr(model, "describe"):
         predictor = model
     else:
         predictor = Predictor(model, flip_test=flip_test, refine=refine, framing=framing)
-    scheme = getattr(getattr(predictor, "config", None), "scheme", DEFAULT_SCHEME)  # the model's landmark scheme
-    dataset = data if isinstance(data, FaceDataset) else load_dataset(data, require_landmarks=True, scheme=scheme)
+    model_scheme = getattr(getattr(predictor, "config", None), "scheme", DEFAULT_SCHEME)
+    if isinstance(data, FaceDataset):
+        dataset = data
+    else:
+        dataset = load_dataset(data, require_landmarks=True, scheme=scheme or model_scheme)
     if not dataset.has_landmarks:
         raise DatasetError(f"{dataset.root}: evaluation needs landmarks for every image")
+    scheme = dataset.scheme
     preds = predictor.predict_dataset(dataset, batch_size=batch_size, progress=progress)
+    preds.landmarks = in_scheme(preds.landmarks, model_scheme, scheme)
     gt = dataset.landmarks_array()
     yaws = dataset.yaws()
     has_yaw = bool(np.isfinite(yaws).any())
@@ -130,6 +138,20 @@ def evaluate(
         ground_truth=gt,
         meta=meta,
     )
+
+
+def in_scheme(points: np.ndarray, source: str, target: str) -> np.ndarray:
+    """(N, K, 2) points of scheme ``source`` as points of scheme ``target``: unchanged for the same number of
+    points, through ``source``'s map to the 68 iBUG points for a 68-point target.
+
+    Raises:
+        ConfigError: no such map."""
+    a, b = get_scheme(source), get_scheme(target)
+    if a.num_points == b.num_points:
+        return points
+    if b.num_points == NUM_LANDMARKS and a.to_ibug68 is not None:
+        return a.as_ibug68(points)
+    raise ConfigError(f"a {a.name} model cannot be scored on {b.name} labels (no map between them)")
 
 
 def _latency(predictor, dataset: FaceDataset) -> dict:

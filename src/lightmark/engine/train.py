@@ -64,6 +64,13 @@ class TrainConfig:
             "jaw, ibug68_2d = visible-outline jaw, wflw98 = WFLW's 98 points)"
         },
     )
+    val_scheme: str | None = field(
+        default=None,
+        metadata={
+            "help": "landmark scheme the --val set is labelled in (default: --scheme); a wflw98 model is scored on "
+            "68-point labels (ibug68) through its 68-point subset"
+        },
+    )
     train_weights: list[float] | None = field(
         default=None, metadata={"help": "sampling weight of each training set (default: by size)"}
     )
@@ -302,6 +309,10 @@ def check_config(cfg: TrainConfig, resume: bool = False) -> None:
         )
     _check_set_weights(cfg)
     get_scheme(cfg.scheme)  # ConfigError naming the known schemes
+    if cfg.val_scheme is not None:
+        from .evaluate import in_scheme
+
+        in_scheme(np.zeros((0, get_scheme(cfg.scheme).num_points, 2)), cfg.scheme, cfg.val_scheme)  # a map exists
     read_name_lists(cfg.exclude or [])
     last = Path(cfg.out) / "last.pt"
     if resume and not last.is_file():
@@ -450,7 +461,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     run = _set_up(cfg)
     model = _build_model(cfg, resume)
     trainset = build_trainset(cfg, model.config.flip_perm, progress=progress and run.main)
-    val_set = load_dataset(cfg.val, require_landmarks=True, scheme=cfg.scheme) if cfg.val else None
+    val_scheme = cfg.val_scheme or cfg.scheme
+    val_set = load_dataset(cfg.val, require_landmarks=True, scheme=val_scheme) if cfg.val else None
     state = _new_state(cfg, model.to(run.device))
     if resume:
         _restore(state, cfg, run)
