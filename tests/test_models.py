@@ -23,9 +23,14 @@ from lightmark.models import (
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_registered_model_fits_the_size_budget(name: str) -> None:
-    model = create_model(name)
-    size = float32_size_mb(model)
-    assert size <= MAX_MODEL_MB, f"{name} is {size:.2f} MB float32, over the {MAX_MODEL_MB} MB budget"
+    """Every model fits the 15 MB budget but the reference rows, which are there because they do not."""
+    from lightmark.models.registry import REFERENCE_MODELS
+
+    size = float32_size_mb(create_model(name))
+    if name in REFERENCE_MODELS:
+        assert size > MAX_MODEL_MB, f"{name} fits the budget: it need not be a reference-only model"
+    else:
+        assert size <= MAX_MODEL_MB, f"{name} is {size:.2f} MB float32, over the {MAX_MODEL_MB} MB budget"
 
 
 @pytest.mark.parametrize("name", ["shufflenetv2_x0_5_heatmap", "shufflenetv2_x0_5_regression"])

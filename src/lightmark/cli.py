@@ -227,12 +227,14 @@ def _cmd_models(a: argparse.Namespace) -> int:
         return 0
     print("registered architectures (lightmark train --model NAME):")
     from .models import create_model, list_models, model_summary
+    from .models.registry import REFERENCE_MODELS
 
     for name in list_models():
         s = model_summary(create_model(name))
+        note = "  (reference row only: over the 15 MB limit)" if name in REFERENCE_MODELS else ""
         print(
             f"  {name:<34} {s['params'] / 1e6:6.2f}M params {s['size_mb']:6.2f} MB  "
-            f"{s['gmacs']:.3f} GMACs @ {s['input_size']}px"
+            f"{s['gmacs']:.3f} GMACs @ {s['input_size']}px{note}"
         )
     return 0
 

@@ -115,9 +115,11 @@ def pad_for_onnx_runtime(model: LandmarkModel, multiple: int = 8) -> bool:
     width 1.0, ~12 % less time per call there); the head's reader of those features is widened with zero weights.
     The outputs do not change (within float rounding). Returns whether anything was padded."""
     from ..models.landmark_model import HeatmapHead, RegressionHead
-    from ..models.shufflenetv2 import pad_stage, widen_input
+    from ..models.shufflenetv2 import ShuffleNetV2, pad_stage, widen_input
 
     head = model.head
+    if not isinstance(model.backbone, ShuffleNetV2):
+        return False  # other backbones (ResNet) have no odd-width branches
     if not isinstance(head, (HeatmapHead, RegressionHead)):
         return False  # an unknown head might read stage 2's features: leave the model as it is
     plain = 2 * model.backbone.stage2[0].branch_channels

@@ -19,6 +19,8 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 HEADS: tuple[str, ...] = ("heatmap", "regression")
+BACKBONES: tuple[str, ...] = ("shufflenetv2", "resnet18", "resnet34", "resnet50")
+"""Backbone names: ShuffleNetV2 and ResNets (:mod:`lightmark.models.resnet`), each at the config's ``width``."""
 DECODER_NAMES: tuple[str, ...] = ("soft_argmax", "argmax", "dark")
 """Heatmap decoders (:data:`lightmark.codecs.DECODERS`, which imports torch; a test keeps the two equal)."""
 HEATMAP_LOSS_NAMES: tuple[str, ...] = ("heatmap_kl", "heatmap_mse", "adaptive_wing")
@@ -38,7 +40,8 @@ class ModelConfig:
     """
 
     name: str
-    width: float = 1.0  # ShuffleNetV2 width multiplier (0.5, 1.0, 1.5, 2.0)
+    width: float = 1.0  # width multiplier (ShuffleNetV2: 0.5, 1.0, 1.5, 2.0; ResNet: any in (0, 2])
+    backbone: str = "shufflenetv2"  # a name in BACKBONES; configs saved before this field are ShuffleNetV2
     head: str = "heatmap"  # "heatmap" (soft-argmax decoding) or "regression" (PFLD-like)
     input_size: int = 128  # square input side in pixels, multiple of 32
     num_landmarks: int | None = None  # the scheme's point count (None: derived; always an int after __init__)
@@ -57,6 +60,8 @@ class ModelConfig:
     scheme: str = DEFAULT_SCHEME  # landmark scheme name (lightmark.schemes); configs without one are ibug68
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; known: {', '.join(BACKBONES)}")
         if self.head not in HEADS:
             raise ValueError(f"head must be 'heatmap' or 'regression', got {self.head!r}")
         if self.heatmap_stride not in (4, 8):

@@ -81,13 +81,23 @@ class RegressionHead(nn.Module):
         return self.fc(z).view(-1, self.k, 2) + 0.5  # (B, K, 2), 0..1 of the input side
 
 
+def build_backbone(config: ModelConfig) -> nn.Module:
+    """The backbone a config names: ShuffleNetV2 or a ResNet of the named depth, at ``width``; each returns four
+    feature maps at strides 4, 8, 16 and 32 and lists their widths in ``channels``."""
+    if config.backbone == "shufflenetv2":
+        return ShuffleNetV2(config.width)
+    from .resnet import ResNet
+
+    return ResNet(int(config.backbone.removeprefix("resnet")), config.width)
+
+
 class LandmarkModel(nn.Module):
     """Backbone + head. ``forward(x)`` -> raw outputs; ``landmarks(x)`` -> (B, K, 2) input-pixel coordinates."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = ShuffleNetV2(config.width)
+        self.backbone = build_backbone(config)
         chans = self.backbone.channels
         if config.head == "heatmap":
             self.head: nn.Module = HeatmapHead(chans, config.num_landmarks, config.head_channels, config.heatmap_stride)

@@ -14,6 +14,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _FACTORIES: dict[str, Callable[[], ModelConfig]] = {}
 
+REFERENCE_MODELS: frozenset[str] = frozenset({"resnet50_regression"})
+"""Registered for comparison rows only: over the 15 MB limit (``info.MAX_MODEL_MB``), never shipped."""
+
 
 def register_model(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
     """Decorator: register a config factory under its function name."""
@@ -75,3 +78,16 @@ def shufflenetv2_x0_5_regression() -> ModelConfig:
 @register_model
 def shufflenetv2_x1_0_regression() -> ModelConfig:
     return ModelConfig("shufflenetv2_x1_0_regression", width=1.0, head="regression", head_channels=128)
+
+
+@register_model
+def resnet18_regression() -> ModelConfig:
+    """The seed recipe's ResNet regressor (train it with the wing loss, the default): ResNet-18 at half width
+    (within the 15 MB limit; full width is 47 MB) + the PFLD-like head."""
+    return ModelConfig("resnet18_regression", backbone="resnet18", width=0.5, head="regression", head_channels=128)
+
+
+@register_model
+def resnet50_regression() -> ModelConfig:
+    """The heavier reference (over the 15 MB limit: a comparison row, not a shippable model)."""
+    return ModelConfig("resnet50_regression", backbone="resnet50", head="regression", head_channels=256)
