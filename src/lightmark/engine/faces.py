@@ -118,15 +118,23 @@ def detect_faces(
 ) -> list[Face]:
     """Every face the ``detector`` finds in an RGB uint8 ``image`` whose :attr:`Face.combined_score` is at least
     ``min_score`` (None: keep all), with the ``predictor``'s landmarks (``passes`` refining passes after
-    the detection crop) and, for 68-point models, the head pose; largest first."""
+    the detection crop) and the head pose (fitted to the 68 iBUG points: any scheme that maps to them); largest
+    first."""
     if passes < 0:
         raise ConfigError(f"passes: expected 0 or more refining passes, got {passes}")
     detections = detector.detect(image)
     points, conf = landmarks_of_detections(predictor, image, detections, detector.box_to_face, passes)
     h, w = image.shape[:2]
-    fit = pose and predictor.config.num_landmarks == 68
+    scheme = predictor.config.landmark_scheme
+    fit = pose and scheme.to_ibug68 is not None
     faces = [
-        Face(d.box, d.score, p, None if conf is None else conf[i], estimate_head_pose(p, (w, h)) if fit else None)
+        Face(
+            d.box,
+            d.score,
+            p,
+            None if conf is None else conf[i],
+            estimate_head_pose(scheme.as_ibug68(p), (w, h)) if fit else None,
+        )
         for i, (d, p) in enumerate(zip(detections, points, strict=True))
     ]
     return faces if min_score is None else [f for f in faces if f.combined_score >= min_score]
@@ -192,12 +200,13 @@ class DetectionResults:
     def save_pts(self, out_dir: str | os.PathLike) -> list[Path]:
         """One 300-W ``.pts`` file per face, ``out_dir/<name>_<face>.pts`` (face 0 = the largest; ``--pts``)."""
         from ..data.formats import write_pts
+        from ..schemes import DEFAULT_SCHEME, scheme_for_count
 
         out_dir = ensure_dir(out_dir)
         written = []
         for i, j, f in self._rows():
             dst = out_dir / Path(self.names[i]).with_name(f"{Path(self.names[i]).stem}_{j}.pts")
-            write_pts(dst, f.landmarks)
+            write_pts(dst, f.landmarks, scheme_for_count(len(f.landmarks)) or DEFAULT_SCHEME)
             written.append(dst)
         return written
 

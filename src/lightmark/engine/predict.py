@@ -175,13 +175,14 @@ class PredictionResults:
         suffix replaced, so sub-folders are kept), 1-based as the format is (``--pts``;
         :func:`~lightmark.data.formats.read_pts` reads them back to these 0-based points). Returns the paths."""
         from ..data.formats import write_pts
+        from ..schemes import DEFAULT_SCHEME, scheme_for_count
         from ..utils import ensure_dir
 
         out_dir = ensure_dir(out_dir)
         written = []
         for name, pts in zip(self.names, self.landmarks, strict=True):
             dst = out_dir / Path(name).with_suffix(".pts")
-            write_pts(dst, pts)
+            write_pts(dst, pts, scheme_for_count(len(pts)) or DEFAULT_SCHEME)
             written.append(dst)
         return written
 
