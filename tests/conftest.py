@@ -37,6 +37,7 @@ class UprightFraming:
     ``landmarks(frame, mats)`` themselves."""
 
     input_size = 128
+    num_points = 68
 
     def first_matrix(self, detection, box_to_face):
         from lightmark.data.transforms import upright_matrix

@@ -118,16 +118,19 @@ def estimate_head_pose(
     shape: np.ndarray = MEAN_SHAPE_68,
     line_of_sight: bool = True,
 ) -> HeadPose:
-    """Fit the 3D mean face to (68, 2) landmarks of an image ``(width, height)``, at any roll: a face rolled past 90
-    degrees is fitted in the image turned half a turn about the principal point (where the solver starts upright),
-    and the pose turned back (:func:`fit_head_pose` does the fit).
+    """Fit the 3D mean face to (68, 2) landmarks of an image ``(width, height)`` (or the points of any scheme that
+    maps to the 68: :func:`~lightmark.schemes.ibug68_points`), at any roll: a face rolled past 90 degrees is fitted
+    in the image turned half a turn about the principal point (where the solver starts upright), and the pose turned
+    back (:func:`fit_head_pose` does the fit).
 
     Raises:
-        ValueError: ``landmarks`` is not (68, 2) finite points.
+        ValueError: ``landmarks`` is not (68, 2) finite points (nor points of a scheme that maps to them).
     """
     from .data.transforms import face_roll
+    from .schemes import ibug68_points
 
-    pts = _checked(landmarks, shape)
+    pts = np.asarray(landmarks, np.float64)
+    pts = _checked(ibug68_points(pts) if pts.ndim == 2 and len(pts) != len(shape) else pts, shape)
     if abs(face_roll(pts)) <= 90.0:
         return fit_head_pose(pts, image_size, focal, shape, line_of_sight)
     w, h = image_size

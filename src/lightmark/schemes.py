@@ -23,7 +23,15 @@ import numpy as np
 from . import constants as C
 from .errors import ConfigError
 
-__all__ = ["LandmarkScheme", "register_scheme", "get_scheme", "list_schemes", "scheme_for_count", "DEFAULT_SCHEME"]
+__all__ = [
+    "LandmarkScheme",
+    "register_scheme",
+    "get_scheme",
+    "list_schemes",
+    "scheme_for_count",
+    "ibug68_points",
+    "DEFAULT_SCHEME",
+]
 
 DEFAULT_SCHEME = "ibug68"
 """The scheme of every model, dataset and file that names none (all models and files before schemes existed)."""
@@ -199,6 +207,21 @@ def list_schemes() -> list[str]:
 def scheme_for_count(num_points: int) -> LandmarkScheme | None:
     """The first registered scheme with ``num_points`` points (68 -> ``ibug68``, 98 -> ``wflw98``), or None."""
     return next((s for s in _SCHEMES.values() if s.num_points == num_points), None)
+
+
+def ibug68_points(points: np.ndarray) -> np.ndarray:
+    """The 68 iBUG points ``(68, 2)`` of one face's ``(K, 2)`` points: 68 as they are, 70 (68 + pupils) cut to 68,
+    any other count through the map of the registered scheme with that many points (:meth:`as_ibug68`).
+
+    Raises:
+        ValueError: no registered scheme with K points maps to the 68."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim == 2 and len(pts) in (C.NUM_LANDMARKS, C.NUM_LANDMARKS + 2):
+        return pts[: C.NUM_LANDMARKS]
+    scheme = scheme_for_count(len(pts)) if pts.ndim == 2 else None
+    if scheme is None or scheme.to_ibug68 is None:
+        raise ValueError(f"no landmark scheme with {len(pts)} points maps to the 68 iBUG points (shape {pts.shape})")
+    return scheme.as_ibug68(pts)
 
 
 # ---------------------------------------------------------------------------------------------- built-ins

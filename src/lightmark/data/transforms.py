@@ -18,7 +18,6 @@ from ..constants import (
     FINE_SIDE_RATIO,
     FLIP_PERM,
     LEFT_EYE,
-    NUM_LANDMARKS,
     RIGHT_EYE,
 )
 
@@ -130,14 +129,9 @@ def face_roll(points: np.ndarray) -> float:
     (image left on an upright face) to the left one (the eyes of the 68 iBUG points: any scheme with a map to them;
     68 points + 2 pupils count as 68), measured clockwise on screen (y points down). An upright face is 0, one
     rolled upside down 180; ``crop_matrix(..., angle_deg=face_roll(p))`` levels the eyes."""
-    pts = np.asarray(points, dtype=np.float64)
-    if len(pts) not in (NUM_LANDMARKS, NUM_LANDMARKS + 2):
-        from ..schemes import scheme_for_count
+    from ..schemes import ibug68_points
 
-        scheme = scheme_for_count(len(pts))
-        if scheme is None or scheme.to_ibug68 is None:
-            raise ValueError(f"face_roll: no landmark scheme with {len(pts)} points maps to the 68 iBUG points")
-        pts = scheme.as_ibug68(pts)
+    pts = ibug68_points(points)
     d = pts[LEFT_EYE].mean(0) - pts[RIGHT_EYE].mean(0)
     return float(np.degrees(np.arctan2(d[1], d[0])))
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ..constants import NUM_LANDMARKS
 from ..detectors import FaceDetector, create_detector
 from ..engine.predict import Predictor
 from ..errors import LightmarkError
@@ -68,7 +69,13 @@ class DemoStats:
         )
 
 
-CSV_HEADER = ["frame", "time", "face_id", "yaw", "pitch", "roll"] + [f"{c}{i}" for i in range(68) for c in "xy"]
+def csv_header(num_points: int = NUM_LANDMARKS) -> list[str]:
+    """The columns of the demo's CSV for a model of ``num_points`` points."""
+    return ["frame", "time", "face_id", "yaw", "pitch", "roll"] + [f"{c}{i}" for i in range(num_points) for c in "xy"]
+
+
+CSV_HEADER = csv_header()
+"""The CSV columns of a 68-point model."""
 
 
 def _draw(frame: np.ndarray, faces: list[TrackedFace], fps: float) -> np.ndarray:
@@ -114,7 +121,9 @@ class _FrameOutputs:
 
     WINDOW = "lightmark"
 
-    def __init__(self, stack: ExitStack, src, *, out=None, show=False, csv=None, json_path=None) -> None:
+    def __init__(
+        self, stack: ExitStack, src, *, out=None, show=False, csv=None, json_path=None, num_points: int = NUM_LANDMARKS
+    ) -> None:
         from .video import video_writer
 
         self.writer = stack.enter_context(video_writer(out, src.fps, (src.width, src.height))) if out else None
@@ -123,7 +132,7 @@ class _FrameOutputs:
             import csv as csv_module
 
             self.csv_rows = csv_module.writer(stack.enter_context(atomic_write(csv)), lineterminator="\n")
-            self.csv_rows.writerow(CSV_HEADER)
+            self.csv_rows.writerow(csv_header(num_points))
         self.show = show
         if show:
             try:
@@ -263,7 +272,9 @@ def run_demo(
         predictor = _make_predictor(model, cfg, pin_threads=True)
         tracker = FaceTracker(predictor, det, cfg, search_detector=search)
         stats = DemoStats(backend=predictor.backend)
-        outputs = _FrameOutputs(stack, src, out=out, show=show, csv=csv, json_path=json_path)
+        outputs = _FrameOutputs(
+            stack, src, out=out, show=show, csv=csv, json_path=json_path, num_points=tracker.model.num_points
+        )
         t_start = time.perf_counter()
         bar = None
         if progress:

@@ -82,6 +82,7 @@ class CropModel(Protocol):
 
     backend: str
     input_size: int
+    num_points: int  # points per face (the model's landmark scheme)
 
     def first_matrix(self, detection: Detection, box_to_face: BoxToFace) -> np.ndarray: ...
 
@@ -98,6 +99,7 @@ class PredictorCrops:
         self.predictor = predictor
         self.backend = predictor.backend
         self.input_size = int(predictor.input_size)
+        self.num_points = int(predictor.config.num_landmarks)
 
     def first_matrix(self, detection: Detection, box_to_face: BoxToFace) -> np.ndarray:
         return first_matrix(self.predictor, detection, box_to_face)

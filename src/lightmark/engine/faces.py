@@ -133,7 +133,7 @@ def detect_faces(
             d.score,
             p,
             None if conf is None else conf[i],
-            estimate_head_pose(scheme.as_ibug68(p), (w, h)) if fit else None,
+            estimate_head_pose(p, (w, h)) if fit else None,
         )
         for i, (d, p) in enumerate(zip(detections, points, strict=True))
     ]
