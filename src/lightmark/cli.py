@@ -194,7 +194,7 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
 
 def _cmd_synth(a: argparse.Namespace) -> int:
-    from .synth import render_dataset
+    from .synth import SynthConfig, render_dataset
 
     stats = render_dataset(
         a.out,
@@ -204,7 +204,9 @@ def _cmd_synth(a: argparse.Namespace) -> int:
         workers=a.workers,
         face_model=a.face_model,
         backgrounds=a.backgrounds,
+        textures=a.textures,
         progress=not a.quiet,
+        config=SynthConfig(texture_share=a.texture_share),
     )
     print(json.dumps(stats))
     return 0
@@ -509,6 +511,8 @@ def _synth_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=default_of(render_dataset, "workers"), help="render processes")
     p.add_argument("--face-model", help="ICT Face Model .npz or FaceXModel folder")
     p.add_argument("--backgrounds", help="folder of background images (e.g. FaceSynthetics samples)")
+    p.add_argument("--textures", help="FaceSynthetics folder: its faces are unwrapped into skin textures (cached)")
+    p.add_argument("--texture-share", type=float, default=0.5, help="fraction of the faces wearing a texture")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 

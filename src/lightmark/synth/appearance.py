@@ -112,6 +112,7 @@ class Appearance:
     cloth_rgb: np.ndarray | None = None  # linear albedo of the clothing (None: no torso)
     long_hair: dict | None = None  # spec of the long-hair curtain (see props.hair_curtain)
     hair_rgb: np.ndarray | None = None  # linear hair albedo
+    skin: np.ndarray | None = None  # (3,) linear skin tone the albedo is built around
 
 
 @dataclass
@@ -193,6 +194,7 @@ def sample_appearance(rng: np.random.Generator, assets: ModelAssets, cfg, V: np.
         cloth_rgb=cloth_rgb,
         long_hair=hair.long_spec,
         hair_rgb=np.asarray(hair_lin, np.float32),
+        skin=np.asarray(skin, np.float32),
     )
 
 

@@ -30,6 +30,7 @@ from .landmark_sets import ibug68_2d_labels, wflw98_labels
 from .props import Mesh, concat, glasses, hair_curtain, torso
 from .raster import label_pixels, rasterize, shade, shadow_map, srgb_lut, vertex_normals
 from .scene import MODEL_TO_CAMERA, Camera, direction_from_angles, frame_camera, kelvin_to_rgb, rotation_matrix
+from .textures import TextureSource, dress, prepare_textures
 
 NUM_POINTS = 70  # 68 landmarks + 2 pupils (subject's right, then left)
 # the other label sets: file suffix (``NNNNNN_ldmks_<scheme>.txt``) -> key of render_sample's params
@@ -75,6 +76,7 @@ class SynthConfig:
     p_torso: float = 1.0
     p_hand: float = 0.1
     p_object: float = 0.12
+    texture_share: float = 0.5  # with textures= (FaceSynthetics): fraction of the faces wearing one of them
     # lighting
     ambient_range: tuple[float, float] = (0.12, 0.55)
     key_light_range: tuple[float, float] = (0.5, 1.3)
@@ -117,6 +119,16 @@ def _rng(seed) -> np.random.Generator:
     if isinstance(seed, np.random.SeedSequence):
         return np.random.default_rng(seed)
     return np.random.default_rng(np.random.SeedSequence(int(seed)))
+
+
+def _side_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A generator independent of ``rng``'s stream, determined by its current state, that leaves ``rng`` as is."""
+    bg = rng.bit_generator
+    if hasattr(bg, "jumped"):
+        return np.random.Generator(bg.jumped())
+    import copy
+
+    return np.random.default_rng([*copy.deepcopy(rng).integers(0, 2**32, 4).tolist(), 0x7E57])
 
 
 def sample_seed(seed: int, index: int) -> np.random.SeedSequence:
@@ -277,6 +289,7 @@ def render_sample(
     cfg: SynthConfig | None = None,
     model: FaceModel | None = None,
     backgrounds: BackgroundSource | None = None,
+    textures: TextureSource | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Render one random labelled face.
 
@@ -285,6 +298,9 @@ def render_sample(
         cfg: randomisation ranges (defaults: :class:`SynthConfig`).
         model: the face model (default: :func:`load_face_model` with its default path).
         backgrounds: optional background images.
+        textures: optional skin textures (:mod:`.textures`): a fraction ``cfg.texture_share`` of the faces wears
+            one; their choice comes from a stream of their own, so the rest of the sample (geometry, landmarks,
+            hair, lights...) is the same as without textures.
 
     Returns:
         image (size,size,3) uint8 RGB; landmarks (70,2) float32 (68 iBUG points then the pupils of the subject's
@@ -299,11 +315,14 @@ def render_sample(
     cfg = cfg or SynthConfig()
     model = model if model is not None else _default_model()
     rng = _rng(seed)
+    tex_rng = _side_stream(rng) if textures is not None else None
     size, ss = int(cfg.size), max(1, int(cfg.supersample))
     assets = get_assets(model, cfg.texture_size())
 
     shape, params = _sample_shape(rng, cfg, model, assets)
     app = sample_appearance(rng, assets, cfg, shape.V)
+    if textures is not None:
+        dress(tex_rng, cfg.texture_share, assets, app, textures)
     params.update(app.params)
     V, head_props, body_props, prop_params = _dress(rng, cfg, assets, shape.V, app)
     params.update(prop_params)
@@ -527,6 +546,7 @@ class _Job:
     model: FaceModel
     cfg: SynthConfig
     backgrounds: str | None  # folder of background images (None: procedural backgrounds)
+    textures: tuple[str, ...] | None  # cached skin textures (None: procedural skin)
     out_dir: Path
     seed: int
     width: int  # digits of the file names
@@ -538,6 +558,7 @@ _W: dict = {}  # the worker's job and background source (set by _init_worker)
 def _init_worker(job: _Job) -> None:
     cv2.setNumThreads(1)
     _W.update(job=job, backgrounds=BackgroundSource(job.backgrounds) if job.backgrounds else None)
+    _W["textures"] = TextureSource(list(job.textures)) if job.textures else None
 
 
 def _names(out_dir: Path, index: int, width: int) -> tuple[Path, Path, Path]:
@@ -585,7 +606,8 @@ def _render_index(index: int) -> tuple[int, float]:
     """Render and write sample ``index`` of the worker's job; returns it and the CPU seconds it took."""
     job: _Job = _W["job"]
     t0 = time.process_time()
-    image, ldmks, seg, params = render_sample(sample_seed(job.seed, index), job.cfg, job.model, _W["backgrounds"])
+    seed = sample_seed(job.seed, index)
+    image, ldmks, seg, params = render_sample(seed, job.cfg, job.model, _W["backgrounds"], _W["textures"])
     names = _extra_names(job.out_dir, index, job.width)
     extra = {scheme: (names[key], params[key]) for scheme, key in EXTRA_LABELS.items()}
     _write_sample(_names(job.out_dir, index, job.width), image, ldmks, seg, job.cfg.png_compression, extra)
@@ -611,7 +633,9 @@ def render_dataset(
     skipped. Every file is written atomically.
 
     Args:
-        textures: reserved for FaceSynthetics-unwrapped textures (not implemented: must be None).
+        textures: a FaceSynthetics folder (``NNNNNN.png``, ``_ldmks.txt``, ``_seg.png``): each sample is fitted and
+            unwrapped once into ``$LIGHTMARK_CACHE/synth_textures`` (:mod:`.textures`, using ``workers``
+            processes), then ``config.texture_share`` of the faces wear a random one. None: procedural skin.
 
     Returns:
         stats: ``written``, ``skipped``, ``seconds`` (wall clock, including the workers' start),
@@ -621,8 +645,8 @@ def render_dataset(
     Raises:
         DatasetError: bad face model / background folder; ValueError: bad arguments.
     """
-    _check_dataset_args(count, size, textures)
-    job = _prepare_job(out_dir, count, size, seed, face_model, backgrounds, config)
+    _check_dataset_args(count, size)
+    job = _prepare_job(out_dir, count, size, seed, face_model, backgrounds, config, textures, workers, progress)
     todo = [i for i in range(count) if not all(p.is_file() for p in _all_names(job.out_dir, i, job.width))]
     _write_meta(job, count)
     t0 = time.perf_counter()
@@ -638,13 +662,11 @@ def render_dataset(
     }
 
 
-def _check_dataset_args(count: int, size: int, textures: str | os.PathLike | None) -> None:
+def _check_dataset_args(count: int, size: int) -> None:
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     if size < 32:
         raise ValueError(f"size must be >= 32, got {size}")
-    if textures is not None:
-        raise NotImplementedError("textures= (unwrapping FaceSynthetics textures) is not implemented yet")
 
 
 def _prepare_job(
@@ -655,8 +677,12 @@ def _prepare_job(
     face_model: str | os.PathLike | FaceModel | None,
     backgrounds: str | os.PathLike | None,
     config: SynthConfig | None,
+    textures: str | os.PathLike | None = None,
+    workers: int = 1,
+    progress: bool = False,
 ) -> _Job:
-    """Load and check the inputs (failing early, before any worker starts) and create the output folder."""
+    """Load and check the inputs (failing early, before any worker starts), unwrap the textures (cached) and
+    create the output folder."""
     cfg = config or SynthConfig()
     cfg = SynthConfig(**{**asdict(cfg), "size": int(size)})
     model = face_model if isinstance(face_model, FaceModel) else load_face_model(face_model)
@@ -664,8 +690,11 @@ def _prepare_job(
     bg_dir = str(backgrounds) if backgrounds is not None else None
     if bg_dir is not None:
         BackgroundSource(bg_dir)  # fail early
+    tex = None
+    if textures is not None:
+        tex = tuple(str(p) for p in prepare_textures(textures, model, workers=max(1, int(workers)), progress=progress))
     out = ensure_dir(out_dir)
-    return _Job(model, cfg, bg_dir, out, int(seed), width=max(6, len(str(max(count - 1, 0)))))
+    return _Job(model, cfg, bg_dir, tex, out, int(seed), width=max(6, len(str(max(count - 1, 0)))))
 
 
 def _write_meta(job: _Job, count: int) -> None:
@@ -680,6 +709,7 @@ def _write_meta(job: _Job, count: int) -> None:
         "count": int(count),
         "face_model": job.model.source,
         "backgrounds": job.backgrounds,
+        "textures": len(job.textures) if job.textures else 0,
         "config": json.loads(json.dumps(asdict(job.cfg), default=str)),
     }
     meta_path = job.out_dir / META_NAME
@@ -688,6 +718,8 @@ def _write_meta(job: _Job, count: int) -> None:
             old = json.loads(meta_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = None
+        if isinstance(old, dict) and isinstance(old.get("config"), dict):  # settings added since: their defaults
+            old["config"] = {**json.loads(json.dumps(asdict(SynthConfig()), default=str)), **old["config"]}
         if isinstance(old, dict) and (old.get("seed"), old.get("config")) != (meta["seed"], meta["config"]):
             raise DatasetError(
                 f"{job.out_dir}: holds samples rendered with another seed or configuration ({META_NAME}); "
