@@ -34,7 +34,7 @@ lint:
 
 # Regenerate the shipped models' ONNX twins (run after replacing a .pt; the Predictor ignores a stale twin).
 onnx:
-	for t in protocol mixed; do \
+	for t in protocol mixed wflw98; do \
 		lightmark export --format onnx --model src/lightmark/weights/lightmark_$$t.pt \
 			--out src/lightmark/weights/lightmark_$$t.onnx || exit 1; \
 	done

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lightmark.constants import JAW
 from lightmark.data.formats import FaceDataset, load_dataset
+from lightmark.engine.evaluate import in_scheme
 from lightmark.engine.predict import Predictor
 from lightmark.engine.train import read_name_lists
 from lightmark.metrics import interocular_norm, nme
@@ -25,7 +26,8 @@ HOLDOUT = Path(__file__).resolve().parents[1] / "splits" / "helen_holdout_170.tx
 
 def scores(predictor: Predictor, data: FaceDataset) -> dict:
     """Mean inter-ocular NME (percent) of all 68 points, the inner 51 and the jaw."""
-    pred = predictor.predict_dataset(data, progress=False).landmarks  # (N, 68, 2)
+    pred = predictor.predict_dataset(data, progress=False).landmarks  # (N, K, 2) in the model's scheme
+    pred = in_scheme(pred, predictor.config.scheme, data.scheme)  # (N, 68, 2): e.g. a 98-point model's subset
     gt = data.landmarks_array()
     norm = interocular_norm(gt)
     return {

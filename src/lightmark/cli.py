@@ -498,7 +498,9 @@ def _export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["pt", "onnx"], default="onnx", help="slim checkpoint or ONNX graph")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--out", required=True, help="file to write")
-    p.add_argument("--track", choices=["protocol", "mixed"], help="record the training track in a .pt export")
+    from .models.shipped import SHIPPED_MODELS
+
+    p.add_argument("--track", choices=list(SHIPPED_MODELS), help="record the training track in a .pt export")
 
 
 def _synth_options(p: argparse.ArgumentParser) -> None:

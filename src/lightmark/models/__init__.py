@@ -12,6 +12,7 @@ from .config import ModelConfig
 from .registry import create_model, list_models, model_config, register_model
 from .shipped import (
     DEFAULT_TRACK,
+    REAL_FACE_TRACKS,
     SHIPPED_MODELS,
     default_model_path,
     resolve_model_path,
@@ -52,6 +53,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "DEFAULT_TRACK",
+    "REAL_FACE_TRACKS",
     "SHIPPED_MODELS",
     "MAX_MODEL_MB",
     "Checkpoint",

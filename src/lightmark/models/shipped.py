@@ -21,15 +21,20 @@ from ..errors import ModelError
 SHIPPED_MODELS: dict[str, str] = {
     "protocol": "lightmark_protocol.pt",  # synthetic training data only (the challenge's rules)
     "mixed": "lightmark_mixed.pt",  # synthetic + real 300-W faces
+    "wflw98": "lightmark_wflw98.pt",  # WFLW's 98 points, synthetic faces only (from the protocol model)
 }
 """The torch checkpoints of the shipped models, by track name (each with its ONNX twin ``X.onnx`` beside it)."""
 SHIPPED_TERMS: dict[str, str] = {
     "protocol": "trained on synthetic faces and the FaceSynthetics samples only: Microsoft C-UDA 1.0, non-commercial",
     "mixed": "trained also on real iBUG 300-W (HELEN) faces: research use only (and FaceSynthetics C-UDA 1.0)",
+    "wflw98": "WFLW's 98 points; the protocol model fine-tuned on rendered faces only: Microsoft C-UDA 1.0, "
+    "non-commercial (its starting point saw the FaceSynthetics samples)",
 }
 """The terms each shipped model's weights inherit from its training data (the code is MIT)."""
 DEFAULT_TRACK = "mixed"
-"""The track of the default model: the shipped model with the lower validation NME (tests check this)."""
+"""The track of the default model: the 68-point shipped model with the lower validation NME (tests check this)."""
+REAL_FACE_TRACKS: frozenset[str] = frozenset({"mixed"})
+"""The shipped tracks trained on real faces (the others follow the challenge's synthetic-only protocol)."""
 CHECKPOINT_HINT = (
     "the shipped models' torch checkpoints come with the source repository (src/lightmark/weights/*.pt, "
     "`pip install -e '.[train]'` in a clone), not with the wheel, which ships their ONNX graphs only"
