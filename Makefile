@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex compare-textures
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -137,3 +137,24 @@ train-wflw98: synth-12k
 		--workers 1 --threads 2 --quiet $$([ -f $(RUNS)/wflw98/last.pt ] && echo --resume)
 	lightmark evaluate --model $(RUNS)/wflw98/best.pt --data $(DATA)/aflw2000/val --scheme ibug68 \
 		--json $(E)/wflw98_val68.json --quiet
+
+# Issue 11's appearance ablation, first row: the control of `make compare` (procedural faces) against the same
+# 12,000 faces (same seed: same identities, poses, lighting) of which half wear a FaceSynthetics skin texture
+# (--textures: the 100 samples fitted and unwrapped once, cached), same recipe and budget; then both models' HELEN
+# check.
+SYNTH_TEX ?= ../synth/s256_tex
+synth-12k-tex:
+	lightmark synth --count 12000 --out $(SYNTH_TEX) --size 256 --seed 0 --workers 2 \
+		--textures $(DATA)/facesynthetics_100 --texture-share 0.5 --quiet
+
+compare-textures: synth-12k-tex
+	@if [ ! -f $(E)/compare_textures.json ]; then \
+		OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) \
+			--train-weights 0.3 0.7 --val $(DATA)/aflw2000/val --epochs 6 --samples-per-epoch 16000 --workers 1 \
+			--threads 2 --quiet --out $(RUNS)/compare_textures \
+			$$([ -f $(RUNS)/compare_textures/last.pt ] && echo --resume) || exit 1; \
+		lightmark evaluate --data $(DATA)/aflw2000/val --model $(RUNS)/compare_textures/last.pt \
+			--json $(E)/compare_textures.json --quiet || exit 1; \
+	fi
+	$(PYTHON) scripts/helen_check.py --model $(RUNS)/compare_control/last.pt $(RUNS)/compare_textures/last.pt \
+		--json $(E)/helen_compare_textures.json
