@@ -15,7 +15,7 @@ Adding a scheme is one :func:`register_scheme` call in this file (plus a reader 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -257,16 +257,9 @@ IBUG68 = register_scheme(
 )
 
 IBUG68_2D = register_scheme(
-    LandmarkScheme(
+    replace(
+        IBUG68,
         name="ibug68_2d",
-        num_points=C.NUM_LANDMARKS,
-        flip_perm=C.FLIP_PERM,
-        contours=C.CONTOURS,
-        eye_corners=C.OUTER_EYE_CORNERS,
-        regions=_IBUG68_REGIONS,
-        to_ibug68=tuple(range(C.NUM_LANDMARKS)),
-        from_ibug68=tuple((i,) for i in range(C.NUM_LANDMARKS)),
-        jaw=_span(C.JAW),
         description="iBUG/300-W 68 points in the 2D convention of 300-W, dlib and WFLW's 68-point subset: the same "
         "indices as ibug68, but the 17 jaw points follow the visible face outline (the silhouette of a turned "
         "face) rather than the projected 3D jaw.",
@@ -355,9 +348,19 @@ WFLW98 = register_scheme(
         to_ibug68=_WFLW_TO_68,
         from_ibug68=_prior_from_ibug68(98, _WFLW_TO_68, _WFLW_OTHERS),
         jaw=tuple(range(0, 33)),
-        description="WFLW's 98 points (Wu et al., Look at Boundary, CVPR 2018): 33 jaw points on the visible "
-        "outline, brows with upper and lower contours, 9 nose points, 8 points per eye, 20 lip points and the 2 "
-        "pupils. Inter-ocular NME divides by the outer eye corners 60 and 72. Its 68-point subset follows the 2D "
-        "(ibug68_2d) convention.",
+        description="WFLW's 98 points (Wu et al., Look at Boundary, CVPR 2018): 33 jaw points, brows with upper "
+        "and lower contours, 9 nose points, 8 points per eye, 20 lip points and the 2 pupils; inter-ocular NME "
+        "divides by the outer eye corners 60 and 72. Here with the jaw on the projected 3D jaw line, as ibug68 "
+        "(what the synthetic engine labels, NNNNNN_ldmks_wflw98.txt); WFLW's own files follow the visible "
+        "outline: wflw98_2d.",
+    )
+)
+
+WFLW98_2D = register_scheme(
+    replace(
+        WFLW98,
+        name="wflw98_2d",
+        description="WFLW's 98 points as the WFLW release labels them: the 33 jaw points on the visible face "
+        "outline (its 68-point subset follows ibug68_2d). The layout, mirror permutation and map to 68 of wflw98.",
     )
 )

@@ -197,15 +197,16 @@ def find_images_root(list_file: str | os.PathLike, image: str) -> Path:
 def load_wflw(
     list_file: str | os.PathLike,
     images_root: str | os.PathLike | None = None,
-    scheme: str | LandmarkScheme = "wflw98",
+    scheme: str | LandmarkScheme = "wflw98_2d",
 ) -> FaceDataset:
     """A WFLW list as a :class:`~lightmark.data.formats.FaceDataset` (format ``"wflw"``), one sample per face.
 
     Args:
         list_file: the list file.
         images_root: the images folder (default: found by :func:`find_images_root`); the dataset's root.
-        scheme: ``wflw98`` (the 98 points), or any 68-point scheme: the points mapped by ``wflw98.to_ibug68``
-            (WFLW's jaw follows the visible outline: the 2D convention of ``ibug68_2d``).
+        scheme: ``wflw98_2d`` (the 98 points as WFLW labels them: jaw on the visible outline; ``wflw98``, the same
+            layout with a 3D jaw, reads them too), or any 68-point scheme: the points mapped by ``to_ibug68`` (the
+            2D convention of ``ibug68_2d``).
 
     Sample names are the image paths; the faces of an image that holds several are named ``stem#k.ext``
     (k = 0, 1... in file order). ``meta`` holds ``"box"`` ((4,) float32) and ``"attributes"`` (name -> bool).
