@@ -50,7 +50,8 @@ report:
 	lightmark report --readme README.md --ced docs/val_ced.png \
 		--eval "lightmark protocol track (shipped)=$(E)/protocol.json" \
 		--eval "lightmark mixed track (shipped, default)=$(E)/mixed.json" \
-		--eval "dlib 68-point ERT, HOG box (centre box when none)=$(E)/dlib.json"
+		--eval "dlib 68-point ERT, HOG box (centre box when none)=$(E)/dlib.json" \
+		--eval "lightmark wflw98 (98 points, synthetic only; its 68-point subset)=$(E)/wflw98_val68.json"
 	lightmark report --readme README.md --section ablation \
 		--eval "(a) FaceSynthetics-100 only=$(E)/ablation_a_fs100.json" \
 		--eval "(b) rendered faces only (20k)=$(E)/ablation_b_synth.json" \
