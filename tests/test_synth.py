@@ -255,8 +255,8 @@ def test_render_dataset_format_determinism_resume(ict, tmp_path):
     st = render_dataset(a, n, size=SMALL, seed=11, workers=1, face_model=ict, progress=False)
     assert st["written"] == n and st["skipped"] == 0
     fa = _files(a)
-    suffixes = (".png", "_ldmks.txt", "_seg.png", "_ldmks_wflw98.txt", "_ldmks_ibug68_2d.txt")
-    assert len(fa) == 5 * n and {f"{i:06d}{s}" for i in range(n) for s in suffixes} == set(fa)
+    suffixes = (".png", "_ldmks.txt", "_seg.png", "_ldmks_wflw98.txt", "_ldmks_ibug68_2d.txt", "_ldmks_wflw98_2d.txt")
+    assert len(fa) == 6 * n and {f"{i:06d}{s}" for i in range(n) for s in suffixes} == set(fa)
     # same seed, two worker processes: identical bytes
     st = render_dataset(b, n, size=SMALL, seed=11, workers=2, face_model=ict, progress=False)
     assert st["written"] == n

@@ -1,6 +1,6 @@
-"""Tests of the synthetic engine's other label sets (lightmark.synth.landmark_sets): WFLW's 98 points and the 68
-points with the visible-contour ("2D") jaw. Rendering tests need the ICT Face Model in ../shared/data (skipped
-with a message when absent, failing when CI=true)."""
+"""Tests of the synthetic engine's other label sets (lightmark.synth.landmark_sets): WFLW's 98 points, and the 68
+and the 98 points with the visible-contour ("2D") jaw. Rendering tests need the ICT Face Model in ../shared/data
+(skipped with a message when absent, failing when CI=true)."""
 
 from __future__ import annotations
 
@@ -128,7 +128,8 @@ def _flip_x(pts: np.ndarray, width: int) -> np.ndarray:
 
 def test_labels_flip_with_the_image(ict):
     """A rendered sample's mirror image is the mirrored face seen by the mirrored camera: computing both label
-    sets there gives the sample's labels flipped and permuted (WFLW's and the 68-point flip permutations)."""
+    sets there gives the sample's labels flipped and permuted (WFLW's and the 68-point flip permutations), 2D jaws
+    included."""
     mirror = LS._mirror_vertices(ict.neutral.astype(np.float64))
     for seed, yaw in ((5, 35.0), (6, -70.0)):
         _, ldmks, _, p = render_sample(sample_seed(seed, 0), SynthConfig(size=SIZE, extra={"pose": (yaw, 8, 5)}), ict)
@@ -143,6 +144,14 @@ def test_labels_flip_with_the_image(ict):
         np.testing.assert_allclose(w, _flip_x(p["ldmks_wflw98"], SIZE)[list(LS.WFLW98_FLIP)], atol=0.05)
         j2 = LS.ibug68_2d_labels(lm_m, ict, Vm, Pm)
         np.testing.assert_allclose(j2, _flip_x(p["ldmks_ibug68_2d"], SIZE)[list(FLIP_PERM)], atol=0.05)
+        w2 = LS.wflw98_2d_labels(w, j2, ict, Vm, Pm)
+        w2_flipped = _flip_x(p["ldmks_wflw98_2d"], SIZE)[list(LS.WFLW98_FLIP)]
+        odd = list(LS.WFLW98_JAW_MARCHING)
+        np.testing.assert_allclose(np.delete(w2, odd, 0), np.delete(w2_flipped, odd, 0), atol=0.05)
+        # the odd points' parallels cross skin whose triangulation is not mirror-symmetric (other diagonals, the
+        # nose cut): the two sides' candidates differ by up to ~1 mm, a fraction of a pixel here
+        np.testing.assert_allclose(w2[odd], w2_flipped[odd], atol=0.25)
+        assert (np.abs(p["ldmks_wflw98_2d"][:33] - p["ldmks_wflw98"][:33]) > 2.0).any()  # the jaw did move
 
 
 # ------------------------------------------------------------------------------------------------ 2D jaw
@@ -191,6 +200,61 @@ def test_2d_jaw_marches_to_the_silhouette_on_the_turned_away_side(ict):
         assert deep and all(deep)
 
 
+# ------------------------------------------------------------------------------------------------ WFLW 98, 2D jaw
+
+
+def test_wflw98_2d_parallels(ict):
+    """Every odd WFLW jaw point has its own parallel but the two beside the chin (15, 17: the plane through them
+    cuts only the chin's underside, so they keep their 3D point, as the chin); the 68-point ones are all full."""
+    assert (np.bincount(LS.jaw_parallels(ict, "ibug68_2d").group, minlength=16) > 0).all()
+    par = LS.jaw_parallels(ict, "wflw98_2d")
+    sizes = dict(zip(LS.WFLW98_JAW_MARCHING, np.bincount(par.group, minlength=16), strict=True))
+    assert [i for i, n in sizes.items() if n == 0] == [15, 17]
+    assert min(n for i, n in sizes.items() if i not in (15, 17)) >= 10
+    np.testing.assert_array_equal(par.side, np.repeat([-1.0, 1.0], 8))
+
+
+def test_wflw98_2d_is_wflw98_with_the_2d_jaw(ict):
+    """Points 33-97 are the WFLW labels and the even jaw points the 68-point 2D jaw, exactly; frontal, the jaw is
+    within a few px of the 3D one; the odd points of the visible side keep their 3D points."""
+    for seed, yaw in ((0, 0.0), (1, 0.0), (2, 0.0), (0, 60.0), (2, -60.0)):
+        _, _, _, p = _render(ict, seed, yaw)
+        w, w2, j2 = p["ldmks_wflw98"], p["ldmks_wflw98_2d"], p["ldmks_ibug68_2d"]
+        assert w2.shape == (98, 2) and w2.dtype == np.float32
+        np.testing.assert_array_equal(w2[33:], w[33:])
+        np.testing.assert_array_equal(w2[0:33:2], j2[:17])
+        np.testing.assert_array_equal(w2[[15, 17]], w[[15, 17]])  # beside the chin: no parallel
+        if yaw == 0:
+            assert np.abs(w2[:33] - w[:33]).max() < 0.02 * SIZE
+        else:
+            near = range(1, 16, 2) if yaw > 0 else range(17, 32, 2)
+            np.testing.assert_array_equal(w2[list(near)], w[list(near)])
+
+
+def test_wflw98_2d_odd_jaw_points_march_to_the_silhouette(ict):
+    """Yaw 60: the odd jaw points of the turned-away side move out onto the face's outline in ``_seg.png`` (or
+    the cheek's edge beside the nose or lips), between their even neighbours: within the chord's middle and near
+    it (the outline is smooth at this spacing)."""
+    for seed, yaw in ((0, 60.0), (1, 60.0), (2, -60.0)):
+        _, _, seg, p = _render(ict, seed, yaw)
+        w, w2 = p["ldmks_wflw98"].astype(np.float64), p["ldmks_wflw98_2d"].astype(np.float64)
+        far = range(19, 32, 2) if yaw > 0 else range(1, 14, 2)  # not 15/17 beside the chin
+        u = np.array([np.sign(yaw), 0.0])
+        shift = (w2[list(far)] - w[list(far)]) @ u
+        assert (shift >= 0).all() and (shift > 2.0).sum() >= 5, shift
+        face = np.isin(seg, FACE)
+        on_outline = [_first_outside(face, w2[i], u, 2.5) < np.inf for i in far]
+        assert sum(on_outline) >= 3, on_outline
+        for i, ok in zip(far, on_outline, strict=True):
+            x, y = np.round(w2[i] + 2 * u).astype(int)
+            beside = seg[y - 2 : y + 3, x - 2 : x + 3]
+            assert ok or np.isin(beside, (L.NOSE, L.UPPER_LIP, L.LOWER_LIP, L.MOUTH_INTERIOR, L.TEETH)).any(), i
+            a, d = w2[i - 1], w2[i + 1] - w2[i - 1]
+            t = (w2[i] - a) @ d / (d @ d)
+            off = abs(d[0] * (w2[i] - a)[1] - d[1] * (w2[i] - a)[0]) / np.linalg.norm(d)
+            assert 0.2 < t < 0.8 and off < 0.2 * np.linalg.norm(d) + 0.5, (i, t, off)
+
+
 # ------------------------------------------------------------------------------------------------ files
 
 
@@ -199,7 +263,8 @@ def test_dataset_writes_the_label_sets(ict, tmp_path):
     render_dataset(tmp_path, n, size=64, seed=3, workers=1, face_model=ict, progress=False)
     for i in range(n):
         _, ldmks, _, p = render_sample(sample_seed(3, i), SynthConfig(size=64), ict)
-        for name, key, k in (("wflw98", "ldmks_wflw98", 98), ("ibug68_2d", "ldmks_ibug68_2d", 68)):
+        sets = (("wflw98", "ldmks_wflw98", 98), ("ibug68_2d", "ldmks_ibug68_2d", 68))
+        for name, key, k in (*sets, ("wflw98_2d", "ldmks_wflw98_2d", 98)):
             f = tmp_path / f"{i:06d}_ldmks_{name}.txt"
             lines = f.read_text().splitlines()
             assert len(lines) == k and all(len(v.split(".")[1]) == 3 for t in lines for v in t.split())

@@ -26,7 +26,7 @@ from .assets import SIDES, ModelAssets, fit_sphere, get_assets
 from .compose import BackgroundSource, add_occluders, degrade, procedural_background
 from .expressions import sample_expression
 from .face_model import SCLERA, FaceModel, default_face_model_path, load_face_model
-from .landmark_sets import ibug68_2d_labels, wflw98_labels
+from .landmark_sets import ibug68_2d_labels, wflw98_2d_labels, wflw98_labels
 from .props import Mesh, concat, glasses, hair_curtain, torso
 from .raster import label_pixels, rasterize, shade, shadow_map, srgb_lut, vertex_normals
 from .scene import MODEL_TO_CAMERA, Camera, direction_from_angles, frame_camera, kelvin_to_rgb, rotation_matrix
@@ -34,7 +34,11 @@ from .textures import TextureSource, dress, prepare_textures
 
 NUM_POINTS = 70  # 68 landmarks + 2 pupils (subject's right, then left)
 # the other label sets: file suffix (``NNNNNN_ldmks_<scheme>.txt``) -> key of render_sample's params
-EXTRA_LABELS: dict[str, str] = {"wflw98": "ldmks_wflw98", "ibug68_2d": "ldmks_ibug68_2d"}
+EXTRA_LABELS: dict[str, str] = {
+    "wflw98": "ldmks_wflw98",
+    "ibug68_2d": "ldmks_ibug68_2d",
+    "wflw98_2d": "ldmks_wflw98_2d",
+}
 _SRGB_LUT = srgb_lut()
 META_NAME = "synth_config.json"
 
@@ -309,7 +313,8 @@ def render_sample(
         (``model.vertices(identity, expression)[model.landmarks68]`` projected by ``P`` gives the 68 points),
         ``pupils_model`` (2,3), pose angles and the other random choices; the other label sets
         (:mod:`.landmark_sets`, same pixel convention): ``ldmks_wflw98`` (98,2) float32 (WFLW, 3D points
-        projected) and ``ldmks_ibug68_2d`` (68,2) float32 (the 68 points with the jaw on the visible contour).
+        projected), ``ldmks_ibug68_2d`` (68,2) float32 (the 68 points with the jaw on the visible contour) and
+        ``ldmks_wflw98_2d`` (98,2) float32 (WFLW with the jaw on the visible contour).
     """
     # every step draws from ``rng`` in this order: reordering the steps changes every sample
     cfg = cfg or SynthConfig()
@@ -339,6 +344,9 @@ def render_sample(
     ldmks = np.concatenate([rig.cam.project(shape.landmarks), rig.cam.project(shape.pupils)]).astype(np.float32)
     params["ldmks_wflw98"] = wflw98_labels(ldmks, model, shape.V, rig.cam.P, params.get("brow_shape"))
     params["ldmks_ibug68_2d"] = ibug68_2d_labels(ldmks, model, shape.V, rig.cam.P)
+    params["ldmks_wflw98_2d"] = wflw98_2d_labels(
+        params["ldmks_wflw98"], params["ldmks_ibug68_2d"], model, shape.V, rig.cam.P
+    )
     skin_srgb = linear_to_srgb(app.vcol[model.landmarks68[30]] * light.exposure * 0.8).astype(np.float32)
     image, occluders, degradations = _composite(rng, cfg, rgb, cover, seg, ldmks, skin_srgb, backgrounds)
     params["occluders"] = occluders

@@ -1,8 +1,9 @@
-"""Label sets of the synthetic faces beside the 68 iBUG points: WFLW's 98 points and the 68 points with a
+"""Label sets of the synthetic faces beside the 68 iBUG points: WFLW's 98 points, and both layouts with a
 visible-contour ("2D") jaw.
 
-Both are computed per rendered sample from the mesh and camera of the 68-point labels and written beside them
-(``NNNNNN_ldmks_wflw98.txt``, ``NNNNNN_ldmks_ibug68_2d.txt``; see ``docs/synth.md``, "Landmark sets").
+All are computed per rendered sample from the mesh and camera of the 68-point labels and written beside them
+(``NNNNNN_ldmks_wflw98.txt``, ``NNNNNN_ldmks_ibug68_2d.txt``, ``NNNNNN_ldmks_wflw98_2d.txt``; see
+``docs/synth.md``, "Landmark sets").
 
 **WFLW 98** (Wu et al., "Look at Boundary", CVPR 2018), 3D points projected like the 68 labels. The definition
 is the data below: the points WFLW shares with the 68-point layout (:data:`WFLW98_TO_IBUG68`) are the same
@@ -14,9 +15,12 @@ face's UV map); 96-97 are the renderer's pupils.
 **iBUG 68, 2D jaw**: landmark marching (Zhu et al., "Face Alignment Across Large Poses: A 3D Solution", CVPR
 2016). Each jaw point (but the chin) owns a *parallel*: the points where the horizontal plane through it (on the
 neutral mesh) cuts the cheek's skin between it and the face's midline, in front of it (:func:`jaw_parallels`,
-computed once per model). When the jaw vertex faces away from the camera, the label moves to the candidate of its
+computed once per model). When the jaw point faces away from the camera, the label moves to the candidate of its
 parallel that lies outermost in the image (perpendicular to the head's projected vertical axis), i.e. onto the
-silhouette of the cheek; visible jaw points keep their 3D position.
+silhouette of the cheek; visible jaw points keep their 3D position (:func:`march_jaw`).
+
+**WFLW 98, 2D jaw**: the WFLW labels with jaw point 2i = the 2D jaw's point i, and the odd jaw points (surface
+points) marched the same way through parallels of their own; points 33-97 are the WFLW labels.
 """
 
 from __future__ import annotations
@@ -77,7 +81,14 @@ MEAN_BROW: dict[str, float] = {"thickness": 0.0335, "taper": 0.55, "lift": 0.025
 """The mean of the random brow band (face-tile UV units): used when a sample's brow shape is not given."""
 
 IBUG68_JAW_MARCHING: tuple[int, ...] = (*range(0, 8), *range(9, 17))
-"""The 68-point jaw points that landmark marching may move (all but the chin)."""
+"""The 68-point jaw points that landmark marching may move in ``ibug68_2d`` (all but the chin)."""
+
+WFLW98_JAW_MARCHING: tuple[int, ...] = tuple(range(1, 32, 2))
+"""The WFLW jaw points that ``wflw98_2d`` marches itself (the odd ones; the even ones are ``ibug68_2d``'s jaw)."""
+
+CHIN_HALF_WIDTH = 1.0
+"""cm: a marching point closer to the midline may have an empty parallel (the horizontal plane through it cuts only
+the chin's downward-facing underside: WFLW 15 and 17, beside the chin); it then keeps its 3D position, as the chin."""
 
 _FACE_END = PARTS["face"][1]
 _CACHE: dict[int, tuple[FaceModel, dict]] = {}
@@ -201,12 +212,14 @@ def wflw98_labels(
 
 @dataclass(frozen=True)
 class JawParallels:
-    """Landmark-marching candidates of the jaw points :data:`IBUG68_JAW_MARCHING` (J = 16): M points, each on
-    a mesh edge ``(1 - t) * V[a] + t * V[b]``, sorted by ``group`` (its row in the jaw list); ``side`` (J,) is
-    -1 on the subject's right, +1 on the left; the jaw vertices' incident triangles ``ring`` (R,3) with their
-    jaw row ``ring_of`` (R,) give the vertex normals."""
+    """Landmark-marching candidates of J jaw anchors (barycentric surface points ``w`` (J,3) of the vertices
+    ``ids`` (J,3); a vertex is ``(v, v, v)`` with weights ``(1, 0, 0)``): M points, each on a mesh edge
+    ``(1 - t) * V[a] + t * V[b]``, sorted by ``group`` (the anchor's row); ``side`` (J,) is -1 on the subject's
+    right, +1 on the left; the face triangles ``ring`` (R,3) around each anchor's vertices, with the anchor's row
+    ``ring_of`` (R,), give the anchors' normals."""
 
-    jaw: np.ndarray  # (J,) 68-point indices
+    ids: np.ndarray  # (J,3) int64
+    w: np.ndarray  # (J,3) float64
     side: np.ndarray  # (J,) float
     a: np.ndarray  # (M,) int64
     b: np.ndarray  # (M,) int64
@@ -252,10 +265,10 @@ def _vertex_normals_of(V: np.ndarray, T: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
-def _slice(V: np.ndarray, vn: np.ndarray, edges: np.ndarray, jaw_v: int) -> tuple[np.ndarray, np.ndarray]:
-    """Edges (E,2) crossed by the horizontal plane through vertex ``jaw_v`` between it and the midline, in
+def _slice(V: np.ndarray, vn: np.ndarray, edges: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges (E,2) crossed by the horizontal plane through the anchor ``c`` (3,) between it and the midline, in
     front of it, on the front/side-facing skin: the crossed edges (M,2) and the crossing parameters (M,)."""
-    x0, y0, z0 = V[jaw_v]
+    x0, y0, z0 = c
     s = np.sign(x0)
     ya, yb = V[edges[:, 0], 1], V[edges[:, 1], 1]
     cross = (ya - y0) * (yb - y0) < 0
@@ -267,28 +280,45 @@ def _slice(V: np.ndarray, vn: np.ndarray, edges: np.ndarray, jaw_v: int) -> tupl
     return e[keep], t[keep]
 
 
-def jaw_parallels(model: FaceModel) -> JawParallels:
-    """The landmark-marching candidates of ``model``, from its neutral mesh (cached per model)."""
+def jaw_anchors(model: FaceModel, scheme: str) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex ids (J,3) and barycentric weights (J,3) of the jaw points landmark marching moves in ``scheme``:
+    ``"ibug68_2d"``, the 68-point jaw vertices :data:`IBUG68_JAW_MARCHING`; ``"wflw98_2d"``, the odd WFLW jaw
+    points :data:`WFLW98_JAW_MARCHING` (surface points of :data:`WFLW98_SURFACE`)."""
+    if scheme == "ibug68_2d":
+        v = model.landmarks68[list(IBUG68_JAW_MARCHING)].astype(np.int64)
+        return np.repeat(v[:, None], 3, 1), np.tile([1.0, 0.0, 0.0], (len(v), 1))
+    if scheme == "wflw98_2d":
+        ids = np.array([WFLW98_SURFACE[i][0] for i in WFLW98_JAW_MARCHING], np.int64)
+        return ids, np.array([WFLW98_SURFACE[i][1] for i in WFLW98_JAW_MARCHING], np.float64)
+    raise ValueError(f"no landmark marching for scheme {scheme!r} (ibug68_2d, wflw98_2d)")
+
+
+def jaw_parallels(model: FaceModel, scheme: str = "ibug68_2d") -> JawParallels:
+    """The landmark-marching candidates of the :func:`jaw_anchors` of ``scheme``, from the neutral mesh of
+    ``model`` (cached per model and scheme)."""
     cache = _model_cache(model)
-    if "parallels" in cache:
-        return cache["parallels"]
+    key = f"parallels_{scheme}"
+    if key in cache:
+        return cache[key]
+    ids, w = jaw_anchors(model, scheme)
     V = model.neutral.astype(np.float64)
     T = _cheek_triangles(model).astype(np.int64)
     vn = _vertex_normals_of(V, T)
     edges = np.unique(np.sort(np.concatenate([T[:, [0, 1]], T[:, [1, 2]], T[:, [2, 0]]]), 1), axis=0)
-    jaw = np.array(IBUG68_JAW_MARCHING, np.int64)
-    lm = model.landmarks68.astype(np.int64)
-    slices = [_slice(V, vn, edges, int(lm[k])) for k in jaw]  # (edges (M_j,2), t (M_j,)) per jaw point
+    anchors = np.einsum("jk,jkd->jd", w, V[ids])  # (J,3)
+    slices = [_slice(V, vn, edges, c) for c in anchors]  # (edges (M_j,2), t (M_j,)) per anchor
     sizes = np.array([len(t) for _, t in slices])
-    if (sizes == 0).any():
-        raise ValueError(f"{model.source or 'face model'}: empty jaw parallel(s) {jaw[sizes == 0].tolist()}")
+    bad = (sizes == 0) & (np.abs(anchors[:, 0]) >= CHIN_HALF_WIDTH)  # beside the chin: its underside, no parallel
+    if bad.any():
+        points = np.array(IBUG68_JAW_MARCHING if scheme == "ibug68_2d" else WFLW98_JAW_MARCHING)[bad].tolist()
+        raise ValueError(f"{model.source or 'face model'}: empty {scheme} jaw parallel(s) of points {points}")
     e = np.concatenate([e for e, _ in slices])
-    ring_mask = np.isin(model.triangles, lm[jaw]).any(1) & (model.triangles < _FACE_END).all(1)
-    ring = model.triangles[ring_mask].astype(np.int64)
-    ring_of = np.array([int(np.flatnonzero(np.isin(lm[jaw], r))[0]) for r in ring], np.int64)
-    cache["parallels"] = par = JawParallels(
-        jaw=jaw, side=np.sign(V[lm[jaw], 0]), a=e[:, 0], b=e[:, 1], t=np.concatenate([t for _, t in slices]),
-        group=np.repeat(np.arange(len(jaw)), sizes), ring=ring, ring_of=ring_of,
+    tri = model.triangles.astype(np.int64)
+    hit = (tri[:, :, None, None] == np.where(w > 0, ids, -1)[None, None]).any((1, 3))  # (T,J)
+    tri_ix, ring_of = np.nonzero(hit & (tri < _FACE_END).all(1)[:, None])  # triangle-major
+    cache[key] = par = JawParallels(
+        ids=ids, w=w, side=np.sign(anchors[:, 0]), a=e[:, 0], b=e[:, 1], t=np.concatenate([t for _, t in slices]),
+        group=np.repeat(np.arange(len(ids)), sizes), ring=tri[tri_ix], ring_of=ring_of.astype(np.int64),
     )  # fmt: skip
     return par
 
@@ -298,31 +328,62 @@ def _camera_centre(P: np.ndarray) -> np.ndarray:
     return -np.linalg.solve(P[:, :3], P[:, 3])
 
 
-def ibug68_2d_labels(ldmks: np.ndarray, model: FaceModel, V: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """(68,2) float32 iBUG labels with the visible-contour jaw: the 3D labels ``ldmks`` (68 or 70, 2), whose jaw
-    points that face away from the camera move to the outermost projected candidate of their parallel (landmark
-    marching) when it lies outside them; the other points are copied.
+def march_jaw(base: np.ndarray, par: JawParallels, V: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """(J,2) float32 landmark-marched labels of the anchors of ``par``: ``base`` (J,2), their 3D points projected,
+    where an anchor that faces away from the camera takes the outermost projected candidate of its parallel
+    (outermost perpendicular to the head's projected vertical axis) when that lies further out than it.
 
     Args:
-        V: (V,3) the sample's model-space vertices; P: (3,4) its projection (the 68 labels' camera).
+        V: (V,3) the sample's model-space vertices; P: (3,4) its projection (the labels' camera).
     """
-    par = jaw_parallels(model)
     V = np.asarray(V, np.float64)
-    out = np.array(ldmks[:68], np.float32)
-    J = V[model.landmarks68[par.jaw]]  # (J,3)
+    out = np.array(base, np.float32)
+    J = np.einsum("jk,jkd->jd", par.w, V[par.ids])  # (J,3)
     cand = project_points(P, V[par.a] * (1 - par.t)[:, None] + V[par.b] * par.t[:, None])  # (M,2)
     up = project_points(P, J + [0.0, 1.0, 0.0]) - project_points(P, J)
     out_dir = par.side[:, None] * np.stack([-up[:, 1], up[:, 0]], 1)
     out_dir /= np.maximum(np.linalg.norm(out_dir, axis=1, keepdims=True), 1e-12)
     score = np.einsum("md,md->m", cand, out_dir[par.group])
-    best = np.argmax(np.where(par.group[None, :] == np.arange(len(par.jaw))[:, None], score[None], -np.inf), 1)
+    own = par.group[None, :] == np.arange(len(J))[:, None]  # (J,M)
+    best = np.argmax(np.where(own, score[None], -np.inf), 1)
     fn = np.cross(V[par.ring[:, 1]] - V[par.ring[:, 0]], V[par.ring[:, 2]] - V[par.ring[:, 0]])
     normal = np.zeros_like(J)
     np.add.at(normal, par.ring_of, fn)
     away = np.einsum("jd,jd->j", normal, J - _camera_centre(P)) > 0
-    j_score = np.einsum("jd,jd->j", out[par.jaw].astype(np.float64), out_dir)
-    move = away & (score[best] > j_score + 1e-6)
-    out[par.jaw[move]] = cand[best[move]]
+    j_score = np.einsum("jd,jd->j", out.astype(np.float64), out_dir)
+    move = away & own.any(1) & (score[best] > j_score + 1e-6)  # an empty parallel never moves
+    out[move] = cand[best[move]]
+    return out
+
+
+def ibug68_2d_labels(ldmks: np.ndarray, model: FaceModel, V: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """(68,2) float32 iBUG labels with the visible-contour jaw: the 3D labels ``ldmks`` (68 or 70, 2) with the
+    jaw points :data:`IBUG68_JAW_MARCHING` landmark-marched (:func:`march_jaw`); the other points are copied.
+
+    Args:
+        V: (V,3) the sample's model-space vertices; P: (3,4) its projection (the 68 labels' camera).
+    """
+    out = np.array(ldmks[:68], np.float32)
+    jaw = list(IBUG68_JAW_MARCHING)
+    out[jaw] = march_jaw(out[jaw], jaw_parallels(model, "ibug68_2d"), V, P)
+    return out
+
+
+def wflw98_2d_labels(
+    wflw98: np.ndarray, ibug68_2d: np.ndarray, model: FaceModel, V: np.ndarray, P: np.ndarray
+) -> np.ndarray:
+    """(98,2) float32 WFLW labels with the visible-contour jaw: the sample's :func:`wflw98_labels` ``wflw98``
+    (98,2) with the even jaw points 2i set to jaw point i of its :func:`ibug68_2d_labels` ``ibug68_2d`` (68,2)
+    (so the two 2D sets agree exactly) and the odd ones :data:`WFLW98_JAW_MARCHING` landmark-marched
+    (:func:`march_jaw`); points 33-97 are copied.
+
+    Args:
+        V: (V,3) the sample's model-space vertices; P: (3,4) its projection (the labels' camera).
+    """
+    out = np.array(wflw98, np.float32)
+    out[0:33:2] = ibug68_2d[:17]
+    odd = list(WFLW98_JAW_MARCHING)
+    out[odd] = march_jaw(out[odd], jaw_parallels(model, "wflw98_2d"), V, P)
     return out
 
 

@@ -58,8 +58,9 @@ def render_scheme_sheet(
 ) -> np.ndarray:
     """A sheet (rows: ``seeds``, columns: head ``yaws``) of samples with the other label sets of
     :mod:`.landmark_sets` drawn, upscaled ``scale`` times: WFLW's 98 points (cyan; lower brow points magenta),
-    the 3D jaw (red) and the 2D (visible-contour) jaw (yellow). Written as JPEG or PNG by the suffix of ``path``;
-    returns the sheet (RGB)."""
+    the 68-point 3D jaw (red) and the 2D (visible-contour) jaw of ``wflw98_2d`` (yellow line; its even points,
+    ``ibug68_2d``'s jaw, yellow; its odd points green). Written as JPEG or PNG by the suffix of ``path``; returns
+    the sheet (RGB)."""
     import cv2
 
     from ..utils import atomic_save_bytes
@@ -72,7 +73,7 @@ def render_scheme_sheet(
             cfg = SynthConfig(size=size, p_hand=0.0, p_object=0.0, extra={"pose": (yaw, 0.0, 0.0)})
             image, ldmks, _, params = render_sample(sample_seed(seed, 0), cfg, model)
             big = cv2.resize(image, (size * scale, size * scale), interpolation=cv2.INTER_CUBIC)
-            wflw, jaw2d = params["ldmks_wflw98"], params["ldmks_ibug68_2d"][:17]
+            wflw, jaw2d = params["ldmks_wflw98"], params["ldmks_wflw98_2d"][:33]
             for jaw, colour in ((ldmks[:17], (255, 40, 40)), (jaw2d, (255, 230, 0))):
                 line = np.round((jaw * scale + (scale - 1) / 2) * 16).astype(np.int32)
                 cv2.polylines(big, [line], False, colour, 1, cv2.LINE_AA, shift=4)
@@ -80,16 +81,18 @@ def render_scheme_sheet(
             _dots(big, wflw, (0, 230, 255), 1.4, scale)
             _dots(big, wflw[38:42], (255, 0, 255), 1.4, scale)
             _dots(big, wflw[47:51], (255, 0, 255), 1.4, scale)
-            _dots(big, jaw2d, (255, 230, 0), 1.8, scale)
+            _dots(big, jaw2d[0::2], (255, 230, 0), 1.8, scale)
+            _dots(big, jaw2d[1::2], (60, 255, 60), 1.8, scale)
             cv2.putText(big, f"yaw {yaw:.0f}", (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
             tiles.append(big)
         rows.append(np.concatenate(tiles, 1))
     legend = np.zeros((30, rows[0].shape[1], 3), np.uint8)
     for x, text, colour in (
         (8, "WFLW 98", (0, 230, 255)),
-        (110, "WFLW lower brows", (255, 0, 255)),
-        (290, "68-point 3D jaw", (255, 40, 40)),
-        (460, "68-point 2D (visible-contour) jaw", (255, 230, 0)),
+        (100, "WFLW lower brows", (255, 0, 255)),
+        (260, "68-point 3D jaw", (255, 40, 40)),
+        (410, "2D jaw: 68-point / wflw98_2d even", (255, 230, 0)),
+        (720, "wflw98_2d odd", (60, 255, 60)),
     ):
         cv2.putText(legend, text, (x, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour, 1, cv2.LINE_AA)
     sheet = np.concatenate([*rows, legend], 0)
