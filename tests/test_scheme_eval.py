@@ -38,5 +38,19 @@ def test_a_wflw98_model_is_scored_on_68_point_labels(tmp_path) -> None:
     model = create_model("shufflenetv2_x0_5_heatmap", scheme="wflw98").eval()
     report = evaluate(model, tmp_path, scheme="ibug68", progress=False)
     assert report.predictions.landmarks.shape == (3, 68, 2) and np.isfinite(report.summary["nme_challenge"])
-    with pytest.raises(LightmarkError):
+    with pytest.raises(LightmarkError, match="--scheme ibug68"):  # the error says how to score it
         evaluate(model, tmp_path, progress=False)
+
+
+def test_a_missing_label_set_names_its_files(tmp_path) -> None:
+    """A FaceSynthetics-layout folder without a scheme's label files says which files it looked for."""
+    import cv2
+
+    from lightmark.data.formats import load_dataset, write_ldmks
+    from lightmark.errors import DatasetError
+
+    cv2.imwrite(str(tmp_path / "000000.png"), np.zeros((64, 64, 3), np.uint8))
+    write_ldmks(tmp_path / "000000_ldmks.txt", np.full((68, 2), 30.0), np.full((2, 2), 30.0))
+    assert load_dataset(tmp_path, require_landmarks=True).has_landmarks
+    with pytest.raises(DatasetError, match="scheme 'wflw98'.*NNNNNN_ldmks_wflw98.txt"):
+        load_dataset(tmp_path, require_landmarks=True, scheme="wflw98")

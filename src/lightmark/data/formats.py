@@ -717,8 +717,10 @@ def load_dataset(
         _attach_yaw(ds.samples, csv_path)
     if require_landmarks and not ds.has_landmarks:
         missing = [s.name for s in ds.samples if s.landmarks is None]
+        where = f" of scheme {s.name!r}" if s.name != DEFAULT_SCHEME else ""
+        hint = f" (this layout reads them from NNNNNN{ldmks_suffix(s)})" if ds.format == "facesynthetics" else ""
         raise DatasetError(
-            f"{ds.root}: {len(missing)} of {len(ds)} samples have no landmarks (first: {missing[0]}); "
-            f"format {ds.format!r}"
+            f"{ds.root}: {len(missing)} of {len(ds)} samples have no landmarks{where} (first: {missing[0]}); "
+            f"format {ds.format!r}{hint}"
         )
     return ds

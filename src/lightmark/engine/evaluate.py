@@ -11,7 +11,7 @@ import numpy as np
 
 from ..constants import NUM_LANDMARKS, YAW_BIN_NAMES
 from ..data.formats import FaceDataset, load_dataset
-from ..errors import ConfigError, DatasetError
+from ..errors import ConfigError, DatasetError, LightmarkError
 from ..metrics import box_norm, challenge_norm, nme, summarize
 from ..models import LandmarkModel
 from ..schemes import DEFAULT_SCHEME, get_scheme
@@ -110,7 +110,13 @@ def evaluate(
     if isinstance(data, FaceDataset):
         dataset = data
     else:
-        dataset = load_dataset(data, require_landmarks=True, scheme=scheme or model_scheme)
+        try:
+            dataset = load_dataset(data, require_landmarks=True, scheme=scheme or model_scheme)
+        except LightmarkError as e:
+            if scheme is not None or model_scheme == DEFAULT_SCHEME:
+                raise
+            hint = f"a {model_scheme} model on data of another scheme: give it, e.g. --scheme ibug68 / scheme="
+            raise type(e)(f"{e} ({hint}'ibug68', to score the model through its map to those points)") from None
     if not dataset.has_landmarks:
         raise DatasetError(f"{dataset.root}: evaluation needs landmarks for every image")
     scheme = dataset.scheme
