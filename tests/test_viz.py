@@ -116,6 +116,14 @@ def test_plot_training_writes_png(tmp_path) -> None:
     assert plot_training([{"epoch": 0, "train_loss": 0.5}], tmp_path / "t2.png").exists()
 
 
+def test_plot_scaling_writes_png(tmp_path) -> None:
+    from lightmark.viz import plot_scaling
+
+    path = plot_scaling([96_000, 288_000, 960_000], {"all": [3.4, 3.0, 2.8], "yaw 60-90": [4.2, 3.9, float("nan")]},
+                        tmp_path / "scaling.png")  # fmt: skip
+    assert _read_png(path).shape[1] > 100 and not list(tmp_path.glob(".*.tmp"))
+
+
 def test_worst_gallery(tmp_path) -> None:
     rng = np.random.default_rng(0)
     imgs = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(6)]

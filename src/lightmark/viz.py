@@ -269,6 +269,27 @@ def _save_figure(fig: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def plot_scaling(
+    samples: Sequence[int],
+    curves: dict[str, Sequence[float]],
+    path: str | os.PathLike,
+    title: str = "validation NME against samples seen",
+) -> Path:
+    """A scaling curve: for each ``curves`` label, NME (%) against training samples seen (log axis), one point per
+    run trained to that budget. Returns the PNG path."""
+    fig = _new_figure((6.0, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, values) in enumerate(curves.items()):
+        ax.plot(samples, values, "o-" if i == 0 else ".--", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples seen (augmented crops)")
+    ax.set_ylabel("validation NME / 384 (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return _save_figure(fig, path)
+
+
 def plot_ced(
     curves: dict[str, np.ndarray],
     path: str | os.PathLike,
