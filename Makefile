@@ -75,7 +75,8 @@ report:
 		--eval "shipped mixed model + flip test=$(E)/explore_mixed_flip.json"
 	lightmark report --readme README.md --section compare \
 		--eval "heatmap head, wing loss, gamma augmentation 0.4 (control)=$(E)/compare_control.json" \
-		--eval "direct regression head (PFLD-like), wing loss=$(E)/compare_regression.json"
+		--eval "direct regression head (PFLD-like), wing loss=$(E)/compare_regression.json" \
+		--eval "heatmap head, L2 (MSE) loss=$(E)/compare_l2.json"
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips
