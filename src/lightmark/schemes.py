@@ -266,6 +266,17 @@ IBUG68_2D = register_scheme(
     )
 )
 
+IBUG68_FS = register_scheme(
+    replace(
+        IBUG68,
+        name="ibug68_fs",
+        description="iBUG 68 points in FaceSynthetics' definition, as the synthetic engine measured it on the 100 "
+        "samples (docs/synth.md, 'Landmark definitions'): brows on their centre line, the outer upper lip inside "
+        "the vermilion, the nose bridge higher, four jaw points moved; 3D jaw as ibug68. Written by "
+        "SynthConfig(fs_labels=True).",
+    )
+)
+
 # WFLW 98 points: 0-32 jaw (image left to right), 33-41 the subject's right brow (33-37 upper contour from the outer
 # end, 38-41 lower contour back), 42-50 left brow (42-46 upper from the inner end, 47-50 lower back), 51-54 nose bridge,
 # 55-59 nostrils, 60-67 right eye (from the outer corner 60) and 68-75 left eye (from the inner corner 68), 8 points

@@ -26,7 +26,7 @@ from .assets import SIDES, ModelAssets, fit_sphere, get_assets
 from .compose import BackgroundSource, add_occluders, degrade, procedural_background
 from .expressions import sample_expression
 from .face_model import SCLERA, FaceModel, default_face_model_path, load_face_model
-from .landmark_sets import ibug68_2d_labels, wflw98_2d_labels, wflw98_labels
+from .landmark_sets import ibug68_2d_labels, ibug68_fs_labels, wflw98_2d_labels, wflw98_labels
 from .props import Mesh, concat, glasses, hair_curtain, torso
 from .raster import label_pixels, rasterize, shade, shadow_map, srgb_lut, vertex_normals
 from .scene import MODEL_TO_CAMERA, Camera, direction_from_angles, frame_camera, kelvin_to_rgb, rotation_matrix
@@ -39,6 +39,10 @@ EXTRA_LABELS: dict[str, str] = {
     "ibug68_2d": "ldmks_ibug68_2d",
     "wflw98_2d": "ldmks_wflw98_2d",
 }
+# label sets written only when asked for (``SynthConfig.fs_labels``), and the registered scheme whose file layout
+# each is written in (their own scheme may not be registered: lightmark.schemes)
+OPTIONAL_LABELS: dict[str, str] = {"ibug68_fs": "ldmks_ibug68_fs"}
+LABEL_FORMAT: dict[str, str] = {"ibug68_fs": "ibug68"}
 _SRGB_LUT = srgb_lut()
 META_NAME = "synth_config.json"
 
@@ -81,6 +85,7 @@ class SynthConfig:
     p_hand: float = 0.1
     p_object: float = 0.12
     texture_share: float = 0.5  # with textures= (FaceSynthetics): fraction of the faces wearing one of them
+    fs_labels: bool = False  # also write NNNNNN_ldmks_ibug68_fs.txt (the 68 points in FaceSynthetics' definition)
     # lighting
     ambient_range: tuple[float, float] = (0.12, 0.55)
     key_light_range: tuple[float, float] = (0.5, 1.3)
@@ -314,7 +319,8 @@ def render_sample(
         ``pupils_model`` (2,3), pose angles and the other random choices; the other label sets
         (:mod:`.landmark_sets`, same pixel convention): ``ldmks_wflw98`` (98,2) float32 (WFLW, 3D points
         projected), ``ldmks_ibug68_2d`` (68,2) float32 (the 68 points with the jaw on the visible contour) and
-        ``ldmks_wflw98_2d`` (98,2) float32 (WFLW with the jaw on the visible contour).
+        ``ldmks_wflw98_2d`` (98,2) float32 (WFLW with the jaw on the visible contour), ``ldmks_ibug68_fs`` (68,2)
+        float32 (the 68 points in FaceSynthetics' definition, :func:`.landmark_sets.ibug68_fs_labels`).
     """
     # every step draws from ``rng`` in this order: reordering the steps changes every sample
     cfg = cfg or SynthConfig()
@@ -347,6 +353,7 @@ def render_sample(
     params["ldmks_wflw98_2d"] = wflw98_2d_labels(
         params["ldmks_wflw98"], params["ldmks_ibug68_2d"], model, shape.V, rig.cam.P
     )
+    params["ldmks_ibug68_fs"] = ibug68_fs_labels(ldmks, shape.V, rig.cam.P)
     skin_srgb = linear_to_srgb(app.vcol[model.landmarks68[30]] * light.exposure * 0.8).astype(np.float32)
     image, occluders, degradations = _composite(rng, cfg, rgb, cover, seg, ldmks, skin_srgb, backgrounds)
     params["occluders"] = occluders
@@ -574,13 +581,18 @@ def _names(out_dir: Path, index: int, width: int) -> tuple[Path, Path, Path]:
     return out_dir / f"{stem}.png", out_dir / f"{stem}_ldmks.txt", out_dir / f"{stem}_seg.png"
 
 
-def _extra_names(out_dir: Path, index: int, width: int) -> dict[str, Path]:
+def _label_sets(cfg: SynthConfig) -> dict[str, str]:
+    """The other label sets a dataset of ``cfg`` writes: scheme -> key of render_sample's params."""
+    return {**EXTRA_LABELS, **(OPTIONAL_LABELS if cfg.fs_labels else {})}
+
+
+def _extra_names(out_dir: Path, index: int, width: int, sets: dict[str, str] = EXTRA_LABELS) -> dict[str, Path]:
     """The other label files of sample ``index``: params key -> ``NNNNNN_ldmks_<scheme>.txt``."""
-    return {key: out_dir / f"{index:0{width}d}_ldmks_{name}.txt" for name, key in EXTRA_LABELS.items()}
+    return {key: out_dir / f"{index:0{width}d}_ldmks_{name}.txt" for name, key in sets.items()}
 
 
-def _all_names(out_dir: Path, index: int, width: int) -> list[Path]:
-    return [*_names(out_dir, index, width), *_extra_names(out_dir, index, width).values()]
+def _all_names(out_dir: Path, index: int, width: int, sets: dict[str, str] = EXTRA_LABELS) -> list[Path]:
+    return [*_names(out_dir, index, width), *_extra_names(out_dir, index, width, sets).values()]
 
 
 def format_landmarks(ldmks: np.ndarray) -> str:
@@ -607,7 +619,7 @@ def _write_sample(
     atomic_save_bytes(out[2], spng.tobytes())
     write_ldmks(out[1], ldmks[:68], ldmks[68:])
     for scheme, (path, pts) in (extra or {}).items():
-        write_ldmks(path, pts, None, scheme)
+        write_ldmks(path, pts, None, LABEL_FORMAT.get(scheme, scheme))
 
 
 def _render_index(index: int) -> tuple[int, float]:
@@ -616,8 +628,9 @@ def _render_index(index: int) -> tuple[int, float]:
     t0 = time.process_time()
     seed = sample_seed(job.seed, index)
     image, ldmks, seg, params = render_sample(seed, job.cfg, job.model, _W["backgrounds"], _W["textures"])
-    names = _extra_names(job.out_dir, index, job.width)
-    extra = {scheme: (names[key], params[key]) for scheme, key in EXTRA_LABELS.items()}
+    sets = _label_sets(job.cfg)
+    names = _extra_names(job.out_dir, index, job.width, sets)
+    extra = {scheme: (names[key], params[key]) for scheme, key in sets.items()}
     _write_sample(_names(job.out_dir, index, job.width), image, ldmks, seg, job.cfg.png_compression, extra)
     return index, time.process_time() - t0
 
@@ -637,8 +650,9 @@ def render_dataset(
     """Render ``count`` samples into ``out_dir`` (FaceSynthetics layout); resumable and deterministic.
 
     Sample ``i`` is drawn from :func:`sample_seed` ``(seed, i)``, so the output does not depend on ``workers``.
-    Indices whose five files (image, segmentation, the 68-point, WFLW and 2D-jaw labels) already exist are
-    skipped. Every file is written atomically.
+    Indices whose files (image, segmentation, the 68-point, WFLW and 2D-jaw labels, and with
+    ``config.fs_labels`` the FaceSynthetics-definition labels) already exist are skipped. Every file is written
+    atomically.
 
     Args:
         textures: a FaceSynthetics folder (``NNNNNN.png``, ``_ldmks.txt``, ``_seg.png``): each sample is fitted and
@@ -655,7 +669,8 @@ def render_dataset(
     """
     _check_dataset_args(count, size)
     job = _prepare_job(out_dir, count, size, seed, face_model, backgrounds, config, textures, workers, progress)
-    todo = [i for i in range(count) if not all(p.is_file() for p in _all_names(job.out_dir, i, job.width))]
+    sets = _label_sets(job.cfg)
+    todo = [i for i in range(count) if not all(p.is_file() for p in _all_names(job.out_dir, i, job.width, sets))]
     _write_meta(job, count)
     t0 = time.perf_counter()
     cpu = _render_all(job, todo, count, workers, progress)

@@ -21,6 +21,10 @@ silhouette of the cheek; visible jaw points keep their 3D position (:func:`march
 
 **WFLW 98, 2D jaw**: the WFLW labels with jaw point 2i = the 2D jaw's point i, and the odd jaw points (surface
 points) marched the same way through parallels of their own; points 33-97 are the WFLW labels.
+
+**iBUG 68, FaceSynthetics definition** (``ibug68_fs``): the 68 points where FaceSynthetics puts them on the face,
+as measured by :mod:`lightmark.synth.landmark_audit`: the points of :data:`IBUG68_FS_SURFACE` are fixed barycentric
+points of the ICT mesh, the others are the ``landmarks68`` vertices (3D points projected, like the 68 labels).
 """
 
 from __future__ import annotations
@@ -458,3 +462,51 @@ def derive_wflw98_surface(model: FaceModel) -> dict[int, tuple[tuple[int, int, i
         out[i] = (tuple(int(v) for v in ids), tuple(round(float(x), 4) for x in w))
         out[flip[i]] = (tuple(int(mirror[v]) for v in ids), out[i][1])
     return dict(sorted(out.items()))
+
+
+# ======================================================================================= FaceSynthetics 68
+
+
+# The 68 points that FaceSynthetics labels elsewhere than the ICT vertex (68-point index -> (vertex ids, barycentric
+# weights) on the neutral mesh; left/right symmetric): the brows on the eyebrow's centre line instead of its upper
+# edge (18-25), the inner brow ends further apart, the nasion 27 higher, jaw points 3/13 lower and 5/11 higher, the
+# outer upper lip 49-53 inside the lip rather than on its upper edge, 50/52 further apart. Made by
+# ``scripts/landmark_audit.py`` (lightmark.synth.landmark_audit.derive_definition on the 100 FaceSynthetics samples;
+# see docs/synth.md, "Landmark definitions").
+IBUG68_FS_SURFACE: dict[int, tuple[tuple[int, int, int], tuple[float, float, float]]] = {
+    3: ((365, 367, 368), (0.0997, 0.4871, 0.4132)),
+    5: ((1722, 1721, 765), (0.3941, 0.3478, 0.2581)),
+    11: ((3927, 3926, 3006), (0.3941, 0.3478, 0.2581)),
+    13: ((2606, 2608, 2609), (0.0997, 0.4871, 0.4132)),
+    18: ((287, 1010, 1009), (0.2915, 0.5694, 0.1391)),
+    19: ((1032, 1915, 1031), (0.7136, 0.2091, 0.0773)),
+    20: ((2041, 2039, 2040), (0.1499, 0.0877, 0.7624)),
+    21: ((2000, 2001, 2026), (0.0052, 0.062, 0.9328)),
+    22: ((4200, 4201, 4223), (0.0052, 0.062, 0.9328)),
+    23: ((4237, 4235, 4236), (0.1499, 0.0877, 0.7624)),
+    24: ((3252, 4115, 3251), (0.7136, 0.2091, 0.0773)),
+    25: ((2528, 3230, 3229), (0.2915, 0.5694, 0.1391)),
+    27: ((1358, 977, 3601), (0.8616, 0.0638, 0.0746)),
+    49: ((5607, 5631, 5662), (0.2906, 0.5908, 0.1186)),
+    50: ((5714, 5763, 5743), (0.4603, 0.2211, 0.3186)),
+    51: ((5829, 5524, 5525), (0.0, 1.0, 0.0)),
+    52: ((6219, 6268, 6248), (0.4603, 0.2211, 0.3186)),
+    53: ((6112, 6136, 6167), (0.2906, 0.5908, 0.1186)),
+}
+
+
+def ibug68_fs_labels(ldmks: np.ndarray, V: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """(68,2) float32 iBUG labels in FaceSynthetics' definition: the 3D labels ``ldmks`` (68 or 70, 2) with the points
+    of :data:`IBUG68_FS_SURFACE` replaced by the projections of their surface points (the others are copied, so they
+    equal the 68 labels exactly).
+
+    Args:
+        V: (V,3) the sample's model-space vertices; P: (3,4) its projection (the 68 labels' camera).
+    """
+    out = np.array(ldmks[:68], np.float32)
+    if IBUG68_FS_SURFACE:
+        idx = np.array(sorted(IBUG68_FS_SURFACE), np.int64)
+        ids = np.array([IBUG68_FS_SURFACE[i][0] for i in idx], np.int64)
+        w = np.array([IBUG68_FS_SURFACE[i][1] for i in idx], np.float64)
+        out[idx] = project_points(P, np.einsum("nk,nkd->nd", w, np.asarray(V, np.float64)[ids]))
+    return out
