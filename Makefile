@@ -76,7 +76,8 @@ report:
 	lightmark report --readme README.md --section compare \
 		--eval "heatmap head, wing loss, gamma augmentation 0.4 (control)=$(E)/compare_control.json" \
 		--eval "direct regression head (PFLD-like), wing loss=$(E)/compare_regression.json" \
-		--eval "heatmap head, L2 (MSE) loss=$(E)/compare_l2.json"
+		--eval "heatmap head, L2 (MSE) loss=$(E)/compare_l2.json" \
+		--eval "heatmap head, wing loss, no gamma augmentation=$(E)/compare_nogamma.json"
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips
