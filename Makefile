@@ -78,6 +78,9 @@ report:
 		--eval "direct regression head (PFLD-like), wing loss=$(E)/compare_regression.json" \
 		--eval "heatmap head, L2 (MSE) loss=$(E)/compare_l2.json" \
 		--eval "heatmap head, wing loss, no gamma augmentation=$(E)/compare_nogamma.json"
+	lightmark report --readme README.md --section appearance \
+		--eval "procedural faces (the comparisons' control)=$(E)/compare_control.json" \
+		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json"
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips
