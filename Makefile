@@ -77,7 +77,8 @@ report:
 		--eval "heatmap head, wing loss, gamma augmentation 0.4 (control)=$(E)/compare_control.json" \
 		--eval "direct regression head (PFLD-like), wing loss=$(E)/compare_regression.json" \
 		--eval "heatmap head, L2 (MSE) loss=$(E)/compare_l2.json" \
-		--eval "heatmap head, wing loss, no gamma augmentation=$(E)/compare_nogamma.json"
+		--eval "heatmap head, wing loss, no gamma augmentation=$(E)/compare_nogamma.json" \
+		--eval "heatmap head, L1 loss=$(E)/compare_l1.json"
 	lightmark report --readme README.md --section appearance \
 		--eval "procedural faces (the comparisons' control)=$(E)/compare_control.json" \
 		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json"
