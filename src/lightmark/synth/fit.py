@@ -132,7 +132,6 @@ def _initial_pose(p: _Problem) -> np.ndarray:
 def fit_landmarks(model: FaceModel, landmarks: np.ndarray, size: int, cfg: FitConfig | None = None) -> FaceFit:
     """Fit identity, expression, pose and focal length to ``landmarks`` (68,2) (iBUG order, pixel-centre
     convention) of a ``size`` x ``size`` image."""
-    from scipy.optimize import least_squares
 
     cfg = cfg or FitConfig()
     p = _Problem(model, landmarks, size, cfg)
@@ -141,10 +140,18 @@ def fit_landmarks(model: FaceModel, landmarks: np.ndarray, size: int, cfg: FitCo
     lo = np.concatenate([np.full(7, -np.inf), np.full(p.n, -4.0), np.zeros(p.E)])
     hi = np.concatenate([np.full(7, np.inf), np.full(p.n, 4.0), np.ones(p.E)])
     x[7 + p.n :] = 0.01
+    return solve(p, x, lo, hi, cfg, model, size)[0]
+
+
+def solve(p, x, lo, hi, cfg, model: FaceModel, size) -> tuple[FaceFit, np.ndarray]:
+    """Robust (Huber-reweighted) bounded least squares of problem ``p`` from ``x``, ``cfg.rounds`` rounds: the fit
+    and its parameter vector."""
+    from scipy.optimize import least_squares
+
     for _ in range(max(1, cfg.rounds)):
         x = least_squares(p.residuals, x, jac=p.jacobian, bounds=(lo, hi), x_scale="jac", method="trf", max_nfev=200).x
         r = np.linalg.norm(p.project(x) - p.target, axis=1)
         p.robust = np.sqrt(np.minimum(1.0, cfg.huber / np.maximum(r, 1e-9)))
     identity = np.zeros(model.num_identity)
     identity[: p.n] = x[7 : 7 + p.n]
-    return FaceFit(identity, x[7 + p.n :].copy(), p.camera(x, size), r)
+    return FaceFit(identity, x[7 + p.n :].copy(), p.camera(x, size), r), x

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..constants import FLIP_PERM
 from .face_model import PARTS, FaceModel
-from .fit import FaceFit, FitConfig, _initial_pose, _Problem
+from .fit import FaceFit, FitConfig, _initial_pose, _Problem, solve
 
 REGIONS: dict[str, tuple[int, ...]] = {
     "jaw": tuple(range(0, 17)),
@@ -75,7 +75,6 @@ def fit_weighted(
     Returns:
         the fit (``residuals`` (68,) px of every point, also the left-out ones) and its parameter vector.
     """
-    from scipy.optimize import least_squares
 
     cfg = cfg or FitConfig()
     p = _Problem(model, target, size, cfg)
@@ -97,14 +96,7 @@ def fit_weighted(
         if freeze_expression:  # the expression stays that of x0 (bounds a hair apart: scipy needs lo < hi)
             lo[7 + p.n :], hi[7 + p.n :] = x[7 + p.n :] - 1e-9, x[7 + p.n :] + 1e-9
             p.prior[p.n :] = 0.0
-    r = np.zeros(68)
-    for _ in range(max(1, cfg.rounds)):
-        x = least_squares(p.residuals, x, jac=p.jacobian, bounds=(lo, hi), x_scale="jac", method="trf", max_nfev=200).x
-        r = np.linalg.norm(p.project(x) - p.target, axis=1)
-        p.robust = np.sqrt(np.minimum(1.0, cfg.huber / np.maximum(r, 1e-9)))
-    identity = np.zeros(model.num_identity)
-    identity[: p.n] = x[7 : 7 + p.n]
-    return FaceFit(identity, x[7 + p.n :].copy(), p.camera(x, size), r), x
+    return solve(p, x, lo, hi, cfg, model, size)
 
 
 # ============================================================================================== measuring
