@@ -78,7 +78,8 @@ report:
 		--eval "direct regression head (PFLD-like), wing loss=$(E)/compare_regression.json" \
 		--eval "heatmap head, L2 (MSE) loss=$(E)/compare_l2.json" \
 		--eval "heatmap head, wing loss, no gamma augmentation=$(E)/compare_nogamma.json" \
-		--eval "heatmap head, L1 loss=$(E)/compare_l1.json"
+		--eval "heatmap head, L1 loss=$(E)/compare_l1.json" \
+		--eval "ResNet-18 (half width) direct regression, wing loss=$(E)/compare_resnet18.json"
 	lightmark report --readme README.md --section appearance \
 		--eval "procedural faces (the comparisons' control)=$(E)/compare_control.json" \
 		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json"
@@ -125,7 +126,7 @@ train-mixed-holdout: synth-12k
 # (last.pt, no selection on the validation set) are scored into docs/evals/compare_*.json. ~17 min per row on 2 cores;
 # re-running resumes an interrupted row and skips finished ones.
 COMPARE = control:"" regression:"--model shufflenetv2_x1_0_regression" l2:"--loss l2" \
-	nogamma:"--gamma-probability 0" l1:"--loss l1"
+	nogamma:"--gamma-probability 0" l1:"--loss l1" resnet18:"--model resnet18_regression"
 compare: synth-12k
 	@for row in $(COMPARE); do \
 		name=$${row%%:*}; opts=$$(eval echo $${row#*:}); run=$(RUNS)/compare_$$name; \
