@@ -18,6 +18,7 @@ from lightmark.data.training import AugmentConfig, CropCache, LandmarkTrainSet
 from lightmark.data.transforms import (
     WIDE_JITTER,
     FineJitter,
+    crop_angle,
     crop_matrix,
     face_roll,
     landmark_box,
@@ -157,6 +158,22 @@ def _warp_fine(predictor: Predictor, image: np.ndarray, points: np.ndarray) -> n
     return warp(image, predictor.fine_matrix(points), predictor.input_size)
 
 
+@pytest.mark.parametrize(
+    ("roll", "limit", "turn"), [(20.0, 30.0, 0.0), (50.0, 30.0, 50.0), (-50.0, 30.0, -50.0), (20.0, 0.0, 20.0)]
+)
+def test_crop_angle_turns_rolls_beyond_the_limit_upright(roll: float, limit: float, turn: float) -> None:
+    assert crop_angle(roll, limit) == pytest.approx(turn)
+
+
+@pytest.mark.parametrize(("roll", "left_in"), [(20.0, 20.0), (-25.0, -25.0), (50.0, 0.0), (-120.0, 0.0)])
+def test_refining_crop_leaves_in_the_roll_the_model_was_trained_with(roll: float, left_in: float) -> None:
+    """A model with ``fine_roll_limit`` 30 sees a face rolled by 20 degrees as it is, and one rolled by 50 degrees
+    upright: the eye line's angle in its crop."""
+    model = create_model("shufflenetv2_x0_5_heatmap", fine_roll_limit=30.0)
+    out = transform_points(_face(roll), Predictor(model, backend="torch").fine_matrix(_face(roll)))
+    assert face_roll(out) - face_roll(_face(0.0)) == pytest.approx(left_in, abs=1e-2)
+
+
 def test_two_pass_models_record_their_framing() -> None:
     from lightmark.engine.train import TrainConfig, _model_overrides
 
@@ -165,7 +182,9 @@ def test_two_pass_models_record_their_framing() -> None:
     assert over["refine_passes"] == 1 and over["fine_ratio"] == FINE_SIDE_RATIO
     model = create_model("shufflenetv2_x0_5_heatmap", **over)
     assert Predictor(model, backend="torch").refine == 1
-    assert "refine_passes" not in _model_overrides(TrainConfig(train=["x"]))
+    assert over["fine_roll_limit"] == 0.0  # the fine pass was trained upright
+    single = _model_overrides(TrainConfig(train=["x"], rotation_deg=25.0))
+    assert "refine_passes" not in single and single["fine_roll_limit"] == 25.0  # trained turned by up to 25
 
 
 def test_helen_holdout_is_fixed_and_read_by_exclude(tmp_path: Path) -> None:
@@ -183,3 +202,21 @@ def test_crop_matrix_angle_convention() -> None:
     m = crop_matrix(pts.mean(0), 200.0, 128, face_roll(pts))
     out = transform_points(pts, m)
     assert abs(face_roll(out)) < 1e-4
+
+
+@pytest.mark.parametrize(("yaw", "pitch", "roll"), [(70.0, -25.0, 0.0), (60.0, -20.0, 15.0), (0.0, 0.0, 40.0)])
+def test_head_roll_does_not_tilt_with_yaw(yaw: float, pitch: float, roll: float) -> None:
+    """The mean 3D face turned and projected (pose.rotation_from_angles' roll reads as minus face_roll's): the
+    head pose's roll gives the true roll back within a degree, where a turned, tilted face's eye line is 5-10
+    degrees off."""
+    import cv2
+
+    from lightmark.pose import MEAN_SHAPE_68, camera_matrix, head_roll, project, rotation_from_angles
+
+    cam = camera_matrix(400, 400)
+    depth = float(cam[0, 0]) * 2.0 * float(np.ptp(MEAN_SHAPE_68[:, 0])) / 200.0  # the face about 200 px wide
+    rvec = cv2.Rodrigues(rotation_from_angles(yaw, pitch, roll))[0]
+    pts = project(MEAN_SHAPE_68, rvec, np.array([0.0, 0.0, depth]), cam)
+    assert head_roll(pts) == pytest.approx(-roll, abs=1.0)
+    if yaw:
+        assert abs(face_roll(pts) + roll) > 4.0

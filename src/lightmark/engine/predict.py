@@ -23,7 +23,9 @@ from ..data.formats import FaceDataset, Sample, load_dataset
 from ..data.images import read_image
 from ..data.transforms import (
     apply_gamma,
+    crop_angle,
     crop_matrix,
+    face_roll,
     flip_landmarks,
     landmark_box,
     upright_matrix,
@@ -35,6 +37,7 @@ from ..detectors.blazeface import iou
 from ..errors import ConfigError, ImageError, LightmarkError, ModelError
 from ..models.config import ModelConfig
 from ..models.shipped import missing_model_message, resolve_model_path, shipped_onnx_path, shipped_track
+from ..pose import head_roll
 from ..utils import progress_bar, require, scoped_threads
 from .coco import COCO_KEYPOINT_NAMES, COCO_SKELETON, coco_document
 from .faces import FACE_SCORE_THRESHOLD, MIN_SCORE, DetectionResults, Face, detect_faces, first_matrix
@@ -542,7 +545,7 @@ class Predictor:
             usable = pts.ndim == 2 and pts.shape[1] == 2 and len(pts) >= 2 and np.isfinite(pts).all()
             if not usable or not np.ptp(pts, axis=0).max() > 0:
                 raise ConfigError(f"landmarks: expected finite, not all equal (K, 2) points, got shape {pts.shape}")
-            m = self.fine_matrix(pts) if self.config.refine_passes else landmarks_matrix(pts, s)
+            m = self.fine_matrix(pts)
         elif box is not None:
             b = np.asarray(box, dtype=np.float64).reshape(-1)
             if b.shape != (4,) or not np.isfinite(b).all() or b[2] <= b[0] or b[3] <= b[1]:
@@ -558,9 +561,15 @@ class Predictor:
 
     def fine_matrix(self, points: np.ndarray) -> np.ndarray:
         """The refining crop (2, 3) for a face with (K, 2) image ``points``: upright, framed as the model's fine
-        pass was trained (``fine_ratio``, ``fine_shift_up`` of its config)."""
+        pass was trained (``fine_ratio``, ``fine_shift_up`` of its config), turned by the face's roll beyond the
+        model's ``fine_roll_limit`` (:func:`~lightmark.data.transforms.crop_angle`; beyond it, the roll of the head
+        pose, :func:`~lightmark.pose.head_roll`)."""
         c = self.config
-        return upright_matrix(points, self.input_size, c.fine_ratio, c.fine_shift_up)
+        roll = face_roll(points)
+        if c.fine_roll_limit and abs(roll) > c.fine_roll_limit:
+            roll = head_roll(points)  # the eye line tilts with yaw: a profile face may be upright
+        angle = crop_angle(roll, c.fine_roll_limit)
+        return upright_matrix(points, self.input_size, c.fine_ratio, c.fine_shift_up, angle_deg=angle)
 
     def run_model(self, x: np.ndarray) -> np.ndarray:
         """The model alone on this predictor's backend and threads: (B, 3, S, S) float32 RGB in [0, 255] ->
