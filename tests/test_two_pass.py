@@ -18,7 +18,6 @@ from lightmark.data.training import AugmentConfig, CropCache, LandmarkTrainSet
 from lightmark.data.transforms import (
     WIDE_JITTER,
     FineJitter,
-    crop_angle,
     crop_matrix,
     face_roll,
     landmark_box,
@@ -158,20 +157,24 @@ def _warp_fine(predictor: Predictor, image: np.ndarray, points: np.ndarray) -> n
     return warp(image, predictor.fine_matrix(points), predictor.input_size)
 
 
-@pytest.mark.parametrize(
-    ("roll", "limit", "turn"), [(20.0, 30.0, 0.0), (50.0, 30.0, 50.0), (-50.0, 30.0, -50.0), (20.0, 0.0, 20.0)]
-)
-def test_crop_angle_turns_rolls_beyond_the_limit_upright(roll: float, limit: float, turn: float) -> None:
-    assert crop_angle(roll, limit) == pytest.approx(turn)
+def test_refining_crop_is_levelled_by_the_roll_the_model_was_trained_with() -> None:
+    """The mean 3D face turned by 70 degrees of yaw and tilted by 25 of pitch, not rolled: its eye line reads
+    about 10 degrees. An eye-line model's refining crop levels the eyes; a ``fine_head_roll`` model's leaves
+    the face as it is (the head is upright)."""
+    import cv2
 
+    from lightmark.pose import MEAN_SHAPE_68, camera_matrix, head_roll, project, rotation_from_angles
 
-@pytest.mark.parametrize(("roll", "left_in"), [(20.0, 20.0), (-25.0, -25.0), (50.0, 0.0), (-120.0, 0.0)])
-def test_refining_crop_leaves_in_the_roll_the_model_was_trained_with(roll: float, left_in: float) -> None:
-    """A model with ``fine_roll_limit`` 30 sees a face rolled by 20 degrees as it is, and one rolled by 50 degrees
-    upright: the eye line's angle in its crop."""
-    model = create_model("shufflenetv2_x0_5_heatmap", fine_roll_limit=30.0)
-    out = transform_points(_face(roll), Predictor(model, backend="torch").fine_matrix(_face(roll)))
-    assert face_roll(out) - face_roll(_face(0.0)) == pytest.approx(left_in, abs=1e-2)
+    cam = camera_matrix(400, 400)
+    depth = float(cam[0, 0]) * 2.0 * float(np.ptp(MEAN_SHAPE_68[:, 0])) / 200.0
+    pts = project(MEAN_SHAPE_68, cv2.Rodrigues(rotation_from_angles(70.0, -25.0, 0.0))[0], np.array([0, 0, depth]), cam)
+    eye = Predictor(create_model("shufflenetv2_x0_5_heatmap"), backend="torch")
+    head = Predictor(create_model("shufflenetv2_x0_5_heatmap", fine_head_roll=True), backend="torch")
+    assert abs(face_roll(pts)) > 5.0
+    assert face_roll(transform_points(pts, eye.fine_matrix(pts))) == pytest.approx(0.0, abs=1e-3)
+    in_head_crop = transform_points(pts, head.fine_matrix(pts))
+    assert head_roll(in_head_crop) == pytest.approx(0.0, abs=0.5)
+    assert face_roll(in_head_crop) == pytest.approx(face_roll(pts), abs=1.0)
 
 
 def test_two_pass_models_record_their_framing() -> None:
@@ -182,9 +185,9 @@ def test_two_pass_models_record_their_framing() -> None:
     assert over["refine_passes"] == 1 and over["fine_ratio"] == FINE_SIDE_RATIO
     model = create_model("shufflenetv2_x0_5_heatmap", **over)
     assert Predictor(model, backend="torch").refine == 1
-    assert over["fine_roll_limit"] == 0.0  # the fine pass was trained upright
-    single = _model_overrides(TrainConfig(train=["x"], rotation_deg=25.0))
-    assert "refine_passes" not in single and single["fine_roll_limit"] == 25.0  # trained turned by up to 25
+    assert over["fine_head_roll"] is False  # the fine pass was trained levelled by the eye line
+    single = _model_overrides(TrainConfig(train=["x"]))
+    assert "refine_passes" not in single and single["fine_head_roll"] is True
 
 
 def test_helen_holdout_is_fixed_and_read_by_exclude(tmp_path: Path) -> None:

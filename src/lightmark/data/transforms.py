@@ -133,14 +133,6 @@ def face_roll(points: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(d[1], d[0])))
 
 
-def crop_angle(roll_deg: float, limit_deg: float = 0.0) -> float:
-    """The angle (degrees) a refining crop turns a face of roll ``roll_deg`` by: none while the roll is within
-    ``limit_deg`` either way (the model was trained with such rolls left in), all of it beyond (0: always level
-    the eyes). Turning only the excess would leave faces at the edge of the trained range, where the shipped
-    mixed model is worst (validation crops turned by 90 degrees: 6.7 NME/384 against 3.0 upright)."""
-    return float(roll_deg) if abs(roll_deg) > limit_deg else 0.0
-
-
 def upright_matrix(
     points: np.ndarray,
     out_size: int,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.transforms import crop_angle, upright_matrix
+from ..data.transforms import upright_matrix
 from ..detectors import BoxToFace, Detection, FaceDetector
 from ..errors import ConfigError
 from ..pose import HeadPose, estimate_head_pose
@@ -84,8 +84,7 @@ def first_matrix(predictor, detection: Detection, box_to_face: BoxToFace) -> np.
     the detection implies (``box_to_face``)."""
     c = predictor.config
     corners = detection.face_corners(box_to_face)
-    angle = crop_angle(detection.roll, c.fine_roll_limit)
-    return upright_matrix(corners, predictor.input_size, c.fine_ratio, c.fine_shift_up, angle_deg=angle)
+    return upright_matrix(corners, predictor.input_size, c.fine_ratio, c.fine_shift_up, angle_deg=detection.roll)
 
 
 def landmarks_of_detections(

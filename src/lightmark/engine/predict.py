@@ -23,7 +23,6 @@ from ..data.formats import FaceDataset, Sample, load_dataset
 from ..data.images import read_image
 from ..data.transforms import (
     apply_gamma,
-    crop_angle,
     crop_matrix,
     face_roll,
     flip_landmarks,
@@ -561,14 +560,10 @@ class Predictor:
 
     def fine_matrix(self, points: np.ndarray) -> np.ndarray:
         """The refining crop (2, 3) for a face with (K, 2) image ``points``: upright, framed as the model's fine
-        pass was trained (``fine_ratio``, ``fine_shift_up`` of its config), turned by the face's roll beyond the
-        model's ``fine_roll_limit`` (:func:`~lightmark.data.transforms.crop_angle`; beyond it, the roll of the head
-        pose, :func:`~lightmark.pose.head_roll`)."""
+        pass was trained (``fine_ratio``, ``fine_shift_up`` of its config), levelled by the eye line or, for models
+        whose config says ``fine_head_roll``, by the head pose's roll (:func:`~lightmark.pose.head_roll`)."""
         c = self.config
-        roll = face_roll(points)
-        if c.fine_roll_limit and abs(roll) > c.fine_roll_limit:
-            roll = head_roll(points)  # the eye line tilts with yaw: a profile face may be upright
-        angle = crop_angle(roll, c.fine_roll_limit)
+        angle = head_roll(points) if c.fine_head_roll else face_roll(points)
         return upright_matrix(points, self.input_size, c.fine_ratio, c.fine_shift_up, angle_deg=angle)
 
     def run_model(self, x: np.ndarray) -> np.ndarray:

@@ -352,10 +352,10 @@ def _model_overrides(cfg: TrainConfig) -> dict:
         out["heatmap_sigma"] = cfg.heatmap_sigma
     if cfg.heatmap_loss is not None:
         out["heatmap_loss"] = cfg.heatmap_loss
-    if cfg.fine_fraction > 0:  # trained for the fine pass: predict in two passes by default, refine upright
-        out.update(refine_passes=1, fine_ratio=FINE_SIDE_RATIO, fine_shift_up=FINE_SHIFT_UP, fine_roll_limit=0.0)
-    else:  # trained on the challenge framing turned by up to rotation_deg: refining crops may leave that much in
-        out["fine_roll_limit"] = cfg.rotation_deg
+    if cfg.fine_fraction > 0:  # trained for the fine pass (levelled by the eye line): predict in two passes
+        out.update(refine_passes=1, fine_ratio=FINE_SIDE_RATIO, fine_shift_up=FINE_SHIFT_UP, fine_head_roll=False)
+    else:  # trained on the challenge framing only: its refining crops are best levelled by the head's roll
+        out["fine_head_roll"] = True
     return out
 
 

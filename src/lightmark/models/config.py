@@ -54,7 +54,7 @@ class ModelConfig:
     refine_passes: int = 0  # default extra passes at inference, each on the upright crop of the last points
     fine_ratio: float = CROP_SIDE_RATIO  # the refining crop: side / upright landmark box (trained framing)
     fine_shift_up: float = CROP_SHIFT_UP  # the refining crop's centre above the box centre, fraction of the side
-    fine_roll_limit: float = 0.0  # degrees of roll a refining crop leaves in (0: upright; the rest is turned out)
+    fine_head_roll: bool = False  # level refining crops by the head pose's roll (pose.head_roll), not the eye line
     mean: tuple[float, float, float] = IMAGENET_MEAN  # RGB, 0-255 scale
     std: tuple[float, float, float] = IMAGENET_STD
     flip_perm: tuple[int, ...] | None = None  # the scheme's mirror permutation (None: derived)
