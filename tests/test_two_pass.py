@@ -175,6 +175,9 @@ def test_refining_crop_is_levelled_by_the_roll_the_model_was_trained_with() -> N
     in_head_crop = transform_points(pts, head.fine_matrix(pts))
     assert head_roll(in_head_crop) == pytest.approx(0.0, abs=0.5)
     assert face_roll(in_head_crop) == pytest.approx(face_roll(pts), abs=1.0)
+    assert face_roll(transform_points(pts, head.fine_matrix(pts, angle_deg=face_roll(pts)))) == pytest.approx(
+        0, abs=1e-3
+    )
 
 
 def test_two_pass_models_record_their_framing() -> None:

@@ -147,7 +147,8 @@ def head_roll(landmarks: np.ndarray) -> float:
     """The face's roll in degrees, in :func:`~lightmark.data.transforms.face_roll`'s convention (0: eyes level), from
     the head pose fitted to (K, 2) ``landmarks`` of any scheme that maps to the 68 points. Unlike the eye line, it
     does not tilt with yaw: on the validation crops' profile faces the eye line reads 38-50 degrees where the head
-    is rolled by 8-27. The face is fitted centred in a virtual image four times its size."""
+    is rolled by 8-27. The face is fitted centred in a virtual image four times its size. On noisy points of a
+    rolled profile face it is less steady from frame to frame than the eye line (see the video tracker)."""
     pts = np.asarray(landmarks, np.float64)
     side = float(max(np.ptp(pts, axis=0).max(), 1.0))
     size = int(np.ceil(4 * side))

@@ -558,13 +558,15 @@ class Predictor:
         """The (S, S, 3) uint8 input crop of an RGB image through the affine map ``m`` (2, 3) (gamma applied)."""
         return apply_gamma(warp_window(image, m, self.input_size), self.gamma)
 
-    def fine_matrix(self, points: np.ndarray) -> np.ndarray:
+    def fine_matrix(self, points: np.ndarray, angle_deg: float | None = None) -> np.ndarray:
         """The refining crop (2, 3) for a face with (K, 2) image ``points``: upright, framed as the model's fine
-        pass was trained (``fine_ratio``, ``fine_shift_up`` of its config), levelled by the eye line or, for models
-        whose config says ``fine_head_roll``, by the head pose's roll (:func:`~lightmark.pose.head_roll`)."""
+        pass was trained (``fine_ratio``, ``fine_shift_up`` of its config), turned by ``angle_deg``; by default
+        levelled by the eye line or, for models whose config says ``fine_head_roll``, by the head pose's roll
+        (:func:`~lightmark.pose.head_roll`)."""
         c = self.config
-        angle = head_roll(points) if c.fine_head_roll else face_roll(points)
-        return upright_matrix(points, self.input_size, c.fine_ratio, c.fine_shift_up, angle_deg=angle)
+        if angle_deg is None:
+            angle_deg = head_roll(points) if c.fine_head_roll else face_roll(points)
+        return upright_matrix(points, self.input_size, c.fine_ratio, c.fine_shift_up, angle_deg=angle_deg)
 
     def run_model(self, x: np.ndarray) -> np.ndarray:
         """The model alone on this predictor's backend and threads: (B, 3, S, S) float32 RGB in [0, 255] ->
