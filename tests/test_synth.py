@@ -373,3 +373,12 @@ def test_project_points_matches_camera():
     Xc = X @ cam.R.T + cam.t
     ref = np.c_[50 * Xc[:, 0] / Xc[:, 2] + 10, 60 * Xc[:, 1] / Xc[:, 2] + 12]
     np.testing.assert_allclose(project_points(cam.P, X), ref, atol=1e-9)
+
+
+@pytest.mark.parametrize("size", [255, 256])
+def test_procedural_background_of_any_size(size: int) -> None:
+    """Odd sides used to fail (the sensor noise was drawn at half size and doubled)."""
+    from lightmark.synth.compose import procedural_background
+
+    img = procedural_background(np.random.default_rng(0), size)
+    assert img.shape == (size, size, 3) and img.min() >= 0.0 and img.max() <= 1.0

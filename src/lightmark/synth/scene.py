@@ -33,6 +33,16 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
+def head_angles(R: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees of a model-space head rotation ``R`` (3,3): the inverse of
+    :func:`rotation_matrix` (yaw in [-90, 90])."""
+    R = np.asarray(R, np.float64)
+    yaw = math.degrees(math.atan2(-R[2, 0], math.hypot(R[2, 1], R[2, 2])))
+    pitch = math.degrees(math.atan2(-R[2, 1], R[2, 2]))
+    roll = math.degrees(math.atan2(-R[1, 0], R[0, 0]))
+    return yaw, pitch, roll
+
+
 @dataclass
 class Camera:
     """A pinhole camera: ``image = K (R X + t)`` for model-space points ``X`` (then divide by depth)."""
