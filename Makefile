@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex compare-textures scaling train-ibug68-2d
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex compare-textures scaling scaling-plot train-ibug68-2d
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -184,18 +184,26 @@ compare-textures: synth-12k-tex
 		--json $(E)/helen_compare_textures.json
 
 # The scaling curve (issue 10): recipe (c) from scratch at growing budgets, each its own run with its own full
-# schedule (the 96k point is `make compare`'s control), scored with the final weights; then the plot. On these 2
-# cores ~55 min for 288k and ~3 h for 960k samples (a GPU is welcome: the same command); re-running resumes.
+# schedule, scored with the final weights; for the comparisons' control (ShuffleNetV2 x1.0, heatmap) and the
+# ResNet-18 regression row, whose 96k points are `make compare`'s; then the plot. On these 2 cores ~55 / 70 min at
+# 288k and ~3 / 4 h at 960k samples (a GPU is welcome: the same command); re-running resumes.
 SCALING_EPOCHS ?= 18 60
+SCALING_MODELS = control:"" resnet18:"--model resnet18_regression"
 scaling: synth-12k
-	@for ep in $(SCALING_EPOCHS); do \
-		run=$(RUNS)/scaling_$${ep}x16k; json=$(E)/scaling_$${ep}x16k.json; \
+	@for ep in $(SCALING_EPOCHS); do for row in $(SCALING_MODELS); do \
+		name=$${row%%:*}; opts=$$(eval echo $${row#*:}); \
+		run=$(RUNS)/scaling_$${name}_$${ep}x16k; json=$(E)/scaling_$${name}_$${ep}x16k.json; \
 		if [ -f $$json ]; then echo "$$json: done"; continue; fi; \
 		OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7 \
 			--val $(DATA)/aflw2000/val --epochs $$ep --samples-per-epoch 16000 --workers 1 --threads 2 --quiet \
-			--out $$run $$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
+			--out $$run $$opts $$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
 		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $$json --quiet || exit 1; \
-	done
-	$(PYTHON) scripts/scaling_curve.py --eval 96000=$(E)/compare_control.json \
-		$(foreach ep,$(SCALING_EPOCHS),--eval $(shell echo $$(($(ep) * 16000)))=$(E)/scaling_$(ep)x16k.json) \
-		--out docs/scaling_curve.png
+	done; done
+	$(MAKE) scaling-plot
+
+scaling-plot:
+	$(PYTHON) scripts/scaling_curve.py --out docs/scaling_curve.png \
+		--eval "ShuffleNetV2 x1.0 heatmap@96000=$(E)/compare_control.json" \
+		--eval "ResNet-18 (half) regression@96000=$(E)/compare_resnet18.json" \
+		$(foreach ep,$(SCALING_EPOCHS),--eval "ShuffleNetV2 x1.0 heatmap@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_control_$(ep)x16k.json" \
+			--eval "ResNet-18 (half) regression@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_resnet18_$(ep)x16k.json")

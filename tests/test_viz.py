@@ -119,8 +119,8 @@ def test_plot_training_writes_png(tmp_path) -> None:
 def test_plot_scaling_writes_png(tmp_path) -> None:
     from lightmark.viz import plot_scaling
 
-    path = plot_scaling([96_000, 288_000, 960_000], {"all": [3.4, 3.0, 2.8], "yaw 60-90": [4.2, 3.9, float("nan")]},
-                        tmp_path / "scaling.png")  # fmt: skip
+    curves = {"a": {96_000: 3.4, 288_000: 3.0, 960_000: 2.8}, "b": {96_000: 3.0}}  # series of different lengths
+    path = plot_scaling(curves, tmp_path / "scaling.png", dashed={"a, yaw 60-90": {96_000: 4.2, 288_000: float("nan")}})
     assert _read_png(path).shape[1] > 100 and not list(tmp_path.glob(".*.tmp"))
 
 

@@ -270,23 +270,27 @@ def _save_figure(fig: Any, path: str | os.PathLike) -> Path:
 
 
 def plot_scaling(
-    samples: Sequence[int],
-    curves: dict[str, Sequence[float]],
+    curves: dict[str, dict[int, float]],
     path: str | os.PathLike,
     title: str = "validation NME against samples seen",
+    dashed: dict[str, dict[int, float]] | None = None,
 ) -> Path:
-    """A scaling curve: for each ``curves`` label, NME (%) against training samples seen (log axis), one point per
-    run trained to that budget. Returns the PNG path."""
-    fig = _new_figure((6.0, 4.0))
+    """Scaling curves: for each label, NME (%) against training samples seen (log axis), one point per run trained
+    to that budget (``{samples: nme}``); ``dashed`` curves (e.g. a yaw bin of each) share their solid twin's colour
+    in order. Returns the PNG path."""
+    fig = _new_figure((6.5, 4.2))
     ax = fig.add_subplot(1, 1, 1)
-    for i, (label, values) in enumerate(curves.items()):
-        ax.plot(samples, values, "o-" if i == 0 else ".--", label=label)
+    colours = [f"C{i}" for i in range(10)]
+    for style, group in (("o-", curves), ("x--", dashed or {})):
+        for i, (label, points) in enumerate(group.items()):
+            xs = sorted(points)
+            ax.plot(xs, [points[x] for x in xs], style, color=colours[i % 10], label=label)
     ax.set_xscale("log")
     ax.set_xlabel("training samples seen (augmented crops)")
     ax.set_ylabel("validation NME / 384 (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     return _save_figure(fig, path)
 
 

@@ -91,7 +91,10 @@ def procedural_background(rng: np.random.Generator, size: int) -> np.ndarray:
         v = 1.0 - rng.uniform(0.0, 0.5) * (((xx - rng.uniform(0.2, 0.8)) ** 2 + (yy - rng.uniform(0.2, 0.8)) ** 2) * 2)
         img *= np.clip(v, 0.3, 1.0)[:, :, None]
     img += (
-        rng.normal(0, rng.uniform(0.0, 0.02), ((s + 1) // 2, (s + 1) // 2, 1)).astype(np.float32).repeat(2, 0).repeat(2, 1)[:s, :s]
+        rng.normal(0, rng.uniform(0.0, 0.02), ((s + 1) // 2, (s + 1) // 2, 1))
+        .astype(np.float32)
+        .repeat(2, 0)
+        .repeat(2, 1)[:s, :s]
     )
     sigma = rng.uniform(0.0, 4.0) * s / 256
     if sigma > 0.3:
