@@ -80,6 +80,11 @@ report:
 		--eval "heatmap head, wing loss, no gamma augmentation=$(E)/compare_nogamma.json" \
 		--eval "heatmap head, L1 loss=$(E)/compare_l1.json" \
 		--eval "ResNet-18 (half width) direct regression, wing loss=$(E)/compare_resnet18.json"
+	lightmark report --readme README.md --section scaling \
+		--eval "ShuffleNetV2 x1.0 heatmap, 96k samples (the comparisons' control)=$(E)/compare_control.json" \
+		--eval "ResNet-18 (half) regression, 96k samples (its comparison row)=$(E)/compare_resnet18.json" \
+		$(foreach f,$(wildcard $(E)/scaling_*x16k.json),--eval "$(basename $(notdir $(f)))=$(f)")
+	$(MAKE) scaling-plot
 	lightmark report --readme README.md --section appearance \
 		--eval "procedural faces (the comparisons' control)=$(E)/compare_control.json" \
 		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json"
