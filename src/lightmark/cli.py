@@ -212,6 +212,22 @@ def _cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_repose(a: argparse.Namespace) -> int:
+    from .synth.repose import ReposeConfig, repose_dataset
+
+    stats = repose_dataset(
+        a.source,
+        a.out,
+        config_from_args(ReposeConfig, a),
+        seed=a.seed,
+        workers=a.workers,
+        face_model=a.face_model,
+        progress=not a.quiet,
+    )
+    print(json.dumps(stats))
+    return 0
+
+
 def _cmd_models(a: argparse.Namespace) -> int:
     from .detectors import DETECTORS
     from .models.shipped import DEFAULT_TRACK, SHIPPED_TERMS, shipped_onnx_path
@@ -398,6 +414,9 @@ DEMO_CLI: CliSpec = {
 }
 DEMO_EXCLUDED: dict[str, str] = {}
 """DemoConfig fields that `lightmark demo` leaves out, each with its reason (none: every field is an option)."""
+REPOSE_CLI: CliSpec = {"yaws": {"metavar": "YAW"}}
+REPOSE_EXCLUDED: dict[str, str] = {}
+"""ReposeConfig fields that `lightmark repose` leaves out, each with its reason (none: every field is an option)."""
 
 
 def _train_options(p: argparse.ArgumentParser) -> None:
@@ -518,6 +537,21 @@ def _synth_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
+def _repose_options(p: argparse.ArgumentParser) -> None:
+    from .synth.repose import ReposeConfig, repose_dataset
+
+    def default(name: str):
+        return default_of(repose_dataset, name)
+
+    p.add_argument("source", help="labelled dataset of square pictures (FaceSynthetics folder, 300-W .pts folder...)")
+    p.add_argument("--out", required=True, help="output folder (FaceSynthetics layout, as `lightmark synth` writes)")
+    add_config_options(p, ReposeConfig, cli=REPOSE_CLI, exclude=REPOSE_EXCLUDED)
+    p.add_argument("--seed", type=int, default=default("seed"), help="seed of the poses and expressions")
+    p.add_argument("--workers", type=int, default=default("workers"), help="processes")
+    p.add_argument("--face-model", help="ICT Face Model .npz or FaceXModel folder")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
 def _report_options(p: argparse.ArgumentParser) -> None:
     from .report import update_readme
 
@@ -569,6 +603,12 @@ COMMANDS = (
     ("check-submission", "validate a solution.txt (or zip)", _check_options, _cmd_check),
     ("export", "export a model (slim .pt or ONNX)", _export_options, _cmd_export),
     ("synth", "render synthetic labelled faces (FaceSynthetics format)", _synth_options, _cmd_synth),
+    (
+        "repose",
+        "re-pose labelled pictures in 3D: new yaws (and expressions) with exact labels (FaceSynthetics format)",
+        _repose_options,
+        _cmd_repose,
+    ),
     ("report", "results table (markdown) from evaluation JSONs", _report_options, _cmd_report),
     ("models", "list registered models with size and cost", lambda p: None, _cmd_models),
     (
@@ -594,6 +634,8 @@ EXAMPLES: dict[str, str] = {
     "export": "lightmark export --format onnx --model protocol --out protocol.onnx\n"
     "  lightmark export --format pt --model runs/a/best.pt --out slim.pt --track protocol",
     "synth": "lightmark synth --count 1000 --out synth/ --workers 2",
+    "repose": "lightmark repose ../shared/data/facesynthetics_100 --out reposed/ --poses 8 --workers 2\n"
+    "  lightmark repose ../shared/data/300w_helen_train --out helen_lp/ --yaws -60 -30 30 60",
     "report": 'lightmark report --eval "protocol=docs/evals/protocol.json" --eval "dlib=docs/evals/dlib.json"\n'
     '  lightmark report --eval "mixed=r.json" --readme README.md --section results --ced ced.png',
     "models": "lightmark models",
