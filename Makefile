@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex compare-textures scaling scaling-plot train-ibug68-2d
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -87,7 +87,9 @@ report:
 	$(MAKE) scaling-plot
 	lightmark report --readme README.md --section appearance \
 		--eval "procedural faces (the comparisons' control)=$(E)/compare_control.json" \
-		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json"
+		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json" \
+		$(if $(wildcard $(E)/compare_reposed.json),--eval "+ the 100 FaceSynthetics pictures re-posed in 3D (x8)=$(E)/compare_reposed.json") \
+		$(if $(wildcard $(E)/compare_all.json),--eval "all: FaceSynthetics skin + re-posed pictures=$(E)/compare_all.json")
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips
@@ -130,17 +132,26 @@ train-mixed-holdout: synth-12k
 # samples on FaceSynthetics-100 + the 12,000 faces of synth-12k (30/70), changing one thing; the final weights
 # (last.pt, no selection on the validation set) are scored into docs/evals/compare_*.json. ~17 min per row on 2 cores;
 # re-running resumes an interrupted row and skips finished ones.
-COMPARE = control:"" regression:"--model shufflenetv2_x1_0_regression" l2:"--loss l2" \
-	nogamma:"--gamma-probability 0" l1:"--loss l1" resnet18:"--model resnet18_regression"
-compare: synth-12k
-	@for row in $(COMPARE); do \
+COMPARE_DATA = --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7
+COMPARE = control:"$(COMPARE_DATA)" regression:"$(COMPARE_DATA) --model shufflenetv2_x1_0_regression" \
+	l2:"$(COMPARE_DATA) --loss l2" nogamma:"$(COMPARE_DATA) --gamma-probability 0" l1:"$(COMPARE_DATA) --loss l1" \
+	resnet18:"$(COMPARE_DATA) --model resnet18_regression"
+
+# compare_rows: for each NAME:"training data and options" row, train from scratch at the comparisons' budget into
+# $(RUNS)/compare_NAME (resuming) and score last.pt into $(E)/compare_NAME.json (skipped when it exists).
+define compare_rows
+	@for row in $(1); do \
 		name=$${row%%:*}; opts=$$(eval echo $${row#*:}); run=$(RUNS)/compare_$$name; \
 		if [ -f $(E)/compare_$$name.json ]; then echo "compare_$$name: done"; continue; fi; \
-		OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7 \
-			--val $(DATA)/aflw2000/val --epochs 6 --samples-per-epoch 16000 --workers 1 --threads 2 --quiet \
-			--out $$run $$opts $$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
-		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $(E)/compare_$$name.json --quiet || exit 1; \
+		OMP_WAIT_POLICY=PASSIVE lightmark train --val $(DATA)/aflw2000/val --epochs 6 --samples-per-epoch 16000 \
+			--workers 1 --threads 2 --quiet --out $$run $$opts $$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
+		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $(E)/compare_$$name.json \
+			--quiet || exit 1; \
 	done
+endef
+
+compare: synth-12k
+	$(call compare_rows,$(COMPARE))
 
 # A 98-point (WFLW) model on synthetic faces only (issue 14): the shipped protocol model's weights, its output layer
 # rebuilt for 98 points from each point's 68-point prior (schemes.py, from_ibug68), fine-tuned on the rendered faces'
@@ -166,26 +177,28 @@ train-ibug68-2d: synth-12k
 		--json $(E)/ibug68_2d_val68.json --quiet
 	$(PYTHON) scripts/helen_check.py --model protocol $(RUNS)/ibug68_2d/last.pt --json $(E)/helen_ibug68_2d.json
 
-# Issue 11's appearance ablation, first row: the control of `make compare` (procedural faces) against the same
-# 12,000 faces (same seed: same identities, poses, lighting) of which half wear a FaceSynthetics skin texture
-# (--textures: the 100 samples fitted and unwrapped once, cached), same recipe and budget; then both models' HELEN
-# check.
+# Issue 11's appearance ablation: the control of `make compare` (procedural faces + FaceSynthetics-100, 70/30)
+# against (1) the same 12,000 faces (same seed: same identities, poses, lighting) of which half wear a
+# FaceSynthetics skin texture (--textures: the 100 samples fitted and unwrapped once, cached); (2) the control's
+# data plus the 100 FaceSynthetics pictures re-posed in 3D, 8 random yaws each (`lightmark repose`), sampled
+# 70/15/15; (3) all: textured faces, the pictures and their re-posed copies; same recipe and budget; then the HELEN
+# check of every row.
 SYNTH_TEX ?= ../synth/s256_tex
+REPOSED ?= ../synth/reposed_fs
 synth-12k-tex:
 	lightmark synth --count 12000 --out $(SYNTH_TEX) --size 256 --seed 0 --workers 2 \
 		--textures $(DATA)/facesynthetics_100 --texture-share 0.5 --quiet
 
-compare-textures: synth-12k-tex
-	@if [ ! -f $(E)/compare_textures.json ]; then \
-		OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) \
-			--train-weights 0.3 0.7 --val $(DATA)/aflw2000/val --epochs 6 --samples-per-epoch 16000 --workers 1 \
-			--threads 2 --quiet --out $(RUNS)/compare_textures \
-			$$([ -f $(RUNS)/compare_textures/last.pt ] && echo --resume) || exit 1; \
-		lightmark evaluate --data $(DATA)/aflw2000/val --model $(RUNS)/compare_textures/last.pt \
-			--json $(E)/compare_textures.json --quiet || exit 1; \
-	fi
+reposed-fs:
+	lightmark repose $(DATA)/facesynthetics_100 --out $(REPOSED) --poses 8 --size 256 --seed 0 --workers 2 --quiet
+
+APPEARANCE = textures:"--train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7" \
+	reposed:"--train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(REPOSED) --train-weights 0.15 0.7 0.15" \
+	all:"--train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(REPOSED) --train-weights 0.15 0.7 0.15"
+compare-appearance: synth-12k-tex reposed-fs
+	$(call compare_rows,$(APPEARANCE))
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/compare_control/last.pt $(RUNS)/compare_textures/last.pt \
-		--json $(E)/helen_compare_textures.json
+		$(RUNS)/compare_reposed/last.pt $(RUNS)/compare_all/last.pt --json $(E)/helen_compare_appearance.json
 
 # The scaling curve (issue 10): recipe (c) from scratch at growing budgets, each its own run with its own full
 # schedule, scored with the final weights; for the comparisons' control (ShuffleNetV2 x1.0, heatmap) and the
