@@ -85,6 +85,8 @@ report:
 		--eval "ResNet-18 (half) regression, 96k samples (its comparison row)=$(E)/compare_resnet18.json" \
 		$(foreach f,$(wildcard $(E)/scaling_*x16k.json),--eval "$(basename $(notdir $(f)))=$(f)")
 	$(MAKE) scaling-plot
+	lightmark report --readme README.md --section latency --benchmark $(E)/benchmark.json
+	lightmark report --readme README.md --section arch --arch $(E)/arch_table.json
 	lightmark report --readme README.md --section appearance \
 		--eval "procedural faces (the comparisons' control)=$(E)/compare_control.json" \
 		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json" \

@@ -69,3 +69,82 @@ def test_ced_plot_refuses_a_json_without_per_image_figures(tmp_path) -> None:
     p.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="per-image"):
         ced_plot({"x": str(p)}, tmp_path / "c.png")
+
+
+def _ratio(median: float) -> dict:
+    return {"median": median, "q25": median - 0.05, "q75": median + 0.05}
+
+
+BENCH = {
+    "settings": {"images": 199},
+    "latency": {
+        "threads": 1,
+        "ms": {k: {"median": v, "runs": 398} for k, v in (("dlib", 2.5), ("predict", 2.0), ("network", 1.5))},
+        "ratio_to_dlib": {"predict": _ratio(0.8), "network": _ratio(0.6)},
+    },
+    "accuracy": {"dlib": 6.457, "predict": 2.4266},
+    "throughput": [
+        {
+            "threads": 2,
+            "batch_size": 32,
+            "dlib_processes": 2,
+            "faces_per_s": {"dlib": 745.0, "predict_batch": 859.4, "network": 1222.0},
+            "speed_ratio_to_dlib": _ratio(1.16),
+        }
+    ],
+}
+
+
+def test_latency_tables_of_a_benchmark_record() -> None:
+    from lightmark.report import latency_tables
+
+    lines = latency_tables(BENCH).splitlines()
+    assert lines[0].startswith("| one face per call, 1 thread (199 faces, 398 calls each) |")
+    assert "| dlib 68-point shape predictor, given the box | 2.50 | 1 | 6.46 |" in lines
+    assert any(r.endswith("| 2.00 | 0.80 [0.75, 0.85] | 2.43 |") for r in lines)  # predict: ms, ratio, NME
+    assert any(r.endswith("| 1.50 | 0.60 [0.55, 0.65] | - |") for r in lines)  # network: no NME
+    assert not any("refine=1" in r for r in lines)  # a contender the record lacks has no row
+    assert "| 32 faces, 2 thread(s); dlib on 2 processes | 859 | 1222 | 745 | 1.16 [1.11, 1.21] |" in lines
+
+
+def test_architecture_table_of_an_arch_record() -> None:
+    from lightmark.report import architecture_table
+
+    arch = {
+        "dlib_ms": {"median": 2.44},
+        "candidates": {
+            "resnet18_regression@128": {
+                "params": 3_460_000,
+                "size_mb": 13.86,
+                "gmacs": 0.16,
+                "ms": {"median": 4.416},
+                "ratio_to_dlib": _ratio(1.81),
+                "nme": 3.0213,
+            },
+            "shufflenetv2_x0_5_heatmap@128": {
+                "params": 187_300,
+                "size_mb": 0.777,
+                "gmacs": 0.0155,
+                "ms": {"median": 1.99},
+                "nme": None,
+            },  # fmt: skip
+        },
+    }
+    lines = architecture_table(arch).splitlines()
+    assert "| dlib shape predictor, given the box | - | - | - | 2.44 | 1 | - |" in lines
+    assert "| resnet18_regression@128 | 3.46 | 13.9 | 0.160 | 4.42 | 1.81 [1.76, 1.86] | 3.02 |" in lines
+    assert "| shufflenetv2_x0_5_heatmap@128 | 0.19 | 0.8 | 0.015 | 1.99 | - | - |" in lines  # not timed with dlib
+
+
+def test_report_cli_writes_the_latency_section(tmp_path) -> None:
+    from lightmark.cli import main
+
+    bench, readme = tmp_path / "b.json", tmp_path / "README.md"
+    bench.write_text(json.dumps(BENCH))
+    readme.write_text("# x\n<!-- latency:start -->\nold\n<!-- latency:end -->\n")
+    assert main(["report", "--benchmark", str(bench), "--readme", str(readme), "--section", "latency"]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "| 32 faces, 2 thread(s)" in text
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"n": 1}))
+    assert main(["report", "--arch", str(bad)]) == 2  # one-line error, exit status 2

@@ -331,8 +331,10 @@ def _report_inputs(a: argparse.Namespace) -> dict[str, str]:
 
     if a.section is not None and not a.readme:
         raise ConfigError("--section names a section of --readme: give --readme too")
+    if a.ced and not a.eval:
+        raise ConfigError("--ced plots the CED curves of --eval reports: give --eval")
     reports: dict[str, str] = {}
-    for item in a.eval:
+    for item in a.eval or []:
         label, sep, path = item.partition("=")
         label, path = label.strip(), path.strip()
         if not sep or not label or not path:
@@ -372,11 +374,29 @@ def _report_inputs(a: argparse.Namespace) -> dict[str, str]:
     return reports
 
 
+def _record(path: str, keys: tuple[str, ...], writer: str) -> dict:
+    """A JSON record that must hold ``keys`` (written by ``writer``), or a one-line ConfigError."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"{path}: not a JSON file ({e})") from None
+    if not isinstance(data, dict) or any(k not in data for k in keys):
+        raise ConfigError(f"{path}: not a record of `{writer}` (no {', '.join(keys)})")
+    return data
+
+
 def _cmd_report(a: argparse.Namespace) -> int:
-    from .report import results_table, update_readme
+    from .report import architecture_table, latency_tables, results_table, update_readme
 
     reports = _report_inputs(a)
-    table = results_table(reports)
+    if a.benchmark:
+        table = latency_tables(_record(a.benchmark, ("latency", "settings"), "lightmark benchmark --json"))
+    elif a.arch:
+        table = architecture_table(_record(a.arch, ("candidates",), "scripts/arch_table.py --json"))
+    else:
+        table = results_table(reports)
     print(table)
     if a.ced:
         from .report import ced_plot
@@ -555,7 +575,10 @@ def _repose_options(p: argparse.ArgumentParser) -> None:
 def _report_options(p: argparse.ArgumentParser) -> None:
     from .report import update_readme
 
-    p.add_argument("--eval", action="append", required=True, metavar="LABEL=PATH", help="evaluate --json output")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--eval", action="append", metavar="LABEL=PATH", help="evaluate --json output")
+    src.add_argument("--benchmark", metavar="PATH", help="latency tables from a `lightmark benchmark --json` record")
+    src.add_argument("--arch", metavar="PATH", help="architecture table from a `scripts/arch_table.py --json` record")
     p.add_argument("--readme", help="replace a generated section of the README with the table")
     section = default_of(update_readme, "section")
     section_help = f"which section of --readme (markers <!-- NAME:start/end -->; default: {section})"
@@ -637,7 +660,8 @@ EXAMPLES: dict[str, str] = {
     "repose": "lightmark repose ../shared/data/facesynthetics_100 --out reposed/ --poses 8 --workers 2\n"
     "  lightmark repose ../shared/data/300w_helen_train --out helen_lp/ --yaws -60 -30 30 60",
     "report": 'lightmark report --eval "protocol=docs/evals/protocol.json" --eval "dlib=docs/evals/dlib.json"\n'
-    '  lightmark report --eval "mixed=r.json" --readme README.md --section results --ced ced.png',
+    '  lightmark report --eval "mixed=r.json" --readme README.md --section results --ced ced.png\n'
+    "  lightmark report --benchmark docs/evals/benchmark.json --readme README.md --section latency",
     "models": "lightmark models",
     "benchmark": "lightmark benchmark --threads 1,2 --json b.json",
     "demo": "lightmark demo --source video.mp4 --out annotated.mp4 --csv lm.csv\n  lightmark demo --source 0 --show",

@@ -83,3 +83,67 @@ def update_readme(readme: str | os.PathLike, content: str, section: str = "resul
     new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: f"{start}\n{content}\n{end}", text, flags=re.S)
     with atomic_write(readme) as f:
         f.write(new)
+
+
+LATENCY_ROWS: dict[str, str] = {
+    "dlib": "dlib 68-point shape predictor, given the box",
+    "predict": "lightmark `Predictor.predict(image, box=)` (single pass: crop, network, mapping back)",
+    "network": "lightmark network alone (`Predictor.run_model`, ONNX Runtime)",
+    "predict_refine1": "lightmark `Predictor(refine=1).predict(image, box=)` (coarse to fine)",
+}
+"""Row labels of the one-face latency table, by ``lightmark benchmark`` contender key."""
+
+
+def _ratio(r: dict | None) -> str:
+    return "1" if r is None else f"{r['median']:.2f} [{r['q25']:.2f}, {r['q75']:.2f}]"
+
+
+def latency_tables(bench: dict) -> str:
+    """Markdown tables of a ``lightmark benchmark --json`` record: one face per call (median ms, ratio of per-call
+    times to dlib's as median [IQR], NME when the run had labels), then batches (faces/s per thread count)."""
+    lat, acc = bench["latency"], bench.get("accuracy") or {}
+    n_faces, runs = bench["settings"].get("images"), lat["ms"]["predict"]["runs"]
+    rows = [
+        f"| one face per call, {lat['threads']} thread ({n_faces} faces, {runs} calls each) | ms, median "
+        "| time / dlib | NME % |",
+        "|---|---|---|---|",
+    ]
+    for key, label in LATENCY_ROWS.items():
+        if key not in lat["ms"]:
+            continue
+        ratio = None if key == "dlib" else lat["ratio_to_dlib"].get(key)
+        nme = _fmt(acc.get(key)) if key in acc else "-"
+        rows.append(f"| {label} | {lat['ms'][key]['median']:.2f} | {_ratio(ratio)} | {nme} |")
+    rows += [
+        "",
+        "| batches | `predict_batch` faces/s | network alone | dlib faces/s | `predict_batch` / dlib |",
+        "|---|---|---|---|---|",
+    ]
+    for t in bench.get("throughput", []):
+        fps, where = (
+            t["faces_per_s"],
+            "in process" if t["dlib_processes"] == 1 else f"on {t['dlib_processes']} processes",
+        )
+        rows.append(
+            f"| {t['batch_size']} faces, {t['threads']} thread(s); dlib {where} | {fps['predict_batch']:.0f} | "
+            f"{fps['network']:.0f} | {fps.get('dlib', float('nan')):.0f} | {_ratio(t.get('speed_ratio_to_dlib'))} |"
+        )
+    return "\n".join(rows)
+
+
+def architecture_table(arch: dict) -> str:
+    """Markdown table of a ``scripts/arch_table.py --json`` record: each candidate (registered model @ input size)
+    with its parameters, size, GMACs, ``predict(box=)`` median ms, its time over dlib's (median [IQR] of per-call
+    ratios) and the NME of a trained run where one was given."""
+    rows = [
+        "| candidate | params M | size MB | GMACs | `predict(box=)` ms | time / dlib [IQR] | NME/384, trained run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    if arch.get("dlib_ms"):
+        rows.append(f"| dlib shape predictor, given the box | - | - | - | {arch['dlib_ms']['median']:.2f} | 1 | - |")
+    for key, r in arch["candidates"].items():
+        rows.append(
+            f"| {key} | {r['params'] / 1e6:.2f} | {r['size_mb']:.1f} | {r['gmacs']:.3f} | {r['ms']['median']:.2f} | "
+            f"{_ratio(r.get('ratio_to_dlib')) if r.get('ratio_to_dlib') else '-'} | {_fmt(r.get('nme'))} |"
+        )
+    return "\n".join(rows)
