@@ -34,6 +34,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+from numba import njit
 
 from ..constants import JAW, NUM_LANDMARKS
 from ..errors import ConfigError, DatasetError, OutputError
@@ -42,7 +43,7 @@ from .fit import FaceFit, FitConfig, fit_landmarks
 from .landmark_sets import ibug68_2d_labels
 from .raster import rasterize, vertex_normals
 from .scene import MODEL_TO_CAMERA, Camera, head_angles, rotation_matrix
-from .unwrap import bilinear, mirror_vertices
+from .unwrap import mirror_vertices
 
 JAW_CHOICES = ("auto", "3d", "2d")
 RENDER_PARTS = (
@@ -411,7 +412,7 @@ def _harmonic(L, v: np.ndarray, values: np.ndarray, known: np.ndarray, default: 
     of the known ones over the graph Laplacian ``L`` (V,V) (slightly pulled towards their mean, so a part that knows
     nothing gets the mean; ``default`` (C,) when nothing is known)."""
     from scipy.sparse import identity
-    from scipy.sparse.linalg import spsolve
+    from scipy.sparse.linalg import splu
 
     mean = values[known].mean(0) if known.any() else default
     out = np.where(known[:, None], values, mean).astype(np.float64)
@@ -419,7 +420,8 @@ def _harmonic(L, v: np.ndarray, values: np.ndarray, known: np.ndarray, default: 
     if len(u) and len(k):  # L_uu x_u = -L_uk x_k
         L_uu = (L[u][:, u] + identity(len(u)) * 1e-3).tocsc()
         rhs = -(L[u][:, k] @ values[known]) + 1e-3 * mean
-        out[~known] = np.asarray(spsolve(L_uu, rhs)).reshape(len(u), -1)
+        lu = splu(L_uu, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})  # L_uu is symmetric
+        out[~known] = lu.solve(np.asarray(rhs, np.float64).reshape(len(u), -1))
     return out
 
 
@@ -593,12 +595,39 @@ def _warp_surround(src: ReposeSource, X: np.ndarray, cam: Camera, body: np.ndarr
     a0, a1 = project(K, src.anchors), project(K, dst)
     keep = np.sign(_areas(a0, tris)) == np.sign(_areas(a1, tris))
     view = rasterize_view(K, dst, tris, keep, size)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    hit = view.tid >= 0
-    P = np.einsum("nk,nkd->nd", view.weights(hit), src.anchors[tris[view.tid[hit]]])
-    uv = project(K, P).astype(np.float32)
-    xs[hit], ys[hit] = uv[:, 0], uv[:, 1]
+    xs, ys = np.empty((size, size), np.float32), np.empty((size, size), np.float32)
+    k = np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]], np.float64)
+    _warp_maps(k, view.tid, view.bary, tris, np.ascontiguousarray(src.anchors, np.float64), xs, ys)
     return cv2.remap(src.image.astype(np.float32), xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+@njit(cache=True, nogil=True)
+def _warp_maps(k, tid, bary, tris, anchors, xs, ys):  # pragma: no cover - numba
+    """The maps ``xs``, ``ys`` (H,W) float32 of :func:`_warp_surround`: each pixel the rasterised triangle ``tid``
+    (H,W) (barycentrics ``bary`` (H,W,2)) of ``tris`` covers at the picture point of its point on the
+    ``anchors`` (N,3) (``k``: focal lengths and centre), else itself."""
+    for r in range(tid.shape[0]):
+        for c in range(tid.shape[1]):
+            t = tid[r, c]
+            if t < 0:
+                xs[r, c], ys[r, c] = c, r
+                continue
+            b1, b2 = np.float64(bary[r, c, 0]), np.float64(bary[r, c, 1])
+            w0 = 1.0 - (b1 + b2)
+            i0, i1, i2 = tris[t, 0], tris[t, 1], tris[t, 2]
+            p0 = w0 * anchors[i0, 0] + b1 * anchors[i1, 0] + b2 * anchors[i2, 0]
+            p1 = w0 * anchors[i0, 1] + b1 * anchors[i1, 1] + b2 * anchors[i2, 1]
+            p2 = w0 * anchors[i0, 2] + b1 * anchors[i1, 2] + b2 * anchors[i2, 2]
+            xs[r, c], ys[r, c] = p0 / p2 * k[0] + k[2], p1 / p2 * k[1] + k[3]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fill_at(fill, i0, i1, i2, w0, w1, w2, o, ch):  # pragma: no cover - numba
+    """Channel ``ch`` of :func:`vertex_fill`'s ``fill`` (2,V,4) at the point ``w0-2`` of the vertices ``i0-2``, of
+    the face (``o`` 0) or the outer head (1)."""
+    f0 = w0 * fill[0, i0, ch] + w1 * fill[0, i1, ch] + w2 * fill[0, i2, ch]
+    f1 = w0 * fill[1, i0, ch] + w1 * fill[1, i1, ch] + w2 * fill[1, i2, ch]
+    return (1.0 - o) * f0 + o * f1
 
 
 def _areas(p: np.ndarray, tris: np.ndarray) -> np.ndarray:
@@ -614,20 +643,87 @@ def _look_up(
     float32, trust (N,) in [0,1], in view (N,) bool and background (N,) in [0,1]. A point is seen where not hidden
     (z-buffer) and inside the picture; it is trusted as far as it is seen on the person, facing the camera (fading
     towards grazing angles) and away from the fitted head's outline. In view: not clearly hidden
-    (:data:`VIEW_TOLERANCE`); background: in view, but not on the person."""
-    K, size = src.fit.camera.K, src.size
-    P = np.einsum("nk,nkd->nd", w, src.X[ids])
-    n = np.einsum("nk,nkd->nd", w, src.normals[ids])
-    uv = project(K, P)
-    inside = (uv > -0.5).all(1) & (uv < size - 0.5).all(1)
-    ix = np.clip(np.round(uv).astype(np.int64), 0, size - 1)
-    seen = inside & (P[:, 2] <= src.zbuf[ix[:, 1], ix[:, 0]] + DEPTH_TOLERANCE)
-    cosv = -np.einsum("nd,nd->n", n, P) / np.maximum(np.linalg.norm(n, axis=1) * np.linalg.norm(P, axis=1), 1e-12)
-    person = src.person[ix[:, 1], ix[:, 0]]
-    trust = seen * person * _smoothstep((cosv - 0.1) / 0.4) * src.edge_trust[ix[:, 1], ix[:, 0]]
-    # in view (not clearly behind something): where the fit is off, grazing points fail the tight test at random
-    near = inside & (P[:, 2] <= src.zbuf[ix[:, 1], ix[:, 0]] + VIEW_TOLERANCE)
-    return bilinear(src.image, uv[:, 0], uv[:, 1]).astype(np.float32), trust, near, near * (1.0 - person)
+    (:data:`VIEW_TOLERANCE`); background: in view, but not on the person (:func:`_look_up_points`)."""
+    K, n = src.fit.camera.K, len(ids)
+    out = (np.empty((n, 3), np.float32), np.empty(n), np.empty(n, np.bool_), np.empty(n, np.float32))
+    _look_up_points(
+        np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]], np.float64),
+        np.ascontiguousarray(src.X, np.float64),
+        np.ascontiguousarray(src.normals, np.float64),
+        src.zbuf,
+        src.person,
+        src.edge_trust,
+        src.image,
+        np.ascontiguousarray(ids, np.int64),
+        np.ascontiguousarray(w, np.float64),
+        *out,
+    )
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _look_up_points(k, X, normals, zbuf, person, edge, image, ids, w, colour, trust, near, bg):  # pragma: no cover
+    """The per-point work of :func:`_look_up` (numba, :func:`_look_one`): fills ``colour`` (N,3), ``trust`` (N,),
+    ``near`` (N,) and ``bg`` (N,)."""
+    for i in range(ids.shape[0]):
+        c0, c1, c2, trust[i], near[i], bg[i] = _look_one(
+            k, X, normals, zbuf, person, edge, image, ids[i, 0], ids[i, 1], ids[i, 2], w[i, 0], w[i, 1], w[i, 2]
+        )
+        colour[i, 0], colour[i, 1], colour[i, 2] = c0, c1, c2
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _look_one(k, X, normals, zbuf, person, edge, image, i0, i1, i2, w0, w1, w2):  # pragma: no cover - numba
+    """:func:`_look_up` of one surface point (weights ``w0-2`` of the vertices ``i0-2``; ``k`` the focal lengths
+    and centre), in float64 as its numpy form (the depth tests in float32, as the z-buffer's): colour (3 float32),
+    trust, in view, background (float32)."""
+    size = zbuf.shape[0]
+    H, W = image.shape[0], image.shape[1]
+    p0 = w0 * X[i0, 0] + w1 * X[i1, 0] + w2 * X[i2, 0]
+    p1 = w0 * X[i0, 1] + w1 * X[i1, 1] + w2 * X[i2, 1]
+    p2 = w0 * X[i0, 2] + w1 * X[i1, 2] + w2 * X[i2, 2]
+    n0 = w0 * normals[i0, 0] + w1 * normals[i1, 0] + w2 * normals[i2, 0]
+    n1 = w0 * normals[i0, 1] + w1 * normals[i1, 1] + w2 * normals[i2, 1]
+    n2 = w0 * normals[i0, 2] + w1 * normals[i1, 2] + w2 * normals[i2, 2]
+    u = p0 / p2 * k[0] + k[2]
+    y = p1 / p2 * k[1] + k[3]
+    inside = u > -0.5 and y > -0.5 and u < size - 0.5 and y < size - 0.5
+    c = _pixel_index(u, size)
+    r = _pixel_index(y, size)
+    z = zbuf[r, c]
+    seen = inside and p2 <= z + np.float32(DEPTH_TOLERANCE)
+    near = inside and p2 <= z + np.float32(VIEW_TOLERANCE)
+    cosv = -(n0 * p0 + n1 * p1 + n2 * p2) / max(
+        np.sqrt(n0 * n0 + n1 * n1 + n2 * n2) * np.sqrt(p0 * p0 + p1 * p1 + p2 * p2), 1e-12
+    )
+    s = min(max((cosv - 0.1) / 0.4, 0.0), 1.0)
+    on = person[r, c]
+    trust = (np.float32(seen) * on) * (s * s * (3.0 - 2.0 * s)) * np.float64(edge[r, c])
+    bg = np.float32(near) * (np.float32(1.0) - on)
+    x = min(max(u, 0.0), W - 1.0)
+    y = min(max(y, 0.0), H - 1.0)
+    x0, y0 = min(int(x), W - 2), min(int(y), H - 2)
+    fx, fy = x - x0, y - y0
+    c0 = _bilinear_at(image, x0, y0, fx, fy, 0)
+    c1 = _bilinear_at(image, x0, y0, fx, fy, 1)
+    return c0, c1, _bilinear_at(image, x0, y0, fx, fy, 2), trust, near, bg
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bilinear_at(image, x0, y0, fx, fy, ch):  # pragma: no cover - numba
+    """Channel ``ch`` of ``image`` between pixels ``x0``, ``y0`` and the next ones (fractions ``fx``, ``fy``), as
+    :func:`~lightmark.synth.unwrap.bilinear` (float32)."""
+    top = image[y0, x0, ch] * (1 - fx) + image[y0, x0 + 1, ch] * fx
+    bottom = image[y0 + 1, x0, ch] * (1 - fx) + image[y0 + 1, x0 + 1, ch] * fx
+    return np.float32(top * (1 - fy) + bottom * fy)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pixel_index(x: float, size: int) -> int:  # pragma: no cover - numba
+    """The pixel (0..size-1) nearest the coordinate ``x`` (halves to even, as ``np.round``; NaN: 0)."""
+    if not x == x:
+        return 0
+    return int(min(max(np.rint(x), 0.0), size - 1.0))
 
 
 def _mix(src: ReposeSource, ids: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -648,34 +744,73 @@ def _render_face(src: ReposeSource, X: np.ndarray) -> tuple[np.ndarray, np.ndarr
     the point itself is not trusted, then a smooth fill, dark priors in the mouth): premultiplied colour (H,H,3)
     float32 and alpha (H,H) float32 (anti-aliased; fading out down the neck, where the warp takes over; the
     scalp and neck transparent where the picture shows background there, or at their mirror image)."""
-    mesh, size = src.mesh, src.size
+    mesh, size, K = src.mesh, src.size, src.fit.camera.K
     front, _ = front_facing(X, mesh.tris)
-    view = rasterize_view(src.fit.camera.K, X, mesh.tris, front, size)
-    hit = view.tid >= 0
-    t = view.tid[hit]
-    ids, w = mesh.tris[t].astype(np.int64), view.weights(hit)
-    mixed, trust, known, solid = _mix(src, ids, w)
-    kind = mesh.kind[t]
-    o = np.einsum("nk,nk->n", w, mesh.outer[ids])  # (N,) 0 face .. 1 outer head
-    fill = (1.0 - o[:, None]) * np.einsum("nk,nkc->nc", w, src.fill[0, ids]) + o[:, None] * np.einsum(
-        "nk,nkc->nc", w, src.fill[1, ids]
-    )  # (N,4)
-    filled = trust[:, None] * mixed + (1.0 - trust[:, None]) * fill[:, :3]
-    for k, prior in ((KIND_MOUTH, MOUTH_PRIOR), (KIND_TEETH, TEETH_PRIOR)):
-        sel = kind == k
-        p = prior * 255.0 * min(src.level / 0.5, 1.5)
-        filled[sel] = trust[sel, None] * mixed[sel] + (1.0 - trust[sel, None]) * p
-    solid = np.where(known, solid, _smoothstep((fill[:, 3] - 0.05) / 0.3))
-    opacity = 1.0 - o * (1.0 - solid)
+    view = rasterize_view(K, X, mesh.tris, front, size)
+    priors = np.stack([np.zeros(3, np.float32), MOUTH_PRIOR, TEETH_PRIOR]) * 255.0 * min(src.level / 0.5, 1.5)
+    filled = np.zeros((size, size, 3))
     alpha = np.zeros((size, size), np.float32)
-    alpha[hit] = np.einsum("nk,nk->n", w, mesh.head_weight[ids]) * opacity  # the neck: the warp's
     outer = np.zeros((size, size), bool)
-    outer[hit] = o > 0.0
+    _shade_face(
+        np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]], np.float64),
+        (np.ascontiguousarray(src.X, np.float64), np.ascontiguousarray(src.normals, np.float64)),
+        (src.zbuf, src.person, src.edge_trust, src.image),
+        (view.tid, view.bary, mesh.tris, mesh.mirror.astype(np.int64), mesh.kind),
+        (mesh.outer, mesh.head_weight.astype(np.float64), src.fill, priors.astype(np.float64)),
+        filled,
+        alpha,
+        outer,
+    )
     opened = cv2.morphologyEx(alpha, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
     alpha = np.where(outer, np.minimum(alpha, opened), alpha)  # no slivers of scalp along the outline
-    face = np.zeros((size, size, 3), np.float32)
-    face[hit] = filled * alpha[hit, None]
+    face = (filled * alpha[:, :, None]).astype(np.float32)
     return cv2.GaussianBlur(face, (0, 0), 0.6), cv2.GaussianBlur(alpha, (0, 0), 0.6)
+
+
+@njit(cache=True, nogil=True)
+def _shade_face(k, verts, picture, view, per_vertex, filled, alpha, outer):  # pragma: no cover - numba
+    """The per-pixel work of :func:`_render_face` (numba; as :func:`_mix` and :func:`vertex_fill`'s fill): the
+    unpremultiplied colour ``filled`` (H,W,3) float64, ``alpha`` (H,W) float32 before the outline's opening and
+    ``outer`` (H,W) bool (on the outer head) of each pixel the rasterised ``view`` covers. ``verts``: camera-space
+    vertices and normals of the fit; ``picture``: its z-buffer, person mask, edge trust and image; ``view``:
+    triangle ids, barycentrics, the triangles, mirror vertices, triangle kinds; ``per_vertex``: the outer-head
+    weights, head weights, (2,V,4) fill and the (3,3) colours of the kinds (skin: unused)."""
+    X, normals = verts
+    zbuf, person, edge, image = picture
+    tid, bary, tris, mirror, kind = view
+    outer_w, head_w, fill, priors = per_vertex
+    for r in range(tid.shape[0]):
+        for c in range(tid.shape[1]):
+            t = tid[r, c]
+            if t < 0:
+                continue
+            b1, b2 = np.float64(bary[r, c, 0]), np.float64(bary[r, c, 1])
+            w0 = 1.0 - (b1 + b2)
+            i0, i1, i2 = np.int64(tris[t, 0]), np.int64(tris[t, 1]), np.int64(tris[t, 2])
+            a0, a1, a2, t_own, near, bg_own = _look_one(
+                k, X, normals, zbuf, person, edge, image, i0, i1, i2, w0, b1, b2
+            )
+            m0, m1, m2, t_mir, near_mir, bg_mir = _look_one(
+                k, X, normals, zbuf, person, edge, image, mirror[i0], mirror[i1], mirror[i2], w0, b1, b2
+            )
+            t_own = t_own**2  # a point seen poorly gives way to a mirror image seen well
+            trust = t_own + (1.0 - t_own) * t_mir
+            t_m = (1.0 - t_own) * t_mir
+            d = max(trust, 1e-6)
+            mixed = ((t_own * a0 + t_m * m0) / d, (t_own * a1 + t_m * m1) / d, (t_own * a2 + t_m * m2) / d)
+            o = w0 * outer_w[i0] + b1 * outer_w[i1] + b2 * outer_w[i2]  # 0 face .. 1 outer head
+            kd = kind[t]
+            for ch in range(3):
+                other = _fill_at(fill, i0, i1, i2, w0, b1, b2, o, ch) if kd == KIND_SKIN else priors[kd, ch]
+                filled[r, c, ch] = trust * mixed[ch] + (1.0 - trust) * other
+            if near or near_mir:
+                solid = np.float64(np.float32(1.0) - (bg_own + np.float32(not near) * bg_mir))
+            else:
+                s = min(max((_fill_at(fill, i0, i1, i2, w0, b1, b2, o, 3) - 0.05) / 0.3, 0.0), 1.0)
+                solid = s * s * (3.0 - 2.0 * s)
+            opacity = 1.0 - o * (1.0 - solid)
+            alpha[r, c] = (w0 * head_w[i0] + b1 * head_w[i1] + b2 * head_w[i2]) * opacity  # the neck: the warp's
+            outer[r, c] = o > 0.0
 
 
 # ============================================================================================== datasets
