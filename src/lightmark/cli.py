@@ -343,12 +343,7 @@ def _report_inputs(a: argparse.Namespace) -> dict[str, str]:
             raise ConfigError(f"--eval: label {label!r} given twice")
         if "|" in label or "\n" in label:
             raise ConfigError(f"--eval: label {label!r} would break the markdown table (no '|' or newline)")
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
-        except (UnicodeDecodeError, ValueError) as e:
-            raise ConfigError(f"{path}: not a JSON file ({e})") from None
+        data = _read_json(path)
         missing = [k for k in REPORT_KEYS if k not in data] if isinstance(data, dict) else list(REPORT_KEYS)
         if missing:
             raise ConfigError(f"{path}: not an evaluation report (no {', '.join(missing)}; write it with `lightmark "
@@ -374,14 +369,19 @@ def _report_inputs(a: argparse.Namespace) -> dict[str, str]:
     return reports
 
 
-def _record(path: str, keys: tuple[str, ...], writer: str) -> dict:
-    """A JSON record that must hold ``keys`` (written by ``writer``), or a one-line ConfigError."""
+def _read_json(path: str):
+    """The JSON value in ``path``, or a one-line ConfigError."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise ConfigError(f"{path}: not a JSON file ({e})") from None
+
+
+def _record(path: str, keys: tuple[str, ...], writer: str) -> dict:
+    """A JSON record that must hold ``keys`` (written by ``writer``), or a one-line ConfigError."""
+    data = _read_json(path)
     if not isinstance(data, dict) or any(k not in data for k in keys):
         raise ConfigError(f"{path}: not a record of `{writer}` (no {', '.join(keys)})")
     return data
