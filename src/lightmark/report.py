@@ -120,10 +120,8 @@ def latency_tables(bench: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for t in bench.get("throughput", []):
-        fps, where = (
-            t["faces_per_s"],
-            "in process" if t["dlib_processes"] == 1 else f"on {t['dlib_processes']} processes",
-        )
+        fps, procs = t["faces_per_s"], t["dlib_processes"]
+        where = "in process" if procs == 1 else f"on {procs} processes"
         rows.append(
             f"| {t['batch_size']} faces, {t['threads']} thread(s); dlib {where} | {fps['predict_batch']:.0f} | "
             f"{fps['network']:.0f} | {fps.get('dlib', float('nan')):.0f} | {_ratio(t.get('speed_ratio_to_dlib'))} |"
@@ -144,6 +142,6 @@ def architecture_table(arch: dict) -> str:
     for key, r in arch["candidates"].items():
         rows.append(
             f"| {key} | {r['params'] / 1e6:.2f} | {r['size_mb']:.1f} | {r['gmacs']:.3f} | {r['ms']['median']:.2f} | "
-            f"{_ratio(r.get('ratio_to_dlib')) if r.get('ratio_to_dlib') else '-'} | {_fmt(r.get('nme'))} |"
+            f"{_ratio(r['ratio_to_dlib']) if r.get('ratio_to_dlib') else '-'} | {_fmt(r.get('nme'))} |"
         )
     return "\n".join(rows)

@@ -43,7 +43,7 @@ from .fit import FaceFit, FitConfig, fit_landmarks
 from .landmark_sets import ibug68_2d_labels
 from .raster import rasterize, vertex_normals
 from .scene import MODEL_TO_CAMERA, Camera, head_angles, rotation_matrix
-from .unwrap import mirror_vertices
+from .unwrap import _smoothstep, mirror_vertices
 
 JAW_CHOICES = ("auto", "3d", "2d")
 RENDER_PARTS = (
@@ -197,11 +197,6 @@ def repose_mesh(model: FaceModel) -> ReposeMesh:
         _MESHES.clear()
     _MESHES[id(model)] = (model, mesh)
     return mesh
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def neck_ramp(mesh: ReposeMesh, y: np.ndarray) -> np.ndarray:
