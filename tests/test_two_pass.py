@@ -226,3 +226,43 @@ def test_head_roll_does_not_tilt_with_yaw(yaw: float, pitch: float, roll: float)
     assert head_roll(pts) == pytest.approx(-roll, abs=1.0)
     if yaw:
         assert abs(face_roll(pts) + roll) > 4.0
+
+
+class _HalfwayPredictor:
+    """Stub for :func:`refine_faces`: each pass moves a face's points halfway to ``target`` (the crop is ignored)."""
+
+    def __init__(self, target: np.ndarray) -> None:
+        self.target, self.calls = target, []
+
+    def fine_matrix(self, points: np.ndarray) -> np.ndarray:
+        return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+    def cut(self, image: np.ndarray, m: np.ndarray) -> np.ndarray:
+        return image
+
+    def predict_mapped_with_confidence(self, crops: np.ndarray, mats: list) -> tuple[np.ndarray, np.ndarray]:
+        idx = crops[:, 0, 0, 0].astype(int)  # each stub image carries its face's index
+        self.calls.append(idx.tolist())
+        new = (self.points[idx] + self.target[idx]) / 2
+        return new, np.full(new.shape[:2], len(self.calls), np.float32)
+
+
+def test_refine_faces_settles_only_faces_that_still_move() -> None:
+    """Face 0 starts 8 % of its side off its target (each pass halves that: moves of 4 %, 2 %), face 1 starts 2 %
+    off (moves of 1 %): with ``settle`` face 0 gets a second pass (its first moved more than SETTLE_MOVE = 3 %),
+    face 1 does not; without ``settle`` both get exactly ``passes``."""
+    from lightmark.engine.faces import SETTLE_MOVE, SETTLED_PASSES, refine_faces
+
+    assert SETTLE_MOVE == 0.03 and SETTLED_PASSES == 2
+    square = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [100.0, 100.0]])  # landmark box side 100
+    images = [np.full((2, 2, 3), i, np.uint8) for i in range(3)]
+    for settle, expected in ((True, [[0, 1], [0]]), (False, [[0, 1]])):
+        target = np.stack([square, square, square])
+        points = target + np.array([[8.0, 0.0], [2.0, 0.0], [0.0, 0.0]])[:, None]  # face 2: passes 0, never refined
+        stub = _HalfwayPredictor(target)
+        stub.points = points
+        conf = np.zeros((3, 4), np.float32)
+        refine_faces(stub, images, points, conf, np.array([1, 1, 0]), np.full(3, settle))
+        assert stub.calls == expected
+        np.testing.assert_allclose(points[:, 0, 0], [2.0, 1.0, 0.0] if settle else [4.0, 1.0, 0.0])
+        assert conf[:, 0].tolist() == ([2, 1, 0] if settle else [1, 1, 0])
