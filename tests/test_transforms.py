@@ -137,3 +137,22 @@ def test_crop_statistics_hand_computed() -> None:
     assert stats["side_mean"] == pytest.approx(1.9) and stats["side_std"] == pytest.approx(0.0)
     assert stats["shift_up_mean"] == pytest.approx(20 / 190)
     assert stats["shift_x_std"] == pytest.approx(0.5 / 190)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
+def test_area_shrink_is_opencvs_area_resize(k: int) -> None:
+    """Each pixel is the mean of its k x k block, as cv2.resize(INTER_AREA) gives it: equal for odd k, within one
+    grey level for even k (a mean ending in .5 may round either way); 3-channel and 1-channel, contiguous out."""
+    import cv2
+
+    from lightmark.data.transforms import area_shrink
+
+    rng = np.random.default_rng(k)
+    for shape in ((7 * k, 5 * k, 3), (4 * k, 9 * k)):
+        img = rng.integers(0, 256, shape, dtype=np.uint8)
+        ref = cv2.resize(img, (shape[1] // k, shape[0] // k), interpolation=cv2.INTER_AREA).astype(int)
+        out = area_shrink(img, k)
+        assert out.shape == ref.shape and out.dtype == np.uint8 and out.flags["C_CONTIGUOUS"]
+        assert np.abs(out.astype(int) - ref).max() <= (0 if k % 2 else 1)
+        block = img[:k, :k].reshape(k, k, -1).astype(float).mean((0, 1))  # the first pixel by hand
+        assert np.abs(out[0, 0].astype(float) - block).max() <= 0.5

@@ -132,6 +132,8 @@ def refine_faces(
     last (K, 2) ``points[i]`` (:meth:`Predictor.fine_matrix`), and where ``settle[i]`` more passes, up to
     :data:`SETTLED_PASSES` in all, while its last pass still moved its points by more than :data:`SETTLE_MOVE`
     (mean point move over the side of its landmark box). ``conf`` (N, K) takes the last pass's confidence."""
+    if not (passes > 0).any():  # settling needs a first refining pass
+        return
     moved = np.full(len(points), np.inf)  # (N,) last pass's mean point move / landmark box side
     for step in range(max(int(np.max(passes, initial=0)), SETTLED_PASSES)):
         unsettled = settle & (passes >= 1) & (step < SETTLED_PASSES) & (moved > SETTLE_MOVE)

@@ -634,9 +634,11 @@ class Predictor:
         landmarks: np.ndarray | None = None,
     ) -> np.ndarray:
         """(68, 2) landmarks of one face in image pixel coordinates; ``image`` is an RGB uint8 array or a path."""
-        return self.predict_batch([image], None if box is None else [box], None if landmarks is None else [landmarks])[
-            0
-        ]
+        image = _check_image(read_image(image) if isinstance(image, (str, os.PathLike)) else image)
+        points, _, _ = self._predict_chunk(
+            [image], None if box is None else [box], None if landmarks is None else [landmarks]
+        )
+        return points[0]  # the batch path without its chunking: one face is the latency path (README, "Speed")
 
     def predict_batch(
         self,
@@ -775,12 +777,12 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, S, S, 3) crops cut by ``mats`` (N, 2, 3) (image -> crop) -> (N, K, 2) landmarks in image pixels and
         the (N, K) per-point confidence (None without one)."""
-        pts, conf = self.predict_crops_with_confidence(crops)
-        pts = pts.astype(np.float64)  # (N, K, 2) crop pixels
-        m = np.asarray(mats, np.float64)  # (N, 2, 3) image -> crop
-        a_inv = np.linalg.inv(m[:, :, :2])  # (N, 2, 2) crop -> image, linear part
-        t = -np.einsum("nij,nj->ni", a_inv, m[:, :, 2])
-        return (np.einsum("nkj,nij->nki", pts, a_inv) + t[:, None]).astype(np.float32), conf
+        pts, conf = self.predict_crops_with_confidence(crops)  # (N, K, 2) crop pixels
+        m = np.asarray(mats, np.float64)  # (N, 2, 3) image -> crop: crop = A @ image + t
+        a, t = m[:, :, :2], m[:, None, :, 2]
+        det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]  # (N,)
+        a_inv_t = np.stack([a[:, 1, 1], -a[:, 1, 0], -a[:, 0, 1], a[:, 0, 0]], 1).reshape(-1, 2, 2) / det[:, None, None]
+        return ((pts - t) @ a_inv_t).astype(np.float32), conf  # image = A^-1 (crop - t); a_inv_t is A^-1 transposed
 
     def predict_dataset(
         self,
