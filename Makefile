@@ -50,6 +50,8 @@ report:
 	lightmark report --readme README.md --ced docs/val_ced.png \
 		--eval "lightmark protocol track (shipped)=$(E)/protocol.json" \
 		--eval "lightmark mixed track (shipped, default)=$(E)/mixed.json" \
+		--eval "lightmark protocol track, framing auto (the default of predict)=$(E)/framing_auto_protocol.json" \
+		--eval "lightmark mixed track, framing auto (the default of predict)=$(E)/framing_auto_mixed.json" \
 		--eval "dlib 68-point ERT, HOG box (centre box when none)=$(E)/dlib.json" \
 		--eval "lightmark wflw98 (98 points, synthetic only; its 68-point subset)=$(E)/wflw98_val68.json"
 	lightmark report --readme README.md --section ablation \
@@ -127,7 +129,7 @@ train-mixed-holdout: synth-12k
 		--exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val --init protocol --lr 1e-3 --epochs 10 \
 		--samples-per-epoch 16000 --workers 1 --threads 2 --quiet --out $(RUNS)/mixed_holdout \
 		$$([ -f $(RUNS)/mixed_holdout/last.pt ] && echo --resume)
-	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mixed_holdout/best.pt --json $(RUNS)/mixed_holdout/helen.json
+	$(PYTHON) scripts/helen_check.py --framing whole --model $(RUNS)/mixed_holdout/best.pt --json $(RUNS)/mixed_holdout/helen.json
 
 
 # The seeds' comparisons at one budget (issue 10): each row trains recipe (c) from scratch for 6 epochs x 16,000
@@ -177,7 +179,7 @@ train-ibug68-2d: synth-12k
 		$$([ -f $(RUNS)/ibug68_2d/last.pt ] && echo --resume)
 	lightmark evaluate --model $(RUNS)/ibug68_2d/last.pt --data $(DATA)/aflw2000/val --scheme ibug68 \
 		--json $(E)/ibug68_2d_val68.json --quiet
-	$(PYTHON) scripts/helen_check.py --model protocol $(RUNS)/ibug68_2d/last.pt --json $(E)/helen_ibug68_2d.json
+	$(PYTHON) scripts/helen_check.py --framing whole --model protocol $(RUNS)/ibug68_2d/last.pt --json $(E)/helen_ibug68_2d.json
 
 # Issue 11's appearance ablation: the control of `make compare` (procedural faces + FaceSynthetics-100, 70/30)
 # against (1) the same 12,000 faces (same seed: same identities, poses, lighting) of which half wear a
@@ -199,7 +201,7 @@ APPEARANCE = textures:"--train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) -
 	all:"--train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(REPOSED) --train-weights 0.15 0.7 0.15"
 compare-appearance: synth-12k-tex reposed-fs
 	$(call compare_rows,$(APPEARANCE))
-	$(PYTHON) scripts/helen_check.py --model $(RUNS)/compare_control/last.pt $(RUNS)/compare_textures/last.pt \
+	$(PYTHON) scripts/helen_check.py --framing whole --model $(RUNS)/compare_control/last.pt $(RUNS)/compare_textures/last.pt \
 		$(RUNS)/compare_reposed/last.pt $(RUNS)/compare_all/last.pt --json $(E)/helen_compare_appearance.json
 
 # The scaling curve (issue 10): recipe (c) from scratch at growing budgets, each its own run with its own full

@@ -17,7 +17,7 @@ from pathlib import Path
 from lightmark.constants import JAW
 from lightmark.data.formats import FaceDataset, load_dataset
 from lightmark.engine.evaluate import in_scheme
-from lightmark.engine.predict import Predictor
+from lightmark.engine.predict import Framing, Predictor
 from lightmark.engine.train import read_name_lists
 from lightmark.metrics import interocular_norm, nme
 
@@ -43,15 +43,18 @@ def main() -> None:
     ap.add_argument("--model", nargs="+", default=["protocol", "mixed"], help="checkpoints or shipped track names")
     ap.add_argument("--data", default="../shared/data/300w_helen_train", help="the 870 HELEN faces")
     ap.add_argument("--json", help="write the figures as JSON")
+    ap.add_argument("--framing", choices=[f.value for f in Framing], help="Predictor framing (default: the library's)")
     a = ap.parse_args()
     full = load_dataset(a.data, require_landmarks=True)
     held = read_name_lists([str(HOLDOUT)])
     holdout = FaceDataset(full.root, full.format, [s for s in full.samples if s.name in held])
     out = {}
     for model in a.model:
-        predictor = Predictor(model)
+        predictor = Predictor(model, framing=a.framing)
         out[model] = {"all_870": scores(predictor, full), "holdout_170": scores(predictor, holdout)}
-        for subset, s in out[model].items():
+        out[model]["framing"] = predictor.framing.value
+        for subset in ("all_870", "holdout_170"):
+            s = out[model][subset]
             print(f"{model} {subset}: all {s['all_68']:.2f}  inner 51 {s['inner_51']:.2f}  jaw {s['jaw_17']:.2f}")
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))

@@ -222,3 +222,22 @@ def test_predictor_argument_mistakes_are_one_line_errors() -> None:
     pytest.importorskip("torch")
     with pytest.raises(ConfigError, match="device 'gpu0': not a torch device"):
         Predictor(device="gpu0")
+
+
+def test_predict_reads_auto_but_a_submission_whole(tmp_path: Path, capsys) -> None:
+    """``lightmark predict`` reads an image with the library's default framing (auto for the shipped models); the
+    challenge's solution.txt (``--out``) reads the crops whole, without the face detector, and says so."""
+    from lightmark.submission import read_submission
+
+    js, sub = tmp_path / "p.json", tmp_path / "solution.txt"
+    assert main(["predict", str(SAMPLE), "--json", str(js), "--out", str(sub), "--quiet"]) == 0
+    assert "read whole" in capsys.readouterr().out
+    whole = Predictor(framing="whole").predict(SAMPLE)
+    np.testing.assert_allclose(json.loads(js.read_text())["predictions"][0]["landmarks"], whole, atol=2e-3)
+    assert main(["predict", str(SAMPLE), "--json", str(js), "--quiet"]) == 0
+    auto = Predictor().predict(SAMPLE)
+    assert Predictor().framing.value == "auto"
+    np.testing.assert_allclose(json.loads(js.read_text())["predictions"][0]["landmarks"], auto, atol=2e-3)
+    names, rows = read_submission(sub)
+    assert names == ["sample_face.jpg"]
+    np.testing.assert_allclose(rows[0], whole, atol=1e-2)  # the file holds the whole-crop reading

@@ -263,8 +263,41 @@ def test_framing_detect_finds_the_face_at_any_roll_and_size(predictor, sample, t
     res = framed.predict_dataset([tmp_path / "small.png"], progress=False)
     assert res.detected.tolist() == [True]
     framed_err = np.abs(res.landmarks[0] - 192 - ref).mean()
-    whole_err = np.abs(predictor.predict(small) - 192 - ref).mean()  # the whole-image framing, for contrast
+    whole_err = np.abs(Predictor(threads=1, framing="whole").predict(small) - 192 - ref).mean()  # for contrast
     assert framed_err < 0.03 * sample.shape[0] and whole_err > 3 * framed_err, (framed_err, whole_err)
+
+
+def test_framing_auto_keeps_the_more_confident_framing(sample):
+    """The default framing of heatmap models ("auto") predicts each image from the whole image and from the
+    detector's face, and keeps the one whose mean per-point confidence is higher; ``detected`` says which."""
+    auto = Predictor(threads=1)
+    assert auto.framing.value == "auto"
+    whole, found = Predictor(threads=1, framing="whole"), Predictor(threads=1, framing="detect")
+    small = cv2.copyMakeBorder(sample, 192, 192, 192, 192, cv2.BORDER_CONSTANT, value=(0, 0, 0))  # face at 0.5x
+    picked = []
+    for img in (sample, small):
+        pa, ca = auto.predict_batch_with_confidence([img])
+        pw, cw = whole.predict_batch_with_confidence([img])
+        pd, cd = found.predict_batch_with_confidence([img])
+        detection_won = cd.mean() > cw.mean()
+        np.testing.assert_allclose(pa, pd if detection_won else pw, atol=1e-4)
+        np.testing.assert_allclose(ca, cd if detection_won else cw, atol=1e-6)
+        picked.append(detection_won)
+    assert picked[1], "the face at half size is read better from its detection"
+    box = (192 + 100, 192 + 100, 192 + 280, 192 + 300)
+    np.testing.assert_allclose(auto.predict(small, box=box), whole.predict(small, box=box))  # a box is used as given
+
+
+def test_framing_auto_needs_a_confidence():
+    import torch
+
+    from lightmark.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("shufflenetv2_x0_5_regression", input_size=64).eval()
+    assert Predictor(model, backend="torch").framing.value == "whole"  # the default without a confidence
+    with pytest.raises(LightmarkError, match="confidence"):
+        Predictor(model, backend="torch", framing="auto")
 
 
 def test_framing_is_checked():

@@ -109,8 +109,8 @@ def test_predictor_onnx_agrees_on_real_crops(exported):
 
     samples = load_dataset(require_shared("aflw2000/val")).samples[:4]
     images = [read_image(s.image_path) for s in samples]
-    onnx_pred = Predictor(checkpoint, backend="onnx", flip_test=True, threads=1)
-    torch_pred = Predictor(checkpoint, backend="torch", flip_test=True, threads=1)
+    onnx_pred = Predictor(checkpoint, backend="onnx", flip_test=True, threads=1, framing="whole")
+    torch_pred = Predictor(checkpoint, backend="torch", flip_test=True, threads=1, framing="whole")
     assert np.abs(onnx_pred.predict_batch(images) - torch_pred.predict_batch(images)).max() < 0.01
 
 

@@ -109,10 +109,13 @@ def _cmd_predict(a: argparse.Namespace) -> int:
             check_writable(getattr(a, name), folder=True)
     if a.detect and (a.out or a.zip):
         raise ConfigError("--out/--zip write the challenge's one-face-per-crop solution.txt: drop --detect for crops")
-    if a.detect and a.framing != Framing.WHOLE.value:
+    if a.detect and a.framing is not None:
         raise ConfigError("--framing places the one face of a crop; --detect reports every face: give one of them")
     if a.min_score is not None and not a.detect:
         raise ConfigError("--min-score filters the faces of --detect: add --detect, or drop --min-score")
+    whole_for_out = a.out and a.framing is None  # the challenge's crops, read as the protocol reads them: no detector
+    if whole_for_out:
+        a.framing = Framing.WHOLE.value
     data = _expand_inputs(a.inputs)
     predictor = Predictor(
         a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads, refine=a.refine, framing=a.framing
@@ -131,7 +134,8 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         raise ImageError(f"none of the {len(res.skipped)} images could be read; nothing written")
     if a.out:
         res.save_submission(a.out, a.zip)
-        print(f"wrote {len(res)} rows to {a.out}" + (f" and {a.zip}" if a.zip else ""))
+        said = " (the crops read whole, no face detector; --framing auto to change)" if whole_for_out else ""
+        print(f"wrote {len(res)} rows to {a.out}" + (f" and {a.zip}" if a.zip else "") + said)
     if a.json:
         res.save_json(a.json)
         print(f"wrote {a.json}")
@@ -151,7 +155,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         print(f"skipped {name}: {why}", file=sys.stderr)
     from .engine.faces import FACE_SCORE_THRESHOLD
 
-    if getattr(res, "detected", None) is not None and not res.detected.all():
+    if predictor.framing is Framing.DETECT and res.detected is not None and not res.detected.all():
         missed = [n for n, found in zip(res.names, res.detected, strict=True) if not found]
         print(
             f"warning: --framing detect found no face in {len(missed)} of {len(res)} images (e.g. "
@@ -412,7 +416,8 @@ def _cmd_report(a: argparse.Namespace) -> int:
 MODEL_HELP = "checkpoint, or a shipped model: protocol | mixed (default: the shipped default model)"
 FRAMING_HELP = (
     "where the one face of each image is: whole = the image is the face crop (the challenge's crops); detect = the "
-    "shipped detector finds it (any size, position or roll), then the crop is refined on the model's points"
+    "shipped detector finds it (any size, position or roll), then the crop is refined on the model's points; "
+    "auto = both, keeping the one the model is more confident about"
 )
 QUIET_HELP = "no progress bar"
 
@@ -464,7 +469,7 @@ def _evaluate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=default_of(evaluate, "batch_size"), help="images per batch")
     p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--refine", type=int, help=REFINE_HELP)
-    _framing_option(p)
+    _framing_option(p, default_of(evaluate, "framing").value)  # the challenge's protocol: the crop is the face
     p.add_argument(
         "--baseline",
         choices=["dlib"],
@@ -504,7 +509,7 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=default_of(Predictor, "backend"), choices=BACKENDS, help="inference engine")
     p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--refine", type=int, help=REFINE_HELP)
-    _framing_option(p)
+    _framing_option(p, default_of(Predictor, "framing"))
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images instead of failing")
     det = p.add_argument_group("whole photos (--detect: every face of each image, not one face per crop)")
     det.add_argument(
@@ -522,10 +527,12 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
-def _framing_option(p: argparse.ArgumentParser) -> None:
+def _framing_option(p: argparse.ArgumentParser, default: str | None) -> None:
     from .engine.predict import Framing
 
-    p.add_argument("--framing", default=Framing.WHOLE.value, choices=[f.value for f in Framing], help=FRAMING_HELP)
+    auto = " (default: auto for models with a confidence, both shipped models among them, else whole)"
+    help_text = FRAMING_HELP + (auto if default is None else "")  # a set default is appended by the formatter
+    p.add_argument("--framing", default=default, choices=[f.value for f in Framing], help=help_text)
 
 
 def _check_options(p: argparse.ArgumentParser) -> None:

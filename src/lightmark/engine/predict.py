@@ -65,10 +65,13 @@ class Framing(str, Enum):
     ``DETECT``: the shipped detector finds the face (the largest, at any roll: it also searches the image turned by
     90, 180 and 270 degrees), the first crop is framed around it and refined on the model's own points; an image
     where it finds none falls back to ``WHOLE``, and ``PredictionResults.detected`` says which.
+    ``AUTO``: both, and the one whose last pass the model is more confident about (mean per-point confidence) wins
+    (``detected`` says where the detection won). Needs a model with confidence (heatmap heads).
     """
 
     WHOLE = "whole"
     DETECT = "detect"
+    AUTO = "auto"
 
 
 TORCH_NEEDED_FOR = "the torch model (backend 'torch', a CUDA device, describe(), an in-memory ONNX export)"
@@ -309,9 +312,11 @@ class Predictor:
             made on first use with :data:`~lightmark.detectors.PHOTO_OPTIONS` and this predictor's threads) or a
             detector object (a :class:`~lightmark.detectors.FaceDetector` plug-in, used as is).
         framing: where :meth:`predict` looks for the one face of an image given without ``box`` / ``landmarks``
-            (:class:`Framing`): the whole image (the challenge's crops), or the face the detector finds (any size,
-            position and roll; about 20-40 ms per image on one thread: four detector passes and the model's choice
-            among orientations).
+            (:class:`Framing`): the whole image (the challenge's crops: about 3 ms per single-pass image on one
+            thread), the face the detector finds (any size, position and roll; about 20 ms: four detector passes
+            and the model's choice among orientations), or both, keeping the one the model is more confident
+            about (``"auto"``, about 25 ms). None: ``"auto"`` for models with a confidence (heatmap heads: both
+            shipped models), else ``"whole"``.
 
     The ONNX path imports neither torch nor ``onnx``: the model config comes from the graph's metadata, and the
     torch model (attribute ``model``) is loaded on first use only.
@@ -334,7 +339,7 @@ class Predictor:
         onnx: bytes | str | os.PathLike | None = None,
         refine: int | None = None,
         detector: str | FaceDetector = DEFAULT_DETECTOR,
-        framing: Framing | str = Framing.WHOLE,
+        framing: Framing | str | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
@@ -383,13 +388,18 @@ class Predictor:
             raise ConfigError(f"unknown face detector {detector!r}; available: {', '.join(DETECTORS)}")
         self._detector_spec = detector  # a name, or the caller's detector object
         self._detector = detector  # a name until detect() first needs it
+        confident = self.config.head == "heatmap"  # heatmap heads give a per-point confidence
+        if framing is None:
+            framing = Framing.AUTO if confident else Framing.WHOLE
         try:
             self.framing = Framing(framing)
         except ValueError:
             raise ConfigError(
                 f"framing: expected one of {', '.join(f.value for f in Framing)}, got {framing!r}"
             ) from None
-        self._framer: FaceDetector | None = None  # the one-face detector of Framing.DETECT, made on first use
+        if self.framing is Framing.AUTO and not confident:
+            raise ConfigError(f"framing 'auto' picks by the model's confidence: {self.config.name} has none")
+        self._framer: FaceDetector | None = None  # the detector of Framing.DETECT / AUTO, made on first use
 
     @property
     def detector(self) -> FaceDetector:
@@ -715,7 +725,31 @@ class Predictor:
         # coarse to fine; no settling passes here: on the re-framed validation sets they gained nothing and cost the
         # crops rolled by 90 degrees 0.16 NME/384 (README, "Whole photos: every face")
         refine_faces(self, images, points, conf, passes, settle=np.zeros(len(images), bool))
+        if self.framing is Framing.AUTO:
+            free = [
+                i
+                for i in range(len(images))
+                if (boxes is None or boxes[i] is None) and (landmarks is None or landmarks[i] is None)
+            ]
+            self._try_detections(images, free, points, conf, found)
         return points, conf, found
+
+    def _try_detections(
+        self, images: list[np.ndarray], idx: list[int], points: np.ndarray, conf: np.ndarray, found: np.ndarray
+    ) -> None:
+        """:attr:`Framing.AUTO`: predict images ``idx`` again from the face the :attr:`framer` finds (refined at
+        least once) and keep, in place, whichever of the two the model is more confident about."""
+        mats = {i: self._detected_matrix(images[i]) for i in idx}
+        idx = [i for i in idx if mats[i] is not None]
+        if not idx:
+            return
+        crops = np.stack([self.cut(images[i], mats[i]) for i in idx])
+        pts, c = self.predict_mapped_with_confidence(crops, [mats[i] for i in idx])
+        n = len(idx)
+        refine_faces(self, [images[i] for i in idx], pts, c, np.full(n, max(self.refine, 1)), np.zeros(n, bool))
+        better = c.mean(1) > conf[idx].mean(1)
+        won = np.asarray(idx)[better]
+        points[won], conf[won], found[won] = pts[better], c[better], True
 
     def _first_pass(
         self,
@@ -743,23 +777,29 @@ class Predictor:
     def _detected_matrix(self, image: np.ndarray) -> np.ndarray | None:
         """The first crop (2, 3) for the largest face the :attr:`framer` finds, None when it finds none. The image
         and its copies turned by 90, 180 and 270 degrees may each see the face upright with a different roll (the
-        detector's keypoints are unreliable on faces far from upright): the model settles it, by the roll whose crop
-        it finds most face-like (highest mean confidence). Measured on the validation crops (protocol model): as
-        they are 3.03 NME/384 (2.77 when only the upright image is searched, 31.0 on the crops turned upside down);
-        turned by 90 or 180 degrees, the same 3.03; preferring the upright image unless a turned copy is clearly
-        more face-like costs the upside-down crops more than it gains (README, "Coarse-to-fine")."""
+        detector's keypoints are unreliable on faces far from upright): of the detections of the largest face (those
+        overlapping the best-scoring one near the largest box), the crop with the highest detector score plus mean
+        model confidence wins (:attr:`~lightmark.engine.faces.Face.combined_score`). Measured on the validation
+        crops (mixed model, ``scripts/reframe_eval.py --framing detect``): 2.63 NME/384 as they are, 2.75 / 2.63
+        turned by 90 / 180 degrees; the model's confidence alone, around the largest box, scored 2.84 / 2.98 / 2.84
+        (a stray box from a turned copy hid the face's own detections; confidence alone preferred upside-down crops
+        of profiles). Searching the upright image only scores 2.77 as they are but 31.0 upside down (protocol
+        model; README, "Coarse-to-fine")."""
         found = self.framer.orientations(image)
         if not found:
             return None
         largest = max(found, key=lambda d: d.side)
-        same = [d for d in found if iou(d.box, largest.box[None])[0] > 0.3]
+        near = [d for d in found if iou(d.box, largest.box[None])[0] > 0.3]
+        anchor = max(near, key=lambda d: d.score)  # a turned copy's stray box can be the largest and miss the face
+        same = [d for d in found if iou(d.box, anchor.box[None])[0] > 0.3]
         mats = [first_matrix(self, d, self.framer.box_to_face) for d in same]
         if len(mats) == 1:
             return mats[0]
+        scores = np.array([d.score for d in same])
         _, conf = self.predict_crops_with_confidence(np.stack([self.cut(image, m) for m in mats]))
         if conf is None:  # a regression head: the detector's best score decides
-            return mats[int(np.argmax([d.score for d in same]))]
-        return mats[int(np.argmax(conf.mean(1)))]
+            return mats[int(np.argmax(scores))]
+        return mats[int(np.argmax(scores + conf.mean(1)))]  # the combined score that detect() keeps faces by
 
     @property
     def framer(self) -> FaceDetector:
@@ -829,7 +869,7 @@ class Predictor:
             paths=paths,
             skipped=skipped,
             face_scores=None if any(f is None for f in scores) else np.concatenate(scores or [np.zeros(0)]),
-            detected=np.concatenate(detected) if self.framing is Framing.DETECT and detected else None,
+            detected=np.concatenate(detected) if self.framing is not Framing.WHOLE and detected else None,
         )
 
     def detect_dataset(
