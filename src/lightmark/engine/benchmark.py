@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import LightmarkError
 from .baselines import DLIB_HINT, DlibPredictor
-from .predict import Predictor
+from .predict import Framing, Predictor
 from .timing import ratio_stats, time_interleaved, timing_stats
 
 DLIB = "dlib"
@@ -274,7 +274,7 @@ class _Faces:
 
 def _onnx_predictor(model) -> Predictor:
     """The ONNX Runtime predictor timed (1 thread), single pass (refine 0)."""
-    return Predictor(model, backend="onnx", threads=1, refine=0)
+    return Predictor(model, backend="onnx", threads=1, refine=0, framing=Framing.WHOLE)
 
 
 def _with_refine(pred: Predictor, model) -> Predictor:

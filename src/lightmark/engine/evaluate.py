@@ -128,7 +128,7 @@ def evaluate(
     summary = summarize(preds.landmarks, gt, preds.image_sizes, yaws if has_yaw else None, scheme)
     per_image = nme(preds.landmarks, gt, challenge_norm(preds.image_sizes))
     meta = {"dataset": str(dataset.root), **predictor.describe()}
-    if preds.detected is not None:  # detector-based predictors: how the found and the fall-back faces score
+    if preds.detected is not None:  # framing detect / auto: faces read from a detection, and the others
         found = preds.detected
         meta["detected"] = int(found.sum())
         meta["nme_challenge_detected"] = float(per_image[found].mean()) if found.any() else None

@@ -36,13 +36,19 @@ all."""
 
 SETTLE_MOVE = 0.03
 """A refining pass that moved a face's points by more than this (mean point move over the side of the face's
-landmark box) has not settled: a face framed by a detection gets another pass, up to :data:`SETTLED_PASSES`.
+landmark box) has not settled: a face of :meth:`Predictor.detect` gets another pass, up to :data:`SETTLED_PASSES`.
 Measured on the 199 validation crops (shipped mixed model): a detection crop's face moves 0.015 at the median,
 0.028 at the 90th percentile; the crop the detector framed worst (a face half hidden by hair, NME/384 13.8 after one
 pass) moved 0.09 and scored 3.7 after a second pass. With it the detect path scores 2.45 NME/384 instead of 2.53
 (``scripts/detect_check.py``; README, "Whole photos: every face")."""
 SETTLED_PASSES = 2
 """Most refining passes a detected face gets while it settles (:data:`SETTLE_MOVE`)."""
+
+
+def combined_score(score: float | np.ndarray, face_score: float | np.ndarray) -> float | np.ndarray:
+    """How face-like a detection is: the detector's score plus the model's face score (mean per-point confidence),
+    each in [0, 1]; elementwise on arrays."""
+    return score + face_score
 
 
 @dataclass
@@ -68,7 +74,7 @@ class Face:
     @property
     def combined_score(self) -> float:
         """Detector score + face score (twice the detector score without confidence): what ``min_score`` bounds."""
-        return float(self.score) + (float(self.score) if self.face_score is None else self.face_score)
+        return float(combined_score(self.score, self.score if self.face_score is None else self.face_score))
 
     def to_dict(self, decimals: int = 2) -> dict:
         """JSON-ready: ``{"box", "score", "face_score", "landmarks", "confidence", "pose": {"yaw", "pitch",
@@ -160,8 +166,8 @@ def detect_faces(
 ) -> list[Face]:
     """Every face the ``detector`` finds in an RGB uint8 ``image`` whose :attr:`Face.combined_score` is at least
     ``min_score`` (None: keep all), with the ``predictor``'s landmarks (``passes`` refining passes after the
-    detection crop, one more for faces not settled: :func:`refine_faces`) and the head pose (fitted to the 68 iBUG
-    points: any scheme that maps to them); largest first."""
+    detection crop; faces not settled get more, up to :data:`SETTLED_PASSES` in all: :func:`refine_faces`) and the
+    head pose (fitted to the 68 iBUG points: any scheme that maps to them); largest first."""
     if passes < 0:
         raise ConfigError(f"passes: expected 0 or more refining passes, got {passes}")
     detections = detector.detect(image)

@@ -39,7 +39,16 @@ from ..models.shipped import missing_model_message, resolve_model_path, shipped_
 from ..pose import head_roll
 from ..utils import progress_bar, require, scoped_threads
 from .coco import COCO_KEYPOINT_NAMES, COCO_SKELETON, coco_document
-from .faces import FACE_SCORE_THRESHOLD, MIN_SCORE, DetectionResults, Face, detect_faces, first_matrix, refine_faces
+from .faces import (
+    FACE_SCORE_THRESHOLD,
+    MIN_SCORE,
+    DetectionResults,
+    Face,
+    combined_score,
+    detect_faces,
+    first_matrix,
+    refine_faces,
+)
 from .onnx_runtime import (
     META_CONFIG,
     META_SOURCE_SHA256,
@@ -142,7 +151,7 @@ class PredictionResults:
     image_sizes: np.ndarray  # (N, 2) int (w, h)
     paths: list[Path] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason) with skip_bad
-    detected: np.ndarray | None = None  # (N,) bool: a face detector found the face (detector-based predictors)
+    detected: np.ndarray | None = None  # (N,) bool: the face was read from a detection (framing detect / auto)
     face_scores: np.ndarray | None = None  # (N,) mean per-point confidence (heatmap models): low = not a face crop
 
     def unlike_faces(self, threshold: float = FACE_SCORE_THRESHOLD) -> list[str]:
@@ -312,11 +321,11 @@ class Predictor:
             made on first use with :data:`~lightmark.detectors.PHOTO_OPTIONS` and this predictor's threads) or a
             detector object (a :class:`~lightmark.detectors.FaceDetector` plug-in, used as is).
         framing: where :meth:`predict` looks for the one face of an image given without ``box`` / ``landmarks``
-            (:class:`Framing`): the whole image (the challenge's crops: about 3 ms per single-pass image on one
-            thread), the face the detector finds (any size, position and roll; about 20 ms: four detector passes
-            and the model's choice among orientations), or both, keeping the one the model is more confident
-            about (``"auto"``, about 25 ms). None: ``"auto"`` for models with a confidence (heatmap heads: both
-            shipped models), else ``"whole"``.
+            (:class:`Framing`): the whole image (the challenge's crops: 2-4 ms per image on one thread), the face
+            the detector finds (any size, position and roll; about 20 ms: four detector passes and the model's
+            choice among orientations), or both, keeping the one the model is more confident about (``"auto"``,
+            about 20 ms). None: ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else
+            ``"whole"``.
 
     The ONNX path imports neither torch nor ``onnx``: the model config comes from the graph's metadata, and the
     torch model (attribute ``model``) is loaded on first use only.
@@ -388,7 +397,7 @@ class Predictor:
             raise ConfigError(f"unknown face detector {detector!r}; available: {', '.join(DETECTORS)}")
         self._detector_spec = detector  # a name, or the caller's detector object
         self._detector = detector  # a name until detect() first needs it
-        confident = self.config.head == "heatmap"  # heatmap heads give a per-point confidence
+        confident = self._has_confidence()
         if framing is None:
             framing = Framing.AUTO if confident else Framing.WHOLE
         try:
@@ -400,6 +409,17 @@ class Predictor:
         if self.framing is Framing.AUTO and not confident:
             raise ConfigError(f"framing 'auto' picks by the model's confidence: {self.config.name} has none")
         self._framer: FaceDetector | None = None  # the detector of Framing.DETECT / AUTO, made on first use
+
+    def _has_confidence(self) -> bool:
+        """The model gives a per-point confidence: an ONNX graph with the confidence output, a torch heatmap head."""
+        if self.session is not None:
+            return len(self.session.get_outputs()) > 1
+        return self.config.head == "heatmap"
+
+    @property
+    def detection_passes(self) -> int:
+        """Refining passes of a face read from a detection (a rough first crop): ``refine``, at least one."""
+        return max(self.refine, 1)
 
     @property
     def detector(self) -> FaceDetector:
@@ -626,6 +646,7 @@ class Predictor:
             "input_size": self.input_size,
             "flip_test": self.flip_test,
             "refine": self.refine,
+            "framing": self.framing.value,
             "backend": self.backend,
             "params": s["params"],
             "size_mb": s["size_mb"],
@@ -633,7 +654,7 @@ class Predictor:
         }
 
     def latency_ms(self, image: np.ndarray, runs: int = 200, warmup: int = 20) -> dict:
-        """Median/p90 ms (:func:`~lightmark.engine.timing.latency`) of :meth:`predict` (crop + model + mapping
+        """Median/p90 ms (:func:`~lightmark.engine.timing.latency`) of :meth:`predict` (framing, crop, model, mapping
         back) on one image with this predictor's threads (see ``threads``; :meth:`with_threads`)."""
         return latency(lambda: self.predict(image), runs, warmup)
 
@@ -657,7 +678,8 @@ class Predictor:
         landmarks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
         """(N, 68, 2) landmarks for N faces (RGB uint8 arrays or image paths; ``boxes`` / ``landmarks``: one per
-        image, or None): one forward pass over the batch, plus one per ``refine`` pass."""
+        image, or None): one forward pass over the batch, plus one per ``refine`` pass, plus the detection reading
+        of images given without a box under :attr:`Framing.AUTO`."""
         return self.predict_batch_with_confidence(images, boxes, landmarks)[0]
 
     def predict_batch_with_confidence(
@@ -689,6 +711,8 @@ class Predictor:
             return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), np.zeros(0, bool)
         images = [_check_image(read_image(img) if isinstance(img, (str, os.PathLike)) else img) for img in images]
         chunks = self._chunks(len(images))
+        if self.framing is not Framing.WHOLE:
+            _ = self.framer  # made once, before the chunks' threads would race to make it
         if len(chunks) == 1:
             return self._predict_chunk(images, boxes, landmarks)
         with ThreadPoolExecutor(len(chunks)) as pool:
@@ -720,8 +744,9 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """:meth:`_predict_batch` on checked images, in the calling thread."""
         points, conf, found = self._first_pass(images, boxes, landmarks)  # (N, K, 2) image pixels
-        base = self.refine if landmarks is None else 0
-        passes = np.where(found, max(base, 1), base)  # a detection crop is framed roughly: refine it at least once
+        fine = np.array([landmarks is not None and landmarks[i] is not None for i in range(len(images))])
+        base = np.where(fine, 0, self.refine)  # (N,) a crop around given landmarks is already a fine crop
+        passes = np.where(found, np.maximum(base, self.detection_passes), base)
         # coarse to fine; no settling passes here: on the re-framed validation sets they gained nothing and cost the
         # crops rolled by 90 degrees 0.16 NME/384 (README, "Whole photos: every face")
         refine_faces(self, images, points, conf, passes, settle=np.zeros(len(images), bool))
@@ -746,7 +771,7 @@ class Predictor:
         crops = np.stack([self.cut(images[i], mats[i]) for i in idx])
         pts, c = self.predict_mapped_with_confidence(crops, [mats[i] for i in idx])
         n = len(idx)
-        refine_faces(self, [images[i] for i in idx], pts, c, np.full(n, max(self.refine, 1)), np.zeros(n, bool))
+        refine_faces(self, [images[i] for i in idx], pts, c, np.full(n, self.detection_passes), np.zeros(n, bool))
         better = c.mean(1) > conf[idx].mean(1)
         won = np.asarray(idx)[better]
         points[won], conf[won], found[won] = pts[better], c[better], True
@@ -799,13 +824,14 @@ class Predictor:
         _, conf = self.predict_crops_with_confidence(np.stack([self.cut(image, m) for m in mats]))
         if conf is None:  # a regression head: the detector's best score decides
             return mats[int(np.argmax(scores))]
-        return mats[int(np.argmax(scores + conf.mean(1)))]  # the combined score that detect() keeps faces by
+        return mats[int(np.argmax(combined_score(scores, conf.mean(1))))]  # what detect() keeps faces by
 
     @property
     def framer(self) -> FaceDetector:
         """The detector of :attr:`Framing.DETECT`: BlazeFace on the whole image and its turned copies."""
         if self._framer is None:
-            self._framer = create_detector("blazeface", rotations=(90, 180, 270), threads=self.threads or 1)
+            # one thread per call, like the model's: a batch's chunks already run side by side
+            self._framer = create_detector("blazeface", rotations=(90, 180, 270), threads=1)
         return self._framer
 
     def _predict_mapped(self, crops: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
