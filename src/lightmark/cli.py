@@ -92,6 +92,53 @@ PREDICT_FOLDER_OUTPUTS: tuple[str, ...] = ("pts", "vis")
 def _cmd_predict(a: argparse.Namespace) -> int:
     from .engine.predict import Framing, Predictor
     from .errors import ImageError
+
+    _check_predict_options(a)
+    whole_for_out = a.out and a.framing is None  # the challenge's crops, read as the protocol reads them: no detector
+    if whole_for_out:
+        a.framing = Framing.WHOLE.value
+    data = _expand_inputs(a.inputs)
+    predictor = Predictor(
+        a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads, refine=a.refine, framing=a.framing
+    )
+    if a.detect:
+        passes = predictor.detection_passes
+        min_score = default_of(Predictor.detect, "min_score") if a.min_score is None else a.min_score
+        res = predictor.detect_dataset(
+            data, progress=not a.quiet, skip_bad=a.skip_bad, passes=passes, min_score=min_score
+        )
+    else:
+        res = predictor.predict_dataset(data, batch_size=a.batch_size, progress=not a.quiet, skip_bad=a.skip_bad)
+    if not len(res):
+        for name, why in res.skipped:
+            print(f"skipped {name}: {why}", file=sys.stderr)
+        raise ImageError(f"none of the {len(res.skipped)} images could be read; nothing written")
+    note = " (every output of this call reads the crops whole, without the face detector)" if whole_for_out else ""
+    _write_predictions(a, res, note)
+    for name, why in res.skipped:
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    from .engine.faces import FACE_SCORE_THRESHOLD
+
+    if predictor.framing is Framing.DETECT and res.detected is not None and not res.detected.all():
+        missed = [n for n, found in zip(res.names, res.detected, strict=True) if not found]
+        print(
+            f"warning: --framing detect found no face in {len(missed)} of {len(res)} images (e.g. "
+            f"{', '.join(missed[:3])}): those were read as whole-image crops",
+            file=sys.stderr,
+        )
+    odd = [] if a.detect else res.unlike_faces()
+    if odd:
+        print(
+            f"warning: {len(odd)} of {len(res)} images look nothing like a face crop (face score below "
+            f"{FACE_SCORE_THRESHOLD}), e.g. {', '.join(odd[:3])}: for whole photos, "
+            "use --detect",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _check_predict_options(a: argparse.Namespace) -> None:
+    """`lightmark predict`'s option mistakes, and every output checked for writability, before anything runs."""
     from .utils import check_writable
 
     given = [name for name in (*PREDICT_FILE_OUTPUTS, *PREDICT_FOLDER_OUTPUTS) if getattr(a, name)]
@@ -113,29 +160,13 @@ def _cmd_predict(a: argparse.Namespace) -> int:
         raise ConfigError("--framing places the one face of a crop; --detect reports every face: give one of them")
     if a.min_score is not None and not a.detect:
         raise ConfigError("--min-score filters the faces of --detect: add --detect, or drop --min-score")
-    whole_for_out = a.out and a.framing is None  # the challenge's crops, read as the protocol reads them: no detector
-    if whole_for_out:
-        a.framing = Framing.WHOLE.value
-    data = _expand_inputs(a.inputs)
-    predictor = Predictor(
-        a.model, backend=a.backend, flip_test=a.flip_test, threads=a.threads, refine=a.refine, framing=a.framing
-    )
-    if a.detect:
-        passes = predictor.detection_passes
-        min_score = default_of(Predictor.detect, "min_score") if a.min_score is None else a.min_score
-        res = predictor.detect_dataset(
-            data, progress=not a.quiet, skip_bad=a.skip_bad, passes=passes, min_score=min_score
-        )
-    else:
-        res = predictor.predict_dataset(data, batch_size=a.batch_size, progress=not a.quiet, skip_bad=a.skip_bad)
-    if not len(res):
-        for name, why in res.skipped:
-            print(f"skipped {name}: {why}", file=sys.stderr)
-        raise ImageError(f"none of the {len(res.skipped)} images could be read; nothing written")
+
+
+def _write_predictions(a: argparse.Namespace, res, out_note: str) -> None:
+    """Every output `lightmark predict` was given, each announced on stdout (``out_note`` after solution.txt's)."""
     if a.out:
         res.save_submission(a.out, a.zip)
-        said = " (every output of this call reads the crops whole, without the face detector)" if whole_for_out else ""
-        print(f"wrote {len(res)} rows to {a.out}" + (f" and {a.zip}" if a.zip else "") + said)
+        print(f"wrote {len(res)} rows to {a.out}" + (f" and {a.zip}" if a.zip else "") + out_note)
     if a.json:
         res.save_json(a.json)
         print(f"wrote {a.json}")
@@ -151,26 +182,6 @@ def _cmd_predict(a: argparse.Namespace) -> int:
     if a.vis:
         res.save_visualizations(a.vis, limit=a.vis_limit)
         print(f"wrote {min(len(res), a.vis_limit)} annotated images to {a.vis}")
-    for name, why in res.skipped:
-        print(f"skipped {name}: {why}", file=sys.stderr)
-    from .engine.faces import FACE_SCORE_THRESHOLD
-
-    if predictor.framing is Framing.DETECT and res.detected is not None and not res.detected.all():
-        missed = [n for n, found in zip(res.names, res.detected, strict=True) if not found]
-        print(
-            f"warning: --framing detect found no face in {len(missed)} of {len(res)} images (e.g. "
-            f"{', '.join(missed[:3])}): those were read as whole-image crops",
-            file=sys.stderr,
-        )
-    odd = [] if a.detect else res.unlike_faces()
-    if odd:
-        print(
-            f"warning: {len(odd)} of {len(res)} images look nothing like a face crop (face score below "
-            f"{FACE_SCORE_THRESHOLD}), e.g. {', '.join(odd[:3])}: for whole photos, "
-            "use --detect",
-            file=sys.stderr,
-        )
-    return 0
 
 
 def _cmd_check(a: argparse.Namespace) -> int:
