@@ -292,9 +292,10 @@ class Predictor:
     >>> predictor = Predictor()                    # the shipped model
     >>> points = predictor.predict(image_rgb)      # (68, 2) in image pixels
 
-    ``image`` is an RGB uint8 array (or a path). By default the whole image is the face crop (like the
-    challenge's crops); give ``box=(x0, y0, x1, y1)`` from a face detector, or ``landmarks=`` of the previous
-    video frame, to crop first.
+    ``image`` is an RGB uint8 array (or a path). By default (``framing``) the image is read both as a face crop
+    (like the challenge's crops) and around the face the shipped detector finds, and the more confident reading is
+    kept; give ``box=(x0, y0, x1, y1)`` from a face detector, or ``landmarks=`` of the previous video frame, to crop
+    there instead.
 
     Args:
         model: a checkpoint path (``.pt``), an exported ONNX graph (``.onnx``, run on the ``"onnx"`` backend), a
