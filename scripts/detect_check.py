@@ -23,6 +23,7 @@ FACE_T = (None, 0.6, 0.65, 0.7)
 SUM = -1.0  # det_t of the default rule: detector score + face score >= MIN_SCORE (lightmark.engine.faces)
 SETTINGS = [(SUM, MIN_SCORE)] + [(d, f) for d in DET_T for f in FACE_T]
 MATCH = 0.25  # a detection is a face when its points' mean error < 25 % of the face's size (face_size)
+BOX_ON_FACE = 0.4  # a detection box is on the face when it overlaps its landmark box this much (IoU)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -206,8 +207,9 @@ def part_val(pr, whole, data: Path) -> dict:
     """The crops through ``pr.detect`` against ``whole`` (the same model reading each crop as a crop)."""
     from lightmark.data.formats import load_dataset
     from lightmark.data.images import read_image
+    from lightmark.detectors.blazeface import iou
 
-    recs, nd, nc, found, per_photo, crop_found = [], [], [], 0, [], 0
+    recs, nd, nc, found, per_photo, crop_found, box_iou = [], [], [], 0, [], 0, []
     for s in load_dataset(data / "aflw2000" / "val").samples:
         img, gt = read_image(s.image_path), s.landmarks
         dets = run_detect(pr, img)
@@ -220,12 +222,15 @@ def part_val(pr, whole, data: Path) -> dict:
         if dets:  # the largest detection
             found += got[0] is not None
             nd.append(100 * mean_err(dets[0]["lm"], gt) / 384)
+            box_iou.append(float(iou(np.asarray(dets[0]["box"]), np.r_[gt.min(0), gt.max(0)][None])[0]))
     nd, nc = np.array(nd), np.array(nc)
     out = {
         "faces": len(nc),
         "found": found,
         "whole_crop_matched": crop_found,
         "with_detection": len(nd),
+        "largest_box_on_face": int((np.array(box_iou) >= BOX_ON_FACE).sum()),
+        "largest_box_iou_min": min(box_iou, default=0.0),
         "extra_detections": len(recs) - len(nd),
     }
     for name, v in (("detect", nd), ("whole_crop", nc)):
@@ -233,6 +238,10 @@ def part_val(pr, whole, data: Path) -> dict:
     print(
         f"faces {out['faces']}  found (largest detection) {found}  with a detection {len(nd)}"
         f"  extra detections {out['extra_detections']}  (whole-crop points that match: {crop_found})"
+    )
+    print(
+        f"largest detection's box on the face (IoU with the landmark box >= {BOX_ON_FACE}): "
+        f"{out['largest_box_on_face']} (lowest IoU {out['largest_box_iou_min']:.2f})"
     )
     print(f"{'NME/384 %':12} {'mean':>6} {'median':>6} {'>10%':>5}")
     for name in ("detect", "whole_crop"):
