@@ -307,6 +307,12 @@ def test_framing_auto_needs_a_confidence():
     assert Predictor(model, backend="torch").framing.value == "whole"  # the default without a confidence
     with pytest.raises(LightmarkError, match="confidence"):
         Predictor(model, backend="torch", framing="auto")
+    from lightmark.engine.export import onnx_bytes
+
+    graph = onnx_bytes(model)  # one output: the landmarks, no confidence
+    assert Predictor(model, backend="onnx", onnx=graph).framing.value == "whole"
+    with pytest.raises(LightmarkError, match="confidence"):
+        Predictor(model, backend="onnx", onnx=graph, framing="auto")
 
 
 def test_framing_is_checked():
