@@ -288,6 +288,19 @@ def test_framing_auto_keeps_the_more_confident_framing(sample):
     np.testing.assert_allclose(auto.predict(small, box=box), whole.predict(small, box=box))  # a box is used as given
 
 
+def test_framing_auto_reads_a_small_face_in_a_large_photo(sample):
+    """A face too small for the detector's whole-image pass (a 160 px face crop in a 1280x960 frame) is found in
+    tiles, so the default predict reads it: near the same model's reading of that face's own crop."""
+    auto, whole = Predictor(threads=1), Predictor(threads=1, framing="whole")
+    face = cv2.resize(sample, (160, 160), interpolation=cv2.INTER_AREA)
+    frame = np.full((960, 1280, 3), 90, np.uint8)
+    frame[500:660, 700:860] = face
+    pts, _ = auto.predict_batch_with_confidence([frame])
+    ref = whole.predict(face) + [700, 500]
+    assert np.abs(pts[0] - ref).mean() < 0.05 * 160, np.abs(pts[0] - ref).mean()
+    assert np.abs(whole.predict(frame) - ref).mean() > 0.3 * 160  # the whole-image reading misses it
+
+
 def test_framing_auto_batch_mixing_boxes_and_none(sample):
     """In one batch, an image given a box is read from its box; one without is read the auto way."""
     auto, whole = Predictor(threads=1), Predictor(threads=1, framing="whole")

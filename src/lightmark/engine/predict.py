@@ -812,6 +812,8 @@ class Predictor:
         of profiles). Searching the upright image only scores 2.77 as they are but 31.0 upside down (protocol
         model; README, "Coarse-to-fine")."""
         found = self.framer.orientations(image)
+        if not found:  # no face at the whole image's scale: smaller ones, in tiles down to a photo's least face
+            found = self._tiled_framer().orientations(image)
         if not found:
             return None
         largest = max(found, key=lambda d: d.side)
@@ -834,6 +836,13 @@ class Predictor:
             # one thread per call, like the model's: a batch's chunks already run side by side
             self._framer = create_detector("blazeface", rotations=(90, 180, 270), threads=1)
         return self._framer
+
+    def _tiled_framer(self) -> FaceDetector:
+        """:attr:`framer` searching tiles too, down to the faces :meth:`detect` looks for in photos
+        (:data:`~lightmark.detectors.PHOTO_OPTIONS`); the same network and session."""
+        tiled = copy.copy(self.framer)
+        tiled.min_face = float(PHOTO_OPTIONS["blazeface"]["min_face"])
+        return tiled
 
     def _predict_mapped(self, crops: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
         """(N, S, S, 3) crops cut by ``mats`` (image -> crop) -> (N, K, 2) landmarks in image pixels."""
