@@ -54,7 +54,7 @@ def test_run_benchmark_report(checkpoint):
     assert d["model"]["onnx_source"] == str(checkpoint.with_suffix(".onnx"))
     assert d["settings"]["images"] == 6 and d["accuracy"] is None  # synthetic drawings: no labels, no NME
     lat = d["latency"]
-    names = {"predict", "network", "predict_refine1"} | ({"dlib"} if HAS_DLIB else set())
+    names = {"predict", "network", "predict_refine1", "predict_auto"} | ({"dlib"} if HAS_DLIB else set())
     assert lat["threads"] == 1 and set(lat["ms"]) == names
     for name in names:
         _check_figures(lat["ms"][name], 3)
@@ -114,7 +114,7 @@ def test_contenders_get_the_same_face_and_box(monkeypatch):
     inputs = [np.zeros((1, 3, 8, 8), np.float32)] * 2
     faces = benchmark._Faces(images, boxes, inputs)
     calls = benchmark._latency_calls(_FakePredictor(), None, _FakeDlib(), faces)
-    assert list(calls) == ["dlib", "predict", "network"]
+    assert list(calls) == ["dlib", "predict", "network"]  # no refined or auto predictor given: not timed
     for r in range(3):
         for call in calls.values():
             call(r)

@@ -90,6 +90,7 @@ LATENCY_ROWS: dict[str, str] = {
     "predict": "lightmark `Predictor.predict(image, box=)` (single pass: crop, network, mapping back)",
     "network": "lightmark network alone (`Predictor.run_model`, ONNX Runtime)",
     "predict_refine1": "lightmark `Predictor(refine=1).predict(image, box=)` (coarse to fine)",
+    "predict_auto": "lightmark `Predictor().predict(image)`, no box (framing auto: crop and detector readings)",
 }
 """Row labels of the one-face latency table, by ``lightmark benchmark`` contender key."""
 

@@ -46,12 +46,14 @@ DLIB = "dlib"
 PREDICT = "predict"
 NETWORK = "network"
 REFINE = "predict_refine1"
+AUTO = "predict_auto"
 BATCH = "predict_batch"
 LATENCY_LABELS = {
     DLIB: "dlib shape predictor, given the box",
     PREDICT: "lightmark predict(image, box=)",
     NETWORK: "lightmark network alone (run_model)",
     REFINE: "lightmark predict(box=), refine=1",
+    AUTO: "lightmark predict(image), no box (auto)",
 }
 
 
@@ -238,9 +240,10 @@ def run_benchmark(
     )
     faces = _Faces(images, boxes, [_model_input(pred, img, box) for img, box in zip(images, boxes, strict=True)])
     refined = _with_refine(pred, model) if refine else None
+    auto = _with_auto(pred, model) if refine else None
 
     say(f"one face per call, 1 thread: {runs} rounds ...")
-    calls = _latency_calls(pred, refined, dlib, faces)
+    calls = _latency_calls(pred, refined, dlib, faces, auto)
     with _opencv_threads(1):
         ms = time_interleaved(calls, runs, warmup)
     report.raw_ms["latency"] = ms
@@ -284,6 +287,15 @@ def _with_refine(pred: Predictor, model) -> Predictor:
     return Predictor(src, backend="onnx", onnx=pred.onnx_graph, threads=1, refine=1)
 
 
+def _with_auto(pred: Predictor, model) -> Predictor | None:
+    """``pred``'s graph with the default framing of :meth:`Predictor.predict` without a box (``auto``: the crop and
+    the detector's face, the more confident reading kept); None for models without a confidence (no ``auto``)."""
+    given = model if model is not None and not isinstance(model, (str, os.PathLike)) else None
+    src = given if given is not None else (pred.onnx_path or model)
+    auto = Predictor(src, backend="onnx", onnx=pred.onnx_graph, threads=1)
+    return auto if auto.framing is Framing.AUTO else None
+
+
 def _model_input(pred: Predictor, image: np.ndarray, box) -> np.ndarray:
     crop = pred.crop(image, box)[0]
     return np.ascontiguousarray(crop.transpose(2, 0, 1)[None], np.float32)
@@ -299,9 +311,13 @@ def _dlib(with_dlib: bool) -> tuple[DlibPredictor | None, str]:
 
 
 def _latency_calls(
-    pred: Predictor, refined: Predictor | None, dlib: DlibPredictor | None, faces: _Faces
+    pred: Predictor,
+    refined: Predictor | None,
+    dlib: DlibPredictor | None,
+    faces: _Faces,
+    auto: Predictor | None = None,
 ) -> dict[str, Callable[[int], object]]:
-    """The per-face contenders, each a call on face ``r % N``."""
+    """The per-face contenders, each a call on face ``r % N`` (``auto``: on the whole image, no box)."""
     n = len(faces)
     calls: dict[str, Callable[[int], object]] = {}
     if dlib is not None:
@@ -311,6 +327,8 @@ def _latency_calls(
     calls[NETWORK] = lambda r: pred.run_model(faces.inputs[r % n])
     if refined is not None:
         calls[REFINE] = lambda r: refined.predict(faces.images[r % n], box=faces.boxes[r % n])
+    if auto is not None:
+        calls[AUTO] = lambda r: auto.predict(faces.images[r % n])
     return calls
 
 
