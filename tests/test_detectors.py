@@ -331,3 +331,26 @@ def test_framing_auto_needs_a_confidence():
 def test_framing_is_checked():
     with pytest.raises(LightmarkError, match="framing"):
         Predictor(framing="sideways")
+
+
+def test_detected_matrix_prefers_the_face_over_a_stray_larger_box(sample):
+    """Framing detect: a turned copy's stray box can be the largest; the crop is taken among the detections of the
+    best-scoring one near it, by detector score + mean confidence, so the face's own upright detection wins even
+    when the model is a little more confident about a turned crop (what confidence alone picked before)."""
+    from lightmark.engine.faces import first_matrix
+
+    good = Detection(box=np.array([100.0, 100.0, 280.0, 280.0]), score=0.9, roll=0.0)
+    twin = Detection(box=np.array([90.0, 105.0, 275.0, 290.0]), score=0.6, roll=170.0)  # the face, turned copy
+    stray = Detection(box=np.array([-10.0, 100.0, 185.0, 300.0]), score=0.55, roll=160.0)  # largest, off the face
+
+    class Framer:
+        box_to_face = BoxToFace()
+
+        def orientations(self, image):
+            return [good, twin, stray]
+
+    p = Predictor(threads=1, framing="detect")
+    p._framer = Framer()
+    confidence = np.array([0.60, 0.62, 0.61])[:, None].repeat(68, 1)  # per crop, in the order of `same`
+    p.predict_crops_with_confidence = lambda crops: (None, confidence[: len(crops)])
+    np.testing.assert_allclose(p._detected_matrix(sample), first_matrix(p, good, Framer.box_to_face))
