@@ -94,9 +94,8 @@ def area_shrink(image: np.ndarray, k: int) -> np.ndarray:
     if k == 2:
         h, w = image.shape[:2]
         return cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-    box = cv2.boxFilter(
-        image, -1, (k, k), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE
-    )  # mean of the block below-right
+    # each pixel: the mean of the k x k block below and right of it; every k-th one is a block's mean
+    box = cv2.boxFilter(image, -1, (k, k), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
     return np.ascontiguousarray(box[::k, ::k])
 
 

@@ -280,19 +280,22 @@ def _onnx_predictor(model) -> Predictor:
     return Predictor(model, backend="onnx", threads=1, refine=0, framing=Framing.WHOLE)
 
 
-def _with_refine(pred: Predictor, model) -> Predictor:
-    """``pred`` with one refining pass, on the same ONNX graph (no second twin check or export)."""
+def _same_graph(pred: Predictor, model, **options) -> Predictor:
+    """A one-thread predictor on ``pred``'s ONNX graph (no second twin check or export) with other ``options``."""
     given = model if model is not None and not isinstance(model, (str, os.PathLike)) else None
     src = given if given is not None else (pred.onnx_path or model)
-    return Predictor(src, backend="onnx", onnx=pred.onnx_graph, threads=1, refine=1)
+    return Predictor(src, backend="onnx", onnx=pred.onnx_graph, threads=1, **options)
+
+
+def _with_refine(pred: Predictor, model) -> Predictor:
+    """``pred`` with one refining pass, on the same ONNX graph."""
+    return _same_graph(pred, model, refine=1)
 
 
 def _with_auto(pred: Predictor, model) -> Predictor | None:
     """``pred``'s graph with the default framing of :meth:`Predictor.predict` without a box (``auto``: the crop and
     the detector's face, the more confident reading kept); None for models without a confidence (no ``auto``)."""
-    given = model if model is not None and not isinstance(model, (str, os.PathLike)) else None
-    src = given if given is not None else (pred.onnx_path or model)
-    auto = Predictor(src, backend="onnx", onnx=pred.onnx_graph, threads=1)
+    auto = _same_graph(pred, model)
     return auto if auto.framing is Framing.AUTO else None
 
 

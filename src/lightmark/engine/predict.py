@@ -410,6 +410,7 @@ class Predictor:
         if self.framing is Framing.AUTO and not confident:
             raise ConfigError(f"framing 'auto' picks by the model's confidence: {self.config.name} has none")
         self._framer: FaceDetector | None = None  # the detector of Framing.DETECT / AUTO, made on first use
+        self._tiled: FaceDetector | None = None  # the same, with tiles for small faces (made when first needed)
 
     def _has_confidence(self) -> bool:
         """The model gives a per-point confidence: an ONNX graph with the confidence output, a torch heatmap head."""
@@ -555,7 +556,7 @@ class Predictor:
             raise ConfigError(f"threads: expected at least 1 (or None for the default), got {threads}")
         new = copy.copy(self)  # shares the (lazily loaded) torch model
         new.threads = None if threads is None else int(threads)
-        new._detector, new._framer = self._detector_spec, None  # detectors are made again, with these threads
+        new._detector, new._framer, new._tiled = self._detector_spec, None, None  # detectors are made again
         return new  # the ONNX session (one thread per call, safe to call from several threads) is shared
 
     # -- pre/post-processing -------------------------------------------------------------------------------
@@ -813,7 +814,7 @@ class Predictor:
         model; README, "Coarse-to-fine")."""
         found = self.framer.orientations(image)
         if not found:  # no face at the whole image's scale: smaller ones, in tiles down to a photo's least face
-            found = self._tiled_framer().orientations(image)
+            found = self.tiled_framer.orientations(image)
         if not found:
             return None
         largest = max(found, key=lambda d: d.side)
@@ -837,12 +838,14 @@ class Predictor:
             self._framer = create_detector("blazeface", rotations=(90, 180, 270), threads=1)
         return self._framer
 
-    def _tiled_framer(self) -> FaceDetector:
+    @property
+    def tiled_framer(self) -> FaceDetector:
         """:attr:`framer` searching tiles too, down to the faces :meth:`detect` looks for in photos
-        (:data:`~lightmark.detectors.PHOTO_OPTIONS`); the same network and session."""
-        tiled = copy.copy(self.framer)
-        tiled.min_face = float(PHOTO_OPTIONS["blazeface"]["min_face"])
-        return tiled
+        (:data:`~lightmark.detectors.PHOTO_OPTIONS`): for images where the whole-image search finds no face."""
+        if self._tiled is None:
+            options = PHOTO_OPTIONS["blazeface"]
+            self._tiled = create_detector("blazeface", rotations=(90, 180, 270), threads=1, **options)
+        return self._tiled
 
     def _predict_mapped(self, crops: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
         """(N, S, S, 3) crops cut by ``mats`` (image -> crop) -> (N, K, 2) landmarks in image pixels."""
