@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -81,7 +81,8 @@ report:
 		--eval "heatmap head, L2 (MSE) loss=$(E)/compare_l2.json" \
 		--eval "heatmap head, wing loss, no gamma augmentation=$(E)/compare_nogamma.json" \
 		--eval "heatmap head, L1 loss=$(E)/compare_l1.json" \
-		--eval "ResNet-18 (half width) direct regression, wing loss=$(E)/compare_resnet18.json"
+		--eval "ResNet-18 (half width) direct regression, wing loss=$(E)/compare_resnet18.json" \
+		--eval "MobileNet (19 convolutions, mobilenet_x1_0_heatmap) heatmap head, wing loss=$(E)/compare_mobilenet.json"
 	lightmark report --readme README.md --section scaling \
 		--eval "ShuffleNetV2 x1.0 heatmap, 96k samples (the comparisons' control)=$(E)/compare_control.json" \
 		--eval "ResNet-18 (half) regression, 96k samples (its comparison row)=$(E)/compare_resnet18.json" \
@@ -101,6 +102,20 @@ report:
 		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json" \
 		$(if $(wildcard $(E)/compare_reposed.json),--eval "+ the 100 FaceSynthetics pictures re-posed in 3D (x8)=$(E)/compare_reposed.json") \
 		$(if $(wildcard $(E)/compare_all.json),--eval "all: FaceSynthetics skin + re-posed pictures=$(E)/compare_all.json")
+
+# Issue 13's faster network as a protocol-track model: MobileNet (mobilenet_x1_0_heatmap, 19 convolutions; README,
+# "Speed") from scratch with run C's data and framings (a quarter challenge crops, a quarter wide coarse views, half
+# upright fine views) for 60 x 16k samples (~2.5 h on these 2 cores; re-running resumes), then its validation
+# figures read the default way (framing auto) and its re-framing figures.
+train-mobilenet-protocol: synth-12k
+	OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7 \
+		--val $(DATA)/aflw2000/val --out $(RUNS)/mobilenet_protocol --model mobilenet_x1_0_heatmap \
+		--wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --epochs 60 --samples-per-epoch 16000 \
+		--workers 1 --threads 2 --quiet $$([ -f $(RUNS)/mobilenet_protocol/last.pt ] && echo --resume)
+	lightmark evaluate --data $(DATA)/aflw2000/val --model $(RUNS)/mobilenet_protocol/last.pt --framing auto \
+		--json $(E)/mobilenet_protocol_auto.json --quiet
+	$(PYTHON) scripts/reframe_eval.py --model $(RUNS)/mobilenet_protocol/last.pt --framing auto \
+		--json $(E)/reframe_auto_mobilenet_protocol.json
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips
@@ -146,7 +161,7 @@ train-mixed-holdout: synth-12k
 COMPARE_DATA = --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7
 COMPARE = control:"$(COMPARE_DATA)" regression:"$(COMPARE_DATA) --model shufflenetv2_x1_0_regression" \
 	l2:"$(COMPARE_DATA) --loss l2" nogamma:"$(COMPARE_DATA) --gamma-probability 0" l1:"$(COMPARE_DATA) --loss l1" \
-	resnet18:"$(COMPARE_DATA) --model resnet18_regression"
+	resnet18:"$(COMPARE_DATA) --model resnet18_regression" mobilenet:"$(COMPARE_DATA) --model mobilenet_x1_0_heatmap"
 
 # compare_rows: for each NAME:"training data and options" row, train from scratch at the comparisons' budget into
 # $(RUNS)/compare_NAME (resuming) and score last.pt into $(E)/compare_NAME.json (skipped when it exists).

@@ -33,6 +33,8 @@ CANDIDATES = (
     ("shufflenetv2_x1_5_heatmap", 128),
     ("shufflenetv2_x1_0_regression", 128),
     ("shufflenetv2_x0_5_regression", 128),
+    ("mobilenet_x1_0_heatmap", 128),
+    ("mobilenet_x1_0_heatmap", 160),
     ("resnet18_regression", 128),
     ("resnet50_regression", 128),
 )

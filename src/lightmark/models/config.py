@@ -19,8 +19,9 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 HEADS: tuple[str, ...] = ("heatmap", "regression")
-BACKBONES: tuple[str, ...] = ("shufflenetv2", "resnet18", "resnet34", "resnet50")
-"""Backbone names: ShuffleNetV2 and ResNets (:mod:`lightmark.models.resnet`), each at the config's ``width``."""
+BACKBONES: tuple[str, ...] = ("shufflenetv2", "mobilenet", "resnet18", "resnet34", "resnet50")
+"""Backbone names: ShuffleNetV2, a MobileNetV1-style stack (:mod:`lightmark.models.mobilenet`) and ResNets
+(:mod:`lightmark.models.resnet`), each at the config's ``width``."""
 DECODER_NAMES: tuple[str, ...] = ("soft_argmax", "argmax", "dark")
 """Heatmap decoders (:data:`lightmark.codecs.DECODERS`, which imports torch; a test keeps the two equal)."""
 HEATMAP_LOSS_NAMES: tuple[str, ...] = ("heatmap_kl", "heatmap_mse", "adaptive_wing")
@@ -40,7 +41,7 @@ class ModelConfig:
     """
 
     name: str
-    width: float = 1.0  # width multiplier (ShuffleNetV2: 0.5, 1.0, 1.5, 2.0; ResNet: any in (0, 2])
+    width: float = 1.0  # width multiplier (ShuffleNetV2: 0.5, 1.0, 1.5, 2.0; MobileNet, ResNet: any in (0, 2])
     backbone: str = "shufflenetv2"  # a name in BACKBONES; configs saved before this field are ShuffleNetV2
     head: str = "heatmap"  # "heatmap" (soft-argmax decoding) or "regression" (PFLD-like)
     input_size: int = 128  # square input side in pixels, multiple of 32

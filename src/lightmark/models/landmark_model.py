@@ -1,4 +1,5 @@
-"""The landmark network: ShuffleNetV2 backbone + heatmap or direct-regression head, and its codec.
+"""The landmark network: a backbone (ShuffleNetV2, MobileNet, ResNet) + heatmap or direct-regression head, and its
+codec.
 
 The network takes raw RGB pixels (B, 3, S, S) as float in [0, 255]; ``forward`` returns its raw outputs (heatmap
 logits (B, K, S/stride, S/stride), or (B, K, 2) coordinates in units of the input side). ``model.codec`` (built
@@ -82,10 +83,14 @@ class RegressionHead(nn.Module):
 
 
 def build_backbone(config: ModelConfig) -> nn.Module:
-    """The backbone a config names: ShuffleNetV2 or a ResNet of the named depth, at ``width``; each returns four
-    feature maps at strides 4, 8, 16 and 32 and lists their widths in ``channels``."""
+    """The backbone a config names: ShuffleNetV2, MobileNet or a ResNet of the named depth, at ``width``; each
+    returns four feature maps at strides 4, 8, 16 and 32 and lists their widths in ``channels``."""
     if config.backbone == "shufflenetv2":
         return ShuffleNetV2(config.width)
+    if config.backbone == "mobilenet":
+        from .mobilenet import MobileNet
+
+        return MobileNet(config.width)
     from .resnet import ResNet
 
     return ResNet(int(config.backbone.removeprefix("resnet")), config.width)

@@ -81,6 +81,13 @@ def shufflenetv2_x1_0_regression() -> ModelConfig:
 
 
 @register_model
+def mobilenet_x1_0_heatmap() -> ModelConfig:
+    """Few, wide layers (:mod:`lightmark.models.mobilenet`): about ShuffleNetV2 x1.0's parameters and MACs in 19
+    convolutions instead of 65, for a faster single pass on a CPU."""
+    return ModelConfig("mobilenet_x1_0_heatmap", backbone="mobilenet", width=1.0, head="heatmap", head_channels=96)
+
+
+@register_model
 def resnet18_regression() -> ModelConfig:
     """The seed recipe's ResNet regressor (train it with the wing loss, the default): ResNet-18 at half width
     (within the 15 MB limit; full width is 47 MB) + the PFLD-like head."""
