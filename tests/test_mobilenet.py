@@ -20,6 +20,26 @@ def test_mobilenet_feature_shapes(width: float, c5: int) -> None:
     assert [f.shape[1] for f in feats] == list(net.channels) and net.channels[-1] == c5
 
 
+@pytest.mark.parametrize("overrides", [{"heatmap_stride": 4}, {"head": "regression"}, {"width": 0.5, "input_size": 96}])
+def test_mobilenet_with_every_head(overrides: dict, tmp_path) -> None:
+    """Both heads read it (the stride-4 heatmap reads its S/4 map), and its config travels with its weights."""
+    from lightmark.models import load_model, save_checkpoint
+
+    model = create_model("mobilenet_x1_0_heatmap", **overrides).eval()
+    size, k = model.config.input_size, model.config.num_landmarks
+    x = torch.rand(2, 3, size, size) * 255
+    with torch.no_grad():
+        raw, pts = model(x), model.landmarks(x)
+    assert pts.shape == (2, k, 2)
+    if model.config.head == "heatmap":
+        assert raw.shape[-1] == size // model.config.heatmap_stride
+    save_checkpoint(tmp_path / "m.pt", model)
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.config == model.config and loaded.config.backbone == "mobilenet"
+    with torch.no_grad():
+        assert torch.equal(loaded.landmarks(x), pts)
+
+
 def test_mobilenet_is_few_layers() -> None:
     """The point of the backbone: one stem conv and two convs per block, 19 in all, against ShuffleNetV2's 55."""
     convs = [m for m in MobileNet().modules() if isinstance(m, torch.nn.Conv2d)]
@@ -35,7 +55,8 @@ def test_mobilenet_heatmap_entry() -> None:
     assert s["size_mb"] <= MAX_MODEL_MB and 0.7 < s["params"] / ref["params"] < 1.1
     with torch.no_grad():
         pts, conf = model.landmarks_and_confidence(torch.rand(1, 3, 128, 128) * 255)
-    assert pts.shape == (1, 68, 2) and conf.shape == (1, 68)
+    k = model.config.num_landmarks
+    assert pts.shape == (1, k, 2) and conf.shape == (1, k)
 
 
 def test_mobilenet_exports_to_onnx_with_the_same_points() -> None:

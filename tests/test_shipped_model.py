@@ -196,3 +196,18 @@ def test_evaluation_latency_times_one_thread_through_the_predictor() -> None:
     lat = rep.meta["latency_ms"]
     assert (lat["threads"], lat["backend"], lat["runs"]) == (1, "onnx", 200) and 0 < lat["median"] <= lat["p90"]
     assert torch.get_num_threads() == old
+
+
+@pytest.mark.parametrize("name", ["shufflenetv2_x0_5_heatmap", "shufflenetv2_x0_5_regression"])
+def test_an_empty_batch_has_the_confidence_of_a_full_one(name: str) -> None:
+    """No image gives (0, K, 2) points and a confidence of the same kind as for one image: (0, K) for a heatmap
+    model, None for a regression head."""
+    from lightmark.models import create_model
+
+    p = Predictor(create_model(name).eval(), backend="torch", framing="whole")
+    points, conf = p.predict_batch_with_confidence([])
+    _, one = p.predict_batch_with_confidence([np.zeros((64, 64, 3), np.uint8)])
+    assert points.shape == (0, p.config.num_landmarks, 2)
+    assert (conf is None) == (one is None) == (p.config.head == "regression")
+    if conf is not None:
+        assert conf.shape == (0, p.config.num_landmarks)

@@ -119,7 +119,7 @@ def pad_for_onnx_runtime(model: LandmarkModel, multiple: int = 8) -> bool:
 
     head = model.head
     if not isinstance(model.backbone, ShuffleNetV2):
-        return False  # other backbones (ResNet) have no odd-width branches
+        return False  # other backbones (MobileNet, ResNet) have widths in multiples of 8 by construction
     if not isinstance(head, (HeatmapHead, RegressionHead)):
         return False  # an unknown head might read stage 2's features: leave the model as it is
     plain = 2 * model.backbone.stage2[0].branch_channels

@@ -115,9 +115,8 @@ def landmarks_of_detections(
     the detection crops, then ``passes`` batched passes on upright crops framed around the previous points
     (:meth:`Predictor.fine_matrix`), then, with ``settle``, more passes for faces not yet settled
     (:func:`refine_faces`)."""
-    k = predictor.config.num_landmarks
     if not detections:
-        return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
+        return predictor.empty_prediction()
     mats = [first_matrix(predictor, d, box_to_face) for d in detections]
     crops = np.stack([predictor.cut(image, m) for m in mats])
     points, conf = predictor.predict_mapped_with_confidence(crops, mats)

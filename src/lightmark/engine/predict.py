@@ -418,6 +418,11 @@ class Predictor:
             return len(self.session.get_outputs()) > 1
         return self.config.head == "heatmap"
 
+    def empty_prediction(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """What predicting no face gives: (0, K, 2) points and (0, K) confidence (None for a model without one)."""
+        k = self.config.num_landmarks
+        return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32) if self._has_confidence() else None
+
     @property
     def detection_passes(self) -> int:
         """Refining passes of a face read from a detection (a rough first crop): ``refine``, at least one."""
@@ -709,12 +714,11 @@ class Predictor:
             if given is not None and len(given) != len(images):
                 raise ConfigError(f"{what}: expected one per image ({len(images)}), got {len(given)}")
         if len(images) == 0:
-            k = self.config.num_landmarks
-            return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), np.zeros(0, bool)
+            return (*self.empty_prediction(), np.zeros(0, bool))
         images = [_check_image(read_image(img) if isinstance(img, (str, os.PathLike)) else img) for img in images]
         chunks = self._chunks(len(images))
         if self.framing is not Framing.WHOLE:
-            _ = self.framer  # made once, before the chunks' threads would race to make it
+            _ = self.framer, self.tiled_framer  # made once, before the chunks' threads would race to make them
         if len(chunks) == 1:
             return self._predict_chunk(images, boxes, landmarks)
         with ThreadPoolExecutor(len(chunks)) as pool:

@@ -2,10 +2,10 @@
 
 Why it exists: on one CPU thread a small network's time is set by its number of layers as much as by its MACs.
 ShuffleNetV2 x1.0's backbone runs 55 convolutions plus a split, a concat and a channel gather per unit; this stack
-runs 19 convolutions and nothing else (29 and 65 with the heatmap head), at about the same parameters and MACs
-(0.83 M, 0.047 GMACs at 128 px against 0.90 M and 0.053), and ``predict(box=)`` takes 0.77x dlib's time against
-1.09x for ShuffleNetV2 x1.0, untrained graphs timed in turn (``python scripts/arch_table.py``). The depthwise
-kernels are 5x5: they cost no measurable time over 3x3 and widen the receptive field of so shallow a stack.
+runs 19 convolutions and nothing else (29 and 65 with the heatmap head). With the heatmap head it has about the
+same parameters and MACs as ShuffleNetV2 x1.0's heatmap model and runs ``predict(box=)`` markedly faster (the
+figures: the README's architecture table, ``python scripts/arch_table.py``). The depthwise kernels are 5x5: they
+cost no measurable time over 3x3 and widen the receptive field of so shallow a stack.
 
 Shapes for a (B, 3, S, S) input (S divisible by 32), widths c = ``width`` x MOBILENET_WIDTHS:
     stem  (B, 16,   S/2,  S/2)   conv 3x3 s2
@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .resnet import scaled_widths
 from .shufflenetv2 import conv_bn
 
 MOBILENET_WIDTHS: tuple[int, int, int, int] = (64, 128, 256, 512)
@@ -56,9 +57,7 @@ class MobileNet(nn.Module):
 
     def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        if not 0 < width <= 2:
-            raise ValueError(f"MobileNet width must be in (0, 2], got {width}")
-        self.channels = tuple(max(8, round(c * width / 8) * 8) for c in MOBILENET_WIDTHS)
+        self.channels = scaled_widths(MOBILENET_WIDTHS, width, "MobileNet")
         self.stem = conv_bn(3, STEM_CHANNELS, 3, 2)
         stages, cin = [], STEM_CHANNELS
         for cout, n in zip(self.channels, MOBILENET_REPEATS, strict=True):

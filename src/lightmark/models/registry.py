@@ -82,8 +82,8 @@ def shufflenetv2_x1_0_regression() -> ModelConfig:
 
 @register_model
 def mobilenet_x1_0_heatmap() -> ModelConfig:
-    """Few, wide layers (:mod:`lightmark.models.mobilenet`): about ShuffleNetV2 x1.0's parameters and MACs in 19
-    convolutions instead of 65, for a faster single pass on a CPU."""
+    """Few, wide layers (:mod:`lightmark.models.mobilenet`): about ShuffleNetV2 x1.0's parameters and MACs in 29
+    convolutions instead of 65 (19 against 55 in the backbones), for a faster single pass on a CPU."""
     return ModelConfig("mobilenet_x1_0_heatmap", backbone="mobilenet", width=1.0, head="heatmap", head_channels=96)
 
 

@@ -34,6 +34,14 @@ def _conv_bn(cin: int, cout: int, k: int, s: int = 1, act: bool = True) -> nn.Se
     return nn.Sequential(*layers)
 
 
+def scaled_widths(widths: tuple[int, ...], width: float, name: str = "ResNet") -> tuple[int, ...]:
+    """``widths`` times the multiplier ``width`` (in (0, 2], else ValueError naming the backbone ``name``), each
+    rounded to a multiple of 8 (at least 8): ONNX Runtime's blocked layout wants multiples of 8."""
+    if not 0 < width <= 2:
+        raise ValueError(f"{name} width must be in (0, 2], got {width}")
+    return tuple(max(8, round(c * width / 8) * 8) for c in widths)
+
+
 class _Block(nn.Module):
     """A residual block: ``basic`` (3x3, 3x3) or ``bottleneck`` (1x1, 3x3, 1x1 with 4x expansion); stride on the
     3x3 (ResNet v1.5), a 1x1 projection on the shortcut when the shape changes."""
@@ -61,11 +69,9 @@ class ResNet(nn.Module):
         super().__init__()
         if depth not in RESNET_BLOCKS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_BLOCKS)}, got {depth}")
-        if not 0 < width <= 2:
-            raise ValueError(f"ResNet width must be in (0, 2], got {width}")
         kind, repeats = RESNET_BLOCKS[depth]
-        self.channels = tuple(max(8, round(c * width / 8) * 8) for c in RESNET_WIDTHS[depth])
-        stem = max(8, round(64 * width / 8) * 8)
+        self.channels = scaled_widths(RESNET_WIDTHS[depth], width)
+        (stem,) = scaled_widths((64,), width)
         self.stem = nn.Sequential(_conv_bn(3, stem, 7, 2), nn.MaxPool2d(3, 2, 1))
         stages, cin = [], stem
         for i, (cout, n) in enumerate(zip(self.channels, repeats, strict=True)):
