@@ -40,8 +40,8 @@ def separable(cin: int, cout: int, stride: int, k: int = DEPTHWISE_KERNEL) -> nn
 
 class ResidualSeparable(nn.Module):
     """:func:`separable` at stride 1 with an identity shortcut, ReLU after the sum (the pointwise conv's own ReLU
-    moved there): (B, C, H, W) -> (B, C, H, W). The shortcut is one ``Add`` node that ONNX Runtime fuses into the
-    convolution: it costs no measurable time."""
+    moved there): (B, C, H, W) -> (B, C, H, W). The shortcut is one ``Add`` node per block, and no measurable
+    time: the untrained stack timed through ``predict(box=)`` took 1.81 ms with shortcuts, 1.85 without."""
 
     def __init__(self, ch: int, k: int = DEPTHWISE_KERNEL) -> None:
         super().__init__()
