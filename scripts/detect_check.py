@@ -109,9 +109,11 @@ def make_group_photo(
 
 
 def synth_backgrounds(data: Path, n: int = 24, seed: int = 0) -> list[np.ndarray]:
-    """Square crops of FaceSynthetics images where the segmentation shows background only (no person)."""
+    """Square crops of FaceSynthetics images where the segmentation shows background only (no person), from the
+    second half of the sample by name (``scripts/fit_face_head.py`` fits on the first half)."""
     rng = np.random.default_rng(seed)
     paths = sorted((data / "facesynthetics_100").glob("*_seg.png"))
+    paths = paths[len(paths) // 2 :]
     crops = []
     for p in rng.permutation(paths):
         seg = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)

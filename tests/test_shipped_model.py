@@ -119,17 +119,17 @@ def test_threads_change_nothing_process_wide() -> None:
     target = 1 if old != 1 else 2
     p = Predictor(backend="torch", threads=target, framing="whole")  # one forward pass per call
     seen = []
-    forward = p.model.landmarks_and_confidence
+    forward = p.model.outputs
 
     def spy(x):
         seen.append(torch.get_num_threads())
         return forward(x)
 
-    p.model.landmarks_and_confidence = spy
+    p.model.outputs = spy
     try:
         p.predict(SAMPLE)
     finally:
-        del p.model.landmarks_and_confidence
+        del p.model.outputs
     assert seen == [target] and torch.get_num_threads() == old
     with pytest.raises(ConfigError, match="threads"):
         Predictor(backend="torch", threads=0)

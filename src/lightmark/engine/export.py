@@ -36,6 +36,7 @@ from .onnx_runtime import (  # torch-free helpers, re-exported here for existing
 INPUT_NAME = "image"
 OUTPUT_NAME = "landmarks"
 CONFIDENCE_NAME = "confidence"  # (B, K) second output of heatmap models
+FACE_NAME = "face"  # (B,) third output of models with a face head: P(face)
 MAX_DIFF_PX = 0.01
 """Largest accepted |onnx - torch| difference (input pixels) when an export is verified."""
 
@@ -89,13 +90,17 @@ class SoftArgmaxGraph(torch.nn.Module):
         gy, gx = torch.meshgrid(g, g, indexing="ij")
         self.register_buffer("grid", torch.stack([gx.flatten(), gy.flatten()], 1), persistent=False)  # (H*W, 2)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.model(x)  # (B, K, H, W)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        feats = self.model.features(x)
+        raw = self.model.head(feats)  # (B, K, H, W)
         logits = raw.reshape(-1, self.k, self.grid.shape[0])  # (B, K, H*W); -1: no shape arithmetic
         if self.beta != 1.0:
             logits = logits * self.beta
         prob = torch.softmax(logits, dim=-1)
-        return prob @ self.grid, peak_mass(prob, self.k, self.side)  # (B, K, 2) px, (B, K)
+        out = (prob @ self.grid, peak_mass(prob, self.k, self.side))  # (B, K, 2) px, (B, K)
+        if self.model.face is None:
+            return out
+        return (*out, torch.sigmoid(self.model.face(feats[-1])))  # + (B,) P(face)
 
 
 def export_graph(model: LandmarkModel) -> torch.nn.Module:
@@ -145,6 +150,8 @@ def onnx_bytes(model: LandmarkModel, opset: int = 17, metadata: dict[str, str] |
     pad_for_onnx_runtime(m)
     s = m.config.input_size
     names = [OUTPUT_NAME, CONFIDENCE_NAME] if m.codec.has_confidence else [OUTPUT_NAME]
+    if m.face is not None:
+        names.append(FACE_NAME)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # exporter deprecation / tracer notes are not actionable here
@@ -205,8 +212,8 @@ def verify_onnx(model: LandmarkModel, onnx_model: bytes | str | os.PathLike, inp
     x = verification_inputs(model.config.input_size) if inputs is None else np.ascontiguousarray(inputs, np.float32)
     sess = ort_session(onnx_model, threads=1)
     with torch.no_grad():
-        points, conf = copy.deepcopy(model).float().cpu().eval().landmarks_and_confidence(torch.from_numpy(x))
-    refs = [points.numpy()] + ([] if conf is None else [conf.numpy()])
+        out = copy.deepcopy(model).float().cpu().eval().outputs(torch.from_numpy(x))
+    refs = [t.numpy() for t in out if t is not None]  # points, confidence, face probability: those it has
     outs, ones = sess.run(None, {INPUT_NAME: x}), sess.run(None, {INPUT_NAME: x[:1]})
     if len(outs) != len(refs):
         raise ModelError(f"ONNX graph has {len(outs)} outputs, the torch model {len(refs)}")

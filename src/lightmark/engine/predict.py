@@ -615,15 +615,27 @@ class Predictor:
         """:meth:`run_model` plus the (B, K) per-point confidence in [0, 1] of heatmap models
         (:meth:`~lightmark.codecs.HeatmapCodec.confidence`; None for regression heads and graphs exported
         without it)."""
+        points, conf, _ = self.run_model_outputs(x)
+        return points, conf
+
+    def run_model_outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """:meth:`run_model_with_confidence` plus the (B,) probability that each input is a face, from models with a
+        face head (:class:`~lightmark.models.landmark_model.FaceHead`; None without one)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.session is not None:
-            outs = self.session.run(None, {self._input_name: x})
-            return outs[0], (outs[1] if len(outs) > 1 else None)
+            outs = self.session.run(None, {self._input_name: x}) + [None, None]
+            return outs[0], outs[1], outs[2]
         import torch
 
         with torch.no_grad(), scoped_threads(self.threads):
-            points, conf = self.model.landmarks_and_confidence(torch.from_numpy(x).to(self.device))
-        return points.cpu().numpy(), None if conf is None else conf.cpu().numpy()
+            out = self.model.outputs(torch.from_numpy(x).to(self.device))
+        return tuple(None if t is None else t.cpu().numpy() for t in out)  # type: ignore[return-value]
+
+    def face_probability(self, crops: np.ndarray) -> np.ndarray | None:
+        """(N, S, S, 3) uint8 model-input crops -> (N,) probability that each is a face, from the model's face head
+        (None for a model without one): one forward pass."""
+        x = np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32)
+        return self.run_model_outputs(x)[2]
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels (flip-averaged with ``flip_test``:

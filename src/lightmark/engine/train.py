@@ -519,11 +519,12 @@ def _build_model(cfg: TrainConfig, resume: bool) -> LandmarkModel:
         return model
     init = load_model(cfg.init)
     a, b = init.config.to_dict(), model.config.to_dict()
-    for key in (*_model_overrides(cfg), *_SCHEME_FIELDS):  # fully convolutional: any input size; codec is free
+    for key in (*_model_overrides(cfg), *_SCHEME_FIELDS, "face_head"):  # any input size; codec is free
         a.pop(key, None), b.pop(key, None)
     if a != b:
         raise ConfigError(f"--init {cfg.init}: its model ({init.config.name}) differs from --model {cfg.model}")
-    state = init.state_dict()
+    # a face head is fitted on the finished model (lightmark.engine.face_head): fine-tuning starts without one
+    state = {k: v for k, v in init.state_dict().items() if not k.startswith("face.")}
     if init.config.scheme != model.config.scheme:
         state = adapt_head(state, init.config.landmark_scheme, model.config.landmark_scheme, model.config.head)
     model.load_state_dict(state)

@@ -56,6 +56,7 @@ class ModelConfig:
     fine_ratio: float = CROP_SIDE_RATIO  # the refining crop: side / upright landmark box (trained framing)
     fine_shift_up: float = CROP_SHIFT_UP  # the refining crop's centre above the box centre, fraction of the side
     fine_head_roll: bool = False  # level refining crops by the head pose's roll (pose.head_roll), not the eye line
+    face_head: bool = False  # a face / no-face output, P(face): it scales the face score (heatmap heads only)
     mean: tuple[float, float, float] = IMAGENET_MEAN  # RGB, 0-255 scale
     std: tuple[float, float, float] = IMAGENET_STD
     flip_perm: tuple[int, ...] | None = None  # the scheme's mirror permutation (None: derived)
@@ -72,6 +73,8 @@ class ModelConfig:
             raise ValueError(f"input_size must be a multiple of 32, got {self.input_size}")
         if self.input_size <= 0:
             raise ValueError(f"input_size must be positive, got {self.input_size}")
+        if self.face_head and self.head != "heatmap":
+            raise ValueError("face_head needs the heatmap head (it scales the face score, the mean confidence)")
         if self.head == "heatmap":  # what the heatmap codec (lightmark.codecs.HeatmapCodec) would refuse
             if not self.heatmap_sigma > 0 or not self.beta > 0:
                 raise ValueError(f"sigma and beta must be positive, got {self.heatmap_sigma}, {self.beta}")

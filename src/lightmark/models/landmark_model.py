@@ -46,6 +46,19 @@ class DSBlock(nn.Module):
         return x + self.body(x)
 
 
+class FaceHead(nn.Module):
+    """Face / no-face logit from the deepest features: (B, C, h, w) -> (B,) (averaged over the map, then linear).
+    Fitted on a trained, frozen model (:func:`lightmark.engine.face_head.fit_face_head`); :meth:`LandmarkModel.outputs`
+    gives its probability."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(channels, 1)
+
+    def forward(self, c5: torch.Tensor) -> torch.Tensor:
+        return self.fc(c5.mean((2, 3))).squeeze(1)
+
+
 class HeatmapHead(nn.Module):
     """FPN-style top-down head: multi-scale features -> (B, K, S/stride, S/stride) heatmap logits."""
 
@@ -108,6 +121,7 @@ class LandmarkModel(nn.Module):
             self.head: nn.Module = HeatmapHead(chans, config.num_landmarks, config.head_channels, config.heatmap_stride)
         else:
             self.head = RegressionHead(chans, config.num_landmarks, config.head_channels)
+        self.face = FaceHead(chans[3]) if config.face_head else None
         self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
 
@@ -116,10 +130,14 @@ class LandmarkModel(nn.Module):
         """The codec of the current config (a decoder changed in ``config`` takes effect at once)."""
         return build_codec(self.config)
 
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """x: (B, 3, S, S) RGB float in [0, 255] -> the backbone's four maps (strides 4, 8, 16, 32)."""
+        return self.backbone((x - self.mean) / self.std)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, S, S) RGB float in [0, 255] -> raw outputs: heatmap logits (B, K, S/stride, S/stride) or
         (B, K, 2) coordinates in units of the input side (regression head)."""
-        return self.head(self.backbone((x - self.mean) / self.std))
+        return self.head(self.features(x))
 
     def landmarks(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, S, S) RGB float in [0, 255] -> (B, K, 2) landmark coordinates in input pixels (decoded)."""
@@ -128,9 +146,17 @@ class LandmarkModel(nn.Module):
     def landmarks_and_confidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (B, 3, S, S) -> (B, K, 2) landmarks in input pixels and (B, K) per-point confidence in [0, 1]
         (:meth:`~lightmark.codecs.HeatmapCodec.confidence`; None for a regression head)."""
-        raw = self.forward(x)
+        points, conf, _ = self.outputs(x)
+        return points, conf
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """x: (B, 3, S, S) -> :meth:`landmarks_and_confidence` and the (B,) probability that the input is a face,
+        from the face head (None without one)."""
+        feats = self.features(x)
+        raw = self.head(feats)
         codec = self.codec
-        return codec.decode(raw), codec.confidence(raw)
+        face = None if self.face is None else torch.sigmoid(self.face(feats[-1]))
+        return codec.decode(raw), codec.confidence(raw), face
 
 
 class LandmarkGraph(nn.Module):
@@ -141,7 +167,9 @@ class LandmarkGraph(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, 3, S, S) RGB float in [0, 255] -> (B, K, 2) input pixels, and (B, K) confidence when the
-        head has one."""
-        points, confidence = self.model.landmarks_and_confidence(x)
-        return points if confidence is None else (points, confidence)
+        """x: (B, 3, S, S) RGB float in [0, 255] -> (B, K, 2) input pixels, the (B, K) confidence when the head
+        has one, and the (B,) face probability when the model has a face head."""
+        points, confidence, face = self.model.outputs(x)
+        if confidence is None:
+            return points
+        return (points, confidence) if face is None else (points, confidence, face)
