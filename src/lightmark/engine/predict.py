@@ -41,9 +41,10 @@ from ..utils import progress_bar, require, scoped_threads
 from .coco import COCO_KEYPOINT_NAMES, COCO_SKELETON, coco_document
 from .faces import (
     FACE_SCORE_THRESHOLD,
-    MIN_SCORE,
+    MODEL_DEFAULT,
     DetectionResults,
     Face,
+    ModelDefault,
     combined_score,
     detect_faces,
     first_matrix,
@@ -418,6 +419,14 @@ class Predictor:
             return len(self.session.get_outputs()) > 1
         return self.config.head == "heatmap"
 
+    @property
+    def has_face_head(self) -> bool:
+        """The model gives a face probability (:meth:`face_probability`): an ONNX graph with the third output, a torch
+        model with a face head."""
+        if self.session is not None:
+            return len(self.session.get_outputs()) > 2
+        return self.model.face is not None
+
     def empty_prediction(self) -> tuple[np.ndarray, np.ndarray | None]:
         """What predicting no face gives: (0, K, 2) points and (0, K) confidence (None for a model without one)."""
         k = self.config.num_landmarks
@@ -444,12 +453,14 @@ class Predictor:
         image: np.ndarray | str | os.PathLike,
         *,
         passes: int = 1,
-        min_score: float | None = MIN_SCORE,
+        min_score: float | None | ModelDefault = MODEL_DEFAULT,
     ) -> list[Face]:
         """Every face in a whole image (RGB uint8 array or path), largest first: found by :attr:`detector`, cut
         upright by its roll, refined ``passes`` times on the model's own points (and once more while a face has not
         settled: :data:`~lightmark.engine.faces.SETTLE_MOVE`), kept when its detector score plus
-        face score (:attr:`~lightmark.engine.faces.Face.combined_score`) is at least ``min_score`` (None: all).
+        face score (:attr:`~lightmark.engine.faces.Face.combined_score`) is at least ``min_score`` (None: all;
+        default: :data:`~lightmark.engine.faces.MIN_SCORE` for a model with a face head, else
+        :data:`~lightmark.engine.faces.MIN_SCORE_WITHOUT_FACE_HEAD`).
         Each :class:`~lightmark.engine.faces.Face` has the detector's box and score, landmarks, per-point
         confidence, face score and head pose.
 
@@ -933,7 +944,7 @@ class Predictor:
         progress: bool = True,
         skip_bad: bool = False,
         passes: int = 1,
-        min_score: float | None = MIN_SCORE,
+        min_score: float | None | ModelDefault = MODEL_DEFAULT,
         decode_threads: int = 2,
     ) -> DetectionResults:
         """:meth:`detect` on every image of a folder / dataset / list of files (decoded in a thread pool); bad

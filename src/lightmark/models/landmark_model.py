@@ -166,7 +166,7 @@ class LandmarkGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """x: (B, 3, S, S) RGB float in [0, 255] -> (B, K, 2) input pixels, the (B, K) confidence when the head
         has one, and the (B,) face probability when the model has a face head."""
         points, confidence, face = self.model.outputs(x)
