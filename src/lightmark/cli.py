@@ -532,8 +532,9 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     det.add_argument(
         "--min-score",
         type=float,
-        help="least detector score + face score (mean per-point confidence) of a reported face (default: "
-        f"{default_of(Predictor.detect, 'min_score')}); --refine sets the refining passes (default and least: 1)",
+        help="least detector score + face score (mean per-point confidence, times P(face) with a face head) of a "
+        f"reported face (default: {default_of(Predictor.detect, 'min_score')}); --refine sets the refining passes "
+        "(default and least: 1)",
     )
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
