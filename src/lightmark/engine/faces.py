@@ -259,7 +259,7 @@ class DetectionResults:
 
     def save_csv(self, path: str | os.PathLike) -> None:
         """One row per face: ``name, width, height, face, box_x0, box_y0, box_x1, box_y1, score, face_score, yaw,
-        pitch, roll, x0, y0, ..., x67, y67`` (0-based pixels; ``--csv``)."""
+        pitch, roll, x0, y0, ..., x(K-1), y(K-1)`` (0-based pixels; ``--csv``)."""
         k = max((len(f.landmarks) for _, _, f in self._rows()), default=0)
         head = ["name", "width", "height", "face", "box_x0", "box_y0", "box_x1", "box_y1", "score", "face_score"]
         with atomic_write(path, newline="") as fh:

@@ -202,8 +202,8 @@ class PredictionResults:
         return written
 
     def save_csv(self, path: str | os.PathLike) -> None:
-        """Write a CSV with a header and one row per image: ``name, width, height, x0, y0, ..., x67, y67`` (0-based
-        pixel coordinates, 3 decimals; ``--csv``)."""
+        """Write a CSV with a header and one row per image: ``name, width, height, x0, y0, ..., x(K-1), y(K-1)``
+        (0-based pixel coordinates, 3 decimals; ``--csv``)."""
         import csv
 
         from ..utils import atomic_write
@@ -288,10 +288,11 @@ def _resolve_device(device: str | None, model: LandmarkModel | None) -> str:
 
 
 class Predictor:
-    """68-point landmarks for face images.
+    """Facial landmarks (the model's scheme: 68 iBUG points for the shipped protocol and mixed models) for face
+    images.
 
     >>> predictor = Predictor()                    # the shipped model
-    >>> points = predictor.predict(image_rgb)      # (68, 2) in image pixels
+    >>> points = predictor.predict(image_rgb)      # (K, 2) in image pixels (K = 68 for the default model)
 
     ``image`` is an RGB uint8 array (or a path). By default (``framing``) the image is read both as a face crop
     (like the challenge's crops) and around the face the shipped detector finds, and the more confident reading is
@@ -465,7 +466,7 @@ class Predictor:
         confidence, face score and head pose.
 
         >>> faces = Predictor().detect("group.jpg")
-        >>> [f.landmarks for f in faces]            # (68, 2) each, image pixels
+        >>> [f.landmarks for f in faces]            # (K, 2) each, image pixels
         """
         image = _check_image(read_image(image) if isinstance(image, (str, os.PathLike)) else image)
         return detect_faces(self, self.detector, image, passes=passes, min_score=min_score)
@@ -694,7 +695,8 @@ class Predictor:
         box: Box | None = None,
         landmarks: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(68, 2) landmarks of one face in image pixel coordinates; ``image`` is an RGB uint8 array or a path."""
+        """(K, 2) landmarks of one face in image pixel coordinates (K: the model's points, 68 for the default model);
+        ``image`` is an RGB uint8 array or a path."""
         image = _check_image(read_image(image) if isinstance(image, (str, os.PathLike)) else image)
         points, _, _ = self._predict_chunk(
             [image], None if box is None else [box], None if landmarks is None else [landmarks]
@@ -707,7 +709,7 @@ class Predictor:
         boxes: Sequence[Box | None] | None = None,
         landmarks: Sequence[np.ndarray | None] | None = None,
     ) -> np.ndarray:
-        """(N, 68, 2) landmarks for N faces (RGB uint8 arrays or image paths; ``boxes`` / ``landmarks``: one per
+        """(N, K, 2) landmarks for N faces (RGB uint8 arrays or image paths; ``boxes`` / ``landmarks``: one per
         image, or None): one forward pass over the batch, plus one per ``refine`` pass, plus the detection reading
         of images given without a box under :attr:`Framing.AUTO`."""
         return self.predict_batch_with_confidence(images, boxes, landmarks)[0]
