@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from ..detectors import BoxToFace, Detection, FaceDetector
 from ..errors import ConfigError
 from ..pose import HeadPose, estimate_head_pose
 from ..utils import atomic_write, ensure_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .predict import Predictor
 
 FACE_SCORE_THRESHOLD = 0.6
 """Below this face score (mean per-point confidence) a crop looks nothing like a face: ``lightmark predict`` warns.
@@ -118,7 +122,7 @@ class Face:
         }
 
 
-def first_matrix(predictor, detection: Detection, box_to_face: BoxToFace) -> np.ndarray:
+def first_matrix(predictor: Predictor, detection: Detection, box_to_face: BoxToFace) -> np.ndarray:
     """The first crop (2, 3) for a detection: upright by its roll, framed like the model's refining crops
     (``fine_ratio`` / ``fine_shift_up``: the challenge framing for single-pass models) around the landmark box that
     the detection implies (``box_to_face``)."""
@@ -128,7 +132,7 @@ def first_matrix(predictor, detection: Detection, box_to_face: BoxToFace) -> np.
 
 
 def landmarks_of_detections(
-    predictor,
+    predictor: Predictor,
     image: np.ndarray,
     detections: Sequence[Detection],
     box_to_face: BoxToFace,
@@ -154,7 +158,7 @@ def landmarks_of_detections(
 
 
 def refine_faces(
-    predictor,
+    predictor: Predictor,
     images: Sequence[np.ndarray],
     points: np.ndarray,
     conf: np.ndarray | None,
@@ -184,7 +188,7 @@ def refine_faces(
 
 
 def detect_faces(
-    predictor,
+    predictor: Predictor,
     detector: FaceDetector,
     image: np.ndarray,
     passes: int = 1,
