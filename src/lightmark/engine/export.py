@@ -98,9 +98,8 @@ class SoftArgmaxGraph(torch.nn.Module):
             logits = logits * self.beta
         prob = torch.softmax(logits, dim=-1)
         out = (prob @ self.grid, peak_mass(prob, self.k, self.side))  # (B, K, 2) px, (B, K)
-        if self.model.face is None:
-            return out
-        return (*out, torch.sigmoid(self.model.face(feats[-1])))  # + (B,) P(face)
+        face = self.model.face_probability(feats)  # (B,) or None
+        return out if face is None else (*out, face)
 
 
 def export_graph(model: LandmarkModel) -> torch.nn.Module:

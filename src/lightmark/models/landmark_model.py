@@ -155,8 +155,11 @@ class LandmarkModel(nn.Module):
         feats = self.features(x)
         raw = self.head(feats)
         codec = self.codec
-        face = None if self.face is None else torch.sigmoid(self.face(feats[-1]))
-        return codec.decode(raw), codec.confidence(raw), face
+        return codec.decode(raw), codec.confidence(raw), self.face_probability(feats)
+
+    def face_probability(self, feats: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+        """The backbone's maps (:meth:`features`) -> (B,) P(face) from the face head (None without one)."""
+        return None if self.face is None else torch.sigmoid(self.face(feats[-1]))
 
 
 class LandmarkGraph(nn.Module):
