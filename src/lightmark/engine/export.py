@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import math
 import os
 import warnings
 from enum import Enum
@@ -256,14 +255,25 @@ def export_onnx(
     return diff
 
 
+def own_val_nme(ck: Checkpoint) -> float | None:
+    """The validation NME of the weights ``ck`` holds: a slim checkpoint's recorded figure; for a training
+    checkpoint written at an epoch's end, that epoch's row of its history (``best.pt``: the best epoch; ``last.pt``:
+    the last, not the run's best); None when the weights were never scored (mid-epoch, or no validation set)."""
+    if ck.val_nme is not None:
+        return ck.val_nme
+    if ck.batch_in_epoch == 0 and ck.history and ck.history[-1].get("epoch") == ck.epoch:
+        return ck.history[-1].get("val_nme")
+    return None
+
+
 def export_pt(checkpoint: str | os.PathLike, out: str | os.PathLike, use_ema: bool = True, **metadata) -> None:
     """Write a slim deployable checkpoint (config + weights (:meth:`Checkpoint.weights`) + provenance) from a
     training one; ``metadata`` (e.g. ``track="mixed"``) is recorded beside it.
 
-    Re-exporting a slim checkpoint keeps its recorded ``val_nme`` and ``track``; a training checkpoint records its
-    best validation NME as ``val_nme``."""
+    Re-exporting a slim checkpoint keeps its recorded ``val_nme`` and ``track``; a training checkpoint records the
+    validation NME of the weights it holds (:func:`own_val_nme`)."""
     ck = load_checkpoint(checkpoint)
-    val_nme = ck.val_nme if ck.val_nme is not None else (ck.best_nme if math.isfinite(ck.best_nme) else None)
+    val_nme = own_val_nme(ck)
     slim = Checkpoint(
         config=ck.config,
         state_dict=ck.weights(use_ema),
