@@ -248,6 +248,18 @@ def test_export_keeps_the_validation_figure_and_records_the_track(tiny_run: Path
     assert load_checkpoint(tmp_path / "third.pt").track == "mixed"
 
 
+def test_the_model_defaults_to_the_init_checkpoints_architecture(tiny_run: Path) -> None:
+    from lightmark.engine.train import DEFAULT_MODEL, TrainConfig, with_model
+    from lightmark.models import load_checkpoint
+
+    src = str(tiny_run / "run" / "best.pt")
+    arch = load_checkpoint(src).config["name"]
+    assert arch != DEFAULT_MODEL  # else the test could not tell the two rules apart
+    assert with_model(TrainConfig(train=["x"], init=src)).model == arch
+    assert with_model(TrainConfig(train=["x"])).model == DEFAULT_MODEL
+    assert with_model(TrainConfig(train=["x"], init=src, model="resnet18_regression")).model == "resnet18_regression"
+
+
 def test_init_accepts_a_shipped_track_name_and_rejects_bad_jaw_weights(tiny_run: Path, tmp_path: Path) -> None:
     from lightmark.engine.train import check_config
     from lightmark.errors import ConfigError

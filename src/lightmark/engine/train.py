@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,8 @@ from ..models import (
 from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 from ..utils import atomic_write, ensure_dir
 
+DEFAULT_MODEL = "shufflenetv2_x1_0_heatmap"  # what a run trains when neither --model nor --init says
+
 
 @dataclass
 class TrainConfig:
@@ -53,8 +55,12 @@ class TrainConfig:
         default=None, metadata={"help": "labelled validation set, scored after every epoch (challenge NME)"}
     )
     out: str = field(default="runs/train", metadata={"help": "run folder (checkpoints, log.csv, curves.png)"})
-    model: str = field(
-        default="shufflenetv2_x1_0_heatmap", metadata={"help": "registered model name (see `lightmark models`)"}
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": f"registered model name (see `lightmark models`; default: the --init checkpoint's, else "
+            f"{DEFAULT_MODEL})"
+        },
     )
     input_size: int = field(default=128, metadata={"help": "square input side in pixels (multiple of 32)"})
     scheme: str = field(
@@ -289,6 +295,17 @@ def _init_distributed(device: torch.device) -> bool:
     return False
 
 
+def with_model(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``model`` filled in: as given, else the architecture of the ``init`` checkpoint (so that
+    ``--init protocol`` fine-tunes the shipped protocol model whatever its network), else :data:`DEFAULT_MODEL`."""
+    if cfg.model is not None:
+        return cfg
+    name = DEFAULT_MODEL
+    if cfg.init is not None and resolve_model_path(cfg.init).is_file():
+        name = load_checkpoint(resolve_model_path(cfg.init)).config["name"]
+    return replace(cfg, model=name)
+
+
 def check_config(cfg: TrainConfig, resume: bool = False) -> None:
     """Refuse impossible options before any data is read or any output written.
 
@@ -297,6 +314,7 @@ def check_config(cfg: TrainConfig, resume: bool = False) -> None:
             without a ``last.pt`` to resume from.
         ModelError: unknown model name, or an input size the model does not take.
     """
+    cfg = with_model(cfg)
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if not cfg.train:
         raise ConfigError("no training set given")
@@ -425,6 +443,7 @@ def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
     """Measure images/s of the input pipeline alone (``cfg.workers`` processes) and of full training steps
     (data + forward + backward + AdamW), after one warm-up batch each. Nothing is written. ``cfg.threads`` sets
     torch's threads for this process (a command-line tool's call)."""
+    cfg = with_model(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model = create_model(cfg.model, **_model_overrides(cfg))
@@ -459,6 +478,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     for this process: training owns the process it runs in."""
     from .evaluate import evaluate
 
+    cfg = with_model(cfg)
     check_config(cfg, resume)
     run = _set_up(cfg)
     model = _build_model(cfg, resume)
