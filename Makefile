@@ -89,10 +89,10 @@ report:
 		$(foreach f,$(wildcard $(E)/scaling_*x16k.json),--eval "$(basename $(notdir $(f)))=$(f)")
 	$(MAKE) scaling-plot
 	$(PYTHON) scripts/reframe_chart.py --out docs/reframe_chart.png \
-		--row "protocol (shipped)|whole crop (2 passes)=$(E)/reframe_two_pass_c.json:whole, refine 1" \
+		--row "protocol (shipped)|whole crop (2 passes)=$(E)/reframe_whole_mobilenet_protocol.json:whole, refine 1" \
 		--row "protocol (shipped)|detector=$(E)/reframe_detect_protocol.json:detect" \
 		--row "protocol (shipped)|auto (the default)=$(E)/reframe_auto_protocol.json:auto" \
-		--row "mixed (shipped)|whole crop=$(E)/reframe_mixed.json:whole, refine 0" \
+		--row "mixed (shipped)|whole crop (2 passes)=$(E)/reframe_whole_mobilenet_mixed.json:whole, refine 1" \
 		--row "mixed (shipped)|detector=$(E)/reframe_detect_mixed.json:detect" \
 		--row "mixed (shipped)|auto (the default)=$(E)/reframe_auto_mixed.json:auto"
 	lightmark report --readme README.md --section latency --benchmark $(E)/benchmark.json
