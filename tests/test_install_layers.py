@@ -101,7 +101,9 @@ def test_predict_imports_no_optional_dependency(tmp_path: Path) -> None:
     from lightmark.engine.predict import Predictor
 
     whole = Predictor(backend="torch", framing="whole")  # --out reads the crops whole, every output of the call too
-    assert np.abs(pts - whole.predict(SAMPLE)).max() < 0.01
+    # 0.05 px: the default model predicts in two passes, and ONNX Runtime's ~1e-4 px difference from torch in the
+    # first pass moves the second pass's crop (JSON keeps 0.01 px)
+    assert np.abs(pts - whole.predict(SAMPLE)).max() < 0.05
 
 
 def test_version_without_extras(tmp_path: Path) -> None:
