@@ -279,14 +279,14 @@ def test_model_registry_scheme_override() -> None:
 
 def test_train_config_scheme_option() -> None:
     pytest.importorskip("torch")
-    from lightmark.engine.train import RESUME_KEYS, TrainConfig, _model_overrides, check_config
+    from lightmark.engine.train import RESUME_KEYS, TrainConfig, _model_overrides, check_config, with_model
 
     field = {f.name: f for f in dataclasses.fields(TrainConfig)}["scheme"]
     assert field.default == "ibug68" and field.metadata["help"]
     assert "scheme" in RESUME_KEYS
     cfg = TrainConfig(train=["x"], scheme="wflw98")
     assert _model_overrides(cfg)["scheme"] == "wflw98"
-    assert model_config(cfg.model, **_model_overrides(cfg)).num_landmarks == 98
+    assert model_config(with_model(cfg).model, **_model_overrides(cfg)).num_landmarks == 98
     with pytest.raises(ConfigError, match="unknown landmark scheme"):
         check_config(TrainConfig(train=["x"], scheme="nope"))
 
@@ -294,7 +294,7 @@ def test_train_config_scheme_option() -> None:
 def test_training_set_takes_jaw_and_flip_from_the_scheme(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("torch")
     from lightmark.data.training import LandmarkTrainSet
-    from lightmark.engine.train import TrainConfig, _model_overrides, build_trainset
+    from lightmark.engine.train import TrainConfig, _model_overrides, build_trainset, with_model
 
     monkeypatch.setenv("LIGHTMARK_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "synth"
@@ -304,7 +304,7 @@ def test_training_set_takes_jaw_and_flip_from_the_scheme(tmp_path: Path, monkeyp
     cfg = TrainConfig(
         train=[str(data)], scheme="wflw98", jaw_weights=[0.25], input_size=32, photometric=0.0, samples_per_epoch=4
     )
-    flip = model_config(cfg.model, **_model_overrides(cfg)).flip_perm
+    flip = model_config(with_model(cfg).model, **_model_overrides(cfg)).flip_perm
     ts = build_trainset(cfg, flip, progress=False)
     _, pts, w = ts[(0, 0)]
     assert pts.shape == (98, 2)
