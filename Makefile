@@ -64,7 +64,7 @@ report:
 		--eval "50% 300-W=$(E)/mix_m50.json" \
 		--eval "50% 300-W, no 300-W jaw loss=$(E)/mix_m50_nojaw.json" \
 		--eval "50% 300-W, no 300-W jaw loss, 160 px input=$(E)/mix_m50_nojaw_160.json" \
-		--eval "shipped mixed recipe (50% 300-W, no 300-W jaw loss), 10 epochs=$(E)/mixed.json"
+		--eval "shipped mixed model since session 9 (MobileNet, the same mix with run C framings, from the MobileNet protocol model), 10 epochs=$(E)/mixed.json"
 	lightmark report --readme README.md --section exploration \
 		--eval "protocol v1 + 4 epochs (wing loss, photometric 1.0): control=$(E)/mix_f0.json" \
 		--eval "protocol v1 + 4 epochs, L1 loss=$(E)/explore_l1.json" \
@@ -74,7 +74,7 @@ report:
 		--eval "recipe (c) from scratch, width 1.0x=$(E)/ablation_c_both.json" \
 		--eval "recipe (c) from scratch, width 0.5x=$(E)/explore_x0_5.json" \
 		--eval "protocol v1 + flip test=$(E)/explore_protocol_flip.json" \
-		--eval "shipped mixed model + flip test=$(E)/explore_mixed_flip.json"
+		--eval "session 8 mixed model (ShuffleNetV2) + flip test=$(E)/explore_mixed_flip.json"
 	lightmark report --readme README.md --section compare \
 		--eval "heatmap head, wing loss, gamma augmentation 0.4 (control)=$(E)/compare_control.json" \
 		--eval "direct regression head (PFLD-like), wing loss=$(E)/compare_regression.json" \
