@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -88,6 +88,9 @@ report:
 		--eval "ResNet-18 (half) regression, 96k samples (its comparison row)=$(E)/compare_resnet18.json" \
 		$(foreach f,$(wildcard $(E)/scaling_*x16k.json),--eval "$(basename $(notdir $(f)))=$(f)")
 	$(MAKE) scaling-plot
+	lightmark report --readme README.md --section scaling_mixed \
+		$(foreach ep,$(SCALING_MIXED_EPOCHS),$(if $(wildcard $(E)/scaling_mixed_$(ep)x16k.json),--eval \
+			"mixed recipe from the protocol model: $(shell echo $$(($(ep) * 16)))k samples=$(E)/scaling_mixed_$(ep)x16k.json"))
 	$(PYTHON) scripts/reframe_chart.py --out docs/reframe_chart.png \
 		--row "protocol (shipped)|whole crop (2 passes)=$(E)/reframe_whole_mobilenet_protocol.json:whole, refine 1" \
 		--row "protocol (shipped)|detector=$(E)/reframe_detect_protocol.json:detect" \
@@ -276,9 +279,33 @@ scaling: synth-12k
 	done; done
 	$(MAKE) scaling-plot
 
+# The mixed track's scaling curve (issue 10): the shipped mixed recipe (train-mobilenet-mixed: 50 % HELEN faces
+# without the 170 holdout, no 300-W jaw loss, run C's framings) fine-tuned from the shipped protocol model for
+# 2, 6 and 10 x 16k samples, each with its own full schedule; the final weights scored (whole crop, like the
+# protocol track's curve). 10 x 16k is train-mobilenet-mixed's run (its --init is the same protocol weights by path):
+# to reuse it, score its last.pt into $(E)/scaling_mixed_10x16k.json first (`lightmark evaluate --model
+# $(RUNS)/mobilenet_mixed/last.pt ...`). ~5, ~14 and ~25 min on 2 cores; re-running resumes and skips done rows.
+SCALING_MIXED_EPOCHS = 2 6 10
+scaling-mixed: synth-12k
+	@for ep in $(SCALING_MIXED_EPOCHS); do \
+		run=$(RUNS)/scaling_mixed_$${ep}x16k; json=$(E)/scaling_mixed_$${ep}x16k.json; \
+		if [ -f $$json ]; then echo "$$json: done"; continue; fi; \
+		OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) \
+			--train $(DATA)/300w_helen_train --train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 \
+			--exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val --init protocol \
+			--wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --lr 1e-3 --epochs $$ep \
+			--samples-per-epoch 16000 --workers 1 --threads 2 --quiet --out $$run \
+			$$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
+		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $$json --quiet || exit 1; \
+	done
+	$(MAKE) scaling-plot
+
 scaling-plot:
 	$(PYTHON) scripts/scaling_curve.py --out docs/scaling_curve.png \
 		--eval "ShuffleNetV2 x1.0 heatmap@96000=$(E)/compare_control.json" \
 		--eval "ResNet-18 (half) regression@96000=$(E)/compare_resnet18.json" \
 		$(foreach ep,$(SCALING_EPOCHS),--eval "ShuffleNetV2 x1.0 heatmap@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_control_$(ep)x16k.json" \
 			--eval "ResNet-18 (half) regression@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_resnet18_$(ep)x16k.json")
+	$(PYTHON) scripts/scaling_curve.py --out docs/scaling_curve_mixed.png \
+		--title "mixed track: fine-tuning budget from the protocol model (MobileNet)" \
+		$(foreach ep,$(SCALING_MIXED_EPOCHS),--eval "MobileNet mixed recipe@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_mixed_$(ep)x16k.json")
