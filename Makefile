@@ -135,15 +135,19 @@ train-mobilenet-protocol: synth-12k
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_protocol/last.pt --json $(E)/helen_mobilenet_protocol.json
 	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_protocol/last.pt --out $(RUNS)/mobilenet_protocol/shipped.pt
 
+# The mixed track's data (50 % 300-W HELEN faces without the 170 holdout, no 300-W jaw loss) and, for the MobileNet
+# models, the rest of its recipe (run C's framings, lr 1e-3, 16k samples an epoch): one definition for every target.
+MIXED_DATA = --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train \
+	--train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 --exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val
+MOBILENET_MIXED = $(MIXED_DATA) --wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --lr 1e-3 \
+	--samples-per-epoch 16000 --workers 1 --threads 2 --quiet
+
 # Its mixed-track twin: the shipped mixed recipe (train-mixed-holdout: 50 % 300-W HELEN faces without the 170-face
 # holdout, no 300-W jaw loss, 10 x 16k samples) fine-tuned from train-mobilenet-protocol's weights, here with run C's
 # framings too (the shipped mixed model was tuned on challenge framings only and misses two re-framing targets).
 train-mobilenet-mixed: synth-12k
-	OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) \
-		--train $(DATA)/300w_helen_train --train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 \
-		--exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val --init $(RUNS)/mobilenet_protocol/last.pt \
-		--model mobilenet_x1_0_heatmap --wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --lr 1e-3 --epochs 10 \
-		--samples-per-epoch 16000 --workers 1 --threads 2 --quiet --out $(RUNS)/mobilenet_mixed \
+	OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(RUNS)/mobilenet_protocol/last.pt \
+		--model mobilenet_x1_0_heatmap --epochs 10 --out $(RUNS)/mobilenet_mixed \
 		$$([ -f $(RUNS)/mobilenet_mixed/last.pt ] && echo --resume)
 	lightmark evaluate --data $(DATA)/aflw2000/val --model $(RUNS)/mobilenet_mixed/last.pt --framing auto \
 		--json $(E)/mobilenet_mixed_auto.json --quiet
@@ -181,9 +185,7 @@ train-two-pass-c: synth-12k
 # The mixed track again, without the 170 HELEN holdout faces (splits/helen_holdout_170.txt), so that its real-face
 # figure on them is held out: the shipped recipe on the 12,000 rendered faces of synth-12k.
 train-mixed-holdout: synth-12k
-	OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) \
-		--train $(DATA)/300w_helen_train --train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 \
-		--exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val --init protocol --lr 1e-3 --epochs 10 \
+	OMP_WAIT_POLICY=PASSIVE lightmark train $(MIXED_DATA) --init protocol --lr 1e-3 --epochs 10 \
 		--samples-per-epoch 16000 --workers 1 --threads 2 --quiet --out $(RUNS)/mixed_holdout \
 		$$([ -f $(RUNS)/mixed_holdout/last.pt ] && echo --resume)
 	$(PYTHON) scripts/helen_check.py --framing whole --model $(RUNS)/mixed_holdout/best.pt --json $(RUNS)/mixed_holdout/helen.json
@@ -290,11 +292,7 @@ scaling-mixed: synth-12k
 	@for ep in $(SCALING_MIXED_EPOCHS); do \
 		run=$(RUNS)/scaling_mixed_$${ep}x16k; json=$(E)/scaling_mixed_$${ep}x16k.json; \
 		if [ -f $$json ]; then echo "$$json: done"; continue; fi; \
-		OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) \
-			--train $(DATA)/300w_helen_train --train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 \
-			--exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val --init protocol \
-			--wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --lr 1e-3 --epochs $$ep \
-			--samples-per-epoch 16000 --workers 1 --threads 2 --quiet --out $$run \
+		OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init protocol --epochs $$ep --out $$run \
 			$$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
 		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $$json --quiet || exit 1; \
 	done
