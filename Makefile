@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -139,8 +139,9 @@ train-mobilenet-protocol: synth-12k
 # models, the rest of its recipe (run C's framings, lr 1e-3, 16k samples an epoch): one definition for every target.
 MIXED_DATA = --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train \
 	--train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 --exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val
-MOBILENET_MIXED = $(MIXED_DATA) --wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --lr 1e-3 \
+MOBILENET_FINE_TUNE = --wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --lr 1e-3 \
 	--samples-per-epoch 16000 --workers 1 --threads 2 --quiet
+MOBILENET_MIXED = $(MIXED_DATA) $(MOBILENET_FINE_TUNE)
 
 # Its mixed-track twin: the shipped mixed recipe (train-mixed-holdout: 50 % 300-W HELEN faces without the 170-face
 # holdout, no 300-W jaw loss, 10 x 16k samples) fine-tuned from train-mobilenet-protocol's weights, here with run C's
@@ -155,6 +156,29 @@ train-mobilenet-mixed: synth-12k
 		--json $(E)/reframe_auto_mobilenet_mixed.json
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_mixed/last.pt --json $(E)/helen_mobilenet_mixed.json
 	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_mixed/last.pt --out $(RUNS)/mobilenet_mixed/shipped.pt
+
+# 300W-LP's recipe for the mixed track: the 700 HELEN training faces (not the 170 holdout) re-posed in 3D at 8
+# random yaws within +-60 degrees (`lightmark repose`, ~10 min on 2 cores), labelled with the fitted model's 3D jaw
+# (AFLW2000-3D's convention, so their jaw loss stays on); then train-mobilenet-mixed's run with them as a quarter of
+# the samples (half of the HELEN share), same init and budget (~30 min).
+REPOSED_HELEN ?= ../synth/reposed_helen
+reposed-helen:
+	lightmark repose $(DATA)/300w_helen_train --out $(REPOSED_HELEN) --poses 8 --yaw-max 60 --size 256 --seed 0 \
+		--workers 2 --exclude splits/helen_holdout_170.txt --quiet
+
+MIXED_REPOSED_DATA = --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train \
+	--train $(REPOSED_HELEN) --train-weights 0.15 0.35 0.25 0.25 --jaw-weights 1 1 0 1 \
+	--exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val
+train-mobilenet-mixed-reposed: synth-12k reposed-helen
+	OMP_WAIT_POLICY=PASSIVE lightmark train $(MIXED_REPOSED_DATA) $(MOBILENET_FINE_TUNE) \
+		--init $(RUNS)/mobilenet_protocol/last.pt --model mobilenet_x1_0_heatmap --epochs 10 \
+		--out $(RUNS)/mobilenet_mixed_reposed $$([ -f $(RUNS)/mobilenet_mixed_reposed/last.pt ] && echo --resume)
+	lightmark evaluate --data $(DATA)/aflw2000/val --model $(RUNS)/mobilenet_mixed_reposed/last.pt --framing auto \
+		--json $(E)/mobilenet_mixed_reposed_auto.json --quiet
+	$(PYTHON) scripts/reframe_eval.py --model $(RUNS)/mobilenet_mixed_reposed/last.pt --framing auto \
+		--json $(E)/reframe_auto_mobilenet_mixed_reposed.json
+	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_mixed_reposed/last.pt \
+		--json $(E)/helen_mobilenet_mixed_reposed.json
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips

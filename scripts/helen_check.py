@@ -15,10 +15,9 @@ import json
 from pathlib import Path
 
 from lightmark.constants import JAW
-from lightmark.data.formats import FaceDataset, load_dataset
+from lightmark.data.formats import FaceDataset, load_dataset, read_name_lists
 from lightmark.engine.evaluate import in_scheme
 from lightmark.engine.predict import Framing, Predictor
-from lightmark.engine.train import read_name_lists
 from lightmark.metrics import interocular_norm, nme
 
 HOLDOUT = Path(__file__).resolve().parents[1] / "splits" / "helen_holdout_170.txt"

@@ -236,3 +236,21 @@ def test_helen_faces_are_fitted_through_their_inner_points(ict, tmp_path):
     a, b = (prepare_source(ict, image, p, "2d", mask=person) for p in (lm, moved))
     assert a.residual < 3.0  # over points 17-67
     np.testing.assert_allclose(repose(a, 30.0).landmarks["ibug68"], repose(b, 30.0).landmarks["ibug68"], atol=0.01)
+
+
+def test_excluded_pictures_are_not_reposed(ict, tmp_path):
+    """``exclude`` (like ``lightmark train --exclude``) leaves the listed source pictures out: the mixed track
+    re-poses HELEN faces without the 170 holdout ones."""
+    src = _copy(require_shared(FS), ["000001", "000003"], tmp_path / "fs")
+    names = tmp_path / "held.txt"
+    names.write_text("# held out\n000001.png\n")
+    cfg = ReposeConfig(poses=1, size=64, expression=0.0, exclude=[str(names)])
+    stats = repose_dataset(src, tmp_path / "out", cfg, face_model=ict, progress=False)
+    assert stats["written"] == 1
+    with open(tmp_path / "out" / INDEX_NAME, newline="") as f:
+        assert [r["source"] for r in csv.DictReader(f)] == ["000003.png"]
+    names.write_text("000001.png\n000003.png\n")
+    with pytest.raises(DatasetError, match="every picture is excluded"):
+        repose_dataset(src, tmp_path / "out2", cfg, face_model=ict, progress=False)
+    with pytest.raises(ConfigError, match="cannot read"):
+        repose_dataset(src, tmp_path / "out3", ReposeConfig(exclude=[str(tmp_path / "no.txt")]), face_model=ict)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lightmark.constants import FINE_SHIFT_UP, FINE_SIDE_RATIO, LEFT_EYE, RIGHT_EYE
-from lightmark.data.formats import load_dataset
+from lightmark.data.formats import load_dataset, read_name_lists
 from lightmark.data.images import write_image
 from lightmark.data.reframe import REFRAMES, Reframe, write_reframed
 from lightmark.data.training import AugmentConfig, CropCache, LandmarkTrainSet
@@ -25,7 +25,6 @@ from lightmark.data.transforms import (
     upright_matrix,
 )
 from lightmark.engine.predict import Predictor
-from lightmark.engine.train import read_name_lists
 from lightmark.errors import ConfigError
 from lightmark.models import create_model
 from lightmark.pose import MEAN_SHAPE_68

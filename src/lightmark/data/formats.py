@@ -28,7 +28,7 @@ from typing import Any, overload
 import numpy as np
 
 from ..constants import IMAGE_EXTENSIONS, NUM_LANDMARKS
-from ..errors import AnnotationError, DatasetError
+from ..errors import AnnotationError, ConfigError, DatasetError
 from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 from ..utils import atomic_write
 from .images import image_size
@@ -724,3 +724,25 @@ def load_dataset(
             f"format {ds.format!r}{hint}"
         )
     return ds
+
+
+def read_name_lists(paths: Sequence[str | os.PathLike]) -> set[str]:
+    """Image names listed in text files (one per line; blank lines and ``#`` comments skipped), such as
+    ``splits/helen_holdout_170.txt``.
+
+    Raises:
+        ConfigError: a file cannot be read.
+    """
+    names: set[str] = set()
+    for path in paths:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as e:
+            raise ConfigError(f"--exclude {path}: cannot read ({e.strerror or e})") from None
+        names.update(ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#"))
+    return names
+
+
+def without(data: FaceDataset, names: set[str]) -> FaceDataset:
+    """``data`` less the samples named in ``names`` (:func:`read_name_lists`), in the same order."""
+    return FaceDataset(data.root, data.format, [s for s in data.samples if s.name not in names], data.scheme)

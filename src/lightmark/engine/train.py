@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..codecs import Codec
 from ..constants import FINE_SHIFT_UP, FINE_SIDE_RATIO
-from ..data.formats import FaceDataset, load_dataset
+from ..data.formats import load_dataset, read_name_lists, without
 from ..data.training import AugmentConfig, LandmarkTrainSet, build_crop_cache
 from ..data.transforms import GAMMA_PROBABILITY, CropJitter
 from ..errors import ConfigError, ModelError
@@ -398,18 +398,6 @@ _RESUME_DEFAULTS = {"scheme": DEFAULT_SCHEME}
 """The value of a resume key that checkpoints written before it existed lack."""
 
 
-def read_name_lists(paths: list[str]) -> set[str]:
-    """Image names listed in text files (one per line; blank lines and ``#`` comments skipped)."""
-    names: set[str] = set()
-    for path in paths:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError as e:
-            raise ConfigError(f"--exclude {path}: cannot read ({e.strerror or e})") from None
-        names.update(ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#"))
-    return names
-
-
 def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool = True) -> LandmarkTrainSet:
     """Crop caches of every training set (built once, then reused) wrapped in the augmenting dataset."""
     cache_size = cfg.cache_size or 2 * cfg.input_size
@@ -417,8 +405,7 @@ def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool 
     scheme = get_scheme(cfg.scheme)
     caches = []
     for path in cfg.train:
-        data = load_dataset(path, require_landmarks=True, scheme=scheme)
-        data = FaceDataset(data.root, data.format, [s for s in data.samples if s.name not in excluded], data.scheme)
+        data = without(load_dataset(path, require_landmarks=True, scheme=scheme), excluded)
         caches.append(build_crop_cache(data, cache_size, cfg.context, progress=progress))
     augment = AugmentConfig(
         jitter=CropJitter(rotation_deg=cfg.rotation_deg),

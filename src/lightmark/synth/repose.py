@@ -100,6 +100,13 @@ class ReposeConfig:
             "and WFLW folders, else 3d"
         },
     )
+    exclude: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "files listing source picture names (one per line, # comments) to leave out, e.g. "
+            "splits/helen_holdout_170.txt"
+        },
+    )
 
     def check(self) -> None:
         """Raises :class:`~lightmark.errors.ConfigError` for an impossible value."""
@@ -984,7 +991,7 @@ def repose_dataset(
         ConfigError: bad settings; DatasetError: no labelled pictures, another seed or configuration in
         ``out_dir``, a bad face model; OutputError: ``out_dir`` cannot be written.
     """
-    from ..data.formats import load_dataset
+    from ..data.formats import load_dataset, read_name_lists, without
     from ..utils import ensure_dir
     from .face_model import load_face_model
 
@@ -994,7 +1001,9 @@ def repose_dataset(
         raise ConfigError(f"workers: expected 1 or more, got {workers}")
     model = face_model if isinstance(face_model, FaceModel) else load_face_model(face_model)
     repose_mesh(model)  # fails early on another topology
-    ds = load_dataset(source, require_landmarks=True)
+    ds = without(load_dataset(source, require_landmarks=True), read_name_lists(cfg.exclude or []))
+    if not ds.samples:
+        raise DatasetError(f"{source}: every picture is excluded ({', '.join(cfg.exclude or [])})")
     poses = len(cfg.yaws) if cfg.yaws else int(cfg.poses)
     out = ensure_dir(out_dir)
     job = _Job(
