@@ -169,6 +169,49 @@ def test_detect_gives_landmarks_confidence_and_pose(predictor, sample):
     assert abs(face.pose.yaw) < 45 and abs(face.pose.roll) < 20
 
 
+def test_a_detection_keeps_the_more_confident_of_two_views(predictor, sample):
+    """Each detection is read from its own first crop and from one WIDE_FIRST_CROP times wider, both refined; each
+    face keeps the reading with the higher mean confidence. A box half off the face (as profiles get) is rescued by
+    the wide view."""
+    from lightmark.engine.faces import WIDE_FIRST_CROP, landmarks_of_detections
+
+    det = predictor.detector.detect(sample)[0]
+    side = det.box[2] - det.box[0]
+    off = Detection(box=det.box + np.array([0.5, 0.3, 0.5, 0.3]) * side, score=det.score, roll=det.roll)
+    b2f = predictor.detector.box_to_face
+    both = landmarks_of_detections(predictor, sample, [det, off], b2f)
+    one = [landmarks_of_detections(predictor, sample, [det, off], b2f, views=(w,)) for w in (1.0, WIDE_FIRST_CROP)]
+    assert WIDE_FIRST_CROP > 1.0
+    for i in range(2):
+        best = max(one, key=lambda r: r[1][i].mean())
+        np.testing.assert_allclose(both[0][i], best[0][i], atol=1e-4)
+        np.testing.assert_allclose(both[1][i], best[1][i], atol=1e-6)
+    ref = predictor.predict(sample)
+    err = [np.abs(r[0][1] - ref).mean() for r in (one[0], both)]  # the off box: its own view, then both views
+    assert err[1] < 0.01 * sample.shape[0] < 0.1 * sample.shape[0] < err[0], err  # measured 1.2 and 45 px of 384
+
+
+def test_copies_of_one_face_are_reported_once():
+    """Detections whose landmarks land on one face (SAME_FACE of its landmark box) are one face: the copy with the
+    lower combined score goes, the order of the rest is kept; a face beside it stays."""
+    from lightmark.engine.faces import SAME_FACE, distinct_faces
+
+    pts = np.stack(np.meshgrid(np.linspace(0, 100, 17), np.linspace(0, 100, 4)), -1).reshape(-1, 2)[:68]
+    box = np.array([0.0, 0.0, 100.0, 100.0])
+
+    def face(shift: float, score: float) -> Face:
+        return Face(box + [shift, 0, shift, 0], score, pts + [shift, 0], face_probability=None)
+
+    big, copy, near, other = (
+        face(0, 0.9),
+        face(-0.9 * SAME_FACE * 100, 0.95),
+        face(1.1 * SAME_FACE * 100, 0.5),
+        face(300, 0.6),
+    )
+    kept = distinct_faces([big, copy, near, other])
+    assert [f.score for f in kept] == [0.95, 0.5, 0.6]  # the copy scored higher, so the first face went
+
+
 def test_detect_on_non_faces_reports_nothing(predictor):
     rng = np.random.default_rng(0)
     grey = np.full((480, 640, 3), 128, np.uint8)

@@ -403,7 +403,7 @@ class Predictor:
             raise ConfigError(f"unknown face detector {detector!r}; available: {', '.join(DETECTORS)}")
         self._detector_spec = detector  # a name, or the caller's detector object
         self._detector = detector  # a name until detect() first needs it
-        confident = self._has_confidence()
+        confident = self.has_confidence
         if framing is None:
             framing = Framing.AUTO if confident else Framing.WHOLE
         try:
@@ -417,7 +417,8 @@ class Predictor:
         self._framer: FaceDetector | None = None  # the detector of Framing.DETECT / AUTO, made on first use
         self._tiled: FaceDetector | None = None  # the same, with tiles for small faces (made when first needed)
 
-    def _has_confidence(self) -> bool:
+    @property
+    def has_confidence(self) -> bool:
         """The model gives a per-point confidence: an ONNX graph with the confidence output, a torch heatmap head."""
         if self.session is not None:
             return len(self.session.get_outputs()) > 1
@@ -434,7 +435,7 @@ class Predictor:
     def empty_prediction(self) -> tuple[np.ndarray, np.ndarray | None]:
         """What predicting no face gives: (0, K, 2) points and (0, K) confidence (None for a model without one)."""
         k = self.config.num_landmarks
-        return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32) if self._has_confidence() else None
+        return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32) if self.has_confidence else None
 
     @property
     def detection_passes(self) -> int:
