@@ -64,7 +64,8 @@ report:
 		--eval "50% 300-W=$(E)/mix_m50.json" \
 		--eval "50% 300-W, no 300-W jaw loss=$(E)/mix_m50_nojaw.json" \
 		--eval "50% 300-W, no 300-W jaw loss, 160 px input=$(E)/mix_m50_nojaw_160.json" \
-		--eval "shipped mixed model since session 9 (MobileNet, the same mix with run C framings, from the MobileNet protocol model), 10 epochs=$(E)/mixed.json"
+		--eval "shipped mixed model since session 9 (MobileNet, the same mix with run C framings, from the MobileNet protocol model), 10 epochs=$(E)/mixed.json" \
+		$(if $(wildcard $(E)/mix_reposed_helen.json),--eval "the same with half of the HELEN share re-posed in 3D (make train-mobilenet-mixed-reposed; session 10)=$(E)/mix_reposed_helen.json")
 	lightmark report --readme README.md --section exploration \
 		--eval "protocol v1 + 4 epochs (wing loss, photometric 1.0): control=$(E)/mix_f0.json" \
 		--eval "protocol v1 + 4 epochs, L1 loss=$(E)/explore_l1.json" \
@@ -173,6 +174,8 @@ train-mobilenet-mixed-reposed: synth-12k reposed-helen
 	OMP_WAIT_POLICY=PASSIVE lightmark train $(MIXED_REPOSED_DATA) $(MOBILENET_FINE_TUNE) \
 		--init $(RUNS)/mobilenet_protocol/last.pt --model mobilenet_x1_0_heatmap --epochs 10 \
 		--out $(RUNS)/mobilenet_mixed_reposed $$([ -f $(RUNS)/mobilenet_mixed_reposed/last.pt ] && echo --resume)
+	lightmark evaluate --data $(DATA)/aflw2000/val --model $(RUNS)/mobilenet_mixed_reposed/last.pt \
+		--json $(E)/mix_reposed_helen.json --quiet
 	lightmark evaluate --data $(DATA)/aflw2000/val --model $(RUNS)/mobilenet_mixed_reposed/last.pt --framing auto \
 		--json $(E)/mobilenet_mixed_reposed_auto.json --quiet
 	$(PYTHON) scripts/reframe_eval.py --model $(RUNS)/mobilenet_mixed_reposed/last.pt --framing auto \

@@ -43,15 +43,16 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data/300w_helen_train", help="the 870 HELEN faces")
     ap.add_argument("--json", help="write the figures as JSON")
     ap.add_argument("--framing", choices=[f.value for f in Framing], help="Predictor framing (default: the library's)")
+    ap.add_argument("--flip-test", action="store_true", help="average with the mirrored reading (twice the cost)")
     a = ap.parse_args()
     full = load_dataset(a.data, require_landmarks=True)
     held = read_name_lists([str(HOLDOUT)])
     holdout = FaceDataset(full.root, full.format, [s for s in full.samples if s.name in held])
     out = {}
     for model in a.model:
-        predictor = Predictor(model, framing=a.framing)
+        predictor = Predictor(model, framing=a.framing, flip_test=a.flip_test)
         out[model] = {"all_870": scores(predictor, full), "holdout_170": scores(predictor, holdout)}
-        out[model]["framing"] = predictor.framing.value
+        out[model] |= {"framing": predictor.framing.value, "flip_test": a.flip_test}
         for subset in ("all_870", "holdout_170"):
             s = out[model][subset]
             print(f"{model} {subset}: all {s['all_68']:.2f}  inner 51 {s['inner_51']:.2f}  jaw {s['jaw_17']:.2f}")
