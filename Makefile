@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-36k
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -182,6 +182,29 @@ train-mobilenet-mixed-reposed: synth-12k reposed-helen
 		--json $(E)/reframe_auto_mobilenet_mixed_reposed.json
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_mixed_reposed/last.pt \
 		--json $(E)/helen_mobilenet_mixed_reposed.json
+
+# More synthetic identities for the protocol track (session 10): the shipped protocol model fine-tuned for 10 x 16k
+# samples (lr 1e-3, run C's framings) on its own data plus 24,000 new rendered faces (seed 1: other identities, poses,
+# lighting; ~13 min to render on 2 cores), and, as the control, the same fine-tuning on its own data only (~25 min
+# each). Scored whole crop, through predict's default reading and on HELEN.
+SYNTH_MORE ?= ../synth/s256_seed1
+synth-24k-more:
+	lightmark synth --count 24000 --out $(SYNTH_MORE) --size 256 --seed 1 --workers 2 --quiet
+
+PROTOCOL_TUNES = protocol_36k:"--train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(SYNTH_MORE) --train-weights 0.3 0.35 0.35" \
+	protocol_tuned:"--train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7"
+train-mobilenet-protocol-36k: synth-12k synth-24k-more
+	@for row in $(PROTOCOL_TUNES); do \
+		name=$${row%%:*}; data=$${row#*:}; run=$(RUNS)/mobilenet_$$name; \
+		if [ -f $(E)/helen_mobilenet_$$name.json ]; then echo "$$run: done"; continue; fi; \
+		OMP_WAIT_POLICY=PASSIVE lightmark train $$data --val $(DATA)/aflw2000/val --init $(RUNS)/mobilenet_protocol/last.pt \
+			--model mobilenet_x1_0_heatmap --epochs 10 --out $$run $(MOBILENET_FINE_TUNE) \
+			$$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
+		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $(E)/mobilenet_$$name.json --quiet; \
+		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --framing auto \
+			--json $(E)/mobilenet_$${name}_auto.json --quiet; \
+		$(PYTHON) scripts/helen_check.py --model $$run/last.pt --json $(E)/helen_mobilenet_$$name.json || exit 1; \
+	done
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips
