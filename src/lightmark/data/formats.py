@@ -738,7 +738,7 @@ def read_name_lists(paths: Sequence[str | os.PathLike]) -> set[str]:
         try:
             lines = Path(path).read_text().splitlines()
         except OSError as e:
-            raise ConfigError(f"--exclude {path}: cannot read ({e.strerror or e})") from None
+            raise ConfigError(f"exclude list {path}: cannot read ({e.strerror or e})") from None
         names.update(ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#"))
     return names
 

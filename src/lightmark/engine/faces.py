@@ -69,7 +69,8 @@ SETTLED_PASSES = 2
 
 WIDE_FIRST_CROP = 1.5
 """A detection is read from two first crops, refined alike: the one its box implies (:func:`first_matrix`) and one
-this much wider (same centre and roll), and the face keeps the reading the model is more confident about. The wide
+this much wider (the same framing with a side ``WIDE_FIRST_CROP`` times as long, so its centre sits a little higher
+by the framing's upward shift), and the face keeps the reading the model is more confident about. The wide
 view rescues boxes that sit off the face (profiles, faces half hidden). On the 199 validation crops through
 ``Predictor.detect`` (shipped mixed model, session 10): 195 faces kept instead of 193 and NME/384 of the largest
 detection 2.26 instead of 2.40, none above 10 instead of one (a view 2.0x wider: 194 and 2.30), at twice the network
@@ -141,7 +142,7 @@ class Face:
 def first_matrix(predictor: Predictor, detection: Detection, box_to_face: BoxToFace, wider: float = 1.0) -> np.ndarray:
     """The first crop (2, 3) for a detection: upright by its roll, framed like the model's refining crops
     (``fine_ratio`` / ``fine_shift_up``: the challenge framing for single-pass models) around the landmark box that
-    the detection implies (``box_to_face``); ``wider`` times that side (same centre) for :data:`WIDE_FIRST_CROP`."""
+    the detection implies (``box_to_face``); with a side ``wider`` times as long for :data:`WIDE_FIRST_CROP`."""
     c = predictor.config
     corners = detection.face_corners(box_to_face)
     ratio = c.fine_ratio * wider
@@ -163,6 +164,8 @@ def landmarks_of_detections(
     ``passes`` batched passes on upright crops framed around the previous points (:meth:`Predictor.fine_matrix`),
     then, with ``settle``, more passes for faces not yet settled (:func:`refine_faces`); each face keeps the view
     whose reading the model is most confident about (:data:`WIDE_FIRST_CROP`)."""
+    if not views:
+        raise ConfigError("views: expected one or more first-crop widths")
     if not detections:
         return (*predictor.empty_prediction(), None)
     n = len(detections)
@@ -219,9 +222,11 @@ def detect_faces(
     pose: bool = True,
 ) -> list[Face]:
     """Every face the ``detector`` finds in an RGB uint8 ``image`` whose :attr:`Face.combined_score` is at least
-    ``min_score`` (None: keep all), with the ``predictor``'s landmarks (``passes`` refining passes after the
-    detection crop; faces not settled get more, up to :data:`SETTLED_PASSES` in all: :func:`refine_faces`) and the
-    head pose (fitted to the 68 iBUG points: any scheme that maps to them); largest first."""
+    ``min_score`` (None: every distinct face), with the ``predictor``'s landmarks (two first crops per detection,
+    :data:`WIDE_FIRST_CROP`; ``passes`` refining passes; faces not settled get more, up to :data:`SETTLED_PASSES` in
+    all: :func:`refine_faces`) and the head pose (fitted to the 68 iBUG points: any scheme that maps to them);
+    copies of one face reported once (:func:`distinct_faces`, whose box and score are the best-scoring copy's);
+    largest first."""
     if passes < 0:
         raise ConfigError(f"passes: expected 0 or more refining passes, got {passes}")
     detections = detector.detect(image)
@@ -248,7 +253,8 @@ def detect_faces(
 
 def distinct_faces(faces: list[Face]) -> list[Face]:
     """``faces`` less the copies of a face with a higher :attr:`Face.combined_score` (landmarks within
-    :data:`SAME_FACE`), in their order."""
+    :data:`SAME_FACE`), in their order. The copy kept brings its own box and detector score, which may be a stray
+    box beside the face: the landmarks are what the copies agree on."""
     kept: list[Face] = []
     for f in sorted(faces, key=lambda f: -f.combined_score):
         side = max(float(np.ptp(f.landmarks, axis=0).max()), 1e-6)  # the side of its landmark box

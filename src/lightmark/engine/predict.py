@@ -461,9 +461,11 @@ class Predictor:
         min_score: float | None | ModelDefault = MODEL_DEFAULT,
     ) -> list[Face]:
         """Every face in a whole image (RGB uint8 array or path), largest first: found by :attr:`detector`, cut
-        upright by its roll, refined ``passes`` times on the model's own points (and once more while a face has not
-        settled: :data:`~lightmark.engine.faces.SETTLE_MOVE`), kept when its detector score plus
-        face score (:attr:`~lightmark.engine.faces.Face.combined_score`) is at least ``min_score`` (None: all;
+        upright by its roll (and 1.5x wider: :data:`~lightmark.engine.faces.WIDE_FIRST_CROP`, the more confident
+        reading kept), refined ``passes`` times on the model's own points (and once more while a face has not
+        settled: :data:`~lightmark.engine.faces.SETTLE_MOVE`), copies of one face reported once, kept when its
+        detector score plus face score (:attr:`~lightmark.engine.faces.Face.combined_score`) is at least
+        ``min_score`` (None: all;
         default: :data:`~lightmark.engine.faces.MIN_SCORE` for a model with a face head, else
         :data:`~lightmark.engine.faces.MIN_SCORE_WITHOUT_FACE_HEAD`).
         Each :class:`~lightmark.engine.faces.Face` has the detector's box and score, landmarks, per-point

@@ -37,6 +37,7 @@ import numpy as np
 from numba import njit
 
 from ..constants import JAW, NUM_LANDMARKS
+from ..data.formats import read_name_lists
 from ..errors import ConfigError, DatasetError, OutputError
 from .face_model import PARTS, FaceModel
 from .fit import FaceFit, FitConfig, fit_landmarks
@@ -122,6 +123,7 @@ class ReposeConfig:
             raise ConfigError(f"size: expected 0 (the source's) or 32 or more, got {self.size}")
         if self.jaw not in JAW_CHOICES:
             raise ConfigError(f"jaw: expected one of {', '.join(JAW_CHOICES)}, got {self.jaw!r}")
+        read_name_lists(self.exclude or [])  # ConfigError for a list that cannot be read
 
 
 # ============================================================================================== per model
@@ -991,7 +993,7 @@ def repose_dataset(
         ConfigError: bad settings; DatasetError: no labelled pictures, another seed or configuration in
         ``out_dir``, a bad face model; OutputError: ``out_dir`` cannot be written.
     """
-    from ..data.formats import load_dataset, read_name_lists, without
+    from ..data.formats import load_dataset, without
     from ..utils import ensure_dir
     from .face_model import load_face_model
 
@@ -1001,9 +1003,12 @@ def repose_dataset(
         raise ConfigError(f"workers: expected 1 or more, got {workers}")
     model = face_model if isinstance(face_model, FaceModel) else load_face_model(face_model)
     repose_mesh(model)  # fails early on another topology
-    ds = without(load_dataset(source, require_landmarks=True), read_name_lists(cfg.exclude or []))
+    full = load_dataset(source, require_landmarks=True)
+    ds = without(full, read_name_lists(cfg.exclude or []))
     if not ds.samples:
         raise DatasetError(f"{source}: every picture is excluded ({', '.join(cfg.exclude or [])})")
+    if cfg.exclude and len(ds) == len(full):
+        warnings.warn(f"{source}: no picture is named in {', '.join(cfg.exclude)}: none excluded", stacklevel=2)
     poses = len(cfg.yaws) if cfg.yaws else int(cfg.poses)
     out = ensure_dir(out_dir)
     job = _Job(
@@ -1052,6 +1057,8 @@ def _write_meta(job: _Job, source: str | os.PathLike) -> None:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = None
+        if isinstance(old, dict) and isinstance(old.get("config"), dict):  # fields added since: their defaults
+            old["config"] = {**asdict(ReposeConfig()), **old["config"]}
         keys = ("source", "seed", "jaw", "config")
         if not isinstance(old, dict) or any(old.get(k) != meta[k] for k in keys):
             raise DatasetError(
