@@ -191,6 +191,24 @@ def test_a_detection_keeps_the_more_confident_of_two_views(predictor, sample):
     assert err[1] < 0.01 * sample.shape[0] < 0.1 * sample.shape[0] < err[0], err  # measured 1.2 and 45 px of 384
 
 
+def test_a_model_without_confidence_reads_one_view(sample):
+    """A regression head has no confidence to choose between views: its detections are read from the first view
+    only (what views=(1.0,) gives), and an empty ``views`` is refused."""
+    import torch
+
+    from lightmark.engine.faces import landmarks_of_detections
+    from lightmark.models import create_model
+
+    torch.manual_seed(0)
+    p = Predictor(create_model("shufflenetv2_x0_5_regression", input_size=64).eval(), backend="torch", threads=1)
+    dets, b2f = p.detector.detect(sample), p.detector.box_to_face
+    pts, conf, face = landmarks_of_detections(p, sample, dets, b2f)
+    assert conf is None and pts.shape == (len(dets), 68, 2)
+    np.testing.assert_allclose(pts, landmarks_of_detections(p, sample, dets, b2f, views=(1.0,))[0])
+    with pytest.raises(LightmarkError, match="views"):
+        landmarks_of_detections(p, sample, dets, b2f, views=())
+
+
 def test_copies_of_one_face_are_reported_once():
     """Detections whose landmarks land on one face (SAME_FACE of its landmark box) are one face: the copy with the
     lower combined score goes, the order of the rest is kept; a face beside it stays."""
