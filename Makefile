@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-36k
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -138,7 +138,7 @@ train-mobilenet-protocol: synth-12k
 
 # The mixed track's data (50 % 300-W HELEN faces without the 170 holdout, no 300-W jaw loss) and, for the MobileNet
 # models, the rest of its recipe (run C's framings, lr 1e-3, 16k samples an epoch; MOBILENET_FINE_TUNE, also what the
-# protocol fine-tunes of train-mobilenet-protocol-36k use): one definition for every target.
+# protocol fine-tunes of train-mobilenet-protocol-tunes use): one definition for every target.
 MIXED_DATA = --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train \
 	--train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 --exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val
 MOBILENET_FINE_TUNE = --wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --lr 1e-3 \
@@ -184,17 +184,19 @@ train-mobilenet-mixed-reposed: synth-12k reposed-helen
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_mixed_reposed/last.pt \
 		--json $(E)/helen_mobilenet_mixed_reposed.json
 
-# More synthetic identities for the protocol track (session 10): the shipped protocol model fine-tuned for 10 x 16k
-# samples (lr 1e-3, run C's framings) on its own data plus 24,000 new rendered faces (seed 1: other identities, poses,
-# lighting; ~13 min to render on 2 cores), and, as the control, the same fine-tuning on its own data only (~25 min
-# each). Scored whole crop, through predict's default reading and on HELEN.
+# More synthetic identities, or FaceSynthetics skin, for the protocol track (session 10): the shipped protocol model
+# fine-tuned for 10 x 16k samples (lr 1e-3, run C's framings) on its own data plus 24,000 new rendered faces (seed 1:
+# other identities, poses, lighting; ~13 min to render on 2 cores); the control: the same fine-tuning on its own data
+# only; and on its own 12,000 faces with half of them in FaceSynthetics skin (synth-12k-tex, the appearance
+# ablation's data) instead (~30 min each). Scored whole crop, through predict's default reading and on HELEN.
 SYNTH_MORE ?= ../synth/s256_seed1
 synth-24k-more:
 	lightmark synth --count 24000 --out $(SYNTH_MORE) --size 256 --seed 1 --workers 2 --quiet
 
 PROTOCOL_TUNES = protocol_36k:"--train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(SYNTH_MORE) --train-weights 0.3 0.35 0.35" \
-	protocol_tuned:"--train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7"
-train-mobilenet-protocol-36k: synth-12k synth-24k-more
+	protocol_tuned:"--train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7" \
+	protocol_textures:"--train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7"
+train-mobilenet-protocol-tunes: synth-12k synth-24k-more synth-12k-tex
 	@for row in $(PROTOCOL_TUNES); do \
 		name=$${row%%:*}; data=$${row#*:}; run=$(RUNS)/mobilenet_$$name; \
 		if [ -f $(E)/helen_mobilenet_$$name.json ]; then echo "$$run: done"; continue; fi; \
