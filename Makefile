@@ -207,6 +207,8 @@ train-mobilenet-protocol-tunes: synth-12k synth-24k-more synth-12k-tex
 			--quiet || exit 1; \
 		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --framing auto \
 			--json $(E)/mobilenet_$${name}_auto.json --quiet || exit 1; \
+		$(PYTHON) scripts/reframe_eval.py --model $$run/last.pt --framing auto \
+			--json $(E)/reframe_auto_mobilenet_$$name.json || exit 1; \
 		$(PYTHON) scripts/helen_check.py --model $$run/last.pt --json $(E)/helen_mobilenet_$$name.json || exit 1; \
 	done
 
