@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit
 
 from ..constants import JAW, NUM_LANDMARKS
-from ..data.formats import read_name_lists
+from ..data.formats import load_dataset, read_name_lists, without
 from ..errors import ConfigError, DatasetError, OutputError
 from .face_model import PARTS, FaceModel
 from .fit import FaceFit, FitConfig, fit_landmarks
@@ -993,7 +993,6 @@ def repose_dataset(
         ConfigError: bad settings; DatasetError: no labelled pictures, another seed or configuration in
         ``out_dir``, a bad face model; OutputError: ``out_dir`` cannot be written.
     """
-    from ..data.formats import load_dataset, without
     from ..utils import ensure_dir
     from .face_model import load_face_model
 
