@@ -7,7 +7,8 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
+	train-mobilenet-skin
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -193,16 +194,16 @@ SYNTH_MORE ?= ../synth/s256_seed1
 synth-24k-more:
 	lightmark synth --count 24000 --out $(SYNTH_MORE) --size 256 --seed 1 --workers 2 --quiet
 
-PROTOCOL_TUNES = protocol_36k:"--train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(SYNTH_MORE) --train-weights 0.3 0.35 0.35" \
-	protocol_tuned:"--train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7" \
-	protocol_textures:"--train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7"
-train-mobilenet-protocol-tunes: synth-12k synth-24k-more synth-12k-tex
-	@for row in $(PROTOCOL_TUNES); do \
-		name=$${row%%:*}; data=$${row#*:}; run=$(RUNS)/mobilenet_$$name; \
+# One fine-tune of the MobileNet per row (name:"options"): MOBILENET_FINE_TUNE and then the row's options (its init
+# and data; a later --lr overrides 1e-3), 10 x 16k samples into $(RUNS)/mobilenet_<name>, scored whole crop, through
+# predict's default reading (auto), on the re-framed sets and on HELEN. A row with its HELEN JSON is done and
+# skipped; an interrupted row resumes from its last.pt.
+define tune_rows
+	@for row in $(1); do \
+		name=$${row%%:*}; opts=$${row#*:}; run=$(RUNS)/mobilenet_$$name; \
 		if [ -f $(E)/helen_mobilenet_$$name.json ]; then echo "$$run: done"; continue; fi; \
-		OMP_WAIT_POLICY=PASSIVE lightmark train $$data --val $(DATA)/aflw2000/val --init $(RUNS)/mobilenet_protocol/last.pt \
-			--model mobilenet_x1_0_heatmap --epochs 10 --out $$run $(MOBILENET_FINE_TUNE) \
-			$$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
+		OMP_WAIT_POLICY=PASSIVE lightmark train --val $(DATA)/aflw2000/val --model mobilenet_x1_0_heatmap --epochs 10 \
+			--out $$run $(MOBILENET_FINE_TUNE) $$opts $$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
 		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $(E)/mobilenet_$$name.json \
 			--quiet || exit 1; \
 		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --framing auto \
@@ -211,6 +212,22 @@ train-mobilenet-protocol-tunes: synth-12k synth-24k-more synth-12k-tex
 			--json $(E)/reframe_auto_mobilenet_$$name.json || exit 1; \
 		$(PYTHON) scripts/helen_check.py --model $$run/last.pt --json $(E)/helen_mobilenet_$$name.json || exit 1; \
 	done
+endef
+
+PROTOCOL_INIT = --init $(RUNS)/mobilenet_protocol/last.pt
+PROTOCOL_TUNES = protocol_36k:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(SYNTH_MORE) --train-weights 0.3 0.35 0.35" \
+	protocol_tuned:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7" \
+	protocol_textures:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7"
+train-mobilenet-protocol-tunes: synth-12k synth-24k-more synth-12k-tex
+	$(call tune_rows,$(PROTOCOL_TUNES))
+
+# FaceSynthetics skin, continued (session 11): the mixed track's recipe (MIXED_DATA) with the skinned faces as its
+# synthetic part, fine-tuned from the protocol_textures row above; and the protocol_textures row again at a third of
+# the learning rate (3e-4), to tell the skin's gain from the cost of restarting a finished schedule.
+SKIN_TUNES = mixed_textures:"--init $(RUNS)/mobilenet_protocol_textures/last.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(DATA)/300w_helen_train --train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 --exclude splits/helen_holdout_170.txt" \
+	protocol_textures_lr3e4:"$(PROTOCOL_INIT) --lr 3e-4 --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7"
+train-mobilenet-skin: train-mobilenet-protocol-tunes
+	$(call tune_rows,$(SKIN_TUNES))
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips

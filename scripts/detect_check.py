@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lightmark.engine.faces import MIN_SCORE, MODEL_DEFAULT
+from lightmark.engine.faces import MIN_SCORE, MIN_SPAN, MODEL_DEFAULT
 
 DET_T = (0.5, 0.6, 0.7)
 FACE_T = (None, 0.6, 0.65, 0.7)
@@ -44,8 +44,8 @@ def mean_err(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def passes(det: dict, d: float, f: float | None) -> bool:
-    if d == SUM:
-        return det["det"] + det["face"] >= f
+    if d == SUM:  # Face.reported
+        return det["det"] + det["face"] >= f and det["span"] >= MIN_SPAN
     return det["det"] >= d and (f is None or det["face"] >= f)
 
 
@@ -161,14 +161,20 @@ def match(dets: list[dict], truths: list[np.ndarray]) -> list[int | None]:
 
 def run_detect(pr, img: np.ndarray) -> list[dict]:
     return [
-        {"box": f.box, "det": float(f.score), "face": float(f.face_score), "lm": np.asarray(f.landmarks)}
+        {
+            "box": f.box,
+            "det": float(f.score),
+            "face": float(f.face_score),
+            "span": f.span,
+            "lm": np.asarray(f.landmarks),
+        }
         for f in pr.detect(img, min_score=None)
     ]
 
 
 def records(dets: list[dict], got: list, image: str) -> list[dict]:
     return [
-        {"image": image, "det": d["det"], "face": d["face"], "matched": g is not None}
+        {"image": image, "det": d["det"], "face": d["face"], "span": d["span"], "matched": g is not None}
         for d, g in zip(dets, got, strict=True)
     ]
 
