@@ -501,6 +501,7 @@ REFINE_HELP = (
 
 
 def _predict_options(p: argparse.ArgumentParser) -> None:
+    from .engine.faces import MIN_SPAN
     from .engine.predict import BACKENDS, Predictor
 
     p.add_argument("inputs", nargs="+", help="a dataset folder, or image files")
@@ -533,7 +534,8 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
         "--min-score",
         type=float,
         help="least detector score + face score (mean per-point confidence, times P(face) with a face head) of a "
-        f"reported face (default: {default_of(Predictor.detect, 'min_score')}); --refine sets the refining passes "
+        f"reported face (default: {default_of(Predictor.detect, 'min_score')}; its landmarks must also span "
+        f"{MIN_SPAN} of the detector's box); --refine sets the refining passes "
         "(default and least: 1)",
     )
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
