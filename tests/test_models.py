@@ -108,3 +108,42 @@ def test_malformed_checkpoints(tmp_path, content: bytes) -> None:
 def test_missing_checkpoint(tmp_path) -> None:
     with pytest.raises(ModelError, match="not found"):
         load_model(tmp_path / "nope.pt")
+
+
+def test_interpolated_checkpoint_blends_deployed_weights(tmp_path) -> None:
+    """(1 - alpha) * start + alpha * end on every float tensor, taking each side's EMA when it has one; integer
+    buffers from end; different networks and alpha outside [0, 1] refused; the script writes a loadable file."""
+    from conftest import load_script
+    from lightmark.models.checkpoint import Checkpoint, interpolate_checkpoints, load_checkpoint
+
+    torch.manual_seed(0)
+    a, b = (create_model("shufflenetv2_x0_5_heatmap", input_size=64) for _ in range(2))
+    sa, sb = a.state_dict(), b.state_dict()
+    ema_b = {k: v + 1 if v.is_floating_point() else v for k, v in sb.items()}
+    start = Checkpoint(a.config.to_dict(), sa)
+    end = Checkpoint(b.config.to_dict(), sb, ema_state_dict=ema_b, train_config={"lr": 1e-3})
+    mix = interpolate_checkpoints(start, end, 0.25)
+    name = next(k for k, v in sa.items() if v.is_floating_point() and v.numel() > 1)
+    assert torch.allclose(mix.state_dict[name], 0.75 * sa[name] + 0.25 * ema_b[name])
+    counter = next(k for k, v in sb.items() if not v.is_floating_point())
+    assert torch.equal(mix.state_dict[counter], sb[counter])
+    assert (
+        mix.ema_state_dict is None and mix.train_config == {"lr": 1e-3} and mix.extra["interpolated"]["alpha"] == 0.25
+    )
+    assert torch.equal(interpolate_checkpoints(start, end, 0.0).state_dict[name], sa[name])
+    with pytest.raises(ModelError, match="alpha"):
+        interpolate_checkpoints(start, end, 1.5)
+    other = create_model("shufflenetv2_x0_5_heatmap", input_size=96)
+    with pytest.raises(ModelError, match="input_size"):
+        interpolate_checkpoints(start, Checkpoint(other.config.to_dict(), other.state_dict()), 0.5)
+    start.save(tmp_path / "a.pt")
+    end.save(tmp_path / "b.pt")
+    args = ["--start", str(tmp_path / "a.pt"), "--end", str(tmp_path / "b.pt"), "--alpha", "0.5"]
+    load_script("interpolate_weights").main([*args, "--out", str(tmp_path / "m.pt")])
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.extra["interpolated"] == {
+        "alpha": 0.5,
+        "start": str(tmp_path / "a.pt"),
+        "end": str(tmp_path / "b.pt"),
+    }
+    load_model(tmp_path / "m.pt")

@@ -32,6 +32,7 @@ __all__ = [
     "SHIPPED_MODELS",
     "Checkpoint",
     "default_model_path",
+    "interpolate_checkpoints",
     "load_checkpoint",
     "load_model",
     "resolve_model_path",
@@ -109,6 +110,35 @@ class Checkpoint:
 def weights_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy of a module's state dict, for a checkpoint."""
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def interpolate_checkpoints(start: Checkpoint, end: Checkpoint, alpha: float) -> Checkpoint:
+    """Weight-space interpolation of two checkpoints of one network, ``(1 - alpha) * start + alpha * end`` (WiSE-FT:
+    a fine-tuned model interpolated with the model it started from, to keep what fine-tuning forgot).
+
+    Each side contributes its deployed weights (:meth:`Checkpoint.weights`: the EMA when there is one); integer
+    buffers (BatchNorm's batch counters) are ``end``'s. The result is a slim checkpoint (no optimizer, no EMA) with
+    ``end``'s config and training config, and ``extra["interpolated"]`` saying how it was made.
+
+    Raises:
+        ModelError: ``alpha`` outside [0, 1], or the two do not hold the same network.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ModelError(f"alpha: expected a weight in [0, 1], got {alpha}")
+    if start.config != end.config:
+        differ = sorted(k for k in start.config.keys() | end.config.keys() if start.config.get(k) != end.config.get(k))
+        raise ModelError(f"the two checkpoints hold different networks (config differs in {', '.join(differ)})")
+    a, b = start.weights(), end.weights()
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise ModelError("the two checkpoints' weights do not match name for name and shape for shape")
+    mixed = {k: torch.lerp(a[k], b[k], alpha) if b[k].is_floating_point() else b[k].clone() for k in b}
+    return Checkpoint(
+        dict(end.config),
+        mixed,
+        train_config=end.train_config,
+        track=end.track,
+        extra={"interpolated": {"alpha": alpha}},
+    )
 
 
 def save_checkpoint(path: str | os.PathLike, model: LandmarkModel, **extra: Any) -> None:
