@@ -139,7 +139,7 @@ def test_interpolated_checkpoint_blends_deployed_weights(tmp_path) -> None:
     start.save(tmp_path / "a.pt")
     end.save(tmp_path / "b.pt")
     args = ["--start", str(tmp_path / "a.pt"), "--end", str(tmp_path / "b.pt"), "--alpha", "0.5"]
-    load_script("interpolate_weights").main([*args, "--out", str(tmp_path / "m.pt")])
+    load_script("interpolate_weights").main([*args, "--out", str(tmp_path / "m.pt"), "--track", "mixed"])
     loaded = load_checkpoint(tmp_path / "m.pt")
     assert loaded.extra["interpolated"] == {
         "alpha": 0.5,
