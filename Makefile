@@ -95,7 +95,7 @@ report:
 		$(foreach ep,$(SCALING_MIXED_EPOCHS),$(if $(wildcard $(E)/scaling_mixed_$(ep)x16k.json),--eval \
 			"mixed recipe from the protocol model: $(shell echo $$(($(ep) * 16)))k samples=$(E)/scaling_mixed_$(ep)x16k.json"))
 	$(PYTHON) scripts/reframe_chart.py --out docs/reframe_chart.png \
-		--row "protocol (shipped)|whole crop (2 passes)=$(E)/reframe_whole_mobilenet_protocol.json:whole, refine 1" \
+		--row "protocol (shipped)|whole crop (2 passes)=$(E)/reframe_whole_protocol.json:whole, refine 1" \
 		--row "protocol (shipped)|detector=$(E)/reframe_detect_protocol.json:detect" \
 		--row "protocol (shipped)|auto (the default)=$(E)/reframe_auto_protocol.json:auto" \
 		--row "mixed (shipped)|whole crop (2 passes)=$(E)/reframe_whole_mobilenet_mixed.json:whole, refine 1" \
