@@ -224,9 +224,11 @@ train-mobilenet-protocol-tunes: synth-12k synth-24k-more synth-12k-tex
 
 # FaceSynthetics skin, continued (session 11): the mixed track's recipe (MIXED_DATA) with the skinned faces as its
 # synthetic part, fine-tuned from the protocol_textures row above; and the protocol_textures row again at a third of
-# the learning rate (3e-4), to tell the skin's gain from the cost of restarting a finished schedule.
+# the learning rate (3e-4), to tell the skin's gain from the cost of restarting a finished schedule; and again with
+# another seed (other samples and augmentations), a second ingredient for the weight-space blend.
 SKIN_TUNES = mixed_textures:"--init $(RUNS)/mobilenet_protocol_textures/last.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(DATA)/300w_helen_train --train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 --exclude splits/helen_holdout_170.txt" \
-	protocol_textures_lr3e4:"$(PROTOCOL_INIT) --lr 3e-4 --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7"
+	protocol_textures_lr3e4:"$(PROTOCOL_INIT) --lr 3e-4 --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7" \
+	protocol_textures_seed1:"$(PROTOCOL_INIT) --seed 1 --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7"
 train-mobilenet-skin: train-mobilenet-protocol-tunes
 	$(call tune_rows,$(SKIN_TUNES))
 
