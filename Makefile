@@ -141,8 +141,9 @@ train-mobilenet-protocol: synth-12k
 # The mixed track's data (50 % 300-W HELEN faces without the 170 holdout, no 300-W jaw loss) and, for the MobileNet
 # models, the rest of its recipe (run C's framings, lr 1e-3, 16k samples an epoch; MOBILENET_FINE_TUNE, also what the
 # protocol fine-tunes of train-mobilenet-protocol-tunes use): one definition for every target.
-MIXED_DATA = --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train \
-	--train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 --exclude splits/helen_holdout_170.txt --val $(DATA)/aflw2000/val
+MIXED_WEIGHTS = --train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 --exclude splits/helen_holdout_170.txt
+MIXED_DATA = --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train $(MIXED_WEIGHTS) \
+	--val $(DATA)/aflw2000/val
 MOBILENET_FINE_TUNE = --wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --lr 1e-3 \
 	--samples-per-epoch 16000 --workers 1 --threads 2 --quiet
 MOBILENET_MIXED = $(MIXED_DATA) $(MOBILENET_FINE_TUNE)
@@ -226,7 +227,7 @@ train-mobilenet-protocol-tunes: synth-12k synth-24k-more synth-12k-tex
 # synthetic part, fine-tuned from the protocol_textures row above; and the protocol_textures row again at a third of
 # the learning rate (3e-4), to tell the skin's gain from the cost of restarting a finished schedule; and again with
 # another seed (other samples and augmentations), a second ingredient for the weight-space blend.
-SKIN_TUNES = mixed_textures:"--init $(RUNS)/mobilenet_protocol_textures/last.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(DATA)/300w_helen_train --train-weights 0.15 0.35 0.5 --jaw-weights 1 1 0 --exclude splits/helen_holdout_170.txt" \
+SKIN_TUNES = mixed_textures:"--init $(RUNS)/mobilenet_protocol_textures/last.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(DATA)/300w_helen_train $(MIXED_WEIGHTS)" \
 	protocol_textures_lr3e4:"$(PROTOCOL_INIT) --lr 3e-4 --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7" \
 	protocol_textures_seed1:"$(PROTOCOL_INIT) --seed 1 --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7"
 train-mobilenet-skin: train-mobilenet-protocol-tunes

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lightmark.engine.faces import MIN_SCORE, MIN_SPAN, MODEL_DEFAULT
+from lightmark.engine.faces import MIN_SCORE, MODEL_DEFAULT, is_reported
 
 DET_T = (0.5, 0.6, 0.7)
 FACE_T = (None, 0.6, 0.65, 0.7)
@@ -45,7 +45,7 @@ def mean_err(a: np.ndarray, b: np.ndarray) -> float:
 
 def passes(det: dict, d: float, f: float | None) -> bool:
     if d == SUM:  # Face.reported
-        return det["det"] + det["face"] >= f and det["span"] >= MIN_SPAN
+        return is_reported(det["det"] + det["face"], det["span"], f)
     return det["det"] >= d and (f is None or det["face"] >= f)
 
 

@@ -243,6 +243,21 @@ def test_a_face_is_reported_by_its_score_and_its_span():
     assert spread.span == pytest.approx(1.0)
     assert spread.reported(1.29) and not spread.reported(1.31)
     assert (face.span < MIN_SPAN) and not face.reported(0.0)
+    for bad_box in ([10.0, 20.0, 10.0, 220.0], [110.0, 20.0, 10.0, 220.0]):  # empty, inverted
+        assert Face(np.array(bad_box), 0.7, pts, np.full(3, 0.6)).span == 0.0
+    assert Face(box, 0.7, np.full((3, 2), np.nan), np.full(3, 0.6)).span == 0.0
+
+
+def test_of_copies_of_one_face_the_one_spanning_its_box_is_kept():
+    """A copy whose stray box makes its points a knot (span < MIN_SPAN) gives way to a copy that spans its box,
+    even when it scores higher."""
+    from lightmark.engine.faces import MIN_SPAN, distinct_faces
+
+    pts = np.stack(np.meshgrid(np.linspace(0, 100, 17), np.linspace(0, 100, 4)), -1).reshape(-1, 2)[:68]
+    good = Face(np.array([0.0, 0.0, 100.0, 100.0]), 0.6, pts)
+    stray = Face(np.array([-200.0, -200.0, 300.0, 300.0]), 0.95, pts + 1.0)
+    assert stray.span < MIN_SPAN <= good.span and stray.combined_score > good.combined_score
+    assert distinct_faces([stray, good]) == [good]
 
 
 def test_detect_on_non_faces_reports_nothing(predictor):

