@@ -226,10 +226,12 @@ train-mobilenet-protocol-tunes: synth-12k synth-24k-more synth-12k-tex
 # FaceSynthetics skin, continued (session 11): the mixed track's recipe (MIXED_DATA) with the skinned faces as its
 # synthetic part, fine-tuned from the protocol_textures row above; and the protocol_textures row again at a third of
 # the learning rate (3e-4), to tell the skin's gain from the cost of restarting a finished schedule; and again with
-# another seed (other samples and augmentations), a second ingredient for the weight-space blend.
+# another seed (other samples and augmentations), a second ingredient for the weight-space blend; last, the shipped
+# mixed recipe (train-mobilenet-mixed) started from the protocol model shipped in session 11 (the blend).
 SKIN_TUNES = mixed_textures:"--init $(RUNS)/mobilenet_protocol_textures/last.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(DATA)/300w_helen_train $(MIXED_WEIGHTS)" \
 	protocol_textures_lr3e4:"$(PROTOCOL_INIT) --lr 3e-4 --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7" \
-	protocol_textures_seed1:"$(PROTOCOL_INIT) --seed 1 --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7"
+	protocol_textures_seed1:"$(PROTOCOL_INIT) --seed 1 --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7" \
+	mixed_from_blend:"--init src/lightmark/weights/lightmark_protocol.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train $(MIXED_WEIGHTS)"
 train-mobilenet-skin: train-mobilenet-protocol-tunes
 	$(call tune_rows,$(SKIN_TUNES))
 
