@@ -4,7 +4,11 @@ A fine-tune that gains on one figure and loses on another (the skinned protocol 
 worse) can be blended with the model it started from; the result is still one network of the same size.
 
     python scripts/interpolate_weights.py --start ../runs/mobilenet_protocol/last.pt \\
-        --end ../runs/mobilenet_protocol_textures/last.pt --alpha 0.5 --out wise.pt
+        --end ../runs/mobilenet_protocol_textures/last.pt --alpha 0.5 --out wise.pt \\
+        [--track protocol --val ../shared/data/aflw2000/val]
+
+With ``--val`` the result's whole-crop validation NME/384 is recorded in it (``val_nme``, what a shipped checkpoint
+carries and ``lightmark export`` keeps); ``--track`` records its track, as ``lightmark export --track`` does.
 """
 
 from __future__ import annotations
