@@ -143,7 +143,7 @@ class Face:
     def span(self) -> float:
         """How much of the detector's box the landmarks span: sqrt(landmark box area / box area); 0 for an empty
         or inverted box and for landmarks that are not finite."""
-        lm_w, lm_h = np.ptp(np.asarray(self.landmarks, np.float64), axis=0)[:2]
+        lm_w, lm_h = np.ptp(np.asarray(self.landmarks, np.float64), axis=0)
         box_area = float(self.box[2] - self.box[0]) * float(self.box[3] - self.box[1])
         span = np.sqrt(lm_w * lm_h / box_area) if box_area > 0 else 0.0
         return float(span) if np.isfinite(span) else 0.0
@@ -257,7 +257,7 @@ def detect_faces(
     (None: every distinct face), with the ``predictor``'s landmarks (two first crops per detection,
     :data:`WIDE_FIRST_CROP`; ``passes`` refining passes; faces not settled get more, up to :data:`SETTLED_PASSES` in
     all: :func:`refine_faces`) and the head pose (fitted to the 68 iBUG points: any scheme that maps to them);
-    copies of one face reported once (:func:`distinct_faces`, whose box and score are the best-scoring copy's);
+    copies of one face reported once (:func:`distinct_faces`: the box and score of the copy it keeps);
     largest first."""
     if passes < 0:
         raise ConfigError(f"passes: expected 0 or more refining passes, got {passes}")
