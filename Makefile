@@ -8,7 +8,7 @@ DATA ?= ../shared/data
 OUT ?= demo_out
 
 .PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
-	train-mobilenet-skin
+	train-mobilenet-skin synth-12k-skin train-mobilenet-blend-ingredients compare-peers
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -104,11 +104,23 @@ report:
 		--row "mixed (shipped)|auto (the default)=$(E)/reframe_auto_mixed.json:auto"
 	lightmark report --readme README.md --section latency --benchmark $(E)/benchmark.json
 	lightmark report --readme README.md --section arch --arch $(E)/arch_table.json
+	$(if $(wildcard $(E)/peers.json),lightmark report --readme README.md --section peers --peers $(E)/peers.json)
 	lightmark report --readme README.md --section appearance \
 		--eval "procedural faces (the comparisons' control)=$(E)/compare_control.json" \
 		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json" \
 		$(if $(wildcard $(E)/compare_reposed.json),--eval "+ the 100 FaceSynthetics pictures re-posed in 3D (x8)=$(E)/compare_reposed.json") \
 		$(if $(wildcard $(E)/compare_all.json),--eval "all: FaceSynthetics skin + re-posed pictures=$(E)/compare_all.json")
+
+# Side by side with dlib and MediaPipe (README, "Side by side with dlib and MediaPipe"): mediapipe 0.10.21, the
+# last release whose wheel ships the face mesh model, pins numpy < 2, so the comparison runs in its own virtual
+# environment (PEERS_VENV, outside the repository) with dlib and lightmark (ONNX Runtime, no torch), on one core.
+PEERS_VENV ?= ../venv_peers
+compare-peers:
+	[ -x $(PEERS_VENV)/bin/python ] || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q mediapipe==0.10.21 "onnxruntime>=1.18" "Pillow>=10.0" "tqdm>=4.66" \
+		"dlib-bin>=20.0" "face-recognition-models>=0.3" "setuptools<81"
+	$(PEERS_VENV)/bin/pip install -q --no-deps -e .
+	OMP_NUM_THREADS=1 taskset -c 0 $(PEERS_VENV)/bin/python scripts/peers_check.py --json $(E)/peers.json
 
 # The shipped models' face heads (issue 12; README, "A face head"): a face / no-face output fitted on each finished
 # model, its other weights frozen, on crops of its own training faces against face-free crops (procedural
@@ -235,6 +247,19 @@ SKIN_TUNES = mixed_textures:"--init $(RUNS)/mobilenet_protocol_textures/last.pt 
 	mixed_from_blend:"--init src/lightmark/weights/lightmark_protocol.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train $(MIXED_WEIGHTS)"
 train-mobilenet-skin: train-mobilenet-protocol-tunes
 	$(call tune_rows,$(SKIN_TUNES))
+
+# More varied ingredients for the protocol blend (session 12): the protocol_textures row with the 100 FaceSynthetics
+# pictures re-posed in 3D added (the appearance ablation's "all" data), and the same row on faces fully in
+# FaceSynthetics skin (a 12k set rendered with --texture-share 1.0). Each is blended with the shipped model by
+# scripts/interpolate_weights.py and gated by scripts/ship_gate.py (README, "Weight-space interpolation").
+SYNTH_SKIN ?= ../synth/s256_skin
+synth-12k-skin:
+	lightmark synth --count 12000 --out $(SYNTH_SKIN) --size 256 --seed 2 --workers 2 \
+		--textures $(DATA)/facesynthetics_100 --texture-share 1.0 --quiet
+BLEND_TUNES = protocol_skin_reposed:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(REPOSED) --train-weights 0.15 0.7 0.15" \
+	protocol_skin_full:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH_SKIN) --train-weights 0.3 0.7"
+train-mobilenet-blend-ingredients: synth-12k-tex reposed-fs synth-12k-skin
+	$(call tune_rows,$(BLEND_TUNES))
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips

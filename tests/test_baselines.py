@@ -88,3 +88,42 @@ def test_latency_needs_a_timing_method() -> None:
     ds = load_dataset(require_shared("aflw2000/val"))
     with pytest.raises(ConfigError, match="cannot be timed"):
         evaluate(_Oracle(ds, 0.0), ds, progress=False, latency=True)
+
+
+def test_fit_mesh_map_recovers_a_known_combination_of_vertices() -> None:
+    from lightmark.engine.baselines import fit_mesh_map
+
+    rng = np.random.default_rng(0)
+    mesh = rng.uniform(0, 100, (60, 30, 2))  # 60 faces, 30 vertices each, unrelated to each other
+    a, b = rng.permutation(30)[:2]  # two vertices
+    lm = np.repeat(mesh[:, [a]], 68, axis=1)  # every point on vertex a...
+    lm[:, 5] = 0.6 * mesh[:, a] + 0.4 * mesh[:, b]  # ...but point 5: 0.6 a + 0.4 b
+    m = fit_mesh_map(mesh, lm, np.ones(60), k=2, ridge=0.0)
+    assert m.index[0, 0] == a and m.weights[0, 0] == pytest.approx(1.0)  # nearest vertex first, all the weight
+    assert sorted(m.index[5]) == sorted([a, b])  # the two vertices nearest point 5 on average
+    assert dict(zip(m.index[5], m.weights[5], strict=True))[b] == pytest.approx(0.4, abs=1e-9)
+    np.testing.assert_allclose(m.apply(mesh), lm, atol=1e-4)
+    np.testing.assert_allclose(m.weights.sum(1), 1.0)
+
+
+def test_mesh_map_moves_with_the_face_and_its_fall_back_shape_fills_the_box() -> None:
+    from lightmark.engine.baselines import MeshMap, place_in_box
+
+    m = MeshMap(np.array([[0, 1]] * 68), np.array([[0.25, 0.75]] * 68), np.full((68, 2), 0.5))
+    mesh = np.array([[0.0, 0.0], [4.0, 8.0]])
+    np.testing.assert_allclose(m.apply(mesh)[0], [3.0, 6.0])  # 0.25 * (0, 0) + 0.75 * (4, 8)
+    np.testing.assert_allclose(m.apply(mesh * 2 + 10)[0], [16.0, 22.0])  # rows sum to 1: moves and scales with it
+    assert m.apply(np.stack([mesh, mesh])).shape == (2, 68, 2)
+    np.testing.assert_allclose(place_in_box(np.array([[0.0, 0.0], [0.5, 1.0]]), (10, 20, 30, 60)), [[10, 20], [20, 60]])
+
+
+def test_mediapipe_baseline_says_what_to_install() -> None:
+    import importlib.util
+
+    from lightmark.engine.baselines import MediaPipeMeshPredictor
+    from lightmark.errors import LightmarkError
+
+    if importlib.util.find_spec("mediapipe") is not None:
+        pytest.skip("mediapipe is installed here: the missing-dependency message cannot be seen")
+    with pytest.raises(LightmarkError, match="mediapipe==0.10.21"):
+        MediaPipeMeshPredictor()

@@ -148,3 +148,19 @@ def test_report_cli_writes_the_latency_section(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"n": 1}))
     assert main(["report", "--arch", str(bad)]) == 2  # one-line error, exit status 2
+
+
+def test_peers_table_of_a_peers_record() -> None:
+    from lightmark.report import peers_table
+
+    ratio = {"median": 0.5, "q25": 0.45, "q75": 0.55}
+    row = {"val": {"nme_challenge": 2.254, "yaw_60_90": {"nme_challenge": 3.46}}}
+    row["helen_170"] = {"inner_51": 3.3, "jaw_17": 9.6}
+    record = {
+        "accuracy": {"lightmark": row, "peer": {**row, "found": {"val": 187, "helen_170": 170}}},
+        "latency_ms": {"peer": {"median": 2.0, "ratio_to_lightmark_box": ratio}},
+    }
+    lines = peers_table(record).splitlines()
+    assert lines[2] == "| lightmark | 2.25 | 3.46 | 3.30 | 9.60 | - |"
+    assert lines[3] == "| peer | 2.25 | 3.46 | 3.30 | 9.60 | 187 / 170 |"
+    assert lines[-1] == "| peer | 2.00 | 0.50 [0.45, 0.55] |"

@@ -403,13 +403,15 @@ def _record(path: str, keys: tuple[str, ...], writer: str) -> dict:
 
 
 def _cmd_report(a: argparse.Namespace) -> int:
-    from .report import architecture_table, latency_tables, results_table, update_readme
+    from .report import architecture_table, latency_tables, peers_table, results_table, update_readme
 
     reports = _report_inputs(a)
     if a.benchmark:
         table = latency_tables(_record(a.benchmark, ("latency", "settings"), "lightmark benchmark --json"))
     elif a.arch:
         table = architecture_table(_record(a.arch, ("candidates",), "scripts/arch_table.py --json"))
+    elif a.peers:
+        table = peers_table(_record(a.peers, ("accuracy", "latency_ms"), "scripts/peers_check.py --json"))
     else:
         table = results_table(reports)
     print(table)
@@ -600,6 +602,7 @@ def _report_options(p: argparse.ArgumentParser) -> None:
     src.add_argument("--eval", action="append", metavar="LABEL=PATH", help="evaluate --json output")
     src.add_argument("--benchmark", metavar="PATH", help="latency tables from a `lightmark benchmark --json` record")
     src.add_argument("--arch", metavar="PATH", help="architecture table from a `scripts/arch_table.py --json` record")
+    src.add_argument("--peers", metavar="PATH", help="dlib / MediaPipe tables from a `scripts/peers_check.py --json`")
     p.add_argument("--readme", help="replace a generated section of the README with the table")
     section = default_of(update_readme, "section")
     section_help = f"which section of --readme (markers <!-- NAME:start/end -->; default: {section})"

@@ -146,3 +146,30 @@ def architecture_table(arch: dict) -> str:
             f"{_ratio(r['ratio_to_dlib']) if r.get('ratio_to_dlib') else '-'} | {_fmt(r.get('nme'))} |"
         )
     return "\n".join(rows)
+
+
+def peers_table(peers: dict) -> str:
+    """Markdown tables of a ``scripts/peers_check.py --json`` record: accuracy of each contender on the validation
+    crops (NME/384, |yaw| 60-90) and the HELEN holdout (inter-ocular NME, inner 51 / jaw), with the faces its own
+    detector found; then the time per call on one core (median ms, per-call ratio to lightmark's ``predict(box=)``
+    as median [IQR])."""
+    rows = [
+        "| contender | validation NME/384 | \\|yaw\\| 60-90 | HELEN 170 inner 51 | HELEN 170 jaw | faces its detector "
+        "found (val / HELEN) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in peers["accuracy"].items():
+        v, h, f = r["val"], r["helen_170"], r.get("found") or {}
+        found = "-" if f.get("val") is None else f"{f['val']} / {f['helen_170']}"
+        rows.append(
+            f"| {name} | {_fmt(v['nme_challenge'])} | {_fmt(v['yaw_60_90']['nme_challenge'])} | "
+            f"{_fmt(h['inner_51'])} | {_fmt(h['jaw_17'])} | {found} |"
+        )
+    rows += [
+        "",
+        "| one core, one face per call | ms, median | time / lightmark one-pass `predict(box=)` |",
+        "|---|---|---|",
+    ]
+    for name, t in peers["latency_ms"].items():
+        rows.append(f"| {name} | {t['median']:.2f} | {_ratio(t['ratio_to_lightmark_box'])} |")
+    return "\n".join(rows)

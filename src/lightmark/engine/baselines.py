@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,35 @@ def centre_box(width: int, height: int) -> tuple[int, int, int, int]:
     side = min(width, height) * CENTRE_BOX_RATIO
     x0, y0 = round((width - side) / 2), round((height - side) / 2)
     return x0, y0, x0 + round(side) - 1, y0 + round(side) - 1
+
+
+def predict_each(
+    predict_found: Callable[[np.ndarray], tuple[np.ndarray, bool]],
+    data: str | os.PathLike | FaceDataset,
+    desc: str,
+    progress: bool = True,
+) -> PredictionResults:
+    """A baseline's :class:`PredictionResults` over a dataset, one image at a time: ``predict_found(image)`` gives
+    the (68, 2) landmarks and whether the baseline found the face itself (``results.detected``)."""
+    from tqdm import tqdm
+
+    dataset = data if isinstance(data, FaceDataset) else load_dataset(data)
+    names, paths, sizes, out, found = [], [], [], [], []
+    for s in tqdm(dataset.samples, desc=desc, unit="img", disable=not progress):
+        image = read_image(s.image_path)
+        landmarks, hit = predict_found(image)
+        out.append(landmarks)
+        found.append(hit)
+        names.append(s.name)
+        paths.append(s.image_path)
+        sizes.append((image.shape[1], image.shape[0]))
+    return PredictionResults(
+        names=names,
+        landmarks=np.stack(out) if out else np.zeros((0, NUM_LANDMARKS, 2), np.float32),
+        image_sizes=np.asarray(sizes, np.int64).reshape(-1, 2),
+        paths=paths,
+        detected=np.asarray(found, bool),
+    )
 
 
 def dlib_shape_predictor_path() -> Path | None:
@@ -104,29 +135,17 @@ class DlibPredictor:
         shape = self.shape_predictor(np.ascontiguousarray(image), rect)
         return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
+    def predict_found(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(68, 2) landmarks of the HOG detection nearest the centre (the centre box when there is none), and
+        whether the detector found a face."""
+        box = self.detect(image)
+        return self.predict(image, box or centre_box(image.shape[1], image.shape[0])), box is not None
+
     def predict_dataset(
         self, data: str | os.PathLike | FaceDataset, batch_size: int = 1, progress: bool = True
     ) -> PredictionResults:
         """Predict every image; ``results.detected`` says where the HOG detector found the face."""
-        from tqdm import tqdm
-
-        dataset = data if isinstance(data, FaceDataset) else load_dataset(data)
-        names, paths, sizes, out, found = [], [], [], [], []
-        for s in tqdm(dataset.samples, desc="dlib", unit="img", disable=not progress):
-            image = read_image(s.image_path)
-            box = self.detect(image)
-            found.append(box is not None)
-            out.append(self.predict(image, box or centre_box(image.shape[1], image.shape[0])))
-            names.append(s.name)
-            paths.append(s.image_path)
-            sizes.append((image.shape[1], image.shape[0]))
-        return PredictionResults(
-            names=names,
-            landmarks=np.stack(out) if out else np.zeros((0, NUM_LANDMARKS, 2), np.float32),
-            image_sizes=np.asarray(sizes, np.int64).reshape(-1, 2),
-            paths=paths,
-            detected=np.asarray(found, bool),
-        )
+        return predict_each(self.predict_found, data, "dlib", progress)
 
     def describe(self) -> dict:
         """Metadata for evaluation reports."""
@@ -145,3 +164,137 @@ class DlibPredictor:
         box = box or centre_box(image.shape[1], image.shape[0])
         stats = latency(lambda: self.predict(image, box), runs, warmup)
         return {**stats, "hog_detect_ms": round(detect_ms, 2)}
+
+
+MEDIAPIPE_HINT = (
+    "pip install mediapipe==0.10.21 (the last release whose wheel ships the face mesh model; it pins numpy < 2, "
+    "so give it its own virtual environment: make compare-peers)"
+)
+MESH_VERTICES = 468  # MediaPipe's face mesh without the iris refinement
+
+
+@dataclass(frozen=True)
+class MeshMap:
+    """The 68 points read off a dense mesh: point ``j`` is ``sum_k weights[j, k] * mesh[index[j, k]]`` (each row
+    of ``weights`` sums to 1, so the map commutes with moving and scaling the face). ``mean_shape`` is the 68
+    points' mean position in their own bounding box (unit square), the fall-back shape when no mesh is found."""
+
+    index: np.ndarray  # (68, K) int: mesh vertices
+    weights: np.ndarray  # (68, K) float64, rows sum to 1
+    mean_shape: np.ndarray  # (68, 2) in the unit landmark box
+    fitted_on: str = ""
+
+    def apply(self, mesh: np.ndarray) -> np.ndarray:
+        """(..., V, 2) mesh vertices -> (..., 68, 2) float32 landmarks."""
+        return np.einsum("...jkc,jk->...jc", mesh[..., self.index, :], self.weights).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index.tolist(),
+            "weights": np.round(self.weights, 5).tolist(),
+            "mean_shape": np.round(self.mean_shape, 5).tolist(),
+            "fitted_on": self.fitted_on,
+        }
+
+
+def fit_mesh_map(
+    mesh: np.ndarray, landmarks: np.ndarray, norm: np.ndarray, k: int = 4, ridge: float = 1e-3, fitted_on: str = ""
+) -> MeshMap:
+    """Fit a :class:`MeshMap` from faces with both a mesh and labelled points: for each point, the ``k`` vertices
+    nearest it on average (error / ``norm``), combined with least-squares weights that sum to 1 (a ``ridge`` pull
+    towards equal weights keeps them tame). Generous to the mesh: it learns the label set's own definitions.
+
+    Args:
+        mesh: (N, V, 2) mesh vertices of N faces.
+        landmarks: (N, 68, 2) labelled points of the same faces.
+        norm: (N,) each face's size (e.g. its inter-ocular distance).
+    """
+    mesh, landmarks = np.asarray(mesh, np.float64), np.asarray(landmarks, np.float64)
+    w_face = 1.0 / np.asarray(norm, np.float64)[:, None]  # (N, 1)
+    index = np.zeros((landmarks.shape[1], k), np.int64)
+    weights = np.zeros((landmarks.shape[1], k))
+    for j in range(landmarks.shape[1]):
+        err = (np.linalg.norm(mesh - landmarks[:, j : j + 1], axis=2) * w_face).mean(0)  # (V,)
+        index[j] = np.argsort(err)[:k]
+        base = mesh[:, index[j, 0]]  # (N, 2): w_0 = 1 - sum(w_1..)
+        d = (mesh[:, index[j, 1:]] - base[:, None]) * w_face[:, :, None]  # (N, k-1, 2)
+        a = d.transpose(0, 2, 1).reshape(-1, k - 1)  # (2N, k-1)
+        b = ((landmarks[:, j] - base) * w_face).reshape(-1)  # (2N,)
+        prior = np.full(k - 1, 1.0 / k)  # equal weights
+        lam = ridge * len(b)
+        rest = np.linalg.solve(a.T @ a + lam * np.eye(k - 1), a.T @ b + lam * prior) if k > 1 else np.zeros(0)
+        weights[j] = np.r_[1.0 - rest.sum(), rest]
+    lo, hi = landmarks.min(1, keepdims=True), landmarks.max(1, keepdims=True)
+    mean_shape = ((landmarks - lo) / np.maximum(hi - lo, 1e-9)).mean(0)
+    return MeshMap(index, weights, mean_shape, fitted_on)
+
+
+def place_in_box(unit_shape: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """(K, 2) points in the unit square -> (K, 2) float32 points in the box ``(x0, y0, x1, y1)``."""
+    x0, y0, x1, y1 = box
+    return (np.asarray(unit_shape) * [x1 - x0, y1 - y0] + [x0, y0]).astype(np.float32)
+
+
+class MediaPipeMeshPredictor:
+    """MediaPipe's face mesh (468 vertices, ``mediapipe==0.10.21``'s ``solutions.face_mesh``, which finds the face
+    with its own BlazeFace detector) read as 68 points through a fitted :class:`MeshMap`, with the same
+    ``predict``/``predict_dataset`` methods as :class:`~lightmark.engine.predict.Predictor`. When the mesh finds
+    no face, the map's mean shape in the centre box (:func:`centre_box`) stands in, as dlib's centre box does.
+
+    Args:
+        mesh_map: how the 68 points are read off the mesh (:func:`fit_mesh_map`); None: only :meth:`mesh` works
+            (e.g. to collect the meshes a map is fitted on).
+        tracking: video mode (each call starts from the previous frame's mesh: the detector runs only when the
+            face is lost); default: every image on its own (detector, then mesh).
+
+    Raises:
+        LightmarkError: mediapipe (with the solutions API and its bundled models) is not installed.
+    """
+
+    name = "MediaPipe face mesh"
+
+    def __init__(self, mesh_map: MeshMap | None = None, tracking: bool = False) -> None:
+        try:
+            import mediapipe as mp
+
+            face_mesh = mp.solutions.face_mesh
+        except (ImportError, AttributeError) as e:
+            raise LightmarkError(f"the MediaPipe baseline needs {MEDIAPIPE_HINT}") from e
+        self.mesh_map, self.tracking, self.version = mesh_map, tracking, str(mp.__version__)
+        self._mesh = face_mesh.FaceMesh(static_image_mode=not tracking, max_num_faces=1, refine_landmarks=False)
+
+    def mesh(self, image: np.ndarray) -> np.ndarray | None:
+        """(468, 2) mesh vertices in image pixels of the one face MediaPipe finds in an RGB image, or None."""
+        found = self._mesh.process(np.ascontiguousarray(image)).multi_face_landmarks
+        if not found:
+            return None
+        h, w = image.shape[:2]
+        return np.array([(p.x * w, p.y * h) for p in found[0].landmark[:MESH_VERTICES]], np.float64)
+
+    def predict_found(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(68, 2) landmarks and whether the mesh found a face (the fall-back shape when it did not)."""
+        if self.mesh_map is None:
+            raise LightmarkError("MediaPipeMeshPredictor without a mesh_map gives meshes only: fit_mesh_map makes one")
+        mesh = self.mesh(image)
+        if mesh is None:
+            return place_in_box(self.mesh_map.mean_shape, centre_box(image.shape[1], image.shape[0])), False
+        return self.mesh_map.apply(mesh), True
+
+    def predict(self, image: np.ndarray | str | os.PathLike) -> np.ndarray:
+        """(68, 2) landmarks in image pixels."""
+        return self.predict_found(read_image(image) if isinstance(image, (str, os.PathLike)) else image)[0]
+
+    def predict_dataset(
+        self, data: str | os.PathLike | FaceDataset, batch_size: int = 1, progress: bool = True
+    ) -> PredictionResults:
+        """Predict every image; ``results.detected`` says where the mesh found the face."""
+        return predict_each(self.predict_found, data, "mediapipe", progress)
+
+    def describe(self) -> dict:
+        """Metadata for evaluation reports."""
+        return {
+            "model": self.name,
+            "backend": f"mediapipe {self.version}",
+            "detector": "BlazeFace inside the face mesh solution" + (", tracking" if self.tracking else ""),
+            "mesh_map": None if self.mesh_map is None else self.mesh_map.fitted_on,
+        }

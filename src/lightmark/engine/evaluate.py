@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,10 +14,12 @@ from ..constants import NUM_LANDMARKS, YAW_BIN_NAMES
 from ..data.formats import FaceDataset, load_dataset
 from ..errors import ConfigError, DatasetError, LightmarkError
 from ..metrics import box_norm, challenge_norm, nme, summarize
-from ..models import LandmarkModel
 from ..schemes import DEFAULT_SCHEME, get_scheme
 from ..utils import atomic_write, ensure_dir
 from .predict import Framing, PredictionResults, Predictor
+
+if TYPE_CHECKING:
+    from ..models import LandmarkModel  # a type only: evaluating a shipped model needs no torch
 
 
 @dataclass
