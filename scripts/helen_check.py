@@ -15,27 +15,19 @@ import argparse
 import json
 from pathlib import Path
 
-from lightmark.constants import JAW
 from lightmark.data.formats import FaceDataset, load_dataset, read_name_lists
 from lightmark.engine.evaluate import in_scheme
 from lightmark.engine.predict import Framing, Predictor
-from lightmark.metrics import interocular_norm, nme
+from lightmark.metrics import interocular_scores
 
 HOLDOUT = Path(__file__).resolve().parents[1] / "splits" / "helen_holdout_170.txt"
 
 
 def scores(predictor: Predictor, data: FaceDataset) -> dict:
-    """Mean inter-ocular NME (percent) of all 68 points, the inner 51 and the jaw."""
+    """Mean inter-ocular NME (percent) of all 68 points, the inner 51 and the jaw (:func:`interocular_scores`)."""
     pred = predictor.predict_dataset(data, progress=False).landmarks  # (N, K, 2) in the model's scheme
     pred = in_scheme(pred, predictor.config.scheme, data.scheme)  # (N, 68, 2): e.g. a 98-point model's subset
-    gt = data.landmarks_array()
-    norm = interocular_norm(gt)
-    return {
-        "n": len(data),
-        "all_68": float(nme(pred, gt, norm).mean()),
-        "inner_51": float(nme(pred[:, 17:], gt[:, 17:], norm).mean()),
-        "jaw_17": float(nme(pred[:, JAW], gt[:, JAW], norm).mean()),
-    }
+    return interocular_scores(pred, data.landmarks_array())
 
 
 def main() -> None:

@@ -6,11 +6,13 @@ and MediaPipe's face mesh (468 vertices read as 68 points), on the same images i
   trained on 300-W, HELEN's training pictures included, so its HELEN figure is on faces it has seen).
 - Time per face on one core, every contender called in turn on the same crop (medians and ratios of one run).
 
-MediaPipe's mesh has no 68-point definition: each point is an affine combination of the 4 mesh vertices that fit
-it best (``fit_mesh_map``), fitted on other labelled faces than those scored, in the convention of the set scored:
-on the 100 FaceSynthetics samples (3D jaw, as AFLW2000-3D) for the validation crops, on the 700 HELEN faces outside
-the holdout (300-W's visible jaw) for the holdout. face-alignment (FAN) is not here: it downloads its weights at
-run time, which fails offline.
+MediaPipe's mesh has no 68-point definition: each point is an affine combination of the 4 mesh vertices nearest it
+on average (``fit_mesh_map``), fitted on other labelled faces than those scored, in the convention of the set
+scored: on the FaceSynthetics samples the mesh finds (3D jaw, as AFLW2000-3D; errors / landmark-box size) for the
+validation crops, on the 700 HELEN faces outside the holdout (300-W's visible jaw; errors / inter-ocular distance)
+for the holdout. lightmark is scored twice: through ``predict``'s default reading (which also reads the crop as a
+face crop) and with its detector only (``framing detect``; the whole crop where it finds nothing). face-alignment
+(FAN) is not here: it downloads its weights at run time, which fails offline.
 
 MediaPipe 0.10.21 (the last release that ships the mesh model) pins numpy < 2; ``make compare-peers`` builds a
 virtual environment with it, dlib and lightmark, and runs, pinned to one core:
@@ -23,11 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from lightmark.constants import JAW
 from lightmark.data.formats import FaceDataset, load_dataset, read_name_lists
 from lightmark.data.images import read_image
 from lightmark.engine.baselines import (
@@ -36,9 +38,9 @@ from lightmark.engine.baselines import (
     MeshMap,
     fit_mesh_map,
 )
-from lightmark.engine.predict import Predictor
+from lightmark.engine.predict import Framing, Predictor
 from lightmark.engine.timing import ratio_stats, time_interleaved, timing_stats
-from lightmark.metrics import challenge_norm, interocular_norm, nme, summarize
+from lightmark.metrics import box_norm, interocular_norm, interocular_scores, summarize
 from lightmark.report import peers_table
 
 HOLDOUT = Path(__file__).resolve().parents[1] / "splits" / "helen_holdout_170.txt"
@@ -46,51 +48,54 @@ TIMED_IMAGE = "image00013"  # a near-frontal validation crop (MediaPipe finds it
 REFERENCE = "lightmark predict(box=), one pass (the tracker's path)"
 
 
-def fit_map(data: FaceDataset, mesh_reader: MediaPipeMeshPredictor, name: str) -> tuple[MeshMap, int]:
-    """The mesh map fitted on every face of ``data`` the mesh finds; and how many that was."""
+def fit_map(data: FaceDataset, mesh_reader: MediaPipeMeshPredictor, name: str, norm: Callable) -> MeshMap:
+    """The mesh map fitted on every face of ``data`` the mesh finds, errors divided by ``norm(gt)``."""
     meshes, labels = [], []
     for s in data.samples:
         mesh = mesh_reader.mesh(read_image(s.image_path))
         if mesh is not None:
             meshes.append(mesh)
             labels.append(s.landmarks)
+    if not labels:
+        raise SystemExit(f"MediaPipe's mesh found no face in {data.root}: no map to fit")
     gt = np.stack(labels)
-    return fit_mesh_map(np.stack(meshes), gt, interocular_norm(gt), fitted_on=f"{name} ({len(gt)} faces)"), len(gt)
+    return fit_mesh_map(np.stack(meshes), gt, norm(gt), fitted_on=f"{name} ({len(gt)} of {len(data)} faces)")
 
 
-def helen_scores(pred: np.ndarray, gt: np.ndarray) -> dict:
-    """Mean inter-ocular NME (percent) of all 68 points, the inner 51 and the jaw of (N, 68, 2) predictions."""
-    norm = interocular_norm(gt)
-    return {
-        "n": len(gt),
-        "all_68": float(nme(pred, gt, norm).mean()),
-        "inner_51": float(nme(pred[:, 17:], gt[:, 17:], norm).mean()),
-        "jaw_17": float(nme(pred[:, JAW], gt[:, JAW], norm).mean()),
-    }
+def on_subset(pred, gt: np.ndarray, yaws: np.ndarray | None, keep: np.ndarray) -> dict:
+    """The figures of :func:`summarize` (with ``yaws``) or :func:`interocular_scores` on the faces ``keep``."""
+    if yaws is None:
+        return interocular_scores(pred.landmarks[keep], gt[keep])
+    return summarize(pred.landmarks[keep], gt[keep], pred.image_sizes[keep], yaws[keep])
 
 
 def score(contenders: dict, val: FaceDataset, helen: FaceDataset) -> dict:
-    """Every contender on both sets, and on the faces each peer's own detector found (``results.detected`` of a
-    baseline: the fall-back shape stands in elsewhere)."""
+    """Every contender on both sets; for a contender with its own detector (the third item of its entry), the
+    faces it found and missed, and every contender on the faces it found (elsewhere its fall-back stands in)."""
     preds = {}
-    for name, (on_val, on_helen) in contenders.items():
+    for name, (on_val, on_helen, _) in contenders.items():
         preds[name] = {
             "val": on_val.predict_dataset(val, progress=False),
             "helen": on_helen.predict_dataset(helen, progress=False),
         }
-    peers = [n for n, (p, _) in contenders.items() if not isinstance(p, Predictor)]
-    gt_v, gt_h = val.landmarks_array(), helen.landmarks_array()
+    finders = [n for n, (_, _, own_detector) in contenders.items() if own_detector]
+    gt, yaws = {"val": val.landmarks_array(), "helen": helen.landmarks_array()}, {"val": val.yaws(), "helen": None}
+    everyone = {part: np.ones(len(gt[part]), bool) for part in gt}
     out = {}
     for name, p in preds.items():
-        row = {"val": summarize(p["val"].landmarks, gt_v, p["val"].image_sizes, val.yaws())}
-        row["helen_170"] = helen_scores(p["helen"].landmarks, gt_h)
-        if name in peers:
+        row = {"val": on_subset(p["val"], gt["val"], yaws["val"], everyone["val"])}
+        row["helen_170"] = on_subset(p["helen"], gt["helen"], None, everyone["helen"])
+        if name in finders:
             row["found"] = {"val": int(p["val"].detected.sum()), "helen_170": int(p["helen"].detected.sum())}
-        for peer in peers:
-            fv, fh = preds[peer]["val"].detected, preds[peer]["helen"].detected
-            e = nme(p["val"].landmarks[fv], gt_v[fv], challenge_norm(p["val"].image_sizes[fv]))
-            row[f"val_found_by_{peer}"] = {"n": int(fv.sum()), "nme_challenge": float(e.mean())}
-            row[f"helen_found_by_{peer}"] = helen_scores(p["helen"].landmarks[fh], gt_h[fh])
+            row["missed_val"] = [
+                {"name": n, "yaw": round(float(y), 1)}
+                for n, y, f in zip(val.names, yaws["val"], p["val"].detected, strict=True)
+                if not f
+            ]
+        for finder in finders:
+            for part in ("val", "helen"):
+                keep = preds[finder][part].detected
+                row[f"{part}_found_by_{finder}"] = on_subset(p[part], gt[part], yaws[part], keep)
         out[name] = row
     return out
 
@@ -130,16 +135,19 @@ def main() -> None:
     helen = FaceDataset(full.root, full.format, [s for s in full.samples if s.name in held])
     rest = FaceDataset(full.root, full.format, [s for s in full.samples if s.name not in held])
     reader = MediaPipeMeshPredictor()
-    map_3d, n3 = fit_map(load_dataset(data / "facesynthetics_100", require_landmarks=True), reader, "FaceSynthetics")
-    map_2d, n2 = fit_map(rest, reader, "300-W HELEN outside the holdout")
-    print(f"mesh maps fitted on {n3} FaceSynthetics faces and {n2} HELEN faces")
-    protocol, mixed, dlib = Predictor("protocol", threads=1), Predictor("mixed", threads=1), DlibPredictor()
-    contenders = {
-        "lightmark protocol (synthetic only)": (protocol, protocol),
-        "lightmark mixed (default model)": (mixed, mixed),
-        "dlib 68 (HOG + ERT)": (dlib, dlib),
-        "MediaPipe face mesh -> 68": (MediaPipeMeshPredictor(map_3d), MediaPipeMeshPredictor(map_2d)),
-    }
+    fs = load_dataset(data / "facesynthetics_100", require_landmarks=True)
+    map_3d = fit_map(fs, reader, "FaceSynthetics", box_norm)  # for NME/384, which weighs every face alike
+    map_2d = fit_map(rest, reader, "300-W HELEN outside the holdout", interocular_norm)
+    print(f"mesh maps fitted on {map_3d.fitted_on} and {map_2d.fitted_on}")
+    dlib = DlibPredictor()
+    contenders = {}  # name: (on the validation crops, on HELEN, finds the face with its own detector)
+    for model, label in (("protocol", "protocol (synthetic only)"), ("mixed", "mixed (default model)")):
+        default, detect = Predictor(model, threads=1), Predictor(model, threads=1, framing=Framing.DETECT)
+        contenders[f"lightmark {label}"] = (default, default, False)
+        contenders[f"lightmark {model}, detector only (framing detect)"] = (detect, detect, True)
+    contenders["dlib 68 (HOG, upsample 1 + ERT)"] = (dlib, dlib, True)
+    mesh = (MediaPipeMeshPredictor(map_3d), MediaPipeMeshPredictor(map_2d), True)
+    contenders["MediaPipe face mesh -> 68"] = mesh
     acc = score(contenders, val, helen)
     timed = next(s for s in val.samples if Path(s.name).stem == TIMED_IMAGE)
     box = (*timed.landmarks.min(0), *timed.landmarks.max(0))

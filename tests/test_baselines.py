@@ -106,6 +106,23 @@ def test_fit_mesh_map_recovers_a_known_combination_of_vertices() -> None:
     np.testing.assert_allclose(m.weights.sum(1), 1.0)
 
 
+def test_fit_mesh_map_is_scale_free_and_its_ridge_pulls_towards_equal_weights() -> None:
+    from lightmark.engine.baselines import fit_mesh_map
+
+    rng = np.random.default_rng(1)
+    mesh = rng.uniform(0, 100, (40, 20, 2))
+    lm = mesh[:, :4].mean(1, keepdims=True) + rng.normal(0, 3, (40, 68, 2))  # noisy points among vertices 0-3
+    size = rng.uniform(20, 40, 40)
+    s = rng.uniform(0.5, 3.0, 40)[:, None, None]  # each face scaled on its own, its size with it
+    a = fit_mesh_map(mesh, lm, size)
+    b = fit_mesh_map(mesh * s, lm * s, size * s[:, 0, 0])
+    assert np.array_equal(a.index, b.index)
+    np.testing.assert_allclose(a.weights, b.weights, atol=1e-9)
+    assert not np.allclose(a.weights, 0.25, atol=0.05)  # the data move the weights...
+    np.testing.assert_allclose(fit_mesh_map(mesh, lm, size, ridge=1e6).weights, 0.25, atol=1e-4)  # ...a ridge does not
+    np.testing.assert_allclose(fit_mesh_map(mesh, lm, size, ridge=1e6).weights.sum(1), 1.0)
+
+
 def test_mesh_map_moves_with_the_face_and_its_fall_back_shape_fills_the_box() -> None:
     from lightmark.engine.baselines import MeshMap, place_in_box
 
@@ -115,6 +132,42 @@ def test_mesh_map_moves_with_the_face_and_its_fall_back_shape_fills_the_box() ->
     np.testing.assert_allclose(m.apply(mesh * 2 + 10)[0], [16.0, 22.0])  # rows sum to 1: moves and scales with it
     assert m.apply(np.stack([mesh, mesh])).shape == (2, 68, 2)
     np.testing.assert_allclose(place_in_box(np.array([[0.0, 0.0], [0.5, 1.0]]), (10, 20, 30, 60)), [[10, 20], [20, 60]])
+
+
+def test_predict_each_gathers_a_baselines_points_and_what_it_found() -> None:
+    from lightmark.engine.baselines import predict_each
+
+    ds = load_dataset(require_shared("aflw2000/val"))
+    ds.samples = ds.samples[:3]
+    calls = []
+
+    def fake(image: np.ndarray) -> tuple[np.ndarray, bool]:
+        calls.append(image.shape)
+        return np.full((68, 2), len(calls), np.float32), len(calls) != 2
+
+    r = predict_each(fake, ds, "fake", progress=False)
+    assert r.names == ds.names and calls == [(384, 384, 3)] * 3
+    assert r.landmarks.shape == (3, 68, 2) and r.landmarks[2, 0, 0] == 3
+    assert r.detected.tolist() == [True, False, True] and r.image_sizes.tolist() == [[384, 384]] * 3
+
+
+def test_mediapipe_baseline_falls_back_to_its_mean_shape_in_the_centre_box() -> None:
+    from lightmark.engine.baselines import MediaPipeMeshPredictor, MeshMap
+    from lightmark.errors import LightmarkError
+
+    shape = np.zeros((68, 2))
+    shape[1] = 1.0  # point 1 at the far corner of the unit box
+    mesh_map = MeshMap(np.zeros((68, 1), np.int64), np.ones((68, 1)), shape)
+    p = object.__new__(MediaPipeMeshPredictor)  # no mediapipe needed: the mesh is stubbed
+    p.mesh_map, p.mesh = mesh_map, lambda image: None
+    points, found = p.predict_found(np.zeros((384, 384, 3), np.uint8))
+    assert not found and points[0].tolist() == [64, 64] and points[1].tolist() == [319, 319]  # centre_box(384, 384)
+    p.mesh = lambda image: np.full((468, 2), 7.0)
+    points, found = p.predict_found(np.zeros((384, 384, 3), np.uint8))
+    assert found and np.all(points == 7.0)
+    p.mesh_map = None
+    with pytest.raises(LightmarkError, match="mesh_map"):
+        p.predict_found(np.zeros((8, 8, 3), np.uint8))
 
 
 def test_mediapipe_baseline_says_what_to_install() -> None:

@@ -154,13 +154,32 @@ def test_peers_table_of_a_peers_record() -> None:
     from lightmark.report import peers_table
 
     ratio = {"median": 0.5, "q25": 0.45, "q75": 0.55}
-    row = {"val": {"nme_challenge": 2.254, "yaw_60_90": {"nme_challenge": 3.46}}}
-    row["helen_170"] = {"inner_51": 3.3, "jaw_17": 9.6}
+
+    def row(v: float, y: float, inner: float, jaw: float) -> dict:
+        return {
+            "val": {"nme_challenge": v, "yaw_60_90": {"nme_challenge": y}},
+            "helen_170": {"inner_51": inner, "jaw_17": jaw},
+        }
+
     record = {
-        "accuracy": {"lightmark": row, "peer": {**row, "found": {"val": 187, "helen_170": 170}}},
-        "latency_ms": {"peer": {"median": 2.0, "ratio_to_lightmark_box": ratio}},
+        "accuracy": {
+            "lightmark": row(2.254, 3.46, 3.3, 9.6),
+            "peer": {**row(3.32, 8.43, 3.16, 7.27), "found": {"val": 187, "helen_170": 170}},
+        },
+        "latency_ms": {
+            "lightmark": {"median": 1.0, "ratio_to_lightmark_box": ratio | {"median": 1.0}},
+            "peer": {"median": 2.0, "ratio_to_lightmark_box": ratio},
+        },
     }
     lines = peers_table(record).splitlines()
     assert lines[2] == "| lightmark | 2.25 | 3.46 | 3.30 | 9.60 | - |"
-    assert lines[3] == "| peer | 2.25 | 3.46 | 3.30 | 9.60 | 187 / 170 |"
-    assert lines[-1] == "| peer | 2.00 | 0.50 [0.45, 0.55] |"
+    assert lines[3] == "| peer | 3.32 | 8.43 | 3.16 | 7.27 | 187 / 170 |"
+    assert lines[-2:] == ["| lightmark | 1.00 | 1.00 [0.45, 0.55] |", "| peer | 2.00 | 0.50 [0.45, 0.55] |"]
+
+
+def test_report_cli_refuses_a_record_that_is_not_a_peers_record(tmp_path) -> None:
+    from lightmark.cli import main
+
+    bad = tmp_path / "peers.json"
+    bad.write_text(json.dumps({"accuracy": {}}))
+    assert main(["report", "--peers", str(bad)]) == 2

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .constants import YAW_BIN_NAMES, YAW_BINS
+from .constants import JAW, YAW_BIN_NAMES, YAW_BINS
 from .schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 
 __all__ = [
@@ -160,6 +160,27 @@ def region_nme(
     s = get_scheme(scheme)
     p, g = s.check_points(pred, "pred"), s.check_points(gt, "gt")
     return {name: nme(p[:, list(ix)], g[:, list(ix)], norm) for name, ix in s.regions.items()}
+
+
+def interocular_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float | int]:
+    """Mean inter-ocular NME (percent; outer eye corners 36 / 45) of all 68 points, the inner 51 (brows, eyes,
+    nose, mouth) and the 17 jaw points: the 300-W figures of ``scripts/helen_check.py``.
+
+    Args:
+        pred: ``(N, 68, 2)`` predicted points.
+        gt: ``(N, 68, 2)`` ground truth.
+
+    Returns:
+        ``{"n", "all_68", "inner_51", "jaw_17"}``.
+    """
+    p, g = _as_batch(pred, "pred"), _as_batch(gt, "gt")
+    norm = interocular_norm(g)
+    return {
+        "n": len(g),
+        "all_68": float(nme(p, g, norm).mean()),
+        "inner_51": float(nme(p[:, 17:], g[:, 17:], norm).mean()),
+        "jaw_17": float(nme(p[:, JAW], g[:, JAW], norm).mean()),
+    }
 
 
 def failure_rate(nmes: np.ndarray, threshold: float = 10.0) -> float:

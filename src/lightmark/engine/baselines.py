@@ -189,6 +189,7 @@ class MeshMap:
         return np.einsum("...jkc,jk->...jc", mesh[..., self.index, :], self.weights).astype(np.float32)
 
     def to_dict(self) -> dict:
+        """The map as JSON-ready lists (weights and mean shape rounded to 1e-5)."""
         return {
             "index": self.index.tolist(),
             "weights": np.round(self.weights, 5).tolist(),
@@ -200,30 +201,34 @@ class MeshMap:
 def fit_mesh_map(
     mesh: np.ndarray, landmarks: np.ndarray, norm: np.ndarray, k: int = 4, ridge: float = 1e-3, fitted_on: str = ""
 ) -> MeshMap:
-    """Fit a :class:`MeshMap` from faces with both a mesh and labelled points: for each point, the ``k`` vertices
-    nearest it on average (error / ``norm``), combined with least-squares weights that sum to 1 (a ``ridge`` pull
-    towards equal weights keeps them tame). Generous to the mesh: it learns the label set's own definitions.
+    """Fit a :class:`MeshMap` on faces with both a mesh and labelled points. Each point takes the ``k`` vertices
+    nearest it on average (distance / ``norm``) and the weights ``w`` (summing to 1) that minimise the mean over
+    faces of its squared error / ``norm ** 2`` plus ``ridge * |w - 1/k|^2`` (a pull towards equal weights).
+    Faces scaled with their ``norm`` give the same map. Generous to the mesh: it learns the label set's own
+    definition of each point.
 
     Args:
         mesh: (N, V, 2) mesh vertices of N faces.
         landmarks: (N, 68, 2) labelled points of the same faces.
-        norm: (N,) each face's size (e.g. its inter-ocular distance).
+        norm: (N,) each face's size, the normaliser of the figure the map should serve (e.g. the inter-ocular
+            distance for inter-ocular NME).
+
+    Returns:
+        The map; its ``mean_shape`` is the labelled points' mean in their own bounding box.
     """
     mesh, landmarks = np.asarray(mesh, np.float64), np.asarray(landmarks, np.float64)
-    w_face = 1.0 / np.asarray(norm, np.float64)[:, None]  # (N, 1)
-    index = np.zeros((landmarks.shape[1], k), np.int64)
-    weights = np.zeros((landmarks.shape[1], k))
-    for j in range(landmarks.shape[1]):
-        err = (np.linalg.norm(mesh - landmarks[:, j : j + 1], axis=2) * w_face).mean(0)  # (V,)
-        index[j] = np.argsort(err)[:k]
-        base = mesh[:, index[j, 0]]  # (N, 2): w_0 = 1 - sum(w_1..)
-        d = (mesh[:, index[j, 1:]] - base[:, None]) * w_face[:, :, None]  # (N, k-1, 2)
-        a = d.transpose(0, 2, 1).reshape(-1, k - 1)  # (2N, k-1)
-        b = ((landmarks[:, j] - base) * w_face).reshape(-1)  # (2N,)
-        prior = np.full(k - 1, 1.0 / k)  # equal weights
-        lam = ridge * len(b)
-        rest = np.linalg.solve(a.T @ a + lam * np.eye(k - 1), a.T @ b + lam * prior) if k > 1 else np.zeros(0)
-        weights[j] = np.r_[1.0 - rest.sum(), rest]
+    scale = 1.0 / np.asarray(norm, np.float64)  # (N,)
+    n, points = len(scale), landmarks.shape[1]
+    index, weights = np.zeros((points, k), np.int64), np.zeros((points, k))
+    kkt = np.zeros((k + 1, k + 1))  # [[A'A / n + ridge I, 1], [1', 0]]: least squares with sum(w) = 1
+    kkt[:k, k] = kkt[k, :k] = 1.0
+    rhs = np.r_[np.full(k, ridge / k), 1.0]
+    for j in range(points):
+        off = (mesh - landmarks[:, j : j + 1]) * scale[:, None, None]  # (N, V, 2) vertex - point, in face sizes
+        index[j] = np.argsort(np.linalg.norm(off, axis=2).mean(0))[:k]
+        a = off[:, index[j]].transpose(0, 2, 1).reshape(2 * n, k)  # (2N, k): the error is a @ w when sum(w) = 1
+        kkt[:k, :k] = a.T @ a / n + ridge * np.eye(k)
+        weights[j] = np.linalg.solve(kkt, rhs)[:k]
     lo, hi = landmarks.min(1, keepdims=True), landmarks.max(1, keepdims=True)
     mean_shape = ((landmarks - lo) / np.maximum(hi - lo, 1e-9)).mean(0)
     return MeshMap(index, weights, mean_shape, fitted_on)
