@@ -249,9 +249,11 @@ train-mobilenet-skin: train-mobilenet-protocol-tunes
 	$(call tune_rows,$(SKIN_TUNES))
 
 # More varied ingredients for the protocol blend (session 12): the protocol_textures row with the 100 FaceSynthetics
-# pictures re-posed in 3D added (the appearance ablation's "all" data), and the same row on faces fully in
-# FaceSynthetics skin (a 12k set rendered with --texture-share 1.0). Each is blended with the shipped model by
-# scripts/interpolate_weights.py and gated by scripts/ship_gate.py (README, "Weight-space interpolation").
+# pictures re-posed in 3D added (the appearance ablation's "all" data and weights: the pictures' share goes from
+# 0.3 to 0.15 + 0.15 re-posed), and the same row on faces fully in FaceSynthetics skin (a 12k set rendered with
+# --texture-share 1.0). This target trains and scores them; blending one with the shipped model
+# (scripts/interpolate_weights.py) and gating the blend (scripts/ship_gate.py) are steps of their own (README,
+# "Weight-space interpolation").
 SYNTH_SKIN ?= ../synth/s256_skin
 synth-12k-skin:
 	lightmark synth --count 12000 --out $(SYNTH_SKIN) --size 256 --seed 2 --workers 2 \
