@@ -251,15 +251,16 @@ train-mobilenet-skin: train-mobilenet-protocol-tunes
 # More varied ingredients for the protocol blend (session 12): the protocol_textures row with the 100 FaceSynthetics
 # pictures re-posed in 3D added (the appearance ablation's "all" data and weights: the pictures' share goes from
 # 0.3 to 0.15 + 0.15 re-posed), and the same row on faces fully in FaceSynthetics skin (a 12k set rendered with
-# --texture-share 1.0). This target trains and scores them; blending one with the shipped model
-# (scripts/interpolate_weights.py) and gating the blend (scripts/ship_gate.py) are steps of their own (README,
-# "Weight-space interpolation").
+# --texture-share 1.0); last, the shipped mixed recipe started from the first of them. This target trains and
+# scores them; blending one with the shipped model (scripts/interpolate_weights.py) and gating the blend
+# (scripts/ship_gate.py) are steps of their own (README, "Weight-space interpolation").
 SYNTH_SKIN ?= ../synth/s256_skin
 synth-12k-skin:
 	lightmark synth --count 12000 --out $(SYNTH_SKIN) --size 256 --seed 2 --workers 2 \
 		--textures $(DATA)/facesynthetics_100 --texture-share 1.0 --quiet
 BLEND_TUNES = protocol_skin_reposed:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(REPOSED) --train-weights 0.15 0.7 0.15" \
-	protocol_skin_full:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH_SKIN) --train-weights 0.3 0.7"
+	protocol_skin_full:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH_SKIN) --train-weights 0.3 0.7" \
+	mixed_from_skin_reposed:"--init $(RUNS)/mobilenet_protocol_skin_reposed/last.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train $(MIXED_WEIGHTS)"
 train-mobilenet-blend-ingredients: synth-12k-tex reposed-fs synth-12k-skin
 	$(call tune_rows,$(BLEND_TUNES))
 
