@@ -176,3 +176,18 @@ def test_nme_translation_invariant_and_mean_distance(gt: np.ndarray, off: np.nda
 def test_nme_scales_linearly_with_error(gt: np.ndarray, off: np.ndarray, k: float) -> None:
     norm = np.array([384.0, 100.0, 7.5])
     np.testing.assert_allclose(nme(gt + k * off, gt, norm), k * nme(gt + off, gt, norm), rtol=1e-9, atol=1e-9)
+
+
+def test_interocular_scores_by_hand() -> None:
+    from lightmark.metrics import interocular_scores
+
+    gt = np.zeros((1, 68, 2))
+    gt[0, 45] = [10.0, 0.0]  # outer eye corners 36 / 45 are 10 px apart
+    pred = gt.copy()
+    pred[0, :17] += [1.0, 0.0]  # every jaw point 1 px off: 10 % of the inter-ocular distance
+    pred[0, 30] += [0.0, 2.0]  # one inner point 2 px off: 20 % on one of 51 points
+    s = interocular_scores(pred, gt)
+    assert s["n"] == 1
+    assert s["jaw_17"] == pytest.approx(10.0)
+    assert s["inner_51"] == pytest.approx(20.0 / 51)
+    assert s["all_68"] == pytest.approx((17 * 10.0 + 20.0) / 68)
