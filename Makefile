@@ -68,7 +68,8 @@ report:
 		--eval "shipped mixed model since session 9 (MobileNet, the same mix with run C framings, from the MobileNet protocol model), 10 epochs=$(E)/mixed.json" \
 		$(if $(wildcard $(E)/mix_reposed_helen.json),--eval "the same with half of the HELEN share re-posed in 3D (make train-mobilenet-mixed-reposed; session 10)=$(E)/mix_reposed_helen.json") \
 		$(if $(wildcard $(E)/mobilenet_mixed_textures.json),--eval "the same with half of the rendered faces in FaceSynthetics skin from the skinned protocol fine-tune (make train-mobilenet-skin; session 11)=$(E)/mobilenet_mixed_textures.json") \
-		$(if $(wildcard $(E)/mobilenet_mixed_from_blend.json),--eval "the shipped mixed recipe from the protocol model shipped in session 11 (the weight-space blend; make train-mobilenet-skin)=$(E)/mobilenet_mixed_from_blend.json")
+		$(if $(wildcard $(E)/mobilenet_mixed_from_blend.json),--eval "the shipped mixed recipe from the protocol model shipped in session 11 (the weight-space blend; make train-mobilenet-skin)=$(E)/mobilenet_mixed_from_blend.json") \
+		$(if $(wildcard $(E)/mobilenet_mixed_from_skin_reposed.json),--eval "the shipped mixed recipe from the protocol fine-tune with re-posed pictures (make train-mobilenet-blend-ingredients; session 12)=$(E)/mobilenet_mixed_from_skin_reposed.json")
 	lightmark report --readme README.md --section exploration \
 		--eval "protocol v1 + 4 epochs (wing loss, photometric 1.0): control=$(E)/mix_f0.json" \
 		--eval "protocol v1 + 4 epochs, L1 loss=$(E)/explore_l1.json" \
