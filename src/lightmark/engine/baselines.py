@@ -68,6 +68,23 @@ def predict_each(
     )
 
 
+class OneByOneBaseline:
+    """A reference predictor that reads one image at a time through ``predict_found(image) -> (points, found)``;
+    ``progress_name`` labels its progress bar."""
+
+    progress_name = "baseline"
+
+    def predict_found(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(68, 2) landmarks of an RGB image and whether the baseline found the face itself."""
+        raise NotImplementedError
+
+    def predict_dataset(
+        self, data: str | os.PathLike | FaceDataset, batch_size: int = 1, progress: bool = True
+    ) -> PredictionResults:
+        """Predict every image; ``results.detected`` says where the baseline found the face itself."""
+        return predict_each(self.predict_found, data, self.progress_name, progress)
+
+
 def dlib_shape_predictor_path() -> Path | None:
     """The 68-point model file of ``face_recognition_models``, found without importing the package (its
     ``__init__`` needs ``pkg_resources``); None when dlib or the models are not installed."""
@@ -83,7 +100,7 @@ def dlib_shape_predictor_path() -> Path | None:
     return None
 
 
-class DlibPredictor:
+class DlibPredictor(OneByOneBaseline):
     """dlib's HOG face detector + 68-point shape predictor, with the same ``predict``/``predict_dataset`` methods
     as :class:`~lightmark.engine.predict.Predictor`.
 
@@ -96,6 +113,7 @@ class DlibPredictor:
     """
 
     name = "dlib-68 (ERT)"
+    progress_name = "dlib"
 
     def __init__(self, upsample: int = 1, model_path: str | os.PathLike | None = None) -> None:
         path = Path(model_path) if model_path is not None else dlib_shape_predictor_path()
@@ -140,12 +158,6 @@ class DlibPredictor:
         whether the detector found a face."""
         box = self.detect(image)
         return self.predict(image, box or centre_box(image.shape[1], image.shape[0])), box is not None
-
-    def predict_dataset(
-        self, data: str | os.PathLike | FaceDataset, batch_size: int = 1, progress: bool = True
-    ) -> PredictionResults:
-        """Predict every image; ``results.detected`` says where the HOG detector found the face."""
-        return predict_each(self.predict_found, data, "dlib", progress)
 
     def describe(self) -> dict:
         """Metadata for evaluation reports."""
@@ -240,7 +252,7 @@ def place_in_box(unit_shape: np.ndarray, box: tuple[float, float, float, float])
     return (np.asarray(unit_shape) * [x1 - x0, y1 - y0] + [x0, y0]).astype(np.float32)
 
 
-class MediaPipeMeshPredictor:
+class MediaPipeMeshPredictor(OneByOneBaseline):
     """MediaPipe's face mesh (468 vertices, ``mediapipe==0.10.21``'s ``solutions.face_mesh``, which finds the face
     with its own BlazeFace detector) read as 68 points through a fitted :class:`MeshMap`, with the same
     ``predict``/``predict_dataset`` methods as :class:`~lightmark.engine.predict.Predictor`. When the mesh finds
@@ -257,6 +269,7 @@ class MediaPipeMeshPredictor:
     """
 
     name = "MediaPipe face mesh"
+    progress_name = "mediapipe"
 
     def __init__(self, mesh_map: MeshMap | None = None, tracking: bool = False) -> None:
         try:
@@ -288,12 +301,6 @@ class MediaPipeMeshPredictor:
     def predict(self, image: np.ndarray | str | os.PathLike) -> np.ndarray:
         """(68, 2) landmarks in image pixels."""
         return self.predict_found(read_image(image) if isinstance(image, (str, os.PathLike)) else image)[0]
-
-    def predict_dataset(
-        self, data: str | os.PathLike | FaceDataset, batch_size: int = 1, progress: bool = True
-    ) -> PredictionResults:
-        """Predict every image; ``results.detected`` says where the mesh found the face."""
-        return predict_each(self.predict_found, data, "mediapipe", progress)
 
     def describe(self) -> dict:
         """Metadata for evaluation reports."""
