@@ -19,7 +19,7 @@ from ..utils import atomic_write, ensure_dir
 from .predict import Framing, PredictionResults, Predictor
 
 if TYPE_CHECKING:
-    from ..models import LandmarkModel  # a type only: evaluating a shipped model needs no torch
+    from ..models import LandmarkModel  # a type only: importing this module needs no torch
 
 
 @dataclass
