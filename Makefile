@@ -8,7 +8,7 @@ DATA ?= ../shared/data
 OUT ?= demo_out
 
 .PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
-	train-mobilenet-skin synth-12k-skin train-mobilenet-blend-ingredients compare-peers
+	train-mobilenet-skin synth-12k-skin train-mobilenet-blend-ingredients compare-peers reposed-fs16 train-mobilenet-reposed16
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -264,6 +264,15 @@ BLEND_TUNES = protocol_skin_reposed:"$(PROTOCOL_INIT) --train $(DATA)/facesynthe
 	mixed_from_skin_reposed:"--init $(RUNS)/mobilenet_protocol_skin_reposed/last.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train $(MIXED_WEIGHTS)"
 train-mobilenet-blend-ingredients: synth-12k-tex reposed-fs synth-12k-skin
 	$(call tune_rows,$(BLEND_TUNES))
+
+# The re-posed pictures moved HELEN (README, "More ingredients for the blend"): the same fine-tune with twice the
+# poses per picture (16, another seed) and twice their share (0.15 / 0.55 / 0.3).
+REPOSED16 ?= ../synth/reposed_fs16
+reposed-fs16:
+	lightmark repose $(DATA)/facesynthetics_100 --out $(REPOSED16) --poses 16 --size 256 --seed 1 --workers 2 --quiet
+REPOSED_TUNES = protocol_skin_reposed16:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(REPOSED16) --train-weights 0.15 0.55 0.3"
+train-mobilenet-reposed16: synth-12k-tex reposed-fs16
+	$(call tune_rows,$(REPOSED_TUNES))
 
 # Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips
