@@ -262,7 +262,7 @@ synth-12k-skin:
 BLEND_TUNES = protocol_skin_reposed:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(REPOSED) --train-weights 0.15 0.7 0.15" \
 	protocol_skin_full:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH_SKIN) --train-weights 0.3 0.7" \
 	mixed_from_skin_reposed:"--init $(RUNS)/mobilenet_protocol_skin_reposed/last.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(DATA)/300w_helen_train $(MIXED_WEIGHTS)"
-train-mobilenet-blend-ingredients: synth-12k-tex reposed-fs synth-12k-skin
+train-mobilenet-blend-ingredients: synth-12k synth-12k-tex reposed-fs synth-12k-skin
 	$(call tune_rows,$(BLEND_TUNES))
 
 # The re-posed pictures moved HELEN (README, "More ingredients for the blend"): the same fine-tune with twice the
