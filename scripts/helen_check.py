@@ -23,6 +23,14 @@ from lightmark.metrics import interocular_scores
 HOLDOUT = Path(__file__).resolve().parents[1] / "splits" / "helen_holdout_170.txt"
 
 
+def split_holdout(full: FaceDataset) -> tuple[FaceDataset, FaceDataset]:
+    """The 170 holdout faces of the HELEN set (:data:`HOLDOUT`) and the others."""
+    held = read_name_lists([str(HOLDOUT)])
+    keep = [s for s in full.samples if s.name in held]
+    rest = [s for s in full.samples if s.name not in held]
+    return FaceDataset(full.root, full.format, keep), FaceDataset(full.root, full.format, rest)
+
+
 def scores(predictor: Predictor, data: FaceDataset) -> dict:
     """Mean inter-ocular NME (percent) of all 68 points, the inner 51 and the jaw (:func:`interocular_scores`)."""
     pred = predictor.predict_dataset(data, progress=False).landmarks  # (N, K, 2) in the model's scheme
@@ -39,8 +47,7 @@ def main() -> None:
     ap.add_argument("--flip-test", action="store_true", help="average with the mirrored reading (twice the cost)")
     a = ap.parse_args()
     full = load_dataset(a.data, require_landmarks=True)
-    held = read_name_lists([str(HOLDOUT)])
-    holdout = FaceDataset(full.root, full.format, [s for s in full.samples if s.name in held])
+    holdout = split_holdout(full)[0]
     out = {}
     for model in a.model:
         predictor = Predictor(model, framing=a.framing, flip_test=a.flip_test)

@@ -29,8 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from helen_check import split_holdout  # scripts/, beside this one
 
-from lightmark.data.formats import FaceDataset, load_dataset, read_name_lists
+from lightmark.data.formats import FaceDataset, load_dataset
 from lightmark.data.images import read_image
 from lightmark.engine.baselines import (
     DlibPredictor,
@@ -38,12 +39,12 @@ from lightmark.engine.baselines import (
     MeshMap,
     fit_mesh_map,
 )
+from lightmark.engine.benchmark import landmarks_box
 from lightmark.engine.predict import Framing, Predictor
 from lightmark.engine.timing import ratio_stats, time_interleaved, timing_stats
 from lightmark.metrics import box_norm, interocular_norm, interocular_scores, summarize
 from lightmark.report import peers_table
 
-HOLDOUT = Path(__file__).resolve().parents[1] / "splits" / "helen_holdout_170.txt"
 TIMED_IMAGE = "image00013"  # a near-frontal validation crop (MediaPipe finds it)
 REFERENCE = "lightmark predict(box=), one pass (the tracker's path)"
 
@@ -131,9 +132,7 @@ def main() -> None:
     data = Path(a.data)
     val = load_dataset(data / "aflw2000" / "val", require_landmarks=True)
     full = load_dataset(data / "300w_helen_train", require_landmarks=True)
-    held = read_name_lists([str(HOLDOUT)])
-    helen = FaceDataset(full.root, full.format, [s for s in full.samples if s.name in held])
-    rest = FaceDataset(full.root, full.format, [s for s in full.samples if s.name not in held])
+    helen, rest = split_holdout(full)
     reader = MediaPipeMeshPredictor()
     fs = load_dataset(data / "facesynthetics_100", require_landmarks=True)
     map_3d = fit_map(fs, reader, "FaceSynthetics", box_norm)  # for NME/384, which weighs every face alike
@@ -150,7 +149,7 @@ def main() -> None:
     contenders["MediaPipe face mesh -> 68"] = mesh
     acc = score(contenders, val, helen)
     timed = next(s for s in val.samples if Path(s.name).stem == TIMED_IMAGE)
-    box = (*timed.landmarks.min(0), *timed.landmarks.max(0))
+    box = landmarks_box(timed.landmarks)
     speed = timing("mixed", dlib, map_3d, read_image(timed.image_path), box, a.rounds)
     out = {"accuracy": acc, "latency_ms": speed, "timed_image": TIMED_IMAGE, "rounds": a.rounds}
     out |= {"cpus": sorted(os.sched_getaffinity(0)), "mesh_maps": {"val": map_3d.to_dict(), "helen": map_2d.to_dict()}}
