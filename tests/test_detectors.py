@@ -170,16 +170,16 @@ def test_detect_gives_landmarks_confidence_and_pose(predictor, sample):
 
 
 def test_a_detection_keeps_the_more_confident_of_two_views(predictor, sample):
-    """Each detection is read from its own first crop and from one WIDE_FIRST_CROP times wider, both refined; each
-    face keeps the reading with the higher mean confidence. A box half off the face (as profiles get) is rescued by
-    the wide view."""
-    from lightmark.engine.faces import WIDE_FIRST_CROP, landmarks_of_detections
+    """Each detection is read from its own first crop and, when that reading is not sure (SURE_READING; inf: every
+    face), from one WIDE_FIRST_CROP times wider, both refined; each face keeps the reading with the higher mean
+    confidence. A box half off the face (as profiles get) is rescued by the wide view; a sure face is read once."""
+    from lightmark.engine.faces import SURE_READING, WIDE_FIRST_CROP, landmarks_of_detections
 
     det = predictor.detector.detect(sample)[0]
     side = det.box[2] - det.box[0]
     off = Detection(box=det.box + np.array([0.5, 0.3, 0.5, 0.3]) * side, score=det.score, roll=det.roll)
     b2f = predictor.detector.box_to_face
-    both = landmarks_of_detections(predictor, sample, [det, off], b2f)
+    both = landmarks_of_detections(predictor, sample, [det, off], b2f, sure=np.inf)
     one = [landmarks_of_detections(predictor, sample, [det, off], b2f, views=(w,)) for w in (1.0, WIDE_FIRST_CROP)]
     assert WIDE_FIRST_CROP > 1.0
     for i in range(2):
@@ -189,6 +189,14 @@ def test_a_detection_keeps_the_more_confident_of_two_views(predictor, sample):
     ref = predictor.predict(sample)
     err = [np.abs(r[0][1] - ref).mean() for r in (one[0], both)]  # the off box: its own view, then both views
     assert err[1] < 0.01 * sample.shape[0] < 0.1 * sample.shape[0] < err[0], err  # measured 1.2 and 45 px of 384
+    # the default: the face on its box is sure of its first reading and keeps it; the off box gets the wide view
+    first = one[0][1].mean(1)
+    assert first[0] >= SURE_READING > first[1], first
+    cascade = landmarks_of_detections(predictor, sample, [det, off], b2f)
+    np.testing.assert_allclose(cascade[0][0], one[0][0][0], atol=1e-4)
+    np.testing.assert_allclose(cascade[0][1], both[0][1], atol=1e-4)
+    never = landmarks_of_detections(predictor, sample, [det, off], b2f, sure=0.0)  # no reading is unsure
+    np.testing.assert_allclose(never[0], one[0][0], atol=1e-4)
 
 
 def test_a_model_without_confidence_reads_one_view(sample):
@@ -379,23 +387,32 @@ def test_framing_detect_finds_the_face_at_any_roll_and_size(predictor, sample, t
     assert framed_err < 0.03 * sample.shape[0], framed_err
 
 
-def test_framing_auto_keeps_the_more_confident_framing(sample):
-    """The default framing of heatmap models ("auto") predicts each image from the whole image and from the
-    detector's face, and keeps the one whose mean per-point confidence is higher; ``detected`` says which."""
+def test_framing_auto_keeps_the_more_confident_framing(sample, monkeypatch):
+    """The default framing of heatmap models ("auto") predicts each image from the whole image and, when that
+    reading is not sure (mean per-point confidence below SURE_READING), from the detector's face too, and keeps the
+    one whose mean per-point confidence is higher; ``detected`` says which. A sure crop never runs the detector."""
+    from lightmark.engine.faces import SURE_READING
+
     auto = Predictor(threads=1)
     assert auto.framing.value == "auto"
     whole, found = Predictor(threads=1, framing="whole"), Predictor(threads=1, framing="detect")
     small = cv2.copyMakeBorder(sample, 192, 192, 192, 192, cv2.BORDER_CONSTANT, value=(0, 0, 0))  # face at 0.5x
-    picked = []
+    picked, sure = [], []
     for img in (sample, small):
         pa, ca = auto.predict_batch_with_confidence([img])
         pw, cw = whole.predict_batch_with_confidence([img])
         pd, cd = found.predict_batch_with_confidence([img])
-        detection_won = cd.mean() > cw.mean()
+        sure.append(cw.mean() >= SURE_READING)
+        detection_won = not sure[-1] and cd.mean() > cw.mean()
         np.testing.assert_allclose(pa, pd if detection_won else pw, atol=1e-4)
         np.testing.assert_allclose(ca, cd if detection_won else cw, atol=1e-6)
         picked.append(detection_won)
     assert picked[1], "the face at half size is read better from its detection"
+    assert not sure[1], "the face at half size is not read surely from the whole image"
+    monkeypatch.setattr("lightmark.engine.predict.SURE_READING", 0.0)  # every reading sure: the crop reading only
+    lazy = Predictor(threads=1)
+    np.testing.assert_allclose(lazy.predict(small), whole.predict(small), atol=1e-4)
+    assert lazy._framer is None, "a sure crop reading made the detector"
     box = (192 + 100, 192 + 100, 192 + 280, 192 + 300)
     np.testing.assert_allclose(auto.predict(small, box=box), whole.predict(small, box=box))  # a box is used as given
 

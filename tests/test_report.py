@@ -175,6 +175,10 @@ def test_peers_table_of_a_peers_record() -> None:
     assert lines[2] == "| lightmark | 2.25 | 3.46 | 3.30 | 9.60 | - |"
     assert lines[3] == "| peer | 3.32 | 8.43 | 3.16 | 7.27 | 187 / 170 |"
     assert lines[-2:] == ["| lightmark | 1.00 | 1.00 [0.45, 0.55] |", "| peer | 2.00 | 0.50 [0.45, 0.55] |"]
+    record["latency_whole_ms"] = {"peer": {"median": 5.0, "mean": 5.25, "ratio_to_mediapipe": ratio}}
+    lines = peers_table(record).splitlines()
+    assert lines[-3].startswith("| one core, a whole image per call | ms, median | ms, mean |")
+    assert lines[-1] == "| peer | 5.00 | 5.25 | 0.50 [0.45, 0.55] |"
 
 
 def test_report_cli_refuses_a_record_that_is_not_a_peers_record(tmp_path) -> None:

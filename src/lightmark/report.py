@@ -151,8 +151,9 @@ def architecture_table(arch: dict) -> str:
 def peers_table(peers: dict) -> str:
     """Markdown tables of a ``scripts/peers_check.py --json`` record: accuracy of each contender on the validation
     crops (NME/384, |yaw| 60-90) and the HELEN holdout (inter-ocular NME, inner 51 / jaw), with the faces its own
-    detector found; then the time per call on one core (median ms, per-call ratio to lightmark's ``predict(box=)``
-    as median [IQR])."""
+    detector found; then the time per call on one core: given a face's box (median ms, per-call ratio to lightmark's
+    ``predict(box=)`` as median [IQR]) and, where the record has them, for whole images (median and mean ms, per-call
+    ratio to MediaPipe's image mode)."""
     rows = [
         "| contender | validation NME/384 | \\|yaw\\| 60-90 | HELEN 170 inner 51 | HELEN 170 jaw | faces its detector "
         "found (val / HELEN) |",
@@ -172,4 +173,12 @@ def peers_table(peers: dict) -> str:
     ]
     for name, t in peers["latency_ms"].items():
         rows.append(f"| {name} | {t['median']:.2f} | {_ratio(t['ratio_to_lightmark_box'])} |")
+    if "latency_whole_ms" in peers:
+        rows += [
+            "",
+            "| one core, a whole image per call | ms, median | ms, mean | time / MediaPipe image mode |",
+            "|---|---|---|---|",
+        ]
+        for name, t in peers["latency_whole_ms"].items():
+            rows.append(f"| {name} | {t['median']:.2f} | {t['mean']:.2f} | {_ratio(t['ratio_to_mediapipe'])} |")
     return "\n".join(rows)

@@ -77,8 +77,20 @@ by the framing's upward shift), and the face keeps the reading the model is more
 view rescues boxes that sit off the face (profiles, faces half hidden). On the 199 validation crops through
 ``Predictor.detect`` (shipped mixed model, session 10): 195 faces kept instead of 193 and NME/384 of the largest
 detection 2.26 instead of 2.40, none above 10 instead of one (a view 2.0x wider: 194 and 2.30), at twice the network
-cost per detected face (``scripts/detect_check.py``)."""
+cost per detected face (``scripts/detect_check.py``). Since session 13 the wide view is read only for faces whose
+first reading is not sure (:data:`SURE_READING`)."""
 
+
+SURE_READING = 0.74
+"""A reading whose mean per-point confidence is at least this is kept without trying a second framing: the wider
+first crop of a detection (:data:`WIDE_FIRST_CROP`) and, for ``Predictor.predict``'s default ``framing="auto"``, the
+crop around the detected face are read only for faces the first reading is less sure of; the more confident reading
+still wins. Measured in session 13 on the validation crops and their six re-framed copies (every reading and both
+shipped models, ``scripts/framing_cascade.py``): at 0.74 every set scores within 0.01 NME/384 of trying both
+framings everywhere (mixed, auto: 2.249 against 2.249; re-framed 1.21-3.58 against 1.21-3.60) while the second
+framing runs on 23-40 % (mixed) and 42-63 % (protocol) of the images, and the wide view on 26 % / 45 % of the
+detected validation faces (detect path 2.265 against 2.264, protocol 2.453 against 2.449); at 0.70 the crops rolled
+by 180 degrees lose 0.04."""
 
 SAME_FACE = 0.1
 """Two detections whose final landmarks lie this close (mean point distance over the side of the landmark box) read
@@ -189,30 +201,51 @@ def landmarks_of_detections(
     passes: int = 1,
     settle: bool = True,
     views: tuple[float, ...] = (1.0, WIDE_FIRST_CROP),
+    sure: float = SURE_READING,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(N, K, 2) landmarks, (N, K) confidence (None without) and (N,) face probability on the upright crops around
-    the final points (None without a face head) for N detections of one image: one batched pass on the detection
-    crops (one per ``views``: :func:`first_matrix`'s ``wider``; the first only for models without confidence), then
+    the final points (None without a face head) for N detections of one image. Each face is read from its first
+    view (:func:`first_matrix` with ``wider`` = ``views[0]``): one batched pass on the detection crops, then
     ``passes`` batched passes on upright crops framed around the previous points (:meth:`Predictor.fine_matrix`),
-    then, with ``settle``, more passes for faces not yet settled (:func:`refine_faces`); each face keeps the view
-    whose reading the model is most confident about (:data:`WIDE_FIRST_CROP`)."""
+    then, with ``settle``, more passes for faces not yet settled (:func:`refine_faces`). Faces whose reading has a
+    mean confidence below ``sure`` (:data:`SURE_READING`; ``math.inf``: every face) are read the same way from each
+    further view and keep the reading the model is most confident about (:data:`WIDE_FIRST_CROP`); models without
+    confidence read the first view only."""
     if not views:
         raise ConfigError("views: expected one or more first-crop widths")
     if not detections:
         return (*predictor.empty_prediction(), None)
-    n = len(detections)
-    views = tuple(views) if predictor.has_confidence else tuple(views[:1])
-    mats = [first_matrix(predictor, d, box_to_face, wider) for wider in views for d in detections]
-    crops = np.stack([predictor.cut(image, m) for m in mats])
-    points, conf = predictor.predict_mapped_with_confidence(crops, mats)  # (V*N, K, 2), (V*N, K): view-major
-    refine_faces(predictor, [image] * len(mats), points, conf, np.full(len(mats), passes), np.full(len(mats), settle))
-    if len(views) > 1:  # each face keeps the view whose refined reading the model is most confident about
-        keep = conf.mean(1).reshape(len(views), n).argmax(0) * n + np.arange(n)  # (N,) first view on ties
-        points, conf = points[keep], conf[keep]
+    points, conf = _read_view(predictor, image, detections, box_to_face, views[0], passes, settle)
+    for wider in views[1:] if conf is not None else ():
+        unsure = np.flatnonzero(conf.mean(1) < sure)
+        if len(unsure) == 0:
+            break
+        pts, c = _read_view(predictor, image, [detections[i] for i in unsure], box_to_face, wider, passes, settle)
+        better = c.mean(1) > conf[unsure].mean(1)  # the earlier view on ties
+        points[unsure[better]], conf[unsure[better]] = pts[better], c[better]
     face = None
     if predictor.has_face_head:  # one more pass: on the upright crop around the final points, framed as trained
         face = predictor.face_probability(np.stack([predictor.cut(image, predictor.fine_matrix(p)) for p in points]))
     return points, conf, face
+
+
+def _read_view(
+    predictor: Predictor,
+    image: np.ndarray,
+    detections: Sequence[Detection],
+    box_to_face: BoxToFace,
+    wider: float,
+    passes: int,
+    settle: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, K, 2) refined landmarks and (N, K) confidence of N detections read from one view (:func:`first_matrix`
+    with ``wider``): one batched first pass, then :func:`refine_faces`."""
+    mats = [first_matrix(predictor, d, box_to_face, wider) for d in detections]
+    crops = np.stack([predictor.cut(image, m) for m in mats])
+    points, conf = predictor.predict_mapped_with_confidence(crops, mats)  # (N, K, 2), (N, K)
+    n = len(mats)
+    refine_faces(predictor, [image] * n, points, conf, np.full(n, passes), np.full(n, settle))
+    return points, conf
 
 
 def refine_faces(

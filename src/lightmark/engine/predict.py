@@ -42,6 +42,7 @@ from .coco import COCO_KEYPOINT_NAMES, COCO_SKELETON, coco_document
 from .faces import (
     FACE_SCORE_THRESHOLD,
     MODEL_DEFAULT,
+    SURE_READING,
     DetectionResults,
     Face,
     ModelDefault,
@@ -75,8 +76,9 @@ class Framing(str, Enum):
     ``DETECT``: the shipped detector finds the face (the largest, at any roll: it also searches the image turned by
     90, 180 and 270 degrees), the first crop is framed around it and refined on the model's own points; an image
     where it finds none falls back to ``WHOLE``, and ``PredictionResults.detected`` says which.
-    ``AUTO``: both, and the one whose last pass the model is more confident about (mean per-point confidence) wins
-    (``detected`` says where the detection won). Needs a model with confidence (heatmap heads).
+    ``AUTO``: the crop reading, and for images it is not sure of (mean per-point confidence below
+    :data:`~lightmark.engine.faces.SURE_READING`) the detection's too; the one whose last pass the model is more
+    confident about wins (``detected`` says where the detection won). Needs a model with confidence (heatmap heads).
     """
 
     WHOLE = "whole"
@@ -797,11 +799,12 @@ class Predictor:
         # coarse to fine; no settling passes here: on the re-framed validation sets they gained nothing and cost the
         # crops rolled by 90 degrees 0.16 NME/384 (README, "Whole photos: every face")
         refine_faces(self, images, points, conf, passes, settle=np.zeros(len(images), bool))
-        if self.framing is Framing.AUTO:
+        if self.framing is Framing.AUTO:  # a second framing for the images the crop reading is not sure of
+            sure = conf.mean(1) >= SURE_READING  # (N,)
             free = [
                 i
                 for i in range(len(images))
-                if (boxes is None or boxes[i] is None) and (landmarks is None or landmarks[i] is None)
+                if not sure[i] and (boxes is None or boxes[i] is None) and (landmarks is None or landmarks[i] is None)
             ]
             self._try_detections(images, free, points, conf, found)
         return points, conf, found

@@ -1,0 +1,119 @@
+"""Where a second framing pays: the figures behind ``lightmark.engine.faces.SURE_READING``.
+
+For every image of the validation crops and their six re-framed copies it reads the face twice - as a crop
+(``framing="whole"``) and around the detected face (``framing="detect"``) - and for the largest detection of each
+validation crop it reads both first views of the detect path (``WIDE_FIRST_CROP``). It then scores the cascade
+"read the second framing only when the first reading's mean confidence is below T" for a range of T: NME/384 of
+each set and how many images needed the second framing. T = inf is reading both everywhere (the rule through
+session 12); the more confident reading wins in both.
+
+    OMP_NUM_THREADS=1 python scripts/framing_cascade.py [--model mixed protocol] [--json framing_cascade.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lightmark.data.formats import FaceDataset, load_dataset
+from lightmark.data.images import read_image
+from lightmark.data.reframe import REFRAMES, write_reframed
+from lightmark.engine.faces import SURE_READING, WIDE_FIRST_CROP, landmarks_of_detections
+from lightmark.engine.predict import Predictor
+
+THRESHOLDS = (0.0, 0.7, 0.72, 0.74, 0.76, 0.78, 0.8, math.inf)
+
+
+def nme384(points: np.ndarray, truth: np.ndarray) -> float:
+    """Mean point error of (K, 2) points over a 384 px side, in percent."""
+    return float(np.linalg.norm(points - truth, axis=1).mean() / 3.84)
+
+
+def read_sets(data: str, work: str) -> dict[str, FaceDataset]:
+    """The validation crops and their re-framed copies (written once under ``work``, as reframe_eval does)."""
+    source = load_dataset(data, require_landmarks=True)
+    sets = {"val": source}
+    for name, reframe in REFRAMES.items():
+        if name == "none":
+            continue
+        folder = Path(work) / name
+        if len(list(folder.glob("*.jpg"))) < len(source):
+            write_reframed(source, reframe, folder)
+        sets[name] = load_dataset(folder, require_landmarks=True)
+    return sets
+
+
+def framing_readings(model: str, sets: dict[str, FaceDataset]) -> dict[str, np.ndarray]:
+    """Per set, (N, 4): crop reading's mean confidence and NME/384, then the detection reading's."""
+    whole = Predictor(model, threads=1, framing="whole")
+    detect = Predictor(model, threads=1, framing="detect")
+    out = {}
+    for name, ds in sets.items():
+        rows = []
+        for s in ds.samples:
+            image = read_image(s.image_path)
+            a, ca = whole.predict_batch_with_confidence([image])
+            b, cb = detect.predict_batch_with_confidence([image])  # the crop reading where nothing is detected
+            rows.append([ca[0].mean(), nme384(a[0], s.landmarks), cb[0].mean(), nme384(b[0], s.landmarks)])
+        out[name] = np.array(rows)
+    return out
+
+
+def view_readings(model: str, val: FaceDataset) -> np.ndarray:
+    """(N, 4) for the largest detection of each validation crop that has one: first view's mean confidence and
+    NME/384, then the wide view's (each refined as ``Predictor.detect`` refines)."""
+    p = Predictor(model, threads=1)
+    rows = []
+    for s in val.samples:
+        image = read_image(s.image_path)
+        dets = p.detector.detect(image)[:1]
+        if not dets:
+            continue
+        row = []
+        for wider in (1.0, WIDE_FIRST_CROP):
+            pts, conf, _ = landmarks_of_detections(p, image, dets, p.detector.box_to_face, views=(wider,))
+            row += [conf[0].mean(), nme384(pts[0], s.landmarks)]
+        rows.append(row)
+    return np.array(rows)
+
+
+def cascade(readings: np.ndarray, threshold: float) -> tuple[float, int]:
+    """NME/384 and the number of second readings of "second framing only below ``threshold``"."""
+    c1, e1, c2, e2 = readings.T
+    second = c1 < threshold
+    return float(np.where(second & (c2 > c1), e2, e1).mean()), int(second.sum())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", nargs="+", default=["mixed", "protocol"], help="shipped track names or checkpoints")
+    ap.add_argument("--data", default="../shared/data/aflw2000/val", help="labelled square crops")
+    ap.add_argument("--work", default="/tmp/lightmark_reframe", help="where the re-framed sets are written")
+    ap.add_argument("--json", help="write the figures as JSON")
+    a = ap.parse_args()
+    sets = read_sets(a.data, a.work)
+    report = {"sure_reading": SURE_READING, "thresholds": [str(t) for t in THRESHOLDS], "models": {}}
+    for model in a.model:
+        readings = framing_readings(model, sets)
+        readings["detect path, wide view"] = view_readings(model, sets["val"])
+        figures = {}
+        print(f"{model}: NME/384 / second readings, by threshold")
+        print(f"{'set':<24}" + "".join(f"{'T=' + str(t):>14}" for t in THRESHOLDS))
+        for name, r in readings.items():
+            cells = [cascade(r, t) for t in THRESHOLDS]
+            figures[name] = {
+                "n": len(r),
+                "by_threshold": {str(t): {"nme": e, "second": k} for t, (e, k) in zip(THRESHOLDS, cells, strict=True)},
+            }
+            print(f"{name:<24}" + "".join(f"{e:>9.3f}/{k:>4d}" for e, k in cells))
+        report["models"][model] = figures
+    if a.json:
+        Path(a.json).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
