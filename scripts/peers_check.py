@@ -35,6 +35,7 @@ from helen_check import split_holdout  # scripts/, beside this one
 
 from lightmark.data.formats import FaceDataset, load_dataset
 from lightmark.data.images import read_image
+from lightmark.detectors import create_detector
 from lightmark.engine.baselines import (
     DlibPredictor,
     MediaPipeMeshPredictor,
@@ -128,12 +129,16 @@ def timing_whole(model: str, dlib: DlibPredictor, mp_map: MeshMap, images: list[
     the first reading is not sure, ``SURE_READING``), so the mean over many images is its throughput; per-call
     ratios to MediaPipe's image mode."""
     default = Predictor(model, threads=1)
+    no_tiles = Predictor(model, threads=1, detector=create_detector("blazeface", threads=1))  # the whole image only
     still = MediaPipeMeshPredictor(mp_map)
     n = len(images)
     calls = {
         WHOLE_REFERENCE: lambda r: still.predict(images[r % n]),
         "lightmark predict(image) (default reading)": lambda r: default.predict(images[r % n]),
-        "lightmark detect (detector + landmarks)": lambda r: default.detect(images[r % n]),
+        "lightmark detect (detector + landmarks; tiles for faces down to 48 px)": lambda r: default.detect(
+            images[r % n]
+        ),
+        "lightmark detect, no tiles (whole image only, as MediaPipe)": lambda r: no_tiles.detect(images[r % n]),
         "dlib HOG + predict": lambda r: dlib.predict(images[r % n]),
     }
     ms = time_interleaved(calls, rounds, warmup=20)

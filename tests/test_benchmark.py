@@ -194,6 +194,25 @@ def test_time_calls_warms_up_then_times_each_call() -> None:
     assert latency(lambda: calls.append(1), runs=5, warmup=2)["runs"] == 5 and len(calls) == 7
 
 
+def test_predictor_latency_cycles_through_the_images_given(monkeypatch) -> None:
+    """``Predictor.latency_ms`` on a list calls ``predict`` on image ``i % n`` (warm-up calls included): the default
+    reading costs more on some images than others, so it is timed over many; one array is one image; none refused."""
+    from lightmark.engine.predict import Predictor
+    from lightmark.errors import ConfigError
+
+    p = Predictor(threads=1)
+    seen = []
+    monkeypatch.setattr(p, "predict", lambda image: seen.append(int(image[0, 0, 0])))
+    images = [np.full((8, 8, 3), v, np.uint8) for v in (1, 2, 3)]
+    stats = p.latency_ms(images, runs=5, warmup=2)
+    assert stats["runs"] == 5 and seen == [1, 2, 3, 1, 2, 3, 1]
+    seen.clear()
+    p.latency_ms(images[1], runs=2, warmup=1)
+    assert seen == [2, 2, 2]
+    with pytest.raises(ConfigError):
+        p.latency_ms([], runs=1)
+
+
 def test_scoped_threads_sets_and_restores() -> None:
     old_torch, old_cv = torch.get_num_threads(), cv2.getNumThreads()
     target = 1 if old_torch != 1 else 2

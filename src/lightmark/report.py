@@ -25,7 +25,8 @@ def _fmt(v: float | None, digits: int = 2) -> str:
 def results_table(reports: dict[str, str | os.PathLike]) -> str:
     """A markdown table, one row per ``label: evaluation JSON``: challenge NME overall and per yaw bin,
     box NME, FR and AUC at 10% (challenge NME), then the model's cost as the JSON records it (``evaluate
-    --latency``): size in MB, parameters, GMACs and single-thread CPU latency per face."""
+    --latency``): size in MB, parameters, GMACs and single-thread CPU latency per face (mean ms over the images
+    timed)."""
     head = (
         "| model | n | NME/384 % | [0,30) | [30,60) | [60,90] | NME box % | FR@10 % | AUC@10 "
         "| size MB | params M | GMACs | CPU ms |\n"
@@ -37,7 +38,7 @@ def results_table(reports: dict[str, str | os.PathLike]) -> str:
         bins = [r.get(b, {}).get("nme_challenge") if isinstance(r.get(b), dict) else None for b in YAW_BIN_NAMES]
         meta = r.get("meta", {})
         params = meta.get("params")
-        lat = meta.get("latency_ms", {}).get("median") if isinstance(meta.get("latency_ms"), dict) else None
+        lat = meta.get("latency_ms", {}).get("mean") if isinstance(meta.get("latency_ms"), dict) else None
         rows.append(
             f"| {label} | {r['n']} | **{_fmt(r['nme_challenge'])}** | "
             + " | ".join(_fmt(b) for b in bins)

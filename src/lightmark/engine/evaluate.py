@@ -163,16 +163,22 @@ def in_scheme(points: np.ndarray, source: str, target: str) -> np.ndarray:
     raise ConfigError(f"a {a.name} model cannot be scored on {b.name} labels (no map between them)")
 
 
+LATENCY_IMAGES = 200
+"""A :class:`Predictor` is timed over up to this many of the dataset's images, one call each in turn."""
+
+
 def _latency(predictor, dataset: FaceDataset) -> dict:
-    """Single-thread latency of one prediction on the dataset's first image: a :class:`Predictor` is timed
-    through :meth:`Predictor.with_threads` (its model and ONNX graph, nothing process-wide changed), any other
-    predictor through its own ``latency_ms`` (single-threaded by design, e.g. dlib)."""
+    """Single-thread latency of one prediction: a :class:`Predictor` over the dataset's first
+    :data:`LATENCY_IMAGES` images in turn (its default reading costs more on some images than on others), timed
+    through :meth:`Predictor.with_threads` (its model and ONNX graph, nothing process-wide changed); any other
+    predictor on the first image through its own ``latency_ms`` (single-threaded by design, e.g. dlib)."""
     from ..data.images import read_image
 
-    image = read_image(dataset.samples[0].image_path)
     if isinstance(predictor, Predictor):
         one = predictor.with_threads(1)
-        return {**one.latency_ms(image), "threads": 1, "backend": one.backend}
+        images = [read_image(s.image_path) for s in dataset.samples[:LATENCY_IMAGES]]
+        return {**one.latency_ms(images), "threads": 1, "backend": one.backend, "images": len(images)}
+    image = read_image(dataset.samples[0].image_path)
     if not hasattr(predictor, "latency_ms"):
         raise ConfigError(f"{type(predictor).__name__} cannot be timed (no latency_ms method)")
     return {**predictor.latency_ms(image), "threads": 1}
