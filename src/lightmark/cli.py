@@ -430,7 +430,8 @@ MODEL_HELP = "checkpoint, or a shipped model: protocol | mixed (default: the shi
 FRAMING_HELP = (
     "where the one face of each image is: whole = the image is the face crop (the challenge's crops); detect = the "
     "shipped detector finds it (any size, position or roll), then the crop is refined on the model's points; "
-    "auto = both, keeping the one the model is more confident about"
+    "auto = the crop, and where the model is not sure of that reading the detector's face too, keeping the one the "
+    "model is more confident about"
 )
 QUIET_HELP = "no progress bar"
 

@@ -293,8 +293,9 @@ def _with_refine(pred: Predictor, model) -> Predictor:
 
 
 def _with_auto(pred: Predictor, model) -> Predictor | None:
-    """``pred``'s graph with the default framing of :meth:`Predictor.predict` without a box (``auto``: the crop and
-    the detector's face, the more confident reading kept); None for models without a confidence (no ``auto``)."""
+    """``pred``'s graph with the default framing of :meth:`Predictor.predict` without a box (``auto``: the crop and,
+    where it is not sure of that reading, the detector's face, the more confident reading kept); None for models
+    without a confidence (no ``auto``)."""
     auto = _same_graph(pred, model)
     return auto if auto.framing is Framing.AUTO else None
 

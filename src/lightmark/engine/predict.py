@@ -299,10 +299,10 @@ class Predictor:
     >>> predictor = Predictor()                    # the shipped model
     >>> points = predictor.predict(image_rgb)      # (K, 2) in image pixels (K = 68 for the default model)
 
-    ``image`` is an RGB uint8 array (or a path). By default (``framing``) the image is read both as a face crop
-    (like the challenge's crops) and around the face the shipped detector finds, and the more confident reading is
-    kept; give ``box=(x0, y0, x1, y1)`` from a face detector, or ``landmarks=`` of the previous video frame, to crop
-    there instead.
+    ``image`` is an RGB uint8 array (or a path). By default (``framing``) the image is read as a face crop (like
+    the challenge's crops) and, where the model is not sure of that reading, around the face the shipped detector
+    finds too, and the more confident reading is kept; give ``box=(x0, y0, x1, y1)`` from a face detector, or
+    ``landmarks=`` of the previous video frame, to crop there instead.
 
     Args:
         model: a checkpoint path (``.pt``), an exported ONNX graph (``.onnx``, run on the ``"onnx"`` backend), a
@@ -331,9 +331,10 @@ class Predictor:
         framing: where :meth:`predict` looks for the one face of an image given without ``box`` / ``landmarks``
             (:class:`Framing`): the whole image (the challenge's crops: 2-4 ms per image on one thread), the face
             the detector finds (any size, position and roll; about 20 ms: four detector passes and the model's
-            choice among orientations), or both, keeping the one the model is more confident about (``"auto"``,
-            about 20 ms). None: ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else
-            ``"whole"``.
+            choice among orientations), or both, keeping the one the model is more confident about (``"auto"``:
+            the detector's face only where the crop reading is not sure,
+            :data:`~lightmark.engine.faces.SURE_READING`; 3 ms for a sure crop, about 18 ms otherwise). None:
+            ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else ``"whole"``.
 
     The ONNX path imports neither torch nor ``onnx``: the model config comes from the graph's metadata, and the
     torch model (attribute ``model``) is loaded on first use only.
