@@ -149,6 +149,17 @@ def architecture_table(arch: dict) -> str:
     return "\n".join(rows)
 
 
+def _timing_rows(what: str, times: dict, ratio_key: str, reference: str, mean: bool = False) -> list[str]:
+    """A blank line, then a markdown table of per-call times on one core (median ms, the mean too with ``mean``)
+    and each contender's per-call ratio (``ratio_key``) to ``reference``, as median [IQR]."""
+    head = f"| one core, {what} | ms, median |" + (" ms, mean |" if mean else "") + f" time / {reference} |"
+    rows = ["", head, "|---" * (4 if mean else 3) + "|"]
+    for name, t in times.items():
+        cells = f"{t['median']:.2f} |" + (f" {t['mean']:.2f} |" if mean else "")
+        rows.append(f"| {name} | {cells} {_ratio(t[ratio_key])} |")
+    return rows
+
+
 def peers_table(peers: dict) -> str:
     """Markdown tables of a ``scripts/peers_check.py --json`` record: accuracy of each contender on the validation
     crops (NME/384, |yaw| 60-90) and the HELEN holdout (inter-ocular NME, inner 51 / jaw), with the faces its own
@@ -167,19 +178,11 @@ def peers_table(peers: dict) -> str:
             f"| {name} | {_fmt(v['nme_challenge'])} | {_fmt(v['yaw_60_90']['nme_challenge'])} | "
             f"{_fmt(h['inner_51'])} | {_fmt(h['jaw_17'])} | {found} |"
         )
-    rows += [
-        "",
-        "| one core, one face per call | ms, median | time / lightmark one-pass `predict(box=)` |",
-        "|---|---|---|",
-    ]
-    for name, t in peers["latency_ms"].items():
-        rows.append(f"| {name} | {t['median']:.2f} | {_ratio(t['ratio_to_lightmark_box'])} |")
+    rows += _timing_rows(
+        "one face per call", peers["latency_ms"], "ratio_to_lightmark_box", "lightmark one-pass `predict(box=)`"
+    )
     if "latency_whole_ms" in peers:
-        rows += [
-            "",
-            "| one core, a whole image per call | ms, median | ms, mean | time / MediaPipe image mode |",
-            "|---|---|---|---|",
-        ]
-        for name, t in peers["latency_whole_ms"].items():
-            rows.append(f"| {name} | {t['median']:.2f} | {t['mean']:.2f} | {_ratio(t['ratio_to_mediapipe'])} |")
+        rows += _timing_rows(
+            "a whole image per call", peers["latency_whole_ms"], "ratio_to_mediapipe", "MediaPipe image mode", mean=True
+        )
     return "\n".join(rows)
