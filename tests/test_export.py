@@ -63,6 +63,33 @@ def test_export_matches_torch_and_has_dynamic_batch(exported):
     assert ref.std() > 1.0  # the check is not trivially passed by a constant output
 
 
+def test_export_records_the_model_summary(exported, monkeypatch):
+    """The graph records the torch model's parameters, float32 size and GMACs (not the padded export's), so that
+    ``Predictor.describe`` (evaluation reports) on ONNX Runtime counts nothing on torch; a graph without the record
+    (older exports, other tools) is counted on the torch model as before."""
+    from lightmark.engine.onnx_runtime import META_SUMMARY, onnx_summary
+    from lightmark.models import model_summary
+
+    checkpoint, _ = exported
+    want = {k: model_summary(sharp_model())[k] for k in ("params", "size_mb", "gmacs")}
+    sess = ort_session(checkpoint.with_suffix(".onnx"), threads=1)
+    assert onnx_summary(sess) == want and want["params"] > 0
+    p = Predictor(checkpoint, backend="onnx")
+    monkeypatch.setattr("lightmark.models.model_summary", lambda *a, **k: pytest.fail("counted on torch"))
+    assert {k: p.describe()[k] for k in want} == want
+    monkeypatch.setattr(export_mod, "SUMMARY_KEYS", ())  # an export that records an empty summary
+    bare = Predictor(checkpoint, backend="onnx", onnx=export_mod.onnx_bytes(sharp_model()))
+    assert json_keys(onnx_metadata(bare.session)[META_SUMMARY]) == []
+    monkeypatch.undo()
+    assert {k: bare.describe()[k] for k in want} == want  # counted on the torch model
+
+
+def json_keys(text: str) -> list[str]:
+    import json
+
+    return list(json.loads(text))
+
+
 @pytest.mark.parametrize("name", ["shufflenetv2_x0_5_regression"])
 def test_export_model_object_other_head(tmp_path, name):
     assert export_onnx(sharp_model(name), tmp_path / "m.onnx") < 0.01

@@ -65,8 +65,9 @@ def _run_without_extras(code: str, tmp_path: Path) -> dict:
 
 
 def test_predict_imports_no_optional_dependency(tmp_path: Path) -> None:
-    """`import lightmark`, the Python API and `lightmark predict` with every output run on the shipped ONNX model
-    without importing torch (nor onnx, scipy, numba, matplotlib, albumentations)."""
+    """`import lightmark`, the Python API (``describe`` too: the model's size, parameters and GMACs) and `lightmark
+    predict` with every output run on the shipped ONNX model without importing torch (nor onnx, scipy, numba,
+    matplotlib, albumentations)."""
     out = tmp_path / "out"
     res = _run_without_extras(
         f"""
@@ -83,7 +84,9 @@ def test_predict_imports_no_optional_dependency(tmp_path: Path) -> None:
             code = main(["predict", {str(SAMPLE)!r}, "--json", {str(out / "p.json")!r}, "--out", {str(out / "s.txt")!r},
                          "--csv", {str(out / "p.csv")!r}, "--coco", {str(out / "c.json")!r},
                          "--pts", {str(out / "pts")!r}, "--vis", {str(out / "vis")!r}, "--quiet"])
+        desc = p.describe()  # evaluation reports' model figures, recorded in the ONNX graph at export
         OUT = {{"version": lightmark.__version__, "backend": p.backend, "shape": list(pts.shape),
+                "describe": {{k: desc[k] for k in ("params", "size_mb", "gmacs")}},
                 "same": bool((abs(batch[0] - pts) < 1e-4).all()), "code": code, "err": err.getvalue(),
                 "modules": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)}}
         """,
@@ -99,8 +102,10 @@ def test_predict_imports_no_optional_dependency(tmp_path: Path) -> None:
     pts = np.array(json.loads((out / "p.json").read_text())["predictions"][0]["landmarks"])
     pytest.importorskip("torch")
     from lightmark.engine.predict import Predictor
+    from lightmark.models import model_summary
 
     whole = Predictor(backend="torch", framing="whole")  # --out reads the crops whole, every output of the call too
+    assert o["describe"] == {k: model_summary(whole.model)[k] for k in o["describe"]}
     # 0.05 px: the default model predicts in two passes, and ONNX Runtime's ~1e-4 px difference from torch in the
     # first pass moves the second pass's crop (JSON keeps 0.01 px)
     assert np.abs(pts - whole.predict(SAMPLE)).max() < 0.05

@@ -21,12 +21,22 @@ import torch
 
 from ..codecs import peak_mass
 from ..errors import ModelError
-from ..models import Checkpoint, LandmarkGraph, LandmarkModel, load_checkpoint, load_model, resolve_model_path
+from ..models import (
+    Checkpoint,
+    LandmarkGraph,
+    LandmarkModel,
+    load_checkpoint,
+    load_model,
+    model_summary,
+    resolve_model_path,
+)
 from ..utils import atomic_save_bytes
 from .onnx_runtime import (  # torch-free helpers, re-exported here for existing callers
     META_CONFIG,
     META_SOURCE_SHA256,
+    META_SUMMARY,
     META_VERSION,
+    SUMMARY_KEYS,
     file_sha256,
     onnx_metadata,  # noqa: F401
     ort_session,
@@ -169,7 +179,13 @@ def onnx_bytes(model: LandmarkModel, opset: int = 17, metadata: dict[str, str] |
     constants_to_initializers(proto)
     from .. import __version__
 
-    meta = {META_CONFIG: json.dumps(m.config.to_dict()), META_VERSION: __version__, **(metadata or {})}
+    summary = model_summary(model)  # the model as trained: the padding above adds zero channels
+    meta = {
+        META_CONFIG: json.dumps(m.config.to_dict()),
+        META_VERSION: __version__,
+        META_SUMMARY: json.dumps({k: summary[k] for k in SUMMARY_KEYS}),
+        **(metadata or {}),
+    }
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, str(v)

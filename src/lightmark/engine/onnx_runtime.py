@@ -21,6 +21,10 @@ META_SOURCE_SHA256 = "lightmark.source_sha256"
 """Metadata key: SHA-256 of the checkpoint the graph was exported from."""
 META_VERSION = "lightmark.version"
 """Metadata key: the lightmark version that exported the graph."""
+META_SUMMARY = "lightmark.summary"
+"""Metadata key: the exported model's ``{"params", "size_mb", "gmacs"}`` as JSON
+(:func:`~lightmark.models.model_summary`, counted on the torch model), so that reports need no torch."""
+SUMMARY_KEYS = ("params", "size_mb", "gmacs")
 
 
 def onnxruntime_available() -> bool:
@@ -59,6 +63,19 @@ def ort_session(model: bytes | str | os.PathLike, threads: int | None = None) ->
 def onnx_metadata(session: Any) -> dict[str, str]:
     """The custom metadata map of an ONNX Runtime session's model."""
     return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def onnx_summary(session: Any) -> dict | None:
+    """The model's ``{"params", "size_mb", "gmacs"}`` recorded at export (:data:`META_SUMMARY`), None when the graph
+    records none (graphs exported before session 13, or by other tools) or records it incompletely."""
+    text = onnx_metadata(session).get(META_SUMMARY)
+    try:
+        summary = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    if not isinstance(summary, dict) or any(k not in summary for k in SUMMARY_KEYS):
+        return None
+    return {k: summary[k] for k in SUMMARY_KEYS}
 
 
 def onnx_config(session: Any, source: str = "ONNX graph") -> ModelConfig | None:

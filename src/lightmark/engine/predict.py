@@ -57,6 +57,7 @@ from .onnx_runtime import (
     file_sha256,
     onnx_config,
     onnx_metadata,
+    onnx_summary,
     onnxruntime_available,
     ort_session,
 )
@@ -86,7 +87,10 @@ class Framing(str, Enum):
     AUTO = "auto"
 
 
-TORCH_NEEDED_FOR = "the torch model (backend 'torch', a CUDA device, describe(), an in-memory ONNX export)"
+TORCH_NEEDED_FOR = (
+    "the torch model (backend 'torch', a CUDA device, describe() of a graph that records no model summary, "
+    "an in-memory ONNX export)"
+)
 
 __all__ = [
     "BACKENDS",
@@ -687,10 +691,13 @@ class Predictor:
     # -- public API -------------------------------------------------------------------------------------------
     def describe(self) -> dict:
         """Metadata for evaluation reports: model name, input size, backend, size, parameters, GMACs (these
-        three are counted on the torch model, so this needs torch)."""
-        from ..models import model_summary
+        three counted on the torch model: read from the ONNX graph's metadata where its export recorded them, so
+        the ONNX backend needs no torch here, else counted now, which needs torch)."""
+        s = onnx_summary(self.session) if self.session is not None else None
+        if s is None:
+            from ..models import model_summary
 
-        s = model_summary(self.model)
+            s = model_summary(self.model)
         return {
             "model": self.config.name,
             "input_size": self.input_size,
