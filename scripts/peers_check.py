@@ -128,13 +128,14 @@ def timing_whole(model: str, dlib: DlibPredictor, mp_map: MeshMap, images: list[
     round ``r`` on ``images[r % len(images)]``: lightmark's cost depends on the image (a second framing only where
     the first reading is not sure, ``SURE_READING``), so the mean over many images is its throughput; per-call
     ratios to MediaPipe's image mode."""
-    default = Predictor(model, threads=1)
+    default, flip = Predictor(model, threads=1), Predictor(model, threads=1, flip_test=True)
     no_tiles = Predictor(model, threads=1, detector=create_detector("blazeface", threads=1))  # the whole image only
     still = MediaPipeMeshPredictor(mp_map)
     n = len(images)
     calls = {
         WHOLE_REFERENCE: lambda r: still.predict(images[r % n]),
         "lightmark predict(image) (default reading)": lambda r: default.predict(images[r % n]),
+        "lightmark predict(image), flip test": lambda r: flip.predict(images[r % n]),
         "lightmark detect (detector + landmarks; tiles for faces down to 48 px)": lambda r: default.detect(
             images[r % n]
         ),
@@ -168,6 +169,8 @@ def main() -> None:
         default, detect = Predictor(model, threads=1), Predictor(model, threads=1, framing=Framing.DETECT)
         contenders[f"lightmark {label}"] = (default, default, False)
         contenders[f"lightmark {model}, detector only (framing detect)"] = (detect, detect, True)
+    flip = Predictor("mixed", threads=1, flip_test=True)  # the mirrored crop read too: twice the network's cost
+    contenders["lightmark mixed, flip test (default reading)"] = (flip, flip, False)
     contenders["dlib 68 (HOG, upsample 1 + ERT)"] = (dlib, dlib, True)
     mesh = (MediaPipeMeshPredictor(map_3d), MediaPipeMeshPredictor(map_2d), True)
     contenders["MediaPipe face mesh -> 68"] = mesh
