@@ -405,26 +405,28 @@ scaling: synth-12k
 # 2, 6, 10 and 20 x 16k samples, each with its own full schedule; the final weights scored (whole crop, like the
 # protocol track's curve). 10 x 16k is train-mobilenet-mixed's run (the same --init): to reuse it, score its last.pt
 # into $(E)/scaling_mixed_10x16k.json first (`lightmark evaluate --model $(RUNS)/mobilenet_mixed/last.pt ...`).
-# ~5, ~14, ~25 and ~50 min on 2 cores; re-running resumes and skips done rows. The starting point is
-# train-mobilenet-protocol's last.pt (~2.5 h), shipped in session 9 as it was: `make protocol-s9` copies that
-# shipped file out of the repository's history instead (the shipped protocol model is a blend since session 11).
+# ~5, ~14, ~25 and ~50 min on 2 cores; re-running resumes and skips done rows. The starting point
+# (SCALING_MIXED_INIT) is train-mobilenet-protocol's last.pt (~2.5 h), shipped in session 9 as it was; `make
+# protocol-s9` copies that shipped file out of the repository's history instead (the shipped protocol model is a
+# blend since session 11): `make protocol-s9 && make scaling-mixed SCALING_MIXED_INIT=$(RUNS)/protocol_s9.pt`.
 SCALING_MIXED_EPOCHS = 2 6 10 20
+SCALING_MIXED_INIT ?= $(RUNS)/mobilenet_protocol/last.pt
 scaling-mixed: synth-12k
 	@for ep in $(SCALING_MIXED_EPOCHS); do \
 		run=$(RUNS)/scaling_mixed_$${ep}x16k; json=$(E)/scaling_mixed_$${ep}x16k.json; \
 		if [ -f $$json ]; then echo "$$json: done"; continue; fi; \
-		OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(RUNS)/mobilenet_protocol/last.pt \
+		OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(SCALING_MIXED_INIT) \
 			--epochs $$ep --out $$run \
 			$$([ -f $$run/last.pt ] && echo --resume) || exit 1; \
 		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $$json --quiet || exit 1; \
 	done
 	$(MAKE) scaling-plot
 
-# Session 9's protocol model, as it shipped (commit 522de87), where train-mobilenet-protocol would write it.
+# Session 9's protocol model, as it shipped (commit 522de87; weights only, no optimizer state to resume from).
 protocol-s9:
-	mkdir -p $(RUNS)/mobilenet_protocol
-	[ -f $(RUNS)/mobilenet_protocol/last.pt ] || \
-		git show 522de87:src/lightmark/weights/lightmark_protocol.pt > $(RUNS)/mobilenet_protocol/last.pt
+	mkdir -p $(RUNS)
+	[ -f $(RUNS)/protocol_s9.pt ] || { git show 522de87:src/lightmark/weights/lightmark_protocol.pt \
+		> $(RUNS)/protocol_s9.pt.tmp && mv $(RUNS)/protocol_s9.pt.tmp $(RUNS)/protocol_s9.pt; }
 
 scaling-plot:
 	$(PYTHON) scripts/scaling_curve.py --out docs/scaling_curve.png \

@@ -211,6 +211,10 @@ def test_predictor_latency_cycles_through_the_images_given(monkeypatch) -> None:
     assert seen == [2, 2, 2]
     with pytest.raises(ConfigError):
         p.latency_ms([], runs=1)
+    paths = []
+    monkeypatch.setattr(p, "predict", lambda image: paths.append(image))
+    p.latency_ms("face.jpg", runs=1, warmup=0)  # a path is one image, as predict takes it
+    assert paths == ["face.jpg"]
 
 
 def test_scoped_threads_sets_and_restores() -> None:

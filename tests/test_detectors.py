@@ -197,6 +197,18 @@ def test_a_detection_keeps_the_more_confident_of_two_views(predictor, sample):
     np.testing.assert_allclose(cascade[0][1], both[0][1], atol=1e-4)
     never = landmarks_of_detections(predictor, sample, [det, off], b2f, sure=0.0)  # no reading is unsure
     np.testing.assert_allclose(never[0], one[0][0], atol=1e-4)
+    # Predictor.detect passes its own sure_reading: at 0 the wide view is never read, at inf always
+    lazy, eager = Predictor(threads=1, sure_reading=0.0), Predictor(threads=1, sure_reading=np.inf)
+    views = []
+    for p in (lazy, eager):
+        calls = []
+        real = p.predict_mapped_with_confidence
+        p.predict_mapped_with_confidence = lambda crops, mats, real=real, calls=calls: (
+            calls.append(len(crops)) or real(crops, mats)
+        )
+        p.detect(sample)
+        views.append(len(calls))
+    assert views[0] < views[1], views
 
 
 def test_a_model_without_confidence_reads_one_view(sample):
@@ -387,7 +399,7 @@ def test_framing_detect_finds_the_face_at_any_roll_and_size(predictor, sample, t
     assert framed_err < 0.03 * sample.shape[0], framed_err
 
 
-def test_framing_auto_keeps_the_more_confident_framing(sample, monkeypatch):
+def test_framing_auto_keeps_the_more_confident_framing(sample):
     """The default framing of heatmap models ("auto") predicts each image from the whole image and, when that
     reading is not sure (mean per-point confidence below SURE_READING), from the detector's face too, and keeps the
     one whose mean per-point confidence is higher; ``detected`` says which. A sure crop never runs the detector."""
@@ -409,8 +421,7 @@ def test_framing_auto_keeps_the_more_confident_framing(sample, monkeypatch):
         picked.append(detection_won)
     assert picked[1], "the face at half size is read better from its detection"
     assert not sure[1], "the face at half size is not read surely from the whole image"
-    monkeypatch.setattr("lightmark.engine.predict.SURE_READING", 0.0)  # every reading sure: the crop reading only
-    lazy = Predictor(threads=1)
+    lazy = Predictor(threads=1, sure_reading=0.0)  # every reading sure: the crop reading only
     np.testing.assert_allclose(lazy.predict(small), whole.predict(small), atol=1e-4)
     assert lazy._framer is None, "a sure crop reading made the detector"
     box = (192 + 100, 192 + 100, 192 + 280, 192 + 300)

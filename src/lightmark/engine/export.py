@@ -156,6 +156,7 @@ def onnx_bytes(model: LandmarkModel, opset: int = 17, metadata: dict[str, str] |
     if not model.codec.exportable:
         raise ModelError(f"decoder {model.config.decoder!r} runs in numpy and cannot be exported; use soft_argmax")
     m = copy.deepcopy(model).float().cpu().eval()
+    summary = model_summary(m)  # before the padding below, which adds zero channels
     pad_for_onnx_runtime(m)
     s = m.config.input_size
     names = [OUTPUT_NAME, CONFIDENCE_NAME] if m.codec.has_confidence else [OUTPUT_NAME]
@@ -179,7 +180,6 @@ def onnx_bytes(model: LandmarkModel, opset: int = 17, metadata: dict[str, str] |
     constants_to_initializers(proto)
     from .. import __version__
 
-    summary = model_summary(model)  # the model as trained: the padding above adds zero channels
     meta = {
         META_CONFIG: json.dumps(m.config.to_dict()),
         META_VERSION: __version__,

@@ -86,11 +86,11 @@ SURE_READING = 0.74
 first crop of a detection (:data:`WIDE_FIRST_CROP`) and, for ``Predictor.predict``'s default ``framing="auto"``, the
 crop around the detected face are read only for faces the first reading is less sure of; the more confident reading
 still wins. Measured in session 13 on the validation crops and their six re-framed copies (every reading and both
-shipped models, ``scripts/framing_cascade.py``): at 0.74 every set scores within 0.01 NME/384 of trying both
+shipped models, ``scripts/framing_cascade.py``): at 0.74 no set scores more than 0.01 NME/384 above trying both
 framings everywhere (mixed, auto: 2.249 against 2.249; re-framed 1.21-3.58 against 1.21-3.60) while the second
 framing runs on 23-40 % (mixed) and 42-63 % (protocol) of the images, and the wide view on 26 % / 45 % of the
 detected validation faces (detect path 2.265 against 2.264, protocol 2.453 against 2.449); at 0.70 the crops rolled
-by 180 degrees lose 0.04."""
+by 180 degrees lose 0.04. The default of ``Predictor(sure_reading=)``."""
 
 SAME_FACE = 0.1
 """Two detections whose final landmarks lie this close (mean point distance over the side of the landmark box) read
@@ -295,7 +295,9 @@ def detect_faces(
     if passes < 0:
         raise ConfigError(f"passes: expected 0 or more refining passes, got {passes}")
     detections = detector.detect(image)
-    points, conf, face = landmarks_of_detections(predictor, image, detections, detector.box_to_face, passes)
+    points, conf, face = landmarks_of_detections(
+        predictor, image, detections, detector.box_to_face, passes, sure=predictor.sure_reading
+    )
     h, w = image.shape[:2]
     scheme = predictor.config.landmark_scheme
     fit = pose and scheme.to_ibug68 is not None

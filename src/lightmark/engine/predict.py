@@ -339,6 +339,10 @@ class Predictor:
             the detector's face only where the crop reading is not sure,
             :data:`~lightmark.engine.faces.SURE_READING`; 3 ms for a sure crop, about 18 ms otherwise). None:
             ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else ``"whole"``.
+        sure_reading: a first reading whose mean per-point confidence is at least this gets no second framing - the
+            detection reading of ``"auto"`` and the wider first crop of :meth:`detect`
+            (:data:`~lightmark.engine.faces.SURE_READING`, measured without flip test; with ``flip_test`` the
+            confidence is the flip-averaged one). ``math.inf``: always read both, as through session 12; 0: never.
 
     The ONNX path imports neither torch nor ``onnx``: the model config comes from the graph's metadata, and the
     torch model (attribute ``model``) is loaded on first use only.
@@ -362,6 +366,7 @@ class Predictor:
         refine: int | None = None,
         detector: str | FaceDetector = DEFAULT_DETECTOR,
         framing: Framing | str | None = None,
+        sure_reading: float = SURE_READING,
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
@@ -408,6 +413,9 @@ class Predictor:
             raise ConfigError(f"refine: expected 0 or more passes, got {refine}")
         if isinstance(detector, str) and detector not in DETECTORS:
             raise ConfigError(f"unknown face detector {detector!r}; available: {', '.join(DETECTORS)}")
+        self.sure_reading = float(sure_reading)
+        """A reading at least this confident (mean per-point confidence) gets no second framing
+        (:data:`~lightmark.engine.faces.SURE_READING`)."""
         self._detector_spec = detector  # a name, or the caller's detector object
         self._detector = detector  # a name until detect() first needs it
         confident = self.has_confidence
@@ -710,12 +718,18 @@ class Predictor:
             "gmacs": s["gmacs"],
         }
 
-    def latency_ms(self, images: np.ndarray | Sequence[np.ndarray], runs: int = 200, warmup: int = 20) -> dict:
+    def latency_ms(
+        self,
+        images: np.ndarray | str | os.PathLike | Sequence[np.ndarray | str | os.PathLike],
+        runs: int = 200,
+        warmup: int = 20,
+    ) -> dict:
         """Median/p90/mean ms (:func:`~lightmark.engine.timing.timing_stats`) of :meth:`predict` (framing, crop,
         model, mapping back) with this predictor's threads (see ``threads``; :meth:`with_threads`), on one image or,
         given a list, call ``i`` on ``images[i % len(images)]``: the default reading costs more on the images it is
         not sure of (:data:`~lightmark.engine.faces.SURE_READING`), so its mean over many images is its cost."""
-        images = [images] if isinstance(images, np.ndarray) else list(images)
+        one = isinstance(images, (np.ndarray, str, os.PathLike))
+        images = [images] if one else list(images)
         if not images:
             raise ConfigError("latency_ms needs at least one image")
         calls = iter(range(runs + warmup))
@@ -814,7 +828,7 @@ class Predictor:
         # crops rolled by 90 degrees 0.16 NME/384 (README, "Whole photos: every face")
         refine_faces(self, images, points, conf, passes, settle=np.zeros(len(images), bool))
         if self.framing is Framing.AUTO:  # a second framing for the images the crop reading is not sure of
-            sure = conf.mean(1) >= SURE_READING  # (N,)
+            sure = conf.mean(1) >= self.sure_reading  # (N,)
             free = [
                 i
                 for i in range(len(images))
