@@ -21,30 +21,23 @@ import numpy as np
 
 from lightmark.data.formats import FaceDataset, load_dataset
 from lightmark.data.images import read_image
-from lightmark.data.reframe import REFRAMES, write_reframed
+from lightmark.data.reframe import reframed_sets
 from lightmark.engine.faces import SURE_READING, WIDE_FIRST_CROP, landmarks_of_detections
 from lightmark.engine.predict import Predictor
+from lightmark.metrics import nme
 
 THRESHOLDS = (0.0, 0.7, 0.72, 0.74, 0.76, 0.78, 0.8, math.inf)
 
 
 def nme384(points: np.ndarray, truth: np.ndarray) -> float:
-    """Mean point error of (K, 2) points over a 384 px side, in percent."""
-    return float(np.linalg.norm(points - truth, axis=1).mean() / 3.84)
+    """NME/384 of one face's (K, 2) points on a 384x384 crop, in percent (:func:`lightmark.metrics.nme`)."""
+    return float(nme(points, truth, 384.0)[0])
 
 
 def read_sets(data: str, work: str) -> dict[str, FaceDataset]:
     """The validation crops and their re-framed copies (written once under ``work``, as reframe_eval does)."""
     source = load_dataset(data, require_landmarks=True)
-    sets = {"val": source}
-    for name, reframe in REFRAMES.items():
-        if name == "none":
-            continue
-        folder = Path(work) / name
-        if len(list(folder.glob("*.jpg"))) < len(source):
-            write_reframed(source, reframe, folder)
-        sets[name] = load_dataset(folder, require_landmarks=True)
-    return sets
+    return {"val": source} | {n: d for n, d in reframed_sets(source, work).items() if n != "none"}
 
 
 def framing_readings(model: str, sets: dict[str, FaceDataset]) -> dict[str, np.ndarray]:

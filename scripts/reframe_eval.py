@@ -16,7 +16,7 @@ import json
 
 from lightmark.data.formats import load_dataset
 from lightmark.data.images import read_image
-from lightmark.data.reframe import REFRAMES, write_reframed
+from lightmark.data.reframe import reframed_sets
 from lightmark.engine.evaluate import evaluate
 from lightmark.engine.predict import Predictor
 
@@ -31,12 +31,7 @@ def main() -> None:
     ap.add_argument("--json", help="write the figures as JSON")
     a = ap.parse_args()
     source = load_dataset(a.data, require_landmarks=True)
-    sets = {}
-    for name, reframe in REFRAMES.items():
-        folder = f"{a.work}/{name}"
-        sets[name] = load_dataset(folder) if _complete(folder, len(source)) else None
-        if sets[name] is None:
-            sets[name] = load_dataset(write_reframed(source, reframe, folder))
+    sets = reframed_sets(source, a.work)
     rows, rows_box = {}, {}  # NME/384 (with latency) and NME/box (scale-free) per set
     runs = [("whole", r) for r in a.refine] if "whole" in a.framing else []
     runs += [(f, None) for f in a.framing if f != "whole"]  # detect: one refining pass (the Predictor's minimum)
@@ -54,13 +49,6 @@ def main() -> None:
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"model": str(a.model), "data": a.data, "rows": rows, "rows_box": rows_box}, f, indent=1)
-
-
-def _complete(folder: str, n: int) -> bool:
-    try:
-        return len(load_dataset(folder, require_landmarks=True)) == n
-    except Exception:  # absent or half-written: write it again
-        return False
 
 
 if __name__ == "__main__":

@@ -128,6 +128,28 @@ def test_reframe_moves_points_with_the_image(tmp_path: Path) -> None:
     assert transform_points(np.array([[41.5, 31.5]]), m)[0] == pytest.approx([31.5, 21.5], abs=1e-4)
 
 
+def test_reframed_sets_are_written_once(tmp_path: Path, monkeypatch) -> None:
+    """Every re-framing is written on first use and read back afterwards (a complete copy is not written again);
+    a half-written one is written again."""
+    import lightmark.data.reframe as reframe_mod
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write_image(src / "a.png", np.full((64, 64, 3), 90, np.uint8))
+    (src / "annot.pkl").write_bytes(pickle.dumps((["a.png"], [[(32.0, 32.0)] * 68])))
+    ds = load_dataset(src)
+    writes = []
+    real = reframe_mod.write_reframed
+    monkeypatch.setattr(reframe_mod, "write_reframed", lambda d, r, out: writes.append(r.name) or real(d, r, out))
+    sets = reframe_mod.reframed_sets(ds, tmp_path / "work")
+    assert sorted(sets) == sorted(REFRAMES) and sorted(writes) == sorted(REFRAMES)
+    assert all(len(d) == 1 for d in sets.values())
+    writes.clear()
+    (tmp_path / "work" / "roll_90" / "annot.pkl").unlink()  # half-written
+    reframe_mod.reframed_sets(ds, tmp_path / "work")
+    assert writes == ["roll_90"]
+
+
 def test_refine_passes_recrop_on_the_last_points() -> None:
     """refine=1 runs the model twice, the second time on the upright crop of the first pass's points."""
     torch.manual_seed(0)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import LightmarkError
 from ..utils import atomic_save_bytes, atomic_write, ensure_dir
-from .formats import FaceDataset
+from .formats import FaceDataset, load_dataset
 from .images import read_image, write_image
 from .transforms import transform_points, warp
 
@@ -81,3 +82,19 @@ def write_reframed(dataset: FaceDataset, reframe: Reframe, out_dir: str | os.Pat
             f.write("image,abs_yaw_deg\n")
             f.writelines(f"{n},{y}\n" for n, y in zip(names, yaws, strict=True) if np.isfinite(y))
     return out
+
+
+def reframed_sets(dataset: FaceDataset, work: str | os.PathLike) -> dict[str, FaceDataset]:
+    """Every re-framing of :data:`REFRAMES` of ``dataset``, by name: read from ``work/<name>`` when a complete copy
+    is there (as many labelled images as ``dataset``), else written there first (:func:`write_reframed`)."""
+    sets = {}
+    for name, reframe in REFRAMES.items():
+        folder = Path(work) / name
+        try:
+            done = load_dataset(folder, require_landmarks=True)
+        except (LightmarkError, OSError):  # absent or half-written: written again below
+            done = None
+        if done is None or len(done) != len(dataset):
+            done = load_dataset(write_reframed(dataset, reframe, folder), require_landmarks=True)
+        sets[name] = done
+    return sets
