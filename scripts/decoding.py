@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from lightmark.codecs import DECODERS
+from lightmark.codecs import PEAK_DECODERS
 from lightmark.data.formats import load_dataset
 from lightmark.engine.evaluate import evaluate
 from lightmark.engine.predict import Predictor
@@ -29,7 +29,7 @@ def main() -> None:
     side = trained.input_size // trained.heatmap_stride
     variants = [(f"soft-argmax beta {b:g}{' (trained)' if b == trained.beta else ''}", {"beta": b}) for b in
                 (0.7, trained.beta, 1.5)]  # fmt: skip
-    variants += [(f"{d} decoding of the softmax heatmaps ({side}x{side})", {"decoder": d}) for d in DECODERS[1:]]
+    variants += [(f"{d} decoding of the softmax heatmaps ({side}x{side})", {"decoder": d}) for d in PEAK_DECODERS]
     for label, change in variants:
         model.config = replace(trained, **change)  # the codec follows the config: no patched forward
         nme = evaluate(Predictor(model, backend="torch", framing="whole"), ds, progress=False).summary["nme_challenge"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import os
 import pickle
 import re
@@ -557,8 +558,9 @@ def test_cli_train_and_evaluate_outputs(tmp_path: Path, tiny_model: Path, capsys
     [
         (["--batch-size", "0"], "batch size and epochs must be at least 1"),
         (["--samples-per-epoch", "1"], "samples per epoch (1) must be at least the batch size"),
-        (["--loss", "nope"], "unknown coordinate loss 'nope'"),
+        (["--loss", "nope"], "unknown coordinate loss 'nope'; known: wing, l1, l2, smooth_l1"),
         (["--loss", "heatmap_mse"], "unknown coordinate loss 'heatmap_mse'"),
+        (["--heatmap-loss", "wing"], "unknown heatmap loss 'wing'; known: heatmap_kl, heatmap_mse, adaptive_wing"),
         (["--input-size", "100"], "input_size must be a multiple of 32"),
         (["--model", "resnet9000"], "unknown model 'resnet9000'"),
         (["--train-weights", "1", "2"], "expected 1 non-negative weights"),
@@ -659,6 +661,8 @@ def _other_value(cls: type, field: dataclasses.Field, action: argparse.Action):
         tp = next(t for t in typing.get_args(tp) if t is not type(None))
     if action.choices:
         return next(c for c in action.choices if c != default)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):  # a string enum: given by value, parsed to its member
+        return next(m for m in tp if m != default)
     if tp is bool:
         return not default
     if typing.get_origin(tp) is list:

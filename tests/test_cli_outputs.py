@@ -217,7 +217,7 @@ def test_predictor_argument_mistakes_are_one_line_errors() -> None:
 
     with pytest.raises(ConfigError, match="model: expected a checkpoint or ONNX path"):
         Predictor(123)
-    with pytest.raises(ConfigError, match="unknown backend 'tpu'; available: auto, torch, onnx"):
+    with pytest.raises(ConfigError, match="unknown backend 'tpu'; known: auto, torch, onnx"):
         Predictor(backend="tpu")
     pytest.importorskip("torch")
     with pytest.raises(ConfigError, match="device 'gpu0': not a torch device"):

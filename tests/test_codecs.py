@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightmark.codecs import DECODERS, HeatmapCodec, RegressionCodec, soft_argmax
+from lightmark.choices import Decoder
+from lightmark.codecs import PEAK_DECODERS, HeatmapCodec, RegressionCodec, soft_argmax
 from lightmark.errors import ModelError
 from lightmark.losses import heatmap_kl
 from lightmark.models import create_model
@@ -77,13 +78,15 @@ def test_decode_batch_shapes_and_torch_input() -> None:
     pts = _points(c, 2 * 5, margin_cells=5, seed=2).reshape(2, 5, 2)
     hm = np.stack([c.encode(p)[0] for p in pts])  # (B, K, H, W)
     assert hm.shape == (2, 5, 32, 32)
-    for method in ("dark", "argmax"):
+    for method in (*PEAK_DECODERS, "dark", "argmax"):  # members or their values
         out = c.decode_maps(hm, method)
         assert out.shape == (2, 5, 2)
         np.testing.assert_allclose(c.decode_maps(torch.from_numpy(hm), method), out)
     np.testing.assert_allclose(c.decode_maps(hm), pts, atol=0.05)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown decoder 'nope'; known: soft_argmax, argmax, dark"):
         c.decode_maps(hm, "nope")
+    with pytest.raises(ValueError, match="soft_argmax is not a peak decoder"):
+        c.decode_maps(hm, Decoder.SOFT_ARGMAX)
     with pytest.raises(ValueError):
         c.decode_maps(hm[0, 0])
 
@@ -146,7 +149,7 @@ def test_soft_argmax_onnx_dynamic_batch(tmp_path) -> None:
         np.testing.assert_allclose(y, Head()(x).numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("decoder", Decoder.values())
 def test_decode_by_config_recovers_points(decoder: str) -> None:
     """Every decoder the config can name finds the points of sharp Gaussian logits (in input pixels)."""
     c = HeatmapCodec(256, 64, sigma=3.0, decoder=decoder)  # 20 x this map: a softmax of sigma 0.67 cells
@@ -156,7 +159,7 @@ def test_decode_by_config_recovers_points(decoder: str) -> None:
     assert out.shape == (2, 10, 2) and out.dtype == torch.float32
     tol = 0.25 * c.stride + 1e-3 if decoder == "argmax" else 0.15
     assert (out.double() - torch.from_numpy(pts)).abs().max().item() < tol
-    assert c.exportable == (decoder == "soft_argmax")
+    assert c.decoder is Decoder.parse(decoder) and c.exportable == (decoder == "soft_argmax")
 
 
 def test_codec_refuses_unknown_names() -> None:

@@ -212,15 +212,15 @@ def test_extras_match_pyproject() -> None:
     assert install_hint("onnx", prefer="train") == "pip install 'lightmark[export]'"
 
 
-def test_config_names_match_the_torch_modules() -> None:
-    """The torch-free ModelConfig validates against the same names as the codecs and losses."""
+def test_every_named_loss_has_a_function() -> None:
+    """The torch-free ModelConfig and TrainConfig name losses by enum; the torch module has a function for each."""
     pytest.importorskip("torch")
-    from lightmark.codecs import DECODERS
-    from lightmark.losses import HEATMAP_LOSSES
-    from lightmark.models.config import DECODER_NAMES, HEATMAP_LOSS_NAMES, ModelConfig
+    from lightmark.choices import CoordinateLoss, HeatmapLoss
+    from lightmark.losses import COORDINATE_LOSSES, HEATMAP_LOSSES
+    from lightmark.models.config import ModelConfig
 
-    assert DECODER_NAMES == DECODERS and HEATMAP_LOSS_NAMES == tuple(HEATMAP_LOSSES)
-    with pytest.raises(ValueError, match="unknown decoder"):
+    assert set(HEATMAP_LOSSES) == set(HeatmapLoss) and set(COORDINATE_LOSSES) == set(CoordinateLoss)
+    with pytest.raises(ValueError, match="unknown decoder 'nope'; known: soft_argmax, argmax, dark"):
         ModelConfig("x", decoder="nope")
     with pytest.raises(ValueError, match="unknown heatmap loss"):
         ModelConfig("x", heatmap_loss="nope")

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .choices import Backend, ExportFormat
 from .config_cli import CliSpec, DefaultsHelpFormatter, LazyParser, add_config_options, config_from_args, default_of
 from .errors import ConfigError, LightmarkError
 from .utils import EXTRAS, missing_dependency
@@ -197,7 +198,7 @@ def _cmd_check(a: argparse.Namespace) -> int:
 
 
 def _cmd_export(a: argparse.Namespace) -> int:
-    from .engine.export import ExportFormat, export_model
+    from .engine.export import export_model
     from .utils import check_writable
 
     fmt = ExportFormat(a.format)
@@ -505,7 +506,7 @@ REFINE_HELP = (
 
 def _predict_options(p: argparse.ArgumentParser) -> None:
     from .engine.faces import MIN_SPAN
-    from .engine.predict import BACKENDS, Predictor
+    from .engine.predict import Predictor
 
     p.add_argument("inputs", nargs="+", help="a dataset folder, or image files")
     p.add_argument("--model", help=MODEL_HELP)
@@ -521,7 +522,8 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     batch = default_of(Predictor.predict_dataset, "batch_size")
     p.add_argument("--batch-size", type=int, default=batch, help="images per batch")
     p.add_argument("--threads", type=int, help="threads of the model's forward pass (default: the library's)")
-    p.add_argument("--backend", default=default_of(Predictor, "backend"), choices=BACKENDS, help="inference engine")
+    backend = default_of(Predictor, "backend")
+    p.add_argument("--backend", default=backend, choices=Backend.values(), help="inference engine")
     p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--refine", type=int, help=REFINE_HELP)
     _framing_option(p, default_of(Predictor, "framing"))
@@ -558,7 +560,8 @@ def _check_options(p: argparse.ArgumentParser) -> None:
 
 
 def _export_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=["pt", "onnx"], default="onnx", help="slim checkpoint or ONNX graph")
+    fmt = ExportFormat.ONNX.value
+    p.add_argument("--format", choices=ExportFormat.values(), default=fmt, help="slim checkpoint or ONNX graph")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--out", required=True, help="file to write")
     from .models.shipped import SHIPPED_MODELS
@@ -631,7 +634,6 @@ def _benchmark_options(p: argparse.ArgumentParser) -> None:
 
 def _demo_options(p: argparse.ArgumentParser) -> None:
     from .demo import DemoConfig
-    from .engine.predict import BACKENDS
 
     p.add_argument("--source", required=True, help="video file, or camera index (0, 1, ...)")
     p.add_argument("--out", help="annotated video to write (.mp4)")
@@ -639,7 +641,7 @@ def _demo_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", help="per-frame landmarks and yaw/pitch/roll as CSV")
     p.add_argument("--json", help="per-frame landmarks and yaw/pitch/roll as JSON")
     p.add_argument("--model", help=MODEL_HELP)
-    add_config_options(p, DemoConfig, cli={**DEMO_CLI, "backend": {"choices": BACKENDS}}, exclude=DEMO_EXCLUDED)
+    add_config_options(p, DemoConfig, cli=DEMO_CLI, exclude=DEMO_EXCLUDED)
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 

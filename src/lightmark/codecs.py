@@ -22,14 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .choices import Decoder, HeatmapLoss
 from .losses import HEATMAP_LOSSES
 
-__all__ = ["Codec", "HeatmapCodec", "RegressionCodec", "soft_argmax", "DECODERS", "PEAK_DECODERS"]
+__all__ = ["Codec", "HeatmapCodec", "RegressionCodec", "soft_argmax", "Decoder", "PEAK_DECODERS"]
 
-PEAK_DECODERS: tuple[str, ...] = ("argmax", "dark")
-"""Non-differentiable decoders of heatmaps (numpy): peak cell + quarter-cell shift, or DARK."""
-DECODERS: tuple[str, ...] = ("soft_argmax", *PEAK_DECODERS)
-"""Decoders a heatmap codec accepts; only ``soft_argmax`` is differentiable and exportable to ONNX."""
+PEAK_DECODERS: tuple[Decoder, ...] = (Decoder.ARGMAX, Decoder.DARK)
+"""Non-differentiable decoders of heatmaps (numpy): peak cell + quarter-cell shift, or DARK; the other one,
+``Decoder.SOFT_ARGMAX``, is differentiable and exportable to ONNX."""
 
 
 def _gaussian_blur(hm: np.ndarray, sigma: float) -> np.ndarray:
@@ -74,26 +74,24 @@ class HeatmapCodec:
         heatmap_size: side of the heatmaps.
         sigma: standard deviation of the target Gaussians, in heatmap cells.
         beta: soft-argmax inverse temperature.
-        heatmap_loss: name in :data:`lightmark.losses.HEATMAP_LOSSES` of the heatmap loss term.
-        decoder: one of :data:`DECODERS`, used by :meth:`decode` at inference.
+        heatmap_loss: the heatmap loss term (:data:`lightmark.losses.HEATMAP_LOSSES`); its value is accepted too.
+        decoder: the decoding of :meth:`decode` at inference; its value is accepted too.
     """
 
     input_size: int
     heatmap_size: int
     sigma: float = 1.5
     beta: float = 1.0
-    heatmap_loss: str = "heatmap_kl"
-    decoder: str = "soft_argmax"
+    heatmap_loss: HeatmapLoss = HeatmapLoss.KL
+    decoder: Decoder = Decoder.SOFT_ARGMAX
 
     def __post_init__(self) -> None:
         if self.input_size <= 0 or self.heatmap_size <= 0:
             raise ValueError("input_size and heatmap_size must be positive")
         if not self.sigma > 0 or not self.beta > 0:
             raise ValueError("sigma and beta must be positive")
-        if self.decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {self.decoder!r}; known: {', '.join(DECODERS)}")
-        if self.heatmap_loss not in HEATMAP_LOSSES:
-            raise ValueError(f"unknown heatmap loss {self.heatmap_loss!r}; known: {', '.join(HEATMAP_LOSSES)}")
+        object.__setattr__(self, "decoder", Decoder.parse(self.decoder, "decoder"))  # frozen: set once here
+        object.__setattr__(self, "heatmap_loss", HeatmapLoss.parse(self.heatmap_loss, "heatmap loss"))
 
     @property
     def stride(self) -> float:
@@ -102,7 +100,7 @@ class HeatmapCodec:
 
     @property
     def exportable(self) -> bool:
-        return self.decoder == "soft_argmax"
+        return self.decoder is Decoder.SOFT_ARGMAX
 
     def to_heatmap(self, xy: np.ndarray) -> np.ndarray:
         """Input-pixel coordinates -> heatmap coordinates (any shape ending in 2)."""
@@ -152,7 +150,7 @@ class HeatmapCodec:
         target = self.gaussians((points + 0.5) / self.stride - 0.5)  # (B, K, H, W), amplitude 1
         mass = target.sum((2, 3), keepdim=True).clamp_min(1e-12)  # (B, K, 1, 1)
         fn = HEATMAP_LOSSES[self.heatmap_loss]
-        if self.heatmap_loss == "heatmap_kl":
+        if self.heatmap_loss is HeatmapLoss.KL:
             return fn(raw, target / mass, weight)
         prob = F.softmax(raw.flatten(2), dim=-1).view_as(raw)
         return fn(prob * mass, target, weight)
@@ -166,7 +164,7 @@ class HeatmapCodec:
         """Logits ``(B, K, H, W)`` -> ``(B, K, 2)`` input pixels with :attr:`decoder` (float32 tensor).
 
         ``argmax`` and ``dark`` decode ``softmax(beta * raw)`` in numpy (no gradient, not exportable)."""
-        if self.decoder == "soft_argmax":
+        if self.decoder is Decoder.SOFT_ARGMAX:
             return self.decode_train(raw)
         prob = F.softmax(raw.flatten(2) * self.beta, dim=-1).view_as(raw)
         xy = self.decode_maps(prob.detach().cpu().numpy(), self.decoder)
@@ -181,22 +179,23 @@ class HeatmapCodec:
         b, k, h, w = raw.shape
         return peak_mass(torch.softmax(raw.reshape(b, k, h * w) * self.beta, dim=-1), k, h)
 
-    def decode_maps(self, heatmaps: np.ndarray, method: str = "dark") -> np.ndarray:
+    def decode_maps(self, heatmaps: np.ndarray, method: Decoder = Decoder.DARK) -> np.ndarray:
         """Heatmaps -> points in input pixels, by their peaks.
 
         Args:
             heatmaps: ``(B, K, H, W)`` or ``(K, H, W)`` (torch tensors are accepted and detached).
-            method: ``"argmax"`` (peak cell plus the classic quarter-cell shift towards the higher
-                neighbour) or ``"dark"`` (Zhang et al., CVPR 2020: blur with the codec's Gaussian, take the
-                log, and apply one Newton step ``-H^-1 grad`` of the second-order Taylor expansion at the
-                peak; exact for a Gaussian heatmap a few sigma away from the border, where the zero-padded
-                blur biases it by up to half a cell).
+            method: one of :data:`PEAK_DECODERS` (or its value): ``ARGMAX`` (peak cell plus the classic
+                quarter-cell shift towards the higher neighbour) or ``DARK`` (Zhang et al., CVPR 2020: blur with
+                the codec's Gaussian, take the log, and apply one Newton step ``-H^-1 grad`` of the second-order
+                Taylor expansion at the peak; exact for a Gaussian heatmap a few sigma away from the border, where
+                the zero-padded blur biases it by up to half a cell).
 
         Returns:
             ``(B, K, 2)`` or ``(K, 2)`` float64 ``(x, y)`` input-pixel coordinates.
         """
+        method = Decoder.parse(method, "decoder")
         if method not in PEAK_DECODERS:
-            raise ValueError(f"unknown peak decoder {method!r}; known: {', '.join(PEAK_DECODERS)}")
+            raise ValueError(f"{method!s} is not a peak decoder; known: {', '.join(PEAK_DECODERS)}")
         if isinstance(heatmaps, torch.Tensor):
             heatmaps = heatmaps.detach().cpu().numpy()
         hm = np.asarray(heatmaps, dtype=np.float64)
@@ -211,7 +210,7 @@ class HeatmapCodec:
         py, px = np.divmod(idx, w)
         uv = np.stack([px, py], axis=1).astype(np.float64)
         rows = np.arange(b * k)
-        if method == "argmax":
+        if method is Decoder.ARGMAX:
             uv += _quarter_offset(flat, rows, px, py)
         else:
             uv += _dark_offset(flat, rows, px, py, self.sigma)

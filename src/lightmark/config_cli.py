@@ -2,9 +2,10 @@
 
 A field becomes ``--field-name`` (``dest`` = the field name) with the field's type, default, and its
 ``metadata["help"]`` (``metadata["choices"]`` too, when given). Types: ``int``, ``float``, ``str``, ``X | None``,
-``list[X]`` (one or more values), ``Literal[...]`` (choices) and ``bool`` (``--name`` when the default is False,
-``--no-name`` when it is True). The command line's own spellings (another flag name, ``required``, ``action``...)
-are given per field by the caller; fields the command line leaves out are named with a reason.
+``list[X]`` (one or more values), ``Literal[...]`` (choices), string enums (the values, parsed by the dataclass)
+and ``bool`` (``--name`` when the default is False, ``--no-name`` when it is True). The command line's own
+spellings (another flag name, ``required``, ``action``...) are given per field by the caller; fields the command
+line leaves out are named with a reason.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any
 
 CliSpec = Mapping[str, Mapping[str, Any]]
@@ -144,6 +146,9 @@ def _type_kwargs(name: str, tp: Any, default: Any) -> dict[str, Any]:
         return {"action": "store_false" if default is True else "store_true"}
     elif origin is typing.Literal:
         return {"type": type(args[0]), "choices": list(args)}
+    elif isinstance(tp, type) and issubclass(tp, str) and issubclass(tp, Enum):
+        # the dataclass parses the value (a one-line error listing the values); the help lists them too
+        return {"type": str, "metavar": "{" + ",".join(m.value for m in tp) + "}"}
     elif origin is list and len(args) == 1 and args[0] in (int, float, str):
         return {"type": args[0], "nargs": "+"}
     elif tp in (int, float, str):

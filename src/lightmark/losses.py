@@ -40,6 +40,8 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from .choices import CoordinateLoss, HeatmapLoss
+
 __all__ = [
     "wing_loss",
     "adaptive_wing_loss",
@@ -158,19 +160,24 @@ def heatmap_kl(pred_hm: torch.Tensor, target_hm: torch.Tensor, weight: torch.Ten
     return _reduce(kl, weight)
 
 
-COORDINATE_LOSSES: dict[str, LossFn] = {"wing": wing_loss, "l1": l1_loss, "l2": l2_loss, "smooth_l1": smooth_l1}
-"""Losses on ``(B, K, 2)`` coordinates (training's ``loss`` option)."""
-HEATMAP_LOSSES: dict[str, LossFn] = {
-    "heatmap_kl": heatmap_kl,
-    "heatmap_mse": heatmap_mse,
-    "adaptive_wing": adaptive_wing_loss,
+COORDINATE_LOSSES: dict[CoordinateLoss, LossFn] = {
+    CoordinateLoss.WING: wing_loss,
+    CoordinateLoss.L1: l1_loss,
+    CoordinateLoss.L2: l2_loss,
+    CoordinateLoss.SMOOTH_L1: smooth_l1,
+}
+"""Losses on ``(B, K, 2)`` coordinates (training's ``loss`` option); looked up by member or value."""
+HEATMAP_LOSSES: dict[HeatmapLoss, LossFn] = {
+    HeatmapLoss.KL: heatmap_kl,
+    HeatmapLoss.MSE: heatmap_mse,
+    HeatmapLoss.ADAPTIVE_WING: adaptive_wing_loss,
 }
 """Losses on ``(B, K, H, W)`` heatmaps (a heatmap codec's ``heatmap_loss``)."""
 LOSSES: dict[str, LossFn] = {**COORDINATE_LOSSES, **HEATMAP_LOSSES}
 """Registry of every loss function; each is called as ``fn(pred, target, weight=None)``."""
 
 
-def get_loss(name: str, **kwargs: float) -> LossFn:
+def get_loss(name: str | CoordinateLoss | HeatmapLoss, **kwargs: float) -> LossFn:
     """Loss ``name`` of :data:`LOSSES` with hyper-parameters bound; call it as ``fn(pred, target, weight)``.
 
     Raises:

@@ -1,7 +1,7 @@
 """Data I/O: robust image reading/writing, safe unpickling and the dataset readers."""
 
+from ..choices import DatasetFormat
 from .formats import (
-    FORMATS,
     PTS_OFFSET,
     FaceDataset,
     Sample,
@@ -20,7 +20,7 @@ from .safe_pickle import ALLOWED_GLOBALS, safe_load_pickle
 
 __all__ = [
     "ALLOWED_GLOBALS",
-    "FORMATS",
+    "DatasetFormat",
     "PTS_OFFSET",
     "FaceDataset",
     "Sample",

@@ -27,6 +27,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from ..choices import DatasetFormat
 from ..constants import IMAGE_EXTENSIONS, NUM_LANDMARKS
 from ..errors import AnnotationError, ConfigError, DatasetError
 from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
@@ -35,7 +36,7 @@ from .images import image_size
 from .safe_pickle import safe_load_pickle
 
 __all__ = [
-    "FORMATS",
+    "DatasetFormat",
     "PTS_OFFSET",
     "Sample",
     "FaceDataset",
@@ -53,7 +54,6 @@ __all__ = [
     "read_yaw_csv",
 ]
 
-FORMATS: tuple[str, ...] = ("challenge", "facesynthetics", "pts", "aflw2000", "wflw", "images")
 PTS_OFFSET: float = 1.0
 """.pts files are 1-based: reading subtracts this, writing adds it."""
 
@@ -83,7 +83,7 @@ class FaceDataset:
     """A list of samples from one folder, in a deterministic order, labelled in one landmark scheme."""
 
     root: Path
-    format: str
+    format: DatasetFormat
     samples: list[Sample]
     scheme: str = DEFAULT_SCHEME
     """Name of the landmark scheme of every sample's landmarks (:mod:`lightmark.schemes`)."""
@@ -444,8 +444,8 @@ def _attach_yaw(samples: list[Sample], csv_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------- detection
 
 
-def detect_format(path: str | os.PathLike) -> str:
-    """Guess the layout of ``path``: ``"challenge" | "facesynthetics" | "pts" | "aflw2000" | "wflw" | "images"``.
+def detect_format(path: str | os.PathLike) -> DatasetFormat:
+    """Guess the layout of ``path`` (:class:`~lightmark.choices.DatasetFormat`).
 
     A folder with ``annot.pkl`` is "challenge"; else any ``*_ldmks.txt`` or ``*_ldmks_<scheme>.txt`` ->
     "facesynthetics", ``*.pts`` -> "pts", ``*.mat`` -> "aflw2000", images only -> "images". A single image file
@@ -460,28 +460,28 @@ def detect_format(path: str | os.PathLike) -> str:
         raise DatasetError(f"{path}: no such file or folder")
     if path.is_file():
         if path.name == ANNOT_NAME:
-            return "challenge"
+            return DatasetFormat.CHALLENGE
         if _is_image(path):
-            return "images"
+            return DatasetFormat.IMAGES
         from .wflw import looks_like_wflw
 
         if looks_like_wflw(path):
-            return "wflw"
+            return DatasetFormat.WFLW
         raise DatasetError(f"{path}: not an image nor a dataset folder (unknown file kind {path.suffix!r})")
     if (path / ANNOT_NAME).is_file():
-        return "challenge"
+        return DatasetFormat.CHALLENGE
     files = _list_files(path, recursive=False)
     if not files:
         raise DatasetError(f"{path}: empty folder (no images)")
     names = [f.name.lower() for f in files]
     if any(n.endswith(_LDMKS_SUFFIX) or _LDMKS_SCHEME_RE.search(n) for n in names):
-        return "facesynthetics"
+        return DatasetFormat.FACESYNTHETICS
     if any(n.endswith(".pts") for n in names):
-        return "pts"
+        return DatasetFormat.PTS
     if any(n.endswith(".mat") for n in names):
-        return "aflw2000"
+        return DatasetFormat.AFLW2000
     if any(_is_image(f) for f in files):
-        return "images"
+        return DatasetFormat.IMAGES
     raise DatasetError(f"{path}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
 
 
@@ -555,6 +555,10 @@ def _load_challenge(root: Path, expected: int = NUM_LANDMARKS) -> list[Sample]:
     return samples
 
 
+_LABEL_FILES = {DatasetFormat.PTS: ".pts", DatasetFormat.AFLW2000: ".mat"}
+"""The label file beside each image of the paired layouts other than FaceSynthetics'."""
+
+
 def _load_paired(root: Path, fmt: str, recursive: bool, scheme: LandmarkScheme) -> list[Sample]:
     """Images paired with annotation files by relative stem (pts, facesynthetics, aflw2000)."""
     files = _list_files(root, recursive)
@@ -564,13 +568,13 @@ def _load_paired(root: Path, fmt: str, recursive: bool, scheme: LandmarkScheme) 
     segs: dict[str, Path] = {}
     for p in files:
         low = p.name.lower()
-        if fmt == "facesynthetics" and low.endswith(ldmks):
+        if fmt is DatasetFormat.FACESYNTHETICS and low.endswith(ldmks):
             annots[_stem_key(root, p, p.name[-len(ldmks) :])] = p
-        elif (fmt == "pts" and low.endswith(".pts")) or (fmt == "aflw2000" and low.endswith(".mat")):
+        elif fmt in _LABEL_FILES and low.endswith(_LABEL_FILES[fmt]):
             annots[_stem_key(root, p)] = p
         elif _is_image(p):
             key = _stem_key(root, p)
-            if fmt == "facesynthetics" and key.endswith(_SEG_SUFFIX):
+            if fmt is DatasetFormat.FACESYNTHETICS and key.endswith(_SEG_SUFFIX):
                 segs[key[: -len(_SEG_SUFFIX)]] = p
                 continue
             images.setdefault(key, []).append(p)
@@ -588,9 +592,9 @@ def _load_paired(root: Path, fmt: str, recursive: bool, scheme: LandmarkScheme) 
             sample = Sample(_rel(root, image_path), image_path, None, {})
             ann = annots.get(key) if j == 0 else None
             if ann is not None:
-                if fmt == "pts":
+                if fmt is DatasetFormat.PTS:
                     sample.landmarks = read_pts(ann, scheme)
-                elif fmt == "facesynthetics":
+                elif fmt is DatasetFormat.FACESYNTHETICS:
                     sample.landmarks, pupils = read_ldmks(ann, scheme)
                     if pupils is not None:
                         sample.meta["pupils"] = pupils
@@ -599,7 +603,7 @@ def _load_paired(root: Path, fmt: str, recursive: bool, scheme: LandmarkScheme) 
                     if yaw is not None:
                         sample.meta["yaw"] = yaw
                 _check_bounds(sample.landmarks, image_path, str(ann))
-            if fmt == "facesynthetics" and key in segs:
+            if fmt is DatasetFormat.FACESYNTHETICS and key in segs:
                 sample.meta["seg_path"] = segs[key]
             samples.append(sample)
     return sorted(samples, key=lambda s: s.name)
@@ -637,36 +641,37 @@ def load_images(paths: Iterable[str | os.PathLike]) -> FaceDataset:
             raise DatasetError(f"{p}: image path given twice")
         seen.add(name)
         samples.append(Sample(name, p, None, {}))
-    return FaceDataset(root, "images", samples)
+    return FaceDataset(root, DatasetFormat.IMAGES, samples)
 
 
-def _load_path(path: Path, format: str | None, recursive: bool, scheme: LandmarkScheme) -> FaceDataset:
+def _load_path(path: Path, format: DatasetFormat | str | None, recursive: bool, scheme: LandmarkScheme) -> FaceDataset:
     """The dataset at ``path`` (a folder or one file) in ``format`` (detected when None); see :func:`load_dataset`."""
-    fmt = format or detect_format(path)
-    if fmt not in FORMATS:
-        raise DatasetError(f"{path}: unknown dataset format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    try:
+        fmt = DatasetFormat.parse(format, "dataset format") if format is not None else detect_format(path)
+    except ConfigError as e:
+        raise DatasetError(f"{path}: {e}") from None
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder")
-    if fmt == "wflw":
+    if fmt is DatasetFormat.WFLW:
         from .wflw import load_wflw
 
         if not path.is_file():
             raise DatasetError(f"{path}: a 'wflw' dataset is a list file (list_98pt_rect_attr_*.txt)")
         return load_wflw(path, scheme=scheme)
-    if fmt == "aflw2000" and scheme.num_points != NUM_LANDMARKS:
+    if fmt is DatasetFormat.AFLW2000 and scheme.num_points != NUM_LANDMARKS:
         raise DatasetError(
             f"{path}: AFLW2000-3D labels {NUM_LANDMARKS} points, scheme {scheme.name!r} has {scheme.num_points}"
         )
     root = path.parent if path.is_file() else path
-    if path.is_file() and fmt == "images":
+    if path.is_file() and fmt is DatasetFormat.IMAGES:
         if not _is_image(path):
             raise DatasetError(f"{path}: not an image file")
         samples = [Sample(path.name, path, None, {})]
-    elif path.is_file() and not (fmt == "challenge" and path.name == ANNOT_NAME):
-        raise DatasetError(f"{path}: a {fmt!r} dataset must be a folder")
-    elif fmt == "challenge":
+    elif path.is_file() and not (fmt is DatasetFormat.CHALLENGE and path.name == ANNOT_NAME):
+        raise DatasetError(f"{path}: a '{fmt}' dataset must be a folder")
+    elif fmt is DatasetFormat.CHALLENGE:
         samples = _load_challenge(root, scheme.num_points)
-    elif fmt == "images":
+    elif fmt is DatasetFormat.IMAGES:
         samples = _load_folder_images(root, recursive)
     else:
         samples = _load_paired(root, fmt, recursive, scheme)
@@ -676,7 +681,7 @@ def _load_path(path: Path, format: str | None, recursive: bool, scheme: Landmark
 
 def load_dataset(
     path: str | os.PathLike | Sequence[str | os.PathLike],
-    format: str | None = None,
+    format: DatasetFormat | str | None = None,
     *,
     require_landmarks: bool = False,
     yaw_csv: str | os.PathLike | None = None,
@@ -688,7 +693,8 @@ def load_dataset(
     Args:
         path: folder, single image, ``annot.pkl``, a WFLW list file (its images found as
             :func:`lightmark.data.wflw.load_wflw` says), or a list of image paths (see :func:`load_images`).
-        format: one of :data:`FORMATS`; detected with :func:`detect_format` when None.
+        format: a :class:`~lightmark.choices.DatasetFormat` (or its value); detected with :func:`detect_format`
+            when None.
         require_landmarks: raise unless every sample is labelled.
         yaw_csv: ``image,abs_yaw_deg`` CSV; by default ``<root>_yaw.csv`` beside the folder, then
             ``<root>/yaw.csv``, when present. Its values override yaws read from ``.mat`` files.
@@ -704,7 +710,7 @@ def load_dataset(
     """
     s = get_scheme(scheme)
     if isinstance(path, (list, tuple)):
-        if format not in (None, "images"):
+        if format not in (None, DatasetFormat.IMAGES):
             raise DatasetError(f"a list of paths is an 'images' dataset, not {format!r}")
         ds = load_images(path)
         ds.scheme = s.name
@@ -718,7 +724,8 @@ def load_dataset(
     if require_landmarks and not ds.has_landmarks:
         missing = [s.name for s in ds.samples if s.landmarks is None]
         where = f" of scheme {s.name!r}" if s.name != DEFAULT_SCHEME else ""
-        hint = f" (this layout reads them from NNNNNN{ldmks_suffix(s)})" if ds.format == "facesynthetics" else ""
+        paired = ds.format is DatasetFormat.FACESYNTHETICS
+        hint = f" (this layout reads them from NNNNNN{ldmks_suffix(s)})" if paired else ""
         raise DatasetError(
             f"{ds.root}: {len(missing)} of {len(ds)} samples have no landmarks{where} (first: {missing[0]}); "
             f"format {ds.format!r}{hint}"

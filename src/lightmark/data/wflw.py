@@ -20,6 +20,7 @@ from typing import overload
 
 import numpy as np
 
+from ..choices import DatasetFormat
 from ..errors import AnnotationError, DatasetError
 from ..schemes import LandmarkScheme, get_scheme
 from ..utils import atomic_write
@@ -244,7 +245,7 @@ def load_wflw(
             "attributes": dict(zip(WFLW_ATTRIBUTES, r.attributes, strict=True)),
         }
         samples.append(Sample(name, image_path, pts, meta))
-    return FaceDataset(root, "wflw", samples, s.name)
+    return FaceDataset(root, DatasetFormat.WFLW, samples, s.name)
 
 
 @overload

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..choices import Backend
+
 
 @dataclass
 class DemoConfig:
@@ -12,7 +14,7 @@ class DemoConfig:
     here; the ``help`` texts are those of the command line."""
 
     detector: str = field(default="blazeface", metadata={"help": "face detector plug-in (lightmark.detectors)"})
-    backend: str = field(default="auto", metadata={"help": "inference engine"})
+    backend: Backend = field(default=Backend.AUTO, metadata={"help": "inference engine"})
     threads: int | None = field(
         default=None, metadata={"help": "model, OpenCV and detector threads (default: the libraries' own; detector 1)"}
     )
@@ -46,6 +48,7 @@ class DemoConfig:
         """Refuse settings that would fail mid-run (one-line :class:`~lightmark.errors.ConfigError`)."""
         from ..errors import ConfigError
 
+        self.backend = Backend.parse(self.backend, "backend")
         checks = (
             (self.threads is None or self.threads >= 1, f"threads: expected 1 or more, got {self.threads}"),
             (self.min_cutoff > 0, f"min_cutoff: expected a positive cutoff (Hz), got {self.min_cutoff}"),

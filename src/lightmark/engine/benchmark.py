@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import Backend
 from ..errors import LightmarkError
 from .baselines import DLIB_HINT, DlibPredictor
 from .predict import Framing, Predictor
@@ -277,14 +278,14 @@ class _Faces:
 
 def _onnx_predictor(model) -> Predictor:
     """The ONNX Runtime predictor timed (1 thread), single pass (refine 0)."""
-    return Predictor(model, backend="onnx", threads=1, refine=0, framing=Framing.WHOLE)
+    return Predictor(model, backend=Backend.ONNX, threads=1, refine=0, framing=Framing.WHOLE)
 
 
 def _same_graph(pred: Predictor, model, **options) -> Predictor:
     """A one-thread predictor on ``pred``'s ONNX graph (no second twin check or export) with other ``options``."""
     given = model if model is not None and not isinstance(model, (str, os.PathLike)) else None
     src = given if given is not None else (pred.onnx_path or model)
-    return Predictor(src, backend="onnx", onnx=pred.onnx_graph, threads=1, **options)
+    return Predictor(src, backend=Backend.ONNX, onnx=pred.onnx_graph, threads=1, **options)
 
 
 def _with_refine(pred: Predictor, model) -> Predictor:

@@ -14,11 +14,11 @@ import io
 import json
 import os
 import warnings
-from enum import Enum
 
 import numpy as np
 import torch
 
+from ..choices import Decoder, ExportFormat
 from ..codecs import peak_mass
 from ..errors import ModelError
 from ..models import (
@@ -48,13 +48,6 @@ CONFIDENCE_NAME = "confidence"  # (B, K) second output of heatmap models
 FACE_NAME = "face"  # (B,) third output of models with a face head: P(face)
 MAX_DIFF_PX = 0.01
 """Largest accepted |onnx - torch| difference (input pixels) when an export is verified."""
-
-
-class ExportFormat(str, Enum):
-    """What ``lightmark export`` writes."""
-
-    PT = "pt"  # slim checkpoint: config + deployable weights + provenance
-    ONNX = "onnx"  # pixels-in, landmarks-out float32 graph
 
 
 def constants_to_initializers(proto) -> int:
@@ -117,7 +110,7 @@ def export_graph(model: LandmarkModel) -> torch.nn.Module:
     from ..codecs import HeatmapCodec
 
     codec = model.codec
-    if isinstance(codec, HeatmapCodec) and codec.decoder == "soft_argmax":
+    if isinstance(codec, HeatmapCodec) and codec.decoder is Decoder.SOFT_ARGMAX:
         return SoftArgmaxGraph(model)
     return LandmarkGraph(model)
 

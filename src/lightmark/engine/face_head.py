@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..choices import Head
 from ..models.landmark_model import FaceHead, LandmarkModel
 
 FACE_CLASSES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 14)
@@ -115,7 +116,7 @@ def fit_face_head(
     """Give ``model`` (in place) a :class:`FaceHead` fitted on (N, S, S, 3) uint8 crops with a face (``positives``)
     and without (``negatives``); its other weights do not change. Returns the fit's balanced accuracy and the mean
     P(face) of each class on the fitting crops."""
-    if model.config.head != "heatmap":
+    if model.config.head is not Head.HEATMAP:
         raise ValueError("a face head needs a heatmap model (it scales the face score, the mean confidence)")
     feats = np.concatenate([pooled_features(model, positives), pooled_features(model, negatives)])
     labels = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]

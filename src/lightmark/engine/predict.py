@@ -12,12 +12,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..choices import Backend, Choice, Head
 from ..constants import CROP_SHIFT_UP, CROP_SIDE_RATIO
 from ..data.formats import FaceDataset, Sample, load_dataset
 from ..data.images import read_image
@@ -67,10 +67,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..models.landmark_model import LandmarkModel
 
 Box = tuple[float, float, float, float]
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
 
 
-class Framing(str, Enum):
+class Framing(Choice):
     """Where :meth:`Predictor.predict` looks for the one face of an image given without a box.
 
     ``WHOLE``: the image is the face crop (the challenge's crops: the face about half the side, upright).
@@ -93,7 +92,7 @@ TORCH_NEEDED_FOR = (
 )
 
 __all__ = [
-    "BACKENDS",
+    "Backend",
     "COCO_KEYPOINT_NAMES",
     "COCO_SKELETON",
     "PredictionResults",
@@ -312,10 +311,11 @@ class Predictor:
         model: a checkpoint path (``.pt``), an exported ONNX graph (``.onnx``, run on the ``"onnx"`` backend), a
             shipped track name (``"protocol"``, ``"mixed"``), a :class:`LandmarkModel` (used as is, never moved
             unless ``device`` says so), or None for the shipped default.
-        backend: ``"torch"``, ``"onnx"`` (ONNX Runtime: the checkpoint's ONNX twin ``X.onnx`` beside ``X.pt``
-            when it is up to date, else an in-memory export) or ``"auto"`` (ONNX Runtime when it is installed and
-            the model has an up-to-date twin, else torch). A shipped model whose ``.pt`` is not installed (a
-            wheel: see the README's "Models") runs its shipped ``.onnx`` on ``"auto"`` / ``"onnx"``.
+        backend: a :class:`~lightmark.choices.Backend` or its value: ``TORCH``, ``ONNX`` (ONNX Runtime: the
+            checkpoint's ONNX twin ``X.onnx`` beside ``X.pt`` when it is up to date, else an in-memory export) or
+            ``AUTO`` (ONNX Runtime when it is installed and the model has an up-to-date twin, else torch). A shipped
+            model whose ``.pt`` is not installed (a wheel: see the README's "Models") runs its shipped ``.onnx`` on
+            ``AUTO`` / ``ONNX``.
         threads: CPU threads of a call (None: every core this process may use). On ONNX Runtime the model runs on
             one thread per call, and a batch is cut into ``threads`` chunks predicted side by side (crop, model and
             mapping back, on Python threads: OpenCV and ONNX Runtime release the GIL), so that no thread pool
@@ -347,16 +347,16 @@ class Predictor:
     The ONNX path imports neither torch nor ``onnx``: the model config comes from the graph's metadata, and the
     torch model (attribute ``model``) is loaded on first use only.
 
-    Attributes ``backend`` ("torch" or "onnx"), ``session`` (the ONNX Runtime session, None on torch),
-    ``onnx_graph`` (the path or bytes it was opened from) and ``onnx_path`` (the file, None for bytes) are read-only:
-    make another predictor (e.g. :meth:`with_threads`) rather than changing them.
+    Attributes ``backend`` (``Backend.TORCH`` or ``Backend.ONNX``), ``session`` (the ONNX Runtime session, None on
+    torch), ``onnx_graph`` (the path or bytes it was opened from) and ``onnx_path`` (the file, None for bytes) are
+    read-only: make another predictor (e.g. :meth:`with_threads`) rather than changing them.
     """
 
     def __init__(
         self,
         model: str | os.PathLike | LandmarkModel | None = None,
         *,
-        backend: str = "auto",
+        backend: Backend | str = Backend.AUTO,
         threads: int | None = None,
         flip_test: bool = False,
         gamma: float = 1.0,
@@ -368,11 +368,10 @@ class Predictor:
         framing: Framing | str | None = None,
         sure_reading: float = SURE_READING,
     ) -> None:
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        backend = Backend.parse(backend, "backend")  # ConfigError listing the backends
         if threads is not None and int(threads) < 1:
             raise ConfigError(f"threads: expected at least 1 (or None for the default), got {threads}")
-        if onnx is not None and backend == "torch":
+        if onnx is not None and backend is Backend.TORCH:
             raise ConfigError("onnx= is the graph of the 'onnx' backend: pass backend='onnx' (or 'auto')")
         given = model if _is_torch_model(model) else None
         if given is None and model is not None and not isinstance(model, (str, os.PathLike)):
@@ -395,7 +394,7 @@ class Predictor:
         self.onnx_path: Path | None = None  # the file in use (None: in-memory graph or torch)
         if onnx is not None:
             self._open_onnx(onnx)
-            self.backend = "onnx"
+            self.backend = Backend.ONNX
         else:
             track = None if given is not None else shipped_track(model)
             self.backend = self._open_backend(backend, source, track)
@@ -421,12 +420,7 @@ class Predictor:
         confident = self.has_confidence
         if framing is None:
             framing = Framing.AUTO if confident else Framing.WHOLE
-        try:
-            self.framing = Framing(framing)
-        except ValueError:
-            raise ConfigError(
-                f"framing: expected one of {', '.join(f.value for f in Framing)}, got {framing!r}"
-            ) from None
+        self.framing = Framing.parse(framing, "framing")  # ConfigError listing the framings
         if self.framing is Framing.AUTO and not confident:
             raise ConfigError(f"framing 'auto' picks by the model's confidence: {self.config.name} has none")
         self._framer: FaceDetector | None = None  # the detector of Framing.DETECT / AUTO, made on first use
@@ -437,7 +431,7 @@ class Predictor:
         """The model gives a per-point confidence: an ONNX graph with the confidence output, a torch heatmap head."""
         if self.session is not None:
             return len(self.session.get_outputs()) > 1
-        return self.config.head == "heatmap"
+        return self.config.head is Head.HEATMAP
 
     @property
     def has_face_head(self) -> bool:
@@ -523,19 +517,19 @@ class Predictor:
     def _close_onnx(self) -> None:
         self.session, self.onnx_graph, self.onnx_path, self.config = None, None, None, self._given_config
 
-    def _load_torch(self) -> str:
-        """Load the torch model now (errors at construction, not at the first prediction); returns "torch"."""
+    def _load_torch(self) -> Backend:
+        """Load the torch model now (errors at construction, not at the first prediction); returns TORCH."""
         self.config = self.model.config
-        return "torch"
+        return Backend.TORCH
 
-    def _open_backend(self, backend: str, source: Path | None, track: str | None) -> str:
-        """Resolve ``backend`` to "torch" or "onnx" (opening the ONNX Runtime session)."""
+    def _open_backend(self, backend: Backend, source: Path | None, track: str | None) -> Backend:
+        """Resolve ``backend`` to TORCH or ONNX (opening the ONNX Runtime session)."""
         is_graph = source is not None and source.suffix.lower() == ".onnx"
-        if backend == "torch":
+        if backend is Backend.TORCH:
             if is_graph:
                 raise ConfigError(f"{source}: an ONNX graph runs on backend 'onnx' (or 'auto'), not 'torch'")
             return self._load_torch()
-        if backend == "auto" and not is_graph and (not self._on_cpu() or not onnxruntime_available()):
+        if backend is Backend.AUTO and not is_graph and (not self._on_cpu() or not onnxruntime_available()):
             return self._load_torch()
         self._check_onnx_usable()
         if is_graph:
@@ -543,34 +537,34 @@ class Predictor:
             if self.config is None:
                 self._close_onnx()
                 raise ModelError(f"{source}: no lightmark model config in its metadata (export it with lightmark)")
-            return "onnx"
+            return Backend.ONNX
         if source is not None and not source.is_file():
             if track is not None and shipped_onnx_path(track).is_file():  # a wheel: the shipped graph only
                 self._open_onnx(shipped_onnx_path(track))
-                return "onnx"
+                return Backend.ONNX
             raise ModelError(missing_model_message(source))
         twin = onnx_twin(source) if source is not None else None
         if twin is not None:
             try:
                 self._open_onnx(twin)
                 if self._twin_is_current(source, twin):
-                    return "onnx"
+                    return Backend.ONNX
                 problem = "exported from another checkpoint (re-export it)"
             except Exception as e:  # an unreadable twin is not used, and the user is told
                 problem = f"not usable ({e})"
             self._close_onnx()
             import warnings
 
-            fallback = "the torch model" if backend == "auto" else "an in-memory export"
+            fallback = "the torch model" if backend is Backend.AUTO else "an in-memory export"
             warnings.warn(f"{twin}: ONNX twin {problem}; using {fallback}", stacklevel=3)
-        if backend == "auto":
+        if backend is Backend.AUTO:
             return self._load_torch()
         require("torch", "exporting the model to ONNX in memory")
         require("onnx", "exporting the model to ONNX in memory")
         from .export import onnx_bytes
 
         self._open_onnx(onnx_bytes(self.model))
-        return "onnx"
+        return Backend.ONNX
 
     def _twin_is_current(self, checkpoint: Path, twin: Path) -> bool:
         """The open ONNX twin was exported from this checkpoint: same SHA-256 when the file records one (exports

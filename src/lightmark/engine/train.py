@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,14 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
+from ..choices import CoordinateLoss, Head, HeatmapLoss
 from ..codecs import Codec
 from ..constants import FINE_SHIFT_UP, FINE_SIDE_RATIO
 from ..data.formats import load_dataset, read_name_lists, without
 from ..data.training import AugmentConfig, LandmarkTrainSet, build_crop_cache
 from ..data.transforms import GAMMA_PROBABILITY, CropJitter
 from ..errors import ConfigError, ModelError
-from ..losses import COORDINATE_LOSSES, get_loss
+from ..losses import get_loss
 from ..models import (
     Checkpoint,
     LandmarkModel,
@@ -106,9 +108,8 @@ class TrainConfig:
     lr: float = field(default=2e-3, metadata={"help": "peak AdamW learning rate (linear warm-up, cosine decay)"})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
     warmup_steps: int = field(default=300, metadata={"help": "optimiser steps of the linear learning-rate warm-up"})
-    loss: str = field(
-        default="wing",
-        metadata={"help": "coordinate loss: wing, l1, l2 or smooth_l1 (in units of 1/128 of the input side)"},
+    loss: CoordinateLoss = field(
+        default=CoordinateLoss.WING, metadata={"help": "coordinate loss (in units of 1/128 of the input side)"}
     )
     heatmap_weight: float = field(
         default=0.05, metadata={"help": "weight of the codec's heatmap loss (heatmap heads only)"}
@@ -116,9 +117,8 @@ class TrainConfig:
     heatmap_sigma: float | None = field(
         default=None, metadata={"help": "target Gaussian's sigma in heatmap cells (default: the model config's)"}
     )
-    heatmap_loss: str | None = field(
-        default=None,
-        metadata={"help": "heatmap loss: heatmap_kl, heatmap_mse or adaptive_wing (default: the model config's)"},
+    heatmap_loss: HeatmapLoss | None = field(
+        default=None, metadata={"help": "heatmap loss (default: the model config's)"}
     )
     ema_decay: float = field(default=0.998, metadata={"help": "EMA decay of the weights (0 = off)"})
     photometric: float = field(default=1.0, metadata={"help": "photometric augmentation strength 0..1"})
@@ -156,6 +156,11 @@ class TrainConfig:
         default=100, metadata={"help": "print a status line every N steps when the progress bar is off"}
     )
     max_steps: int = field(default=0, metadata={"help": "stop after this many optimiser steps in total (0 = no limit)"})
+
+    def __post_init__(self) -> None:
+        self.loss = CoordinateLoss.parse(self.loss, "coordinate loss")  # a ConfigError listing the known losses
+        if self.heatmap_loss is not None:
+            self.heatmap_loss = HeatmapLoss.parse(self.heatmap_loss, "heatmap loss")
 
     @property
     def steps_per_epoch(self) -> int:
@@ -341,8 +346,6 @@ def check_config(cfg: TrainConfig, resume: bool = False) -> None:
         raise ConfigError(f"need lr > 0 and 0 <= ema decay < 1, got lr {cfg.lr} and ema decay {cfg.ema_decay}")
     if not (0 <= cfg.fine_fraction <= 1 and 0 <= cfg.wide_fraction <= 1):
         raise ConfigError(f"fine and wide fractions must be in [0, 1], got {cfg.fine_fraction}, {cfg.wide_fraction}")
-    if cfg.loss not in COORDINATE_LOSSES:
-        raise ConfigError(f"unknown coordinate loss {cfg.loss!r}; available: {', '.join(COORDINATE_LOSSES)}")
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise ConfigError(f"device must be auto, cpu or cuda[:N], got {cfg.device!r}")
     try:
@@ -540,26 +543,25 @@ def _build_model(cfg: TrainConfig, resume: bool) -> LandmarkModel:
 
 _SCHEME_FIELDS = ("scheme", "num_landmarks", "flip_perm")
 
-_HEAD_OUTPUTS = {"heatmap": "head.out.", "regression": "head.fc.2."}
+_HEAD_OUTPUTS = {Head.HEATMAP: "head.out.", Head.REGRESSION: "head.fc.2."}
 """Per head type, the prefix of the layer whose outputs are the landmarks (one channel / two units per point)."""
 
 
-def adapt_head(state: dict, source: LandmarkScheme, target: LandmarkScheme, head: str) -> dict:
+def adapt_head(state: dict, source: LandmarkScheme, target: LandmarkScheme, head: Head) -> dict:
     """A state dict of a model of scheme ``source`` made into one of scheme ``target``: everything but the landmark
     outputs is kept, and each target point's output (heatmap channel or x/y units) is the mean of the outputs of
     the points its ``from_ibug68`` prior names (a heatmap of averaged logits peaks between its points; averaged
     regression units give the mean point). Needs a 68-point source with the identity map and a target with a prior.
 
     Raises:
-        ConfigError: no prior for the pair of schemes, or an unknown head type."""
+        ConfigError: no prior for the pair of schemes, or an unknown head type (``head`` may be its value)."""
     if source.to_ibug68 != tuple(range(source.num_points)) or target.from_ibug68 is None:
         raise ConfigError(f"no way to start a {target.name} model from a {source.name} one (needs from_ibug68)")
-    if head not in _HEAD_OUTPUTS:
-        raise ConfigError(f"adapt_head: unknown head {head!r}")
+    head = Head.parse(head, "head")
     prefix, out = _HEAD_OUTPUTS[head], dict(state)
     for key in [k for k in state if k.startswith(prefix)]:
         w = state[key]  # (K, ...) heatmap channels or (2K, ...) regression units, point-major
-        per_point = w.reshape(source.num_points, -1, *w.shape[1:]) if head == "regression" else w.unsqueeze(1)
+        per_point = w.reshape(source.num_points, -1, *w.shape[1:]) if head is Head.REGRESSION else w.unsqueeze(1)
         rows = [per_point[list(p)].mean(0) for p in target.from_ibug68]  # (units, ...) per target point
         out[key] = torch.stack(rows).reshape(-1, *w.shape[1:]).contiguous()
     return out
@@ -709,7 +711,9 @@ def _end_epoch(cfg: TrainConfig, state: TrainState, row: dict, run: Run) -> None
 
 
 def _plain(d):
-    """Checkpoint-safe copy of a config (only dict/list/str/int/float/bool/None)."""
+    """Checkpoint-safe copy of a config (only dict/list/str/int/float/bool/None; enums as their values)."""
+    if isinstance(d, Enum):
+        return d.value
     if isinstance(d, dict):
         return {k: _plain(v) for k, v in d.items()}
     if isinstance(d, (list, tuple)):

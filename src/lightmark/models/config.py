@@ -9,24 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from enum import Enum
 from typing import Any
 
+from ..choices import Backbone, Decoder, Head, HeatmapLoss
 from ..constants import CROP_SHIFT_UP, CROP_SIDE_RATIO
 from ..errors import ConfigError
 from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
-
-HEADS: tuple[str, ...] = ("heatmap", "regression")
-BACKBONES: tuple[str, ...] = ("shufflenetv2", "mobilenet", "resnet18", "resnet34", "resnet50")
-"""Backbone names: ShuffleNetV2, a MobileNetV1-style stack (:mod:`lightmark.models.mobilenet`) and ResNets
-(:mod:`lightmark.models.resnet`), each at the config's ``width``."""
-DECODER_NAMES: tuple[str, ...] = ("soft_argmax", "argmax", "dark")
-"""Heatmap decoders (:data:`lightmark.codecs.DECODERS`, which imports torch; a test keeps the two equal)."""
-HEATMAP_LOSS_NAMES: tuple[str, ...] = ("heatmap_kl", "heatmap_mse", "adaptive_wing")
-"""Heatmap losses (the keys of :data:`lightmark.losses.HEATMAP_LOSSES`, which imports torch; a test keeps the two
-equal)."""
 
 
 @dataclass
@@ -42,16 +34,16 @@ class ModelConfig:
 
     name: str
     width: float = 1.0  # width multiplier (ShuffleNetV2: 0.5, 1.0, 1.5, 2.0; MobileNet, ResNet: any in (0, 2])
-    backbone: str = "shufflenetv2"  # a name in BACKBONES; configs saved before this field are ShuffleNetV2
-    head: str = "heatmap"  # "heatmap" (soft-argmax decoding) or "regression" (PFLD-like)
+    backbone: Backbone = Backbone.SHUFFLENETV2  # configs saved before this field are ShuffleNetV2
+    head: Head = Head.HEATMAP  # heatmaps (decoded by `decoder`) or direct regression (PFLD-like)
     input_size: int = 128  # square input side in pixels, multiple of 32
     num_landmarks: int | None = None  # the scheme's point count (None: derived; always an int after __init__)
     head_channels: int = 96  # FPN width of the heatmap head / hidden width of the regression head
     heatmap_stride: int = 8  # 4 or 8: heatmap side = input_size / heatmap_stride
     beta: float = 1.0  # soft-argmax inverse temperature
     heatmap_sigma: float = 1.5  # target Gaussian of the heatmap loss, in heatmap cells
-    heatmap_loss: str = "heatmap_kl"  # a name in lightmark.losses.HEATMAP_LOSSES
-    decoder: str = "soft_argmax"  # heatmap decoding at inference: soft_argmax | argmax | dark (lightmark.codecs)
+    heatmap_loss: HeatmapLoss = HeatmapLoss.KL  # the codec's heatmap term (lightmark.losses.HEATMAP_LOSSES)
+    decoder: Decoder = Decoder.SOFT_ARGMAX  # heatmap decoding at inference (lightmark.codecs)
     refine_passes: int = 0  # default extra passes at inference, each on the upright crop of the last points
     fine_ratio: float = CROP_SIDE_RATIO  # the refining crop: side / upright landmark box (trained framing)
     fine_shift_up: float = CROP_SHIFT_UP  # the refining crop's centre above the box centre, fraction of the side
@@ -63,26 +55,20 @@ class ModelConfig:
     scheme: str = DEFAULT_SCHEME  # landmark scheme name (lightmark.schemes); configs without one are ibug68
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; known: {', '.join(BACKBONES)}")
-        if self.head not in HEADS:
-            raise ValueError(f"head must be 'heatmap' or 'regression', got {self.head!r}")
+        self.backbone = Backbone.parse(self.backbone, "backbone")  # ConfigError (a ValueError) listing the names
+        self.head = Head.parse(self.head, "head")
+        self.decoder = Decoder.parse(self.decoder, "decoder")
+        self.heatmap_loss = HeatmapLoss.parse(self.heatmap_loss, "heatmap loss")
         if self.heatmap_stride not in (4, 8):
             raise ValueError(f"heatmap_stride must be 4 or 8, got {self.heatmap_stride}")
         if self.input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {self.input_size}")
         if self.input_size <= 0:
             raise ValueError(f"input_size must be positive, got {self.input_size}")
-        if self.face_head and self.head != "heatmap":
+        if self.face_head and self.head is not Head.HEATMAP:
             raise ValueError("face_head needs the heatmap head (it scales the face score, the mean confidence)")
-        if self.head == "heatmap":  # what the heatmap codec (lightmark.codecs.HeatmapCodec) would refuse
-            if not self.heatmap_sigma > 0 or not self.beta > 0:
-                raise ValueError(f"sigma and beta must be positive, got {self.heatmap_sigma}, {self.beta}")
-            if self.decoder not in DECODER_NAMES:
-                raise ValueError(f"unknown decoder {self.decoder!r}; known: {', '.join(DECODER_NAMES)}")
-            if self.heatmap_loss not in HEATMAP_LOSS_NAMES:
-                known = ", ".join(HEATMAP_LOSS_NAMES)
-                raise ValueError(f"unknown heatmap loss {self.heatmap_loss!r}; known: {known}")
+        if self.head is Head.HEATMAP and not (self.heatmap_sigma > 0 and self.beta > 0):  # the codec would refuse
+            raise ValueError(f"sigma and beta must be positive, got {self.heatmap_sigma}, {self.beta}")
         self.mean = tuple(float(v) for v in self.mean)
         self.std = tuple(float(v) for v in self.std)
         self._derive_from_scheme()
@@ -110,8 +96,9 @@ class ModelConfig:
         return get_scheme(self.scheme)
 
     def to_dict(self) -> dict:
-        """Plain-data form stored in checkpoints and ONNX metadata (:meth:`from_dict` rebuilds it)."""
-        return asdict(self)
+        """Plain-data form stored in checkpoints and ONNX metadata, enums as their values (:meth:`from_dict`
+        rebuilds it)."""
+        return {k: v.value if isinstance(v, Enum) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:

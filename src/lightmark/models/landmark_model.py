@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..choices import Backbone, Head
 from ..codecs import Codec, HeatmapCodec, RegressionCodec
 from .config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
 from .shufflenetv2 import ShuffleNetV2, conv_bn
@@ -23,7 +24,7 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "LandmarkGraph", "LandmarkModel", "M
 
 def build_codec(config: ModelConfig) -> Codec:
     """The codec a model config describes: Gaussian heatmaps for heatmap heads, plain coordinates otherwise."""
-    if config.head == "regression":
+    if config.head is Head.REGRESSION:
         return RegressionCodec(config.input_size)
     return HeatmapCodec(
         config.input_size,
@@ -98,9 +99,9 @@ class RegressionHead(nn.Module):
 def build_backbone(config: ModelConfig) -> nn.Module:
     """The backbone a config names: ShuffleNetV2, MobileNet or a ResNet of the named depth, at ``width``; each
     returns four feature maps at strides 4, 8, 16 and 32 and lists their widths in ``channels``."""
-    if config.backbone == "shufflenetv2":
+    if config.backbone is Backbone.SHUFFLENETV2:
         return ShuffleNetV2(config.width)
-    if config.backbone == "mobilenet":
+    if config.backbone is Backbone.MOBILENET:
         from .mobilenet import MobileNet
 
         return MobileNet(config.width)
@@ -117,7 +118,7 @@ class LandmarkModel(nn.Module):
         self.config = config
         self.backbone = build_backbone(config)
         chans = self.backbone.channels
-        if config.head == "heatmap":
+        if config.head is Head.HEATMAP:
             self.head: nn.Module = HeatmapHead(chans, config.num_landmarks, config.head_channels, config.heatmap_stride)
         else:
             self.head = RegressionHead(chans, config.num_landmarks, config.head_channels)

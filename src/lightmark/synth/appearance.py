@@ -331,7 +331,7 @@ def _freckles(rng: np.random.Generator, canvas: _Canvas) -> None:
     for (cx, cy), rad, a in zip(c, rng.uniform(0.4, 1.3, n), rng.uniform(0.3, 1.0, n), strict=True):
         cv2.circle(m, (int(cx * 4), int(cy * 4)), int(rad * 4 * S / 256), float(a), -1, cv2.LINE_AA, shift=2)
     m = cv2.GaussianBlur(m, (0, 0), 0.7) * rng.uniform(0.15, 0.45)
-    _tint(canvas.tex, m, box, np.array([0.4, 0.2, 0.05], np.float32) + 0.0, mode="darken")
+    _tint(canvas.tex, m, box, np.array([0.4, 0.2, 0.05], np.float32) + 0.0, darken=True)
 
 
 def _lips(rng: np.random.Generator, assets: ModelAssets, cfg, canvas: _Canvas) -> bool:
@@ -391,7 +391,7 @@ def _ageing(rng: np.random.Generator, canvas: _Canvas, hair_lin: np.ndarray, k: 
             d = np.array([side * np.cos(np.radians(ang)), np.sin(np.radians(ang))]) * 0.03 * S
             curve(c + d * 0.4, c + d * 1.4, np.zeros(2))
     wr = cv2.GaussianBlur(wr, (0, 0), 0.6 * S / 256) * rng.uniform(0.3, 0.6) * k
-    _tint(canvas.tex, wr, wb, np.array([0.55, 0.5, 0.5], np.float32), mode="darken")
+    _tint(canvas.tex, wr, wb, np.array([0.55, 0.5, 0.5], np.float32), darken=True)
     if rng.random() < k:
         g = rng.uniform(0.3, 0.9) * k
         hair_lin = hair_lin * (1 - g) + lin((175, 175, 170)) * g
@@ -506,11 +506,12 @@ def _box(centre: np.ndarray, half: float, S: int) -> tuple[int, int, int, int]:
     return y0, y1, x0, x1
 
 
-def _tint(tex: np.ndarray, mask: np.ndarray, box, ratio: np.ndarray, mode: str = "ratio") -> None:
-    """Blend the albedo multiplier of ``tex`` inside ``box`` towards ``ratio`` (3,) by ``mask`` (box-sized)."""
+def _tint(tex: np.ndarray, mask: np.ndarray, box, ratio: np.ndarray, darken: bool = False) -> None:
+    """Blend the albedo multiplier of ``tex`` inside ``box`` towards ``ratio`` (3,) by ``mask`` (box-sized);
+    ``darken``: multiply by ``1 - mask * (1 - ratio)`` instead (a mask of 1 scales to ``ratio``)."""
     region = tex[box[0] : box[1], box[2] : box[3], :3]
     m = mask[:, :, None]
-    if mode == "darken":
+    if darken:
         region *= 1.0 - m * (1.0 - np.asarray(ratio, np.float32))
     else:
         region *= 1.0 + m * (np.asarray(ratio, np.float32) - 1.0)

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 from numba import njit
 
+from ..choices import DatasetFormat
 from ..constants import JAW, NUM_LANDMARKS
 from ..data.formats import load_dataset, read_name_lists, without
 from ..errors import ConfigError, DatasetError, OutputError
@@ -820,12 +821,12 @@ def _shade_face(k, verts, picture, view, per_vertex, filled, alpha, outer):  # p
 # ============================================================================================== datasets
 
 
-def resolve_jaw(jaw: str, fmt: str) -> Literal["3d", "2d"]:
-    """The jaw convention of a source dataset of format ``fmt`` (:data:`lightmark.data.formats.FORMATS`) for the
+def resolve_jaw(jaw: str, fmt: DatasetFormat) -> Literal["3d", "2d"]:
+    """The jaw convention of a source dataset of format ``fmt`` (:class:`lightmark.choices.DatasetFormat`) for the
     :class:`ReposeConfig` ``jaw`` setting: ``"auto"`` is ``"2d"`` for 300-W ``.pts`` and WFLW, else ``"3d"``."""
     if jaw != "auto":
         return jaw  # type: ignore[return-value]
-    return "2d" if fmt in ("pts", "wflw") else "3d"
+    return "2d" if fmt in (DatasetFormat.PTS, DatasetFormat.WFLW) else "3d"
 
 
 def draw_pose(
