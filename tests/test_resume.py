@@ -119,7 +119,11 @@ def test_max_steps_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path, m
     )  # fmt: skip
     threads = torch.get_num_threads()
     try:
+        torch.set_num_threads(2)
+        rng = torch.random.get_rng_state()
         train(TrainConfig(out=str(tmp_path / "full"), **common), progress=False)
+        # the run's threads (1) and seed (5) were its own: the caller's are back
+        assert torch.get_num_threads() == 2 and torch.equal(torch.random.get_rng_state(), rng)
         train(TrainConfig(out=str(tmp_path / "split"), max_steps=3, **common), progress=False)
         ck = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
         assert (ck["epoch"], ck["batch_in_epoch"]) == (0, 3)

@@ -252,7 +252,13 @@ def _files(folder: Path) -> dict[str, bytes]:
 def test_render_dataset_format_determinism_resume(ict, tmp_path):
     n = 5
     a, b = tmp_path / "a", tmp_path / "b"
-    st = render_dataset(a, n, size=SMALL, seed=11, workers=1, face_model=ict, progress=False)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        st = render_dataset(a, n, size=SMALL, seed=11, workers=1, face_model=ict, progress=False)
+        assert cv2.getNumThreads() == 3  # rendered here on one OpenCV thread; the caller's count is back
+    finally:
+        cv2.setNumThreads(threads)
     assert st["written"] == n and st["skipped"] == 0
     fa = _files(a)
     suffixes = (".png", "_ldmks.txt", "_seg.png", "_ldmks_wflw98.txt", "_ldmks_ibug68_2d.txt", "_ldmks_wflw98_2d.txt")

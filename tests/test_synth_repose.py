@@ -201,7 +201,13 @@ def test_written_dataset_loads_and_resumes(ict, tmp_path):
     src = _copy(require_shared(FS), ["000001", "000003"], tmp_path / "fs")
     out = tmp_path / "out"
     cfg = ReposeConfig(poses=2, size=128, expression=0.5)
-    stats = repose_dataset(src, out, cfg, seed=3, face_model=ict, progress=False)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        stats = repose_dataset(src, out, cfg, seed=3, face_model=ict, progress=False)
+        assert cv2.getNumThreads() == 3  # re-posed here on one OpenCV thread; the caller's count is back
+    finally:
+        cv2.setNumThreads(threads)
     assert (stats["written"], stats["skipped"], stats["rejected"]) == (4, 0, 0)
     ds = load_dataset(out, require_landmarks=True)  # what `lightmark train --train OUT` reads
     assert ds.format == "facesynthetics" and len(ds) == 4

@@ -176,21 +176,25 @@ def scoped_threads(n: int | None, *, opencv: bool = False) -> Iterator[None]:
     old_torch = torch.get_num_threads()
     if old_torch != n:
         torch.set_num_threads(n)
-    old_cv = None
-    if opencv:
-        import cv2
-
-        old_cv = cv2.getNumThreads()
-        cv2.setNumThreads(n)
     try:
-        yield
+        with opencv_threads(n) if opencv else contextlib.nullcontext():
+            yield
     finally:
         if old_torch != n:
             torch.set_num_threads(old_torch)
-        if old_cv is not None:
-            import cv2
 
-            cv2.setNumThreads(old_cv)
+
+@contextlib.contextmanager
+def opencv_threads(n: int) -> Iterator[None]:
+    """Run the block with OpenCV's thread count at ``n`` (process-wide while it runs), restored on exit."""
+    import cv2
+
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(int(n))
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(old)
 
 
 def install_hint(module: str, prefer: str | None = None) -> str:

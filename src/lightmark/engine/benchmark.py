@@ -30,7 +30,6 @@ import os
 import platform
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata as _metadata
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 
 from ..choices import Backend
 from ..errors import LightmarkError
+from ..utils import opencv_threads
 from .baselines import DLIB_HINT, DlibPredictor
 from .predict import Framing, Predictor
 from .timing import ratio_stats, time_interleaved, timing_stats
@@ -245,7 +245,7 @@ def run_benchmark(
 
     say(f"one face per call, 1 thread: {runs} rounds ...")
     calls = _latency_calls(pred, refined, dlib, faces, auto)
-    with _opencv_threads(1):
+    with opencv_threads(1):  # the crop's warp
         ms = time_interleaved(calls, runs, warmup)
     report.raw_ms["latency"] = ms
     report.latency = {
@@ -353,19 +353,6 @@ def _accuracy(calls: dict[str, Callable[[int], object]], faces: _Faces, gt: np.n
     return out
 
 
-@contextmanager
-def _opencv_threads(n: int):
-    """OpenCV's thread count at ``n`` for the block (the crop's warp), restored after."""
-    import cv2
-
-    old = cv2.getNumThreads()
-    cv2.setNumThreads(n)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(old)
-
-
 _WORKER: dict = {}  # a dlib pool worker's state (set by _dlib_worker_init)
 
 
@@ -415,7 +402,7 @@ def _time_batches(
 
         calls[BATCH] = lightmark
         calls[NETWORK] = lambda r: list(workers.map(pred_t.run_model, np.array_split(xs[r % len(xs)], threads)))
-        with _opencv_threads(threads):
+        with opencv_threads(threads):
             ms = time_interleaved(calls, rounds, warmup=2)
     finally:
         workers.shutdown()

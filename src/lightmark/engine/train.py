@@ -43,7 +43,7 @@ from ..models import (
     weights_of,
 )
 from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
-from ..utils import atomic_write, ensure_dir
+from ..utils import atomic_write, ensure_dir, scoped_threads
 
 DEFAULT_MODEL = "shufflenetv2_x1_0_heatmap"  # what a run trains when neither --model nor --init says
 
@@ -431,11 +431,14 @@ def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool 
 
 def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
     """Measure images/s of the input pipeline alone (``cfg.workers`` processes) and of full training steps
-    (data + forward + backward + AdamW), after one warm-up batch each. Nothing is written. ``cfg.threads`` sets
-    torch's threads for this process (a command-line tool's call)."""
+    (data + forward + backward + AdamW), after one warm-up batch each. Nothing is written. Torch runs on
+    ``cfg.threads`` threads meanwhile (the caller's count restored after)."""
     cfg = with_model(cfg)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    with scoped_threads(cfg.threads or None):
+        return _profile(cfg, batches)
+
+
+def _profile(cfg: TrainConfig, batches: int) -> dict:
     model = create_model(cfg.model, **_model_overrides(cfg))
     trainset = build_trainset(cfg, model.config.flip_perm)
     loader_ips = measure_input_pipeline(trainset, cfg.batch_size, cfg.workers, batches)
@@ -464,12 +467,26 @@ def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     """Train a model as ``cfg`` says; write ``last.pt``, ``best.pt``, ``log.csv`` and ``curves.png`` to ``cfg.out``.
 
-    ``resume`` continues ``cfg.out/last.pt`` (an error when there is none). ``cfg.threads`` sets torch's threads
-    for this process: training owns the process it runs in."""
-    from .evaluate import evaluate
-
+    ``resume`` continues ``cfg.out/last.pt`` (an error when there is none). Torch's thread count (``cfg.threads``)
+    and random state (seeded with ``cfg.seed``) are the run's while it runs and the caller's again after it (CPU
+    and, in a single process, the current GPU's generator)."""
     cfg = with_model(cfg)
     check_config(cfg, resume)
+    with scoped_threads(cfg.threads or None), torch.random.fork_rng(devices=_forked_gpus(cfg)):
+        return _train(cfg, resume, progress)
+
+
+def _forked_gpus(cfg: TrainConfig) -> list[int]:
+    """The CUDA generators :func:`train` saves and restores: the current device's in a single process (under
+    torchrun each process is the run's alone)."""
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    return [torch.cuda.current_device()] if single and _device(cfg.device).type == "cuda" else []
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
+    """:func:`train`'s run, in its thread and random-state scope."""
+    from .evaluate import evaluate
+
     run = _set_up(cfg)
     model = _build_model(cfg, resume)
     trainset = build_trainset(cfg, model.config.flip_perm, progress=progress and run.main)
@@ -506,12 +523,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
 
 
 def _set_up(cfg: TrainConfig) -> Run:
-    """Device, distributed group, threads, seed; the output folder (cleared of files a killed run left)."""
+    """Device, distributed group, seed; the output folder (cleared of files a killed run left)."""
     device = _device(cfg.device)
     started = _init_distributed(device)
     run = Run(device, _rank(), _world(), Path(cfg.out), started)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     if run.main:
         ensure_dir(run.out)
         for name in ("last.pt", "best.pt", "log.csv", "curves.png"):  # left by a run killed while writing

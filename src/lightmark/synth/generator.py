@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.formats import format_ldmks, write_ldmks
 from ..errors import DatasetError, OutputError
-from ..utils import atomic_save_bytes, atomic_write, ensure_dir
+from ..utils import atomic_save_bytes, atomic_write, ensure_dir, opencv_threads
 from . import labels as L
 from .appearance import Appearance, lin, linear_to_srgb, sample_appearance
 from .assets import SIDES, ModelAssets, fit_sphere, get_assets
@@ -571,7 +571,12 @@ _W: dict = {}  # the worker's job and background source (set by _init_worker)
 
 
 def _init_worker(job: _Job) -> None:
+    """A pool worker's set-up: one OpenCV thread (the pool runs one worker per core) and the job in :data:`_W`."""
     cv2.setNumThreads(1)
+    _load_job(job)
+
+
+def _load_job(job: _Job) -> None:
     _W.update(job=job, backgrounds=BackgroundSource(job.backgrounds) if job.backgrounds else None)
     _W["textures"] = TextureSource(list(job.textures)) if job.textures else None
 
@@ -776,10 +781,15 @@ def _render_all(job: _Job, todo: list[int], count: int, workers: int, progress: 
 
 
 def _render_here(job: _Job, todo: list[int]) -> Iterator[float]:
-    """Render in this process; yields the CPU seconds of each sample."""
-    _init_worker(job)
-    for index in todo:
-        yield _render_index(index)[1]
+    """Render in this process, OpenCV on one thread as in a worker (the caller's count restored after, and the
+    job dropped); yields the CPU seconds of each sample."""
+    _load_job(job)
+    try:
+        with opencv_threads(1):
+            for index in todo:
+                yield _render_index(index)[1]
+    finally:
+        _W.clear()
 
 
 def _render_in_pool(job: _Job, todo: list[int], workers: int) -> Iterator[float]:

@@ -25,6 +25,7 @@ picture keeps its own look; a side the picture did not show shows the other side
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -880,6 +881,7 @@ _W: dict = {}
 
 
 def _init_worker(job: _Job) -> None:
+    """A pool worker's set-up: one OpenCV thread (the pool runs one worker per core) and the job in :data:`_W`."""
     cv2.setNumThreads(1)
     _W["job"] = job
 
@@ -1093,15 +1095,17 @@ def _run(job: _Job, todo: list, workers: int, progress: bool) -> tuple[list[dict
     and the CPU seconds."""
     import multiprocessing as mp
 
-    from ..utils import progress_bar
+    from ..utils import opencv_threads, progress_bar
     from .generator import _single_threaded_children
 
     records, rejected, cpu = [], [], 0.0
     bar = progress_bar(total=len(todo), enabled=progress, unit="picture", desc="repose")
-    pool = None
+    pool, here = None, contextlib.ExitStack()
     try:
-        if workers == 1 or len(todo) <= 1:
-            _init_worker(job)
+        if workers == 1 or len(todo) <= 1:  # in this process: one OpenCV thread as in a worker, restored after
+            here.enter_context(opencv_threads(1))
+            here.callback(_W.clear)
+            _W["job"] = job
             results = map(_repose_source, todo)
         else:
             with _single_threaded_children():
@@ -1115,6 +1119,7 @@ def _run(job: _Job, todo: list, workers: int, progress: bool) -> tuple[list[dict
             bar.update(1)
     finally:
         bar.close()
+        here.close()
         if pool is not None:
             pool.terminate()
     return records, rejected, cpu
