@@ -66,7 +66,8 @@ def test_export_matches_torch_and_has_dynamic_batch(exported):
 def test_export_records_the_model_summary(exported, monkeypatch):
     """The graph records the torch model's parameters, float32 size and GMACs (not the padded export's), so that
     ``Predictor.describe`` (evaluation reports) on ONNX Runtime counts nothing on torch; a graph without the record
-    (older exports, other tools) is counted on the torch model as before."""
+    (older exports, other tools) is counted on the torch model as before; a record without the figures is an
+    error, not a silent recount."""
     from lightmark.engine.onnx_runtime import META_SUMMARY, onnx_summary
     from lightmark.models import model_summary
 
@@ -81,7 +82,12 @@ def test_export_records_the_model_summary(exported, monkeypatch):
     bare = Predictor(checkpoint, backend="onnx", onnx=export_mod.onnx_bytes(sharp_model()))
     assert json_keys(onnx_metadata(bare.session)[META_SUMMARY]) == []
     monkeypatch.undo()
-    assert {k: bare.describe()[k] for k in want} == want  # counted on the torch model
+    with pytest.raises(ModelError, match="metadata lacks params, size_mb, gmacs"):
+        bare.describe()
+    monkeypatch.setattr(export_mod, "META_SUMMARY", "unused.key")  # an export that records none (older ones)
+    older = Predictor(checkpoint, backend="onnx", onnx=export_mod.onnx_bytes(sharp_model()))
+    monkeypatch.undo()
+    assert {k: older.describe()[k] for k in want} == want  # counted on the torch model
 
 
 def json_keys(text: str) -> list[str]:

@@ -12,9 +12,11 @@ from lightmark.submission import check_submission, read_submission, write_submis
 
 
 def _write_images(folder, names):
+    import cv2
+
     folder.mkdir()
     for n in names:
-        (folder / n).write_bytes(b"x")
+        cv2.imwrite(str(folder / n), np.zeros((384, 384, 3), np.uint8))
 
 
 def test_round_trip_and_zip(tmp_path) -> None:
@@ -76,3 +78,6 @@ def test_check_flags_points_far_outside_their_image(tmp_path) -> None:
     write_submission(tmp_path / "bad.txt", ["a.png"], pts)
     rep = check_submission(tmp_path / "bad.txt", tmp_path / "imgs")
     assert any("outside their image" in p for p in rep.problems), rep.problems
+    (tmp_path / "imgs" / "a.png").write_bytes(b"not a png")  # an unreadable image: said, not passed over
+    rep = check_submission(tmp_path / "ok.txt", tmp_path / "imgs")
+    assert rep.problems == ["1 images are unreadable, their points unchecked (first: a.png)"]

@@ -293,6 +293,11 @@ def test_render_dataset_format_determinism_resume(ict, tmp_path):
     # a different seed (or configuration) in the same folder is refused
     with pytest.raises(DatasetError, match="another seed"):
         render_dataset(a, n, size=SMALL, seed=12, workers=1, face_model=ict, progress=False)
+    # so is a folder whose record cannot be read (its samples' settings are unknown); the record is kept
+    (b / "synth_config.json").write_text("{trunc", encoding="utf-8")
+    with pytest.raises(DatasetError, match="synth_config.json: unreadable"):
+        render_dataset(b, n, size=SMALL, seed=11, workers=1, face_model=ict, progress=False)
+    assert (b / "synth_config.json").read_text(encoding="utf-8") == "{trunc"
     # the project's reader loads the folder (68 landmarks + pupils, segmentation beside)
     ds = load_dataset(a)
     assert ds.format == "facesynthetics" and len(ds) == n and ds.has_landmarks

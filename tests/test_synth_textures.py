@@ -113,6 +113,9 @@ def test_textured_render_keeps_geometry_and_is_deterministic(ict, fs_samples, tm
     paths = prepare_textures(folder, ict)
     assert len(paths) == 2 and all(p.parent == cache for p in paths)
     assert prepare_textures(folder, ict) == paths  # cached: same files, nothing refitted
+    good = paths[1].read_bytes()
+    paths[1].write_bytes(good[: len(good) // 2])  # a torn cache file is redone, not taken for a rejected sample
+    assert prepare_textures(folder, ict) == paths and paths[1].read_bytes() == good
     src = TextureSource(paths)
     cfg = SynthConfig(size=96, texture_share=1.0)
     for i in range(3):

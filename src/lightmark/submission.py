@@ -117,15 +117,15 @@ def _parse(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     return problems, names, pts
 
 
-def _far_outside(image: Path, points: np.ndarray) -> bool:
-    """Points beyond [-W, 2W] x [-H, 2H] of the image (read from its header only)."""
+def _far_outside(image: Path, points: np.ndarray) -> bool | None:
+    """Points beyond [-W, 2W] x [-H, 2H] of the image (read from its header only); None: the header is unreadable."""
     from .data.images import image_size
     from .errors import ImageError
 
     try:
         w, h = image_size(image)
     except ImageError:
-        return False  # an unreadable image is not this check's business
+        return None
     x, y = points[:, 0], points[:, 1]
     return bool((x < -w).any() or (x > 2 * w).any() or (y < -h).any() or (y > 2 * h).any())
 
@@ -153,9 +153,13 @@ def check_submission(path: str | os.PathLike, images: str | os.PathLike | None =
             problems.append(f"{len(missing)} images have no row (first: {missing[0]})")
         if extra:
             problems.append(f"{len(extra)} rows name no image in {folder} (first: {extra[0]})")
-        outside = [n for n, p in zip(names, pts, strict=True) if n in files and _far_outside(folder / n, p)]
+        far = {n: _far_outside(folder / n, p) for n, p in zip(names, pts, strict=True) if n in files}
+        outside = [n for n, v in far.items() if v]
         if outside:
             problems.append(
                 f"{len(outside)} rows have points more than one image size outside their image (first: {outside[0]})"
             )
+        unreadable = [n for n, v in far.items() if v is None]
+        if unreadable:
+            problems.append(f"{len(unreadable)} images are unreadable, their points unchecked (first: {unreadable[0]})")
     return SubmissionReport(rows=len(names), images=n_images, problems=problems)

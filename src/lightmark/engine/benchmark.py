@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..choices import Backend
-from ..errors import LightmarkError
+from ..errors import LightmarkError, MissingDependencyError, ModelError
 from ..utils import opencv_threads
 from .baselines import DLIB_HINT, DlibPredictor
 from .predict import Framing, Predictor
@@ -440,7 +440,7 @@ def _model_figures(pred: Predictor) -> dict:
         from ..models import model_summary
 
         out.update(model_summary(pred.model))
-    except Exception:  # no torch or no .pt (a wheel's ONNX-only model): the graph's figures only
+    except (MissingDependencyError, ModelError):  # no torch, or no .pt (a wheel's ONNX-only model): the graph's only
         pass
     return out
 

@@ -157,7 +157,10 @@ def onnx_bytes(model: LandmarkModel, opset: int = 17, metadata: dict[str, str] |
         names.append(FACE_NAME)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # exporter deprecation / tracer notes are not actionable here
+        # the TorchScript exporter's deprecation notices (dynamo=False on purpose: its graphs are the ones measured)
+        # and tracer notes are not the user's to act on; every other warning still shows
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*(TorchScript|will be removed)")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(
             export_graph(m),
             (torch.zeros(1, 3, s, s),),

@@ -67,14 +67,19 @@ def onnx_metadata(session: Any) -> dict[str, str]:
 
 def onnx_summary(session: Any) -> dict | None:
     """The model's ``{"params", "size_mb", "gmacs"}`` recorded at export (:data:`META_SUMMARY`), None when the graph
-    records none (graphs exported before session 13, or by other tools) or records it incompletely."""
+    records none (graphs exported before session 13, or by other tools).
+
+    Raises:
+        ModelError: the graph records a summary that is not one (malformed JSON or missing figures)."""
     text = onnx_metadata(session).get(META_SUMMARY)
+    if text is None:
+        return None
     try:
-        summary = json.loads(text) if text is not None else None
-    except ValueError:
-        return None
+        summary = json.loads(text)
+    except ValueError as e:
+        raise ModelError(f"ONNX graph: malformed {META_SUMMARY} metadata ({e})") from None
     if not isinstance(summary, dict) or any(k not in summary for k in SUMMARY_KEYS):
-        return None
+        raise ModelError(f"ONNX graph: {META_SUMMARY} metadata lacks {', '.join(SUMMARY_KEYS)}")
     return {k: summary[k] for k in SUMMARY_KEYS}
 
 

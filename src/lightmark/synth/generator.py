@@ -744,16 +744,17 @@ def _write_meta(job: _Job, count: int) -> None:
     if meta_path.is_file():
         try:
             old = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-        if isinstance(old, dict) and isinstance(old.get("config"), dict):  # settings added since: their defaults
-            old["config"] = {**json.loads(json.dumps(asdict(SynthConfig()), default=str)), **old["config"]}
-        if isinstance(old, dict) and (old.get("seed"), old.get("config")) != (meta["seed"], meta["config"]):
+        except (OSError, ValueError) as e:  # its samples' settings are unknown: not resumed, not overwritten
+            raise DatasetError(f"{meta_path}: unreadable ({e}); use a new folder") from None
+        if not isinstance(old, dict) or not isinstance(old.get("config"), dict):
+            raise DatasetError(f"{meta_path}: not a lightmark.synth record; use a new folder")
+        old["config"] = {**json.loads(json.dumps(asdict(SynthConfig()), default=str)), **old["config"]}  # new: defaults
+        if (old.get("seed"), old["config"]) != (meta["seed"], meta["config"]):
             raise DatasetError(
                 f"{job.out_dir}: holds samples rendered with another seed or configuration ({META_NAME}); "
                 "use a new folder to keep the dataset consistent"
             )
-        meta["count"] = max(int(count), int(old.get("count", 0))) if isinstance(old, dict) else meta["count"]
+        meta["count"] = max(int(count), int(old.get("count", 0)))
     with atomic_write(meta_path, "w") as f:
         json.dump(meta, f, indent=1, default=str)
 

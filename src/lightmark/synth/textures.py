@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import warnings
+import zipfile
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -250,7 +251,7 @@ def prepare_textures(
     fit_cfg = fit_cfg or FitConfig()
     mk = _model_key(model)
     jobs = [(s, _cache_path(s, cache, mk, fit_cfg), model, fit_cfg) for s in samples]
-    todo = [j for j in jobs if not j[1].is_file()]
+    todo = [j for j in jobs if not _cached(j[1])]
     errors = dict(_run_jobs(todo, workers, progress))
     paths = [p for _, p, _, _ in jobs if errors.get(p) is None and p.is_file() and not _is_rejected(p)]
     if len(paths) < len(samples):
@@ -262,12 +263,23 @@ def prepare_textures(
     return paths
 
 
-def _is_rejected(path: Path) -> bool:
+def _cached(path: Path) -> bool:
+    """``path`` holds a readable cache file; an unreadable one (a torn write by an older version, a full disk) is
+    removed, so that it is redone rather than taken for a rejected sample."""
+    if not path.is_file():
+        return False
     try:
         with np.load(path, allow_pickle=False) as d:
-            return "rejected" in d.files
-    except (OSError, ValueError, EOFError):
+            d.files  # noqa: B018 - reads the archive's directory
         return True
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        path.unlink(missing_ok=True)
+        return False
+
+
+def _is_rejected(path: Path) -> bool:
+    with np.load(path, allow_pickle=False) as d:
+        return "rejected" in d.files
 
 
 def _run_jobs(todo: list, workers: int, progress: bool) -> list[tuple[Path, str | None]]:
