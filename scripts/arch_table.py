@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from lightmark import Predictor
-from lightmark.engine.benchmark import benchmark_faces, dlib_rect, landmarks_box
+from lightmark.detectors.base import points_box
+from lightmark.engine.benchmark import benchmark_faces, dlib_rect
 from lightmark.engine.export import onnx_bytes
 from lightmark.engine.timing import ratio_stats, time_interleaved, timing_stats
 from lightmark.models import create_model, model_summary
@@ -54,7 +55,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     images, gt = benchmark_faces(args.data, None)
-    boxes = [landmarks_box(g) for g in gt]
+    boxes = [points_box(g) for g in gt]
     n = len(images)
     calls = {}
     try:

@@ -217,7 +217,7 @@ def part_val(pr, whole, data: Path) -> dict:
     """The crops through ``pr.detect`` against ``whole`` (the same model reading each crop as a crop)."""
     from lightmark.data.formats import load_dataset
     from lightmark.data.images import read_image
-    from lightmark.detectors.blazeface import iou
+    from lightmark.detectors.base import iou
 
     recs, nd, nc, found, per_photo, crop_found, box_iou = [], [], [], 0, [], 0, []
     for s in load_dataset(data / "aflw2000" / "val").samples:

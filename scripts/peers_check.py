@@ -36,13 +36,13 @@ from helen_check import split_holdout  # scripts/, beside this one
 from lightmark.data.formats import FaceDataset, load_dataset
 from lightmark.data.images import read_image
 from lightmark.detectors import create_detector
+from lightmark.detectors.base import points_box
 from lightmark.engine.baselines import (
     DlibPredictor,
     MediaPipeMeshPredictor,
     MeshMap,
     fit_mesh_map,
 )
-from lightmark.engine.benchmark import landmarks_box
 from lightmark.engine.predict import Framing, Predictor
 from lightmark.engine.timing import ratio_stats, time_interleaved, timing_stats
 from lightmark.metrics import box_norm, interocular_norm, interocular_scores, summarize
@@ -176,7 +176,7 @@ def main() -> None:
     contenders["MediaPipe face mesh -> 68"] = mesh
     acc = score(contenders, val, helen)
     timed = next(s for s in val.samples if Path(s.name).stem == TIMED_IMAGE)
-    box = landmarks_box(timed.landmarks)
+    box = points_box(timed.landmarks)
     speed = timing("mixed", dlib, map_3d, read_image(timed.image_path), box, a.rounds)
     crops = [read_image(s.image_path) for s in val.samples]
     whole = timing_whole("mixed", dlib, map_3d, crops, a.rounds)

@@ -14,8 +14,9 @@ import torch
 import lightmark.engine.benchmark as benchmark
 from conftest import require_shared
 from lightmark.cli import _int_list, main
+from lightmark.detectors.base import points_box
 from lightmark.engine.baselines import dlib_shape_predictor_path
-from lightmark.engine.benchmark import benchmark_faces, benchmark_images, landmarks_box, run_benchmark
+from lightmark.engine.benchmark import benchmark_faces, benchmark_images, run_benchmark
 from lightmark.engine.export import export_onnx
 from lightmark.engine.timing import latency, ratio_stats, time_calls, time_interleaved, timing_stats
 from lightmark.models import create_model, save_checkpoint
@@ -125,9 +126,9 @@ def test_contenders_get_the_same_face_and_box(monkeypatch):
     assert seen[3][2] == (5, 6, 20, 30) and seen[4][2] == boxes[1]
 
 
-def test_landmarks_box():
+def test_points_box():
     pts = np.array([[3.0, 9.0], [7.5, 2.0], [5.0, 4.0]])
-    assert landmarks_box(pts) == (3.0, 2.0, 7.5, 9.0)
+    assert points_box(pts) == (3.0, 2.0, 7.5, 9.0)
 
 
 def test_cli_benchmark_json(checkpoint, tmp_path, capsys):

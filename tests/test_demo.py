@@ -34,10 +34,10 @@ from lightmark.demo import (
     still_jitter_report,
 )
 from lightmark.demo.runner import CSV_HEADER
-from lightmark.demo.tracking import box_of
 from lightmark.demo.video import video_writer
 from lightmark.detectors import BoxToFace, Detection, create_detector
 from lightmark.detectors import dlib_hog as dlib_hog_mod
+from lightmark.detectors.base import points_box as box_of
 from lightmark.errors import LightmarkError
 from lightmark.pose import (
     angles_from_rotation,

@@ -31,6 +31,7 @@ NOSE = slice(27, 36)
 RIGHT_EYE = slice(36, 42)  # subject's right eye (image left on a frontal face)
 LEFT_EYE = slice(42, 48)
 MOUTH = slice(48, 68)
+INNER = slice(17, 68)  # all but the jaw: brows, nose, eyes, mouth (the "inner 51" of 300-W error reports)
 OUTER_EYE_CORNERS: tuple[int, int] = (36, 45)
 """Outer eye corners: the 300-W inter-ocular normaliser."""
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .constants import JAW, YAW_BIN_NAMES, YAW_BINS
+from .constants import INNER, JAW, YAW_BIN_NAMES, YAW_BINS
 from .schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 
 __all__ = [
@@ -178,7 +178,7 @@ def interocular_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float | in
     return {
         "n": len(g),
         "all_68": float(nme(p, g, norm).mean()),
-        "inner_51": float(nme(p[:, 17:], g[:, 17:], norm).mean()),
+        "inner_51": float(nme(p[:, INNER], g[:, INNER], norm).mean()),
         "jaw_17": float(nme(p[:, JAW], g[:, JAW], norm).mean()),
     }
 

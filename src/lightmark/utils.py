@@ -231,3 +231,8 @@ def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, **kw
     from tqdm import tqdm
 
     return tqdm(iterable, disable=None if enabled else True, **kwargs)
+
+
+def default_cache_dir() -> Path:
+    """lightmark's cache folder: ``$LIGHTMARK_CACHE``, else ``~/.cache/lightmark`` (crop caches, texture fits)."""
+    return Path(os.environ.get("LIGHTMARK_CACHE", Path.home() / ".cache" / "lightmark"))

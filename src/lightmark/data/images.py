@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import MAX_IMAGE_PIXELS
+from ..constants import IMAGE_EXTENSIONS, MAX_IMAGE_PIXELS
 from ..errors import ImageError, OutputError
 from ..utils import atomic_write
 
@@ -27,7 +27,6 @@ _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # orientations that swap width and heig
 _CV2_PNG_MODES = ("RGB", "L", "P", "1", "I;16", "I;16B", "I;16L", "I")
 _CV2_JPEG_MODES = ("RGB", "L")
 _PIL_LIMIT_LOCK = threading.Lock()
-_WRITE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _open_header(path: Path, source, max_pixels: int | None):
@@ -221,7 +220,7 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, *, quality: int = 95) 
     if rgb.dtype != np.uint8 or not (rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] == 3)) or rgb.size == 0:
         raise ImageError(f"{path}: expected a non-empty HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
     ext = path.suffix.lower()
-    if ext not in _WRITE_EXTENSIONS:
+    if ext not in IMAGE_EXTENSIONS:  # what the readers list is what the writer writes
         raise OutputError(f"{path}: unsupported image extension {ext or '(none)'!r}")
     params: list[int] = []
     if ext in (".jpg", ".jpeg"):

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import OutputError
-from ..utils import atomic_write
+from ..utils import atomic_write, default_cache_dir
 from .formats import FaceDataset
 from .images import read_image
 from .transforms import (
@@ -35,11 +35,6 @@ from .transforms import (
     transform_points,
     warp,
 )
-
-
-def default_cache_dir() -> Path:
-    """``$LIGHTMARK_CACHE`` or ``~/.cache/lightmark``."""
-    return Path(os.environ.get("LIGHTMARK_CACHE", Path.home() / ".cache" / "lightmark"))
 
 
 @dataclass

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..constants import NUM_LANDMARKS
 from ..detectors import FaceDetector, create_detector
+from ..detectors.base import SEARCH_ROTATIONS
 from ..engine.predict import Predictor
 from ..errors import LightmarkError
 from ..pose import draw_pose_axes
@@ -25,7 +26,6 @@ from .tracking import FaceTracker, TrackedFace, face_side
 if TYPE_CHECKING:  # pragma: no cover - the demo runs on ONNX Runtime without torch
     from ..models import LandmarkModel
 
-SEARCH_ROTATIONS = (90, 180, 270)
 """Extra in-plane turns (degrees) of the frame searched while no face is tracked, by detectors that take
 ``rotations`` (BlazeFace): a face found rolled past 45 degrees, or lost while upside down, is found again."""
 ROTATING_DETECTORS = ("blazeface",)
@@ -171,9 +171,10 @@ class _FrameOutputs:
 
 
 def make_detectors(detector: str | FaceDetector | None, cfg: DemoConfig) -> tuple[FaceDetector, FaceDetector | None]:
-    """The tracker's detector and its search detector (the frame also turned by :data:`SEARCH_ROTATIONS`, for
-    ``rotated_redetect`` with a detector of :data:`ROTATING_DETECTORS` given by name; else None: the same one).
-    A detector given by name runs on ``cfg.threads`` threads (default 1)."""
+    """The tracker's detector and its search detector (the frame also turned by
+    :data:`~lightmark.detectors.base.SEARCH_ROTATIONS`, for ``rotated_redetect`` with a detector of
+    :data:`ROTATING_DETECTORS` given by name; else None: the same one). A detector given by name runs on
+    ``cfg.threads`` threads (default 1)."""
     name = cfg.detector if detector is None else detector
     if not isinstance(name, str):
         return name, None

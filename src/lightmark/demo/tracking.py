@@ -21,6 +21,7 @@ import numpy as np
 
 from ..data.transforms import face_roll, invert_affine
 from ..detectors import BoxToFace, Detection, FaceDetector
+from ..detectors.base import SAME_FACE_IOU, iou, points_box
 from ..engine.faces import first_matrix
 from ..errors import LightmarkError
 from ..pose import HeadPose, estimate_head_pose
@@ -35,19 +36,9 @@ UPRIGHT_DETECTABLE = 30.0
 count a miss when a periodic detection does not confirm them."""
 
 
-def box_of(points: np.ndarray) -> tuple[float, float, float, float]:
-    """Bounding box (x0, y0, x1, y1) of (K, 2) points."""
-    lo, hi = np.asarray(points).min(0), np.asarray(points).max(0)
-    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1, ...) boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes (:func:`lightmark.detectors.base.iou`)."""
+    return float(iou(np.asarray(a[:4], np.float64), np.asarray([b[:4]], np.float64))[0])
 
 
 def face_side(points: np.ndarray) -> float:
@@ -59,11 +50,12 @@ def face_side(points: np.ndarray) -> float:
 
 
 def _same_face(old: np.ndarray, new: np.ndarray) -> bool:
-    """A track's last landmarks and a new face are the same face: boxes overlap (IoU > 0.3) or the old centre
-    lies inside the new box (a track that shrank or slid while drifting)."""
-    nb = box_of(new)
+    """A track's last landmarks and a new face are the same face: boxes overlap (IoU above
+    :data:`~lightmark.detectors.base.SAME_FACE_IOU`) or the old centre lies inside the new box (a track that shrank
+    or slid while drifting)."""
+    nb = points_box(new)
     cx, cy = np.asarray(old).mean(0)
-    return iou(box_of(old), nb) > 0.3 or (nb[0] <= cx <= nb[2] and nb[1] <= cy <= nb[3])
+    return box_iou(points_box(old), nb) > SAME_FACE_IOU or (nb[0] <= cx <= nb[2] and nb[1] <= cy <= nb[3])
 
 
 def crop_change(old: np.ndarray, new: np.ndarray, size: int) -> float:
@@ -139,7 +131,7 @@ class TrackedFace:
 
     @property
     def box(self) -> tuple[float, float, float, float]:
-        return box_of(self.landmarks)
+        return points_box(self.landmarks)
 
 
 @dataclass
@@ -270,7 +262,7 @@ class FaceTracker:
         self.tracks.sort(key=lambda tr: tr.id)
         unique: list[_Track] = []
         for tr in self.tracks:
-            if all(iou(box_of(tr.raw), box_of(u.raw)) < 0.5 for u in unique):
+            if all(box_iou(points_box(tr.raw), points_box(u.raw)) < 0.5 for u in unique):
                 unique.append(tr)
         self.tracks = unique
         return [self._output(tr, t, wh, tr.id in detected_ids) for tr in self.tracks]
@@ -322,9 +314,9 @@ class FaceTracker:
         free = []
         for i, d in enumerate(dets):
             corners = d.face_corners(self.box_to_face)
-            fb, fside = box_of(corners), self.box_to_face.scale * d.side
-            best = max(self.tracks, key=lambda tr: iou(fb, box_of(tr.raw)), default=None)
-            if best is not None and best.id not in matched and iou(fb, box_of(best.raw)) > 0.3:
+            fb, fside = points_box(corners), self.box_to_face.scale * d.side
+            best = max(self.tracks, key=lambda tr: box_iou(fb, points_box(tr.raw)), default=None)
+            if best is not None and best.id not in matched and box_iou(fb, points_box(best.raw)) > SAME_FACE_IOU:
                 if not 0.75 <= fside / max(face_side(best.raw), 1e-6) <= 1.33:
                     # the track's scale drifted away from the detection's: restart it there (same id)
                     self.tracks.remove(best)

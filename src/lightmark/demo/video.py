@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..constants import LEFT_BROW, RIGHT_BROW
 from ..errors import ImageError, OutputError
 
 
@@ -222,7 +223,7 @@ def face_mask(
     about their centre and stretched up to the forehead, edges blurred by ``feather`` x the face side."""
     lm = np.asarray(landmarks, np.float64)[:68]
     centre, side = lm.mean(0), float(np.ptp(lm, axis=0).max())
-    brows = lm[17:27] + np.array([0.0, -0.35 * side])  # the forehead above the brows
+    brows = lm[RIGHT_BROW.start : LEFT_BROW.stop] + np.array([0.0, -0.35 * side])  # the forehead above the brows
     pts = np.concatenate([lm, brows])
     pts = centre + grow * (pts - centre)
     mask = np.zeros(shape_hw, np.float32)

@@ -7,6 +7,28 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+SAME_FACE_IOU = 0.3
+"""Two boxes that overlap more than this (intersection over union) are taken for one face: the views of one
+detection in ``Predictor.detect``, a track and a new detection in the video tracker."""
+SEARCH_ROTATIONS: tuple[int, ...] = (90, 180, 270)
+"""The turns (degrees, clockwise on screen) of an image searched too, to find faces at any roll."""
+
+
+def points_box(points: np.ndarray) -> tuple[float, float, float, float]:
+    """The (x0, y0, x1, y1) bounding box of (K, 2) points (of a face's landmarks: its "68-landmark box")."""
+    lo, hi = np.min(points, 0), np.max(points, 0)
+    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (4,) box with (M, 4) boxes, all (x0, y0, x1, y1)."""
+    lo = np.maximum(box[:2], boxes[:, :2])
+    hi = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = np.prod(box[2:] - box[:2])
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(area + areas - inter, 1e-12)
+
 
 @dataclass(frozen=True)
 class BoxToFace:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, ModelError
-from .base import BoxToFace, Detection, by_size
+from .base import BoxToFace, Detection, by_size, iou
 
 INPUT = 128
 MODEL_FILE = "blazeface_short_range.onnx"
@@ -58,16 +58,6 @@ def decode(raw: np.ndarray, logits: np.ndarray, anchors: np.ndarray) -> tuple[np
     keypoints = r[..., 4:16].reshape(*r.shape[:-1], 6, 2) + anchors[:, None, :]
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits[..., 0].astype(np.float32), -80.0, 80.0)))
     return boxes, scores, keypoints
-
-
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one (4,) box with (M, 4) boxes, all (x0, y0, x1, y1)."""
-    lo = np.maximum(box[:2], boxes[:, :2])
-    hi = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    area = np.prod(box[2:] - box[:2])
-    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    return inter / np.maximum(area + areas - inter, 1e-12)
 
 
 def weighted_nms(

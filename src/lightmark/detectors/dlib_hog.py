@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 
 from ..errors import LightmarkError
+from ..utils import install_hint
 from .base import BoxToFace, Detection, by_size
 
-DLIB_HINT = "pip install 'lightmark[dlib]'"
+DLIB_HINT = install_hint("dlib")
 
 
 def dlib_available() -> bool:

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..constants import NUM_LANDMARKS
+from ..constants import CHALLENGE_SIZE, NUM_LANDMARKS
 from ..data.formats import FaceDataset, load_dataset
 from ..data.images import read_image
+from ..detectors.dlib_hog import DLIB_HINT
 from ..errors import LightmarkError
 from .predict import PredictionResults
 from .timing import latency
 
-DLIB_HINT = "pip install 'lightmark[dlib]'"
-CENTRE_BOX_RATIO = 256 / 384  # side of the centre box / the crop's shorter side
+CENTRE_BOX_RATIO = 256 / CHALLENGE_SIZE  # side of the centre box / the crop's shorter side (256 px of a challenge crop)
 
 
 def centre_box(width: int, height: int) -> tuple[int, int, int, int]:

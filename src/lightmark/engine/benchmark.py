@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ..choices import Backend
+from ..constants import CHALLENGE_SIZE
+from ..detectors.base import points_box
 from ..errors import LightmarkError, MissingDependencyError, ModelError
 from ..utils import opencv_threads
 from .baselines import DLIB_HINT, DlibPredictor
@@ -58,14 +60,16 @@ LATENCY_LABELS = {
 }
 
 
-def benchmark_images(data: str | os.PathLike | None = None, count: int = 32, size: int = 384) -> list[np.ndarray]:
+def benchmark_images(
+    data: str | os.PathLike | None = None, count: int = 32, size: int = CHALLENGE_SIZE
+) -> list[np.ndarray]:
     """Face crops to time on: the first ``count`` images of a dataset folder, else synthetic face drawings of
     ``size`` px (timing barely depends on the content)."""
     return benchmark_faces(data, count, size)[0]
 
 
 def benchmark_faces(
-    data: str | os.PathLike | None = None, count: int | None = 32, size: int = 384
+    data: str | os.PathLike | None = None, count: int | None = 32, size: int = CHALLENGE_SIZE
 ) -> tuple[list[np.ndarray], np.ndarray | None]:
     """``(images, landmarks)``: the first ``count`` (None: all) images of a dataset folder and their (N, 68, 2)
     ground-truth landmarks (None unless every image has them), else ``count`` (None: 32) synthetic face drawings of
@@ -88,12 +92,6 @@ def benchmark_faces(
         batch = verification_inputs(size, seed=i).transpose(0, 2, 3, 1)
         faces += [batch[1], batch[2]]
     return [np.ascontiguousarray(f.clip(0, 255).astype(np.uint8)) for f in faces[:count]], None
-
-
-def landmarks_box(points: np.ndarray) -> tuple[float, float, float, float]:
-    """The (x0, y0, x1, y1) bounding box of (K, 2) points: the "68-landmark box" of a face."""
-    lo, hi = np.min(points, 0), np.max(points, 0)
-    return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
 def dlib_rect(box: Sequence[float]) -> tuple[int, int, int, int]:
@@ -216,9 +214,9 @@ def run_benchmark(
         count = max(32, batch_size)
     images, gt = benchmark_faces(data, count)
     if gt is not None:
-        boxes, box_note = [landmarks_box(g) for g in gt], "the 68-landmark box of the ground truth (every contender)"
+        boxes, box_note = [points_box(g) for g in gt], "the 68-landmark box of the ground truth (every contender)"
     else:
-        boxes = [landmarks_box(pred.predict(img)) for img in images]
+        boxes = [points_box(pred.predict(img)) for img in images]
         box_note = "the box of lightmark's whole-image prediction (no labels; every contender)"
     dlib, dlib_note = _dlib(with_dlib)
     n_batches = max(5, runs // 10)

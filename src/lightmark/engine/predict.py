@@ -23,16 +23,14 @@ from ..data.formats import FaceDataset, Sample, load_dataset
 from ..data.images import read_image
 from ..data.transforms import (
     apply_gamma,
-    crop_matrix,
     face_roll,
     flip_landmarks,
-    landmark_box,
     upright_matrix,
     warp_window,
     whole_image_matrix,
 )
 from ..detectors import DEFAULT_DETECTOR, DETECTORS, PHOTO_OPTIONS, FaceDetector, create_detector
-from ..detectors.blazeface import iou
+from ..detectors.base import SAME_FACE_IOU, SEARCH_ROTATIONS, iou
 from ..errors import ConfigError, ImageError, LightmarkError, ModelError
 from ..models.config import ModelConfig
 from ..models.shipped import missing_model_message, resolve_model_path, shipped_onnx_path, shipped_track
@@ -142,11 +140,10 @@ def box_matrix(
 def landmarks_matrix(
     landmarks: np.ndarray, out_size: int, ratio: float = CROP_SIDE_RATIO, shift_up: float = CROP_SHIFT_UP
 ) -> np.ndarray:
-    """Crop matrix framing a face like the training crops, from its (K, 2) landmarks (e.g. the previous
-    video frame's): side ``ratio`` x the landmark box, window shifted up by ``shift_up`` x side."""
-    center, side = landmark_box(landmarks)
-    side *= ratio
-    return crop_matrix(center - np.array([0.0, shift_up * side]), side, out_size)
+    """Crop matrix framing a face like the challenge-framed training crops, from its (K, 2) landmarks (e.g. the
+    previous video frame's), not rotated: :func:`~lightmark.data.transforms.upright_matrix` at angle 0 with the
+    crop framing (side ``ratio`` x the landmark box, window shifted up by ``shift_up`` x side)."""
+    return upright_matrix(np.asarray(landmarks, np.float64), out_size, ratio, shift_up, angle_deg=0.0)
 
 
 @dataclass
@@ -888,9 +885,9 @@ class Predictor:
         if not found:
             return None
         largest = max(found, key=lambda d: d.side)
-        near = [d for d in found if iou(d.box, largest.box[None])[0] > 0.3]
+        near = [d for d in found if iou(d.box, largest.box[None])[0] > SAME_FACE_IOU]
         anchor = max(near, key=lambda d: d.score)  # a turned copy's stray box can be the largest and miss the face
-        same = [d for d in found if iou(d.box, anchor.box[None])[0] > 0.3]
+        same = [d for d in found if iou(d.box, anchor.box[None])[0] > SAME_FACE_IOU]
         mats = [first_matrix(self, d, self.framer.box_to_face) for d in same]
         if len(mats) == 1:
             return mats[0]
@@ -905,7 +902,7 @@ class Predictor:
         """The detector of :attr:`Framing.DETECT`: BlazeFace on the whole image and its turned copies."""
         if self._framer is None:
             # one thread per call, like the model's: a batch's chunks already run side by side
-            self._framer = create_detector("blazeface", rotations=(90, 180, 270), threads=1)
+            self._framer = create_detector("blazeface", rotations=SEARCH_ROTATIONS, threads=1)
         return self._framer
 
     @property
@@ -914,7 +911,7 @@ class Predictor:
         (:data:`~lightmark.detectors.PHOTO_OPTIONS`): for images where the whole-image search finds no face."""
         if self._tiled is None:
             options = PHOTO_OPTIONS["blazeface"]
-            self._tiled = create_detector("blazeface", rotations=(90, 180, 270), threads=1, **options)
+            self._tiled = create_detector("blazeface", rotations=SEARCH_ROTATIONS, threads=1, **options)
         return self._tiled
 
     def _predict_mapped(self, crops: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:

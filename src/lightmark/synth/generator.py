@@ -31,6 +31,7 @@ from .props import Mesh, concat, glasses, hair_curtain, torso
 from .raster import label_pixels, rasterize, shade, shadow_map, srgb_lut, vertex_normals
 from .scene import MODEL_TO_CAMERA, Camera, direction_from_angles, frame_camera, kelvin_to_rgb, rotation_matrix
 from .textures import TextureSource, dress, prepare_textures
+from .unwrap import LUMA
 
 NUM_POINTS = 70  # 68 landmarks + 2 pupils (subject's right, then left)
 # the other label sets: file suffix (``NNNNNN_ldmks_<scheme>.txt``) -> key of render_sample's params
@@ -463,7 +464,7 @@ def _light(rng: np.random.Generator, cfg: SynthConfig, app: Appearance, lm: np.n
     """Random lights, and an exposure partly adapted to the face (cameras expose dark and light faces
     differently); ``lm`` (68,) are the landmark vertex ids."""
     ambient, dirs, colours, record = _lights(rng, cfg)
-    skin_lum = float(app.vcol[lm[[1, 15, 29]]].mean(0) @ np.array([0.2126, 0.7152, 0.0722]))
+    skin_lum = float(app.vcol[lm[[1, 15, 29]]].mean(0) @ LUMA)
     auto = float(np.clip((0.25 / max(skin_lum, 1e-3)) ** cfg.auto_exposure, 0.7, 1.8))
     exposure = float(rng.uniform(*cfg.exposure_range)) * auto
     return _Lighting(ambient, dirs, colours, exposure, record)

@@ -27,18 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..constants import FLIP_PERM
+from ..constants import FLIP_PERM, OUTER_EYE_CORNERS
+from ..schemes import get_scheme
 from .face_model import PARTS, FaceModel
 from .fit import FaceFit, FitConfig, _initial_pose, _Problem, solve
 
-REGIONS: dict[str, tuple[int, ...]] = {
-    "jaw": tuple(range(0, 17)),
-    "brows": tuple(range(17, 27)),
-    "nose": tuple(range(27, 36)),
-    "eyes": tuple(range(36, 48)),
-    "mouth": tuple(range(48, 68)),
-}
-"""The 68 points by region (iBUG order)."""
+REGIONS: dict[str, tuple[int, ...]] = dict(get_scheme("ibug68").regions)
+"""The 68 points by region (the ``ibug68`` scheme's: jaw, brows, nose, eyes, mouth)."""
 
 MIDLINE: tuple[int, ...] = (8, 27, 28, 29, 30, 33, 51, 57, 62, 66)
 """Points on the face's midline (their definition has no left/right component)."""
@@ -193,7 +188,7 @@ def measure(
     Jc = projection_jacobian(cam, lm.mean(0, keepdims=True))[0]
     up_img = Jc[:, 1] / np.linalg.norm(Jc[:, 1])
     axes = np.stack([np.array([-up_img[1], up_img[0]]), up_img])  # (2,2) rows: right, up
-    eyes = lm[[36, 45]]
+    eyes = lm[list(OUTER_EYE_CORNERS)]
     z = float((eyes.mean(0) @ cam.R.T + cam.t)[2])
     iod = cam.K[0, 0] / z * float(np.linalg.norm(eyes[0] - eyes[1]))
     n = surface_normals(model, V, ids, w)
@@ -522,8 +517,9 @@ def seg_views(model: FaceModel, count: int, seed: int = 7, size: int = 384, yaw_
         img, ldmks, seg, p = render_sample(sample_seed(seed, i), cfg, model)
         V = model.vertices(p["identity"], p["expression"]).astype(np.float64)
         X = V[model.landmarks68]
-        z = float((X[[36, 45]] @ p["R"].T + p["t"])[:, 2].mean())
-        iod = p["K"][0, 0] / z * float(np.linalg.norm(X[36] - X[45]))
+        corners = X[list(OUTER_EYE_CORNERS)]
+        z = float((corners @ p["R"].T + p["t"])[:, 2].mean())
+        iod = p["K"][0, 0] / z * float(np.linalg.norm(corners[0] - corners[1]))
         views.append(SegView(seg, V, p["P"], image_up(p["P"], X.mean(0)), iod))
         shown.append((img, ldmks[:68], p["ldmks_ibug68_fs"], seg))
     return views, shown

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..constants import LEFT_EYE, RIGHT_EYE
 from .assets import MAT_CLOTH, MAT_GLASSES, MAT_HAIR, MAT_LENS, ModelAssets
 from .labels import CLOTHING, GLASSES, HAIR
 
@@ -152,7 +153,7 @@ def glasses(rng: np.random.Generator, V: np.ndarray, assets: ModelAssets, colour
     """Glasses fitted to the deformed head ``V`` (model space)."""
     lm = assets.model.landmarks68
     P = V[lm].astype(np.float64)
-    eyes = [P[36:42].mean(0), P[42:48].mean(0)]
+    eyes = [P[RIGHT_EYE].mean(0), P[LEFT_EYE].mean(0)]
     z_front = max(P[27, 2], P[[37, 38, 43, 44], 2].max() + 1.6, P[[19, 24], 2].max() + 0.3) + rng.uniform(0.2, 0.7)
     a = rng.uniform(2.2, 3.0)
     b = a * rng.uniform(0.55, 0.85)

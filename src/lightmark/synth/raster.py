@@ -176,8 +176,9 @@ SRGB_LUT_SIZE = 4096
 
 def srgb_lut() -> np.ndarray:
     """Linear [0,1] -> sRGB [0,1] table (``SRGB_LUT_SIZE`` entries) used by :func:`shade`."""
-    x = np.linspace(0.0, 1.0, SRGB_LUT_SIZE)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
+    from .appearance import linear_to_srgb
+
+    return linear_to_srgb(np.linspace(0.0, 1.0, SRGB_LUT_SIZE)).astype(np.float32)
 
 
 # Per-pixel steps of :func:`shade`, inlined into it by numba. An array handed to an inlined helper that reads it

@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit
 
 from ..choices import DatasetFormat
-from ..constants import JAW, NUM_LANDMARKS
+from ..constants import INNER, NUM_LANDMARKS
 from ..data.formats import load_dataset, read_name_lists, without
 from ..errors import ConfigError, DatasetError, OutputError
 from .face_model import PARTS, FaceModel
@@ -78,7 +78,6 @@ RING_POINTS = 36  # anchors per ring
 ANCHOR_GRID = 64  # at most one mesh anchor per 1/ANCHOR_GRID of the image side (each way)
 BORDER_POINTS = 8  # anchors per image side
 LABEL_SETS = ("ibug68", "ibug68_2d")  # the label files written beside each picture (their schemes)
-INNER = slice(JAW.stop, NUM_LANDMARKS)  # the 68 points but the jaw: brows, nose, eyes, mouth
 
 
 @dataclass

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import DatasetError
-from ..utils import atomic_write, ensure_dir
+from ..utils import atomic_write, default_cache_dir, ensure_dir
 from . import labels as L
 from .appearance import SKIN_TONES, Appearance, lin, srgb_to_linear
 from .assets import ModelAssets, get_assets
@@ -78,8 +78,9 @@ def list_samples(folder: str | os.PathLike) -> list[FSSample]:
 
 
 def default_texture_cache() -> Path:
-    """``$LIGHTMARK_CACHE/synth_textures`` (default ``~/.cache/lightmark/synth_textures``)."""
-    return Path(os.environ.get("LIGHTMARK_CACHE", Path.home() / ".cache" / "lightmark")) / "synth_textures"
+    """``synth_textures`` in :func:`~lightmark.utils.default_cache_dir` (``$LIGHTMARK_CACHE``, else
+    ``~/.cache/lightmark``)."""
+    return default_cache_dir() / "synth_textures"
 
 
 def _model_key(model: FaceModel) -> str:
