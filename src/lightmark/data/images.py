@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,20 +33,19 @@ def _open_header(path: Path, source, max_pixels: int | None):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            try:
-                im = Image.open(source)
-            except Image.DecompressionBombError:
-                # Pillow refuses even to parse the header above its own limit: reopen with the limit lifted
-                # for this header read only (pixels are never decoded here), then apply ``max_pixels`` below.
-                source.seek(0)
-                with _PIL_LIMIT_LOCK:
-                    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-                    try:
-                        im = Image.open(source)
-                    finally:
-                        Image.MAX_IMAGE_PIXELS = saved
+        try:
+            im = Image.open(source)  # Pillow warns (DecompressionBombWarning) above its own limit: no filter is set
+        except Image.DecompressionBombError:
+            # Pillow refuses even to parse the header above twice its limit: reopen with the limit lifted for this
+            # header read only (pixels are never decoded here; the lock keeps lightmark's own readers from
+            # restoring it out of order), then apply ``max_pixels`` below, which names the size
+            source.seek(0)
+            with _PIL_LIMIT_LOCK:
+                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                try:
+                    im = Image.open(source)
+                finally:
+                    Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (unrecognised format)") from None
     except (OSError, ValueError, SyntaxError) as e:
