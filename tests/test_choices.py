@@ -38,3 +38,17 @@ def test_model_config_holds_members_and_saves_plain_strings() -> None:
     assert saved["head"] == "regression" and ModelConfig.from_dict(json.loads(json.dumps(saved))) == cfg
     with pytest.raises(ConfigError, match="unknown backbone 'vgg'"):
         ModelConfig("x", backbone="vgg")
+
+
+def test_values_given_to_dataclasses_become_members() -> None:
+    """Code that compares by identity (``fmt is DatasetFormat.PTS``) gets members whichever form was given."""
+    from pathlib import Path
+
+    from lightmark.codecs import HeatmapCodec
+    from lightmark.data.formats import FaceDataset
+
+    assert FaceDataset(Path("."), "pts", []).format is DatasetFormat.PTS
+    codec = HeatmapCodec(64, 16, decoder="argmax", heatmap_loss="heatmap_mse")
+    assert codec.decoder is Decoder.ARGMAX and codec.heatmap_loss is HeatmapLoss.MSE
+    with pytest.raises(ConfigError, match="unknown dataset format 'coco'"):
+        FaceDataset(Path("."), "coco", [])

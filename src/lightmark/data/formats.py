@@ -88,6 +88,9 @@ class FaceDataset:
     scheme: str = DEFAULT_SCHEME
     """Name of the landmark scheme of every sample's landmarks (:mod:`lightmark.schemes`)."""
 
+    def __post_init__(self) -> None:
+        self.format = DatasetFormat.parse(self.format, "dataset format")  # its value is accepted too
+
     def __len__(self) -> int:
         return len(self.samples)
 
