@@ -14,6 +14,7 @@ from lightmark.models.config import ModelConfig
 def test_members_are_their_values_in_strings_and_json() -> None:
     assert Head.HEATMAP == "heatmap" and "regression" == Head.REGRESSION
     assert str(Decoder.DARK) == "dark" and f"{Decoder.DARK}" == "dark" and f"{Decoder.DARK:>6}" == "  dark"
+    assert f"{Decoder.DARK!r}" == "'dark'"  # messages quote the value, as for a string
     assert json.dumps({"d": HeatmapLoss.KL}) == '{"d": "heatmap_kl"}'
     assert {CoordinateLoss.WING: 1}["wing"] == 1  # a member is a dict key its value finds
     assert Backend.values() == ("auto", "torch", "onnx")
@@ -44,6 +45,7 @@ def test_values_given_to_dataclasses_become_members() -> None:
     """Code that compares by identity (``fmt is DatasetFormat.PTS``) gets members whichever form was given."""
     from pathlib import Path
 
+    pytest.importorskip("torch")
     from lightmark.codecs import HeatmapCodec
     from lightmark.data.formats import FaceDataset
 

@@ -1,9 +1,9 @@
 """The named options of models, training and inference, as string enums (importable without torch).
 
 Each member is a ``str`` equal to its value (``Head.HEATMAP == "heatmap"``), so configs saved as plain strings
-(checkpoints, ONNX metadata, JSON) load unchanged and the command line takes the values; ``str()`` and f-strings
-give the value. :meth:`Choice.parse` turns a value into its member and refuses anything else with the list of
-known values (:class:`~lightmark.errors.ConfigError`, a ``ValueError``).
+(checkpoints, ONNX metadata, JSON) load unchanged and the command line takes the values; ``str()``, ``repr()``
+and f-strings give the value (as messages quote it). :meth:`Choice.parse` turns a value into its member and
+refuses anything else with the list of known values (:class:`~lightmark.errors.ConfigError`, a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ class Choice(str, Enum):
 
     def __format__(self, spec: str) -> str:
         return format(str(self.value), spec)
+
+    def __repr__(self) -> str:  # messages quote options as the user wrote them: 'dark', not <Decoder.DARK: 'dark'>
+        return repr(self.value)
 
     @classmethod
     def values(cls) -> tuple[str, ...]:

@@ -562,7 +562,7 @@ _LABEL_FILES = {DatasetFormat.PTS: ".pts", DatasetFormat.AFLW2000: ".mat"}
 """The label file beside each image of the paired layouts other than FaceSynthetics'."""
 
 
-def _load_paired(root: Path, fmt: str, recursive: bool, scheme: LandmarkScheme) -> list[Sample]:
+def _load_paired(root: Path, fmt: DatasetFormat, recursive: bool, scheme: LandmarkScheme) -> list[Sample]:
     """Images paired with annotation files by relative stem (pts, facesynthetics, aflw2000)."""
     files = _list_files(root, recursive)
     ldmks = ldmks_suffix(scheme).lower()

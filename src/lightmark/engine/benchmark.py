@@ -39,7 +39,7 @@ import numpy as np
 from ..choices import Backend
 from ..constants import CHALLENGE_SIZE
 from ..detectors.base import points_box
-from ..errors import LightmarkError, MissingDependencyError, ModelError
+from ..errors import LightmarkError, ModelError
 from ..utils import opencv_threads
 from .baselines import DLIB_HINT, DlibPredictor
 from .predict import Framing, Predictor
@@ -438,7 +438,7 @@ def _model_figures(pred: Predictor) -> dict:
         from ..models import model_summary
 
         out.update(model_summary(pred.model))
-    except (MissingDependencyError, ModelError):  # no torch, or no .pt (a wheel's ONNX-only model): the graph's only
+    except (ImportError, ModelError):  # no torch (models.info imports it), or no .pt (a wheel's ONNX-only model)
         pass
     return out
 

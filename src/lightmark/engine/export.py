@@ -299,10 +299,11 @@ def export_pt(checkpoint: str | os.PathLike, out: str | os.PathLike, use_ema: bo
     slim.save(out)
 
 
-def export_model(model: str | os.PathLike | None, out: str | os.PathLike, fmt: ExportFormat, **metadata) -> str:
-    """Export a checkpoint path / shipped track name (None: the default model) to ``out`` in format ``fmt``;
-    returns a one-line summary. ``metadata`` is recorded in ``.pt`` exports only."""
+def export_model(model: str | os.PathLike | None, out: str | os.PathLike, fmt: ExportFormat | str, **metadata) -> str:
+    """Export a checkpoint path / shipped track name (None: the default model) to ``out`` in format ``fmt`` (a member
+    or its value); returns a one-line summary. ``metadata`` is recorded in ``.pt`` exports only."""
     src = resolve_model_path(model)
+    fmt = ExportFormat.parse(fmt, "export format")
     if fmt is ExportFormat.PT:
         export_pt(src, out, **metadata)
         return f"wrote {out}"

@@ -469,7 +469,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
 
     ``resume`` continues ``cfg.out/last.pt`` (an error when there is none). Torch's thread count (``cfg.threads``)
     and random state (seeded with ``cfg.seed``) are the run's while it runs and the caller's again after it (CPU
-    and, in a single process, the current GPU's generator)."""
+    and, in a single process, the GPUs' generators)."""
     cfg = with_model(cfg)
     check_config(cfg, resume)
     with scoped_threads(cfg.threads or None), torch.random.fork_rng(devices=_forked_gpus(cfg)):
@@ -477,10 +477,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
 
 
 def _forked_gpus(cfg: TrainConfig) -> list[int]:
-    """The CUDA generators :func:`train` saves and restores: the current device's in a single process (under
-    torchrun each process is the run's alone)."""
+    """The CUDA generators :func:`train` saves and restores (``torch.manual_seed`` seeds every device): all of them
+    in a single process on a GPU; none under torchrun, where each process is the run's alone."""
     single = int(os.environ.get("WORLD_SIZE", "1")) == 1
-    return [torch.cuda.current_device()] if single and _device(cfg.device).type == "cuda" else []
+    return list(range(torch.cuda.device_count())) if single and _device(cfg.device).type == "cuda" else []
 
 
 def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
