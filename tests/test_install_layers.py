@@ -349,3 +349,22 @@ def test_detection_and_the_demo_import_no_optional_dependency(tmp_path: Path) ->
     o = res["out"]
     assert o["modules"] == [] and o["faces"] == 1 and o["framed"] == [68, 2] and o["tracked"] == 1
     assert o["code"] == 0 and out.is_file(), o["err"]
+
+
+def test_benchmark_model_figures_without_torch(tmp_path: Path) -> None:
+    """The benchmark reads the shipped graph's recorded parameters and GMACs: no torch needed, none imported."""
+    res = _run_without_extras(
+        """
+        from lightmark.engine.benchmark import _model_figures
+        from lightmark.engine.predict import Predictor
+
+        f = _model_figures(Predictor("mixed", backend="onnx", threads=1))
+        OUT = [f["params"], f["gmacs"], f["onnx_mb"] > 0]
+        """,
+        tmp_path,
+    )
+    from lightmark.engine.onnx_runtime import onnx_summary, ort_session
+    from lightmark.models.shipped import shipped_onnx_path
+
+    want = onnx_summary(ort_session(shipped_onnx_path("mixed"), 1))
+    assert res["out"] == [want["params"], want["gmacs"], True] and want["params"] > 0

@@ -421,8 +421,8 @@ def _time_batches(
 
 
 def _model_figures(pred: Predictor) -> dict:
-    """Name, input size and ONNX graph (size, nodes, source) of the model timed; parameters and GMACs when its
-    torch model can be loaded."""
+    """Name, input size and ONNX graph (size, nodes, source) of the model timed; parameters, float32 size and GMACs
+    where they are known without torch (recorded in the graph) or torch can count them."""
     graph = pred.onnx_graph
     data = graph if isinstance(graph, bytes) else Path(graph).read_bytes()
     out = {
@@ -435,12 +435,10 @@ def _model_figures(pred: Predictor) -> dict:
         "gmacs": None,
     }
     try:
-        from ..models import model_summary
-
-        out.update(model_summary(pred.model))
-    except (ImportError, ModelError):  # no torch (models.info imports it), or no .pt (a wheel's ONNX-only model)
-        pass
-    return out
+        described = pred.describe()
+    except (ImportError, ModelError):  # a graph recording no figures, and no torch or no .pt to count them on
+        return out
+    return {**out, **{k: described[k] for k in ("params", "size_mb", "gmacs")}}
 
 
 def _node_count(data: bytes) -> int | None:
