@@ -104,6 +104,14 @@ def test_evaluate_predict_submit(tiny_run: Path, tmp_path: Path) -> None:
     assert main(["check-submission", str(out), "--images", str(tiny_run / "val")]) == 0
 
 
+def test_evaluate_latency_is_the_mean_over_the_images(tiny_run: Path, capsys) -> None:
+    """``evaluate --latency`` times every image in turn (up to 200) and prints the mean, as the results table."""
+    args = ["evaluate", "--data", str(tiny_run / "val"), "--model", str(tiny_run / "run" / "best.pt")]
+    assert main([*args, "--latency", "--quiet"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("latency:"))
+    assert " ms mean over 12 images (median " in line and line.endswith("), 1 thread"), line
+
+
 def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
     code = main(["evaluate", "--data", str(tmp_path / "missing")])
     err = capsys.readouterr().err.strip()
