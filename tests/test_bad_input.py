@@ -15,7 +15,6 @@ import re
 import struct
 import subprocess
 import sys
-import time
 import typing
 import zipfile
 import zlib
@@ -182,7 +181,7 @@ def test_cli_predicts_a_folder_of_odd_images_with_non_ascii_names(tmp_path: Path
     assert row.startswith("ü_é_日本_1_rgb16.png ") and len(row.split(" ")) == 1 + 2 * NUM_LANDMARKS
 
 
-def test_pixel_limit_boundary_and_enormous_headers(tmp_path: Path, tiny_model: Path, capsys) -> None:
+def test_pixel_limit_boundary_and_enormous_headers(tmp_path: Path, tiny_model: Path, capsys, monkeypatch) -> None:
     """Refused from the header alone: a 60000x60000 JPEG or 30000x30000 PNG would need gigabytes to decode."""
     p = tmp_path / "ok.png"
     write_image(p, _pattern(10, 10))
@@ -193,10 +192,17 @@ def test_pixel_limit_boundary_and_enormous_headers(tmp_path: Path, tiny_model: P
     folder = tmp_path / "big"
     folder.mkdir()
     (folder / "huge.jpg").write_bytes(_jpeg_claiming(60_000, 60_000))
-    t0 = time.perf_counter()
-    with pytest.raises(ImageError, match=r"huge\.jpg: image too large \(60000x60000"):
-        read_image(folder / "huge.jpg")
-    assert time.perf_counter() - t0 < 5  # nothing was decoded
+    import cv2
+    from PIL import Image
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("pixels were decoded")
+
+    with monkeypatch.context() as m:  # refused from the header: neither OpenCV nor Pillow decodes a pixel
+        m.setattr(cv2, "imdecode", no_decoding)
+        m.setattr(Image.Image, "load", no_decoding)
+        with pytest.raises(ImageError, match=r"huge\.jpg: image too large \(60000x60000"):
+            read_image(folder / "huge.jpg")
     (folder / "huge.jpg").unlink()
     (folder / "huge.png").write_bytes(_png_claiming(30_000, 30_000))
     out = tmp_path / "s.txt"
@@ -421,10 +427,8 @@ def test_tiny_annot_pkl_cannot_exhaust_memory_or_time(tmp_path: Path, payload: b
     root = _challenge(tmp_path / "val", [], [], images=("a.png",))
     (root / "annot.pkl").write_bytes(payload)
     assert len(payload) < 2000
-    t0 = time.perf_counter()
     with pytest.raises((AnnotationError, UnsafeFileError), match=r"annot\.pkl: .*" + re.escape(problem)):
-        load_dataset(root)
-    assert time.perf_counter() - t0 < 5
+        load_dataset(root)  # the refusal names the request: nothing was allocated or built first
 
 
 # ------------------------------------------------------------------------------ crafted pickle and checkpoint

@@ -198,7 +198,7 @@ def _synthetic_face():
                        box_fraction_range=(0.4, 0.45))  # fmt: skip
         img, lm, seg, _ = render_sample(0, SynthConfig(**{k: v for k, v in frontal.items() if k in names}))
         return img, lm[:68], seg
-    except (ImportError, TypeError, ValueError, LightmarkError):
+    except ImportError:  # the synth extra is not installed (numba): a FaceSynthetics sample instead
         from lightmark.data.formats import read_ldmks
         from lightmark.data.images import read_image
 
@@ -414,8 +414,7 @@ def test_shipped_model_tracks_the_clip(clip, tmp_path, capsys):
     """The shipped model + BlazeFace through the CLI: tracks the face, smoothing lowers jitter, follows the jump."""
     from lightmark.models import default_model_path
 
-    if not default_model_path().is_file():
-        pytest.skip("the shipped weights are not there yet")
+    assert default_model_path().is_file()  # tracked in the repository: never a reason to skip
     json_path = tmp_path / "real.json"
     assert main(["demo", "--source", str(clip.path), "--json", str(json_path), "--out", str(tmp_path / "a.mp4")]) == 0
     assert "fps processing" in capsys.readouterr().out

@@ -52,12 +52,13 @@ def _val_subset(dst: Path, n: int = 12) -> Path:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("e2e")
-    os.environ["LIGHTMARK_CACHE"] = str(root / "cache")
     train_dir = _subset(require_shared("facesynthetics_100"), root / "train", 8)
     val_dir = _val_subset(root / "val")
     assert train_dir == root / "train"  # where _tiny_config looks
     cfg = _tiny_config(root, root / "run", val=str(val_dir), epochs=2, samples_per_epoch=64, threads=0)
-    result = train(cfg, progress=False)
+    with pytest.MonkeyPatch.context() as mp:  # this run's crop cache, not the user's; the variable restored after
+        mp.setenv("LIGHTMARK_CACHE", str(root / "cache"))
+        result = train(cfg, progress=False)
     assert len(result.history) == 2 and np.isfinite(result.history[-1]["val_nme"])
     return root
 
