@@ -19,6 +19,15 @@ def _absent(what: Path) -> None:
     pytest.skip(msg)
 
 
+def require_dlib() -> None:
+    """Skips the test when dlib is not installed; fails on CI=true, whose set-up installs it (lightmark[dlib])."""
+    if importlib.util.find_spec("dlib") is None:
+        msg = "dlib not installed (pip install 'lightmark[dlib]')"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
 def require_shared(subpath: str | os.PathLike = "") -> Path:
     """Path of ``subpath`` inside ../shared/data; skips the test (fails on CI=true) when it is absent."""
     path = SHARED_DATA / subpath

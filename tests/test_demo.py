@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import UprightFraming, require_shared
+from conftest import UprightFraming, require_dlib, require_shared
 from lightmark.cli import main
 from lightmark.constants import FLIP_PERM
 from lightmark.data.transforms import invert_affine, landmark_box
@@ -399,8 +399,8 @@ def test_run_demo_with_a_real_predictor(clip, frames, tmp_path):
 
 @pytest.mark.parametrize("name", ["blazeface", "dlib-hog"])
 def test_detectors_find_the_clip_face(clip, frames, name):
-    if name == "dlib-hog" and not dlib_hog_mod.dlib_available():
-        pytest.skip("dlib not installed (pip install 'lightmark[dlib]')")
+    if name == "dlib-hog":
+        require_dlib()
     det = create_detector(name)
     found = det.detect(frames[0])
     assert len(found) == 1

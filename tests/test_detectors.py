@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import require_shared
+from conftest import require_dlib, require_shared
 from lightmark.cli import main
 from lightmark.data.formats import read_pts
 from lightmark.data.images import read_image
@@ -149,7 +149,7 @@ def test_unknown_detector_is_a_one_line_error():
 
 
 def test_dlib_hog_plug_in():
-    pytest.importorskip("dlib")
+    require_dlib()
     from lightmark.data.formats import load_dataset
 
     det = create_detector("dlib-hog")
