@@ -141,7 +141,7 @@ def test_architecture_table_of_an_arch_record() -> None:
     assert "| shufflenetv2_x0_5_heatmap@128 | 0.19 | 0.8 | 0.015 | 1.99 | - | - |" in lines  # not timed with dlib
 
 
-def test_report_cli_writes_the_latency_section(tmp_path) -> None:
+def test_report_cli_writes_the_latency_section(tmp_path, capsys) -> None:
     from lightmark.cli import main
 
     bench, readme = tmp_path / "b.json", tmp_path / "README.md"
@@ -153,6 +153,7 @@ def test_report_cli_writes_the_latency_section(tmp_path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"n": 1}))
     assert main(["report", "--arch", str(bad)]) == 2  # one-line error, exit status 2
+    assert "bad.json: not a record of `scripts/arch_table.py --json` (no candidates)" in capsys.readouterr().err
 
 
 def test_peers_table_of_a_peers_record() -> None:
@@ -186,9 +187,11 @@ def test_peers_table_of_a_peers_record() -> None:
     assert lines[-1] == "| peer | 5.00 | 5.25 | 0.50 [0.45, 0.55] |"
 
 
-def test_report_cli_refuses_a_record_that_is_not_a_peers_record(tmp_path) -> None:
+def test_report_cli_refuses_a_record_that_is_not_a_peers_record(tmp_path, capsys) -> None:
     from lightmark.cli import main
 
     bad = tmp_path / "peers.json"
     bad.write_text(json.dumps({"accuracy": {}}))
     assert main(["report", "--peers", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "peers.json: not a record of `scripts/peers_check.py --json` (no accuracy, latency_ms)" in err
