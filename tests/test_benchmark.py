@@ -142,10 +142,11 @@ def test_cli_benchmark_json(checkpoint, tmp_path, capsys):
 
 def test_cli_benchmark_threads_option(capsys):
     assert _int_list("1,2") == [1, 2] and _int_list("4") == [4]
-    with pytest.raises(SystemExit):
-        main(["benchmark", "--threads", "one"])
-    with pytest.raises(SystemExit):
-        main(["benchmark", "--threads", "0"])
+    for value, problem in (("one", "expected comma-separated integers, got 'one'"),
+                           ("0", "expected positive integers, got '0'")):  # fmt: skip
+        with pytest.raises(SystemExit) as e:
+            main(["benchmark", "--threads", value])
+        assert e.value.code == 2 and f"argument --threads: {problem}" in capsys.readouterr().err
 
 
 def test_benchmark_images() -> None:

@@ -120,8 +120,9 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
 
 
 def test_cli_help_lists_commands(capsys) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as e:
         main(["--help"])
+    assert e.value.code == 0
     out = capsys.readouterr().out
     for cmd in ("train", "evaluate", "predict", "check-submission", "export", "synth"):
         assert cmd in out
