@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lightmark.data.formats import load_dataset
 from lightmark.engine.evaluate import in_scheme
 from lightmark.errors import ConfigError
 from lightmark.schemes import get_scheme
@@ -38,6 +39,14 @@ def test_a_wflw98_model_is_scored_on_68_point_labels(tmp_path) -> None:
     model = create_model("shufflenetv2_x0_5_heatmap", scheme="wflw98").eval()
     report = evaluate(model, tmp_path, scheme="ibug68", progress=False)
     assert report.predictions.landmarks.shape == (3, 68, 2) and np.isfinite(report.summary["nme_challenge"])
+    from lightmark.engine.predict import Predictor
+    from lightmark.metrics import nme
+
+    own = Predictor(model, backend="torch", framing="whole").predict_dataset(load_dataset(tmp_path), progress=False)
+    subset = own.landmarks[:, list(get_scheme("wflw98").to_ibug68)]  # the 98 points' map to the 68
+    np.testing.assert_allclose(report.predictions.landmarks, subset, atol=1e-4)
+    truth = np.stack([s.landmarks for s in load_dataset(tmp_path).samples])
+    assert report.summary["nme_challenge"] == pytest.approx(float(nme(subset, truth, 128.0).mean()), rel=1e-5)
     with pytest.raises(LightmarkError, match="--scheme ibug68"):  # the error says how to score it
         evaluate(model, tmp_path, progress=False)
 

@@ -145,6 +145,7 @@ def test_raster_pixel_centre_convention():
 
 def test_raster_no_pinholes_and_depth_test():
     rng = np.random.default_rng(0)
+    checked = 0
     for _ in range(50):
         # a random convex quad split along a diagonal: every pixel centre inside is covered
         ang = np.sort(rng.uniform(0, 2 * np.pi, 4))
@@ -157,6 +158,8 @@ def test_raster_no_pinholes_and_depth_test():
             for col in range(8):
                 if cv2.pointPolygonTest(poly, (float(col), float(r)), True) > 1e-3:
                     assert tid[r, col] >= 0, (pts, r, col)
+                    checked += 1
+    assert checked > 200  # the quads drawn did cover pixels to check
     # the nearer of two overlapping triangles wins whatever the order
     xs, ys = [0, 7, 0, 0, 7, 0], [0, 0, 7, 0, 0, 7]
     tid, _, zb = _raster(xs, ys, [5, 5, 5, 2, 2, 2], [[0, 1, 2], [3, 4, 5]])
