@@ -132,6 +132,32 @@ def test_blazeface_finds_the_sample_face_at_any_roll(sample):
         assert abs((found[0].roll - angle + 180) % 360 - 180) < 20, (angle, found[0].roll)  # turned clockwise
 
 
+def test_the_mosaic_names_the_turns_that_hold_the_face_upright(sample):
+    """One call on the 2x2 mosaic of the image's turned copies says which turns to search at full resolution: the
+    turn that brings the face upright is always among them, at most two are named, none on noise."""
+    det = create_detector("blazeface", rotations=(90, 180, 270))
+    for angle in (0, 90, 180, 270):
+        rotated = sample if angle == 0 else _rotate(sample, angle)[0]
+        turns = det.turns_with_faces(rotated)
+        assert (360 - angle) % 360 in turns and 1 <= len(turns) <= 2, (angle, turns)
+    noise = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    assert det.turns_with_faces(noise) == ()
+    # a face too small for the mosaic's 64 px quarters (it fills a quarter of a 64 px side there)
+    canvas = np.zeros((768, 768, 3), np.uint8)
+    canvas[300:396, 300:396] = cv2.resize(sample, (96, 96), interpolation=cv2.INTER_AREA)
+    assert det.turns_with_faces(canvas) == ()
+
+
+def test_searching_some_turns_finds_what_the_full_search_finds_in_them(sample):
+    det = create_detector("blazeface", rotations=(90, 180, 270))
+    rotated, _ = _rotate(sample, 90)
+    full = det.orientations(rotated)
+    some = det.orientations(rotated, (270,))
+    assert len(some) == 1 and abs(some[0].roll - 90) < 20  # the face: rolled 90 degrees clockwise in the image
+    assert any(np.allclose(d.box, some[0].box) and d.score == some[0].score for d in full)
+    assert len(det.orientations(rotated, (0, 90, 180, 270))) == len(full)
+
+
 def test_blazeface_finds_small_faces_with_tiles(sample):
     canvas = np.full((720, 1280, 3), 90, np.uint8)
     small = cv2.resize(sample, (120, 120), interpolation=cv2.INTER_AREA)  # a ~60 px face
@@ -487,7 +513,10 @@ def test_detected_matrix_prefers_the_face_over_a_stray_larger_box(sample):
     class Framer:
         box_to_face = BoxToFace()
 
-        def orientations(self, image):
+        def turns_with_faces(self, image):
+            return ()
+
+        def orientations(self, image, turns=None):
             return [good, twin, stray]
 
     p = Predictor(threads=1, framing="detect")

@@ -152,7 +152,9 @@ def test_with_threads_shares_model_and_graph(backend: str) -> None:
         assert p.onnx_path is not None  # the shipped twin, opened again rather than re-exported
         assert one.session.get_session_options().intra_op_num_threads == 1
     img = read_image(SAMPLE)
-    np.testing.assert_allclose(one.predict(img), p.predict(img), atol=1e-4)
+    # torch sums in another order on one thread than on several: 0.002 px apart after two passes with flip test;
+    # a copy that lost an option is 1.8 px (gamma) to 7.7 px (flip test) away on this face
+    np.testing.assert_allclose(one.predict(img), p.predict(img), atol=0.01)
 
 
 def test_batches_on_two_threads_match_one_thread() -> None:

@@ -11,13 +11,14 @@ the ONNX file from the mediapipe wheel; its licence and origin are in ``weights/
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import ConfigError, ModelError
-from .base import BoxToFace, Detection, by_size, iou
+from .base import SAME_FACE_IOU, BoxToFace, Detection, by_size, iou
 
 INPUT = 128
 MODEL_FILE = "blazeface_short_range.onnx"
@@ -34,6 +35,12 @@ this many degrees): the network's eye keypoints are unreliable on faces far from
 TILE_EDGE = 0.02
 """A tile's detection touching an inner tile edge (within this fraction of the tile) is a cut face: dropped (the face
 is whole in a neighbouring tile or a coarser level)."""
+MOSAIC: tuple[tuple[int, int, int], ...] = ((0, 0, 0), (1, 0, 90), (0, 1, 180), (1, 1, 270))
+"""The 2x2 mosaic of :meth:`BlazeFace.turns_with_faces`: (column, row, turn in degrees clockwise) of each quadrant,
+which holds the whole image letterboxed to half the input's side and turned by that much."""
+MOSAIC_EDGE = 0.03
+"""A mosaic detection may reach past its quadrant by at most this fraction of the input (a face at the image's edge);
+one reaching further straddles two quadrants: dropped."""
 
 
 def ssd_anchors() -> np.ndarray:
@@ -117,8 +124,9 @@ def _starts(extent: int, side: float) -> list[float]:
     return list(np.linspace(0.0, extent - side, n))
 
 
-def cut_window(image: np.ndarray, x: float, y: float, side: float) -> np.ndarray:
-    """The square window (x, y, side) of an RGB image, black where it runs out, resized to the input (area filter)."""
+def cut_window(image: np.ndarray, x: float, y: float, side: float, size: int = INPUT) -> np.ndarray:
+    """The square window (x, y, side) of an RGB image, black where it runs out, resized to ``size`` px (area filter
+    when shrinking)."""
     h, w = image.shape[:2]
     x0, y0, s = int(round(x)), int(round(y)), max(1, int(round(side)))
     part = image[max(y0, 0) : min(y0 + s, h), max(x0, 0) : min(x0 + s, w)]
@@ -126,7 +134,7 @@ def cut_window(image: np.ndarray, x: float, y: float, side: float) -> np.ndarray
     part = cv2.copyMakeBorder(
         part, top, s - top - part.shape[0], left, s - left - part.shape[1], cv2.BORDER_CONSTANT, value=0
     )
-    return cv2.resize(part, (INPUT, INPUT), interpolation=cv2.INTER_AREA if s > INPUT else cv2.INTER_LINEAR)
+    return cv2.resize(part, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_LINEAR)
 
 
 class BlazeFace:
@@ -178,28 +186,77 @@ class BlazeFace:
         turned copies, the best-scoring one)."""
         return by_size(self.orientations(image) if not self.rotations else suppress(self.orientations(image), 0.3))
 
-    def orientations(self, image: np.ndarray, turned: bool = True) -> list[Detection]:
-        """Every face found in the image and in each turned copy (``rotations``; none with ``turned=False``), merged
-        per copy and mapped back to the image, not yet suppressed across copies: one face may appear once per copy
-        that found it upright, each time with its own roll. With turned copies, a detection counts only where the
-        face is about upright in that copy (:data:`UPRIGHT`)."""
-        found = self._merge(self._candidates(image))
-        if not self.rotations or not turned:
-            return found
-        found = [d for d in found if abs(d.roll) <= UPRIGHT]
-        for angle in self.rotations:  # each turned copy merged on its own: keypoints are never averaged across turns
-            rotated, back = _rotate(image, angle)
-            found += [d.mapped(back) for d in self._merge(self._candidates(rotated)) if abs(d.roll) <= UPRIGHT]
+    def orientations(self, image: np.ndarray, turns: Sequence[int] | None = None) -> list[Detection]:
+        """Every face found in the image turned by each of ``turns`` (degrees clockwise, 0 = the image itself; None:
+        upright and every one of ``rotations``), merged per turn and mapped back to the image, not yet suppressed
+        across turns: one face may appear once per turn that found it upright, each time with its own roll. With
+        turned copies, a detection counts only where the face is about upright in that copy (:data:`UPRIGHT`)."""
+        turns = (0, *self.rotations) if turns is None else tuple(int(t) % 360 for t in turns)
+        found = []
+        for angle in turns:  # each turned copy merged on its own: keypoints are never averaged across turns
+            if angle == 0:
+                here = self._merge(self._candidates(image))
+                found += [d for d in here if abs(d.roll) <= UPRIGHT] if self.rotations else here
+            else:
+                rotated, back = _rotate(image, angle)
+                found += [d.mapped(back) for d in self._merge(self._candidates(rotated)) if abs(d.roll) <= UPRIGHT]
         return found
+
+    def turns_with_faces(self, image: np.ndarray) -> tuple[int, ...]:
+        """The turns (0 and ``rotations``) in which the image's largest face is about upright, from one network call
+        on a 2x2 mosaic (:data:`MOSAIC`) of the whole image and its turned copies at half the input's side: which
+        copies :meth:`orientations` then needs to search at full resolution (one or two instead of four). () when
+        the mosaic shows no face (a face below about a third of the image's side is too small for it)."""
+        h, w = image.shape[:2]
+        ((wx, wy, side),) = tile_grid(w, h, None)
+        small = cut_window(image, wx, wy, side, INPUT // 2)
+        half = INPUT // 2
+        mosaic = np.zeros((INPUT, INPUT, 3), np.uint8)
+        for col, row, angle in MOSAIC:
+            mosaic[row * half : (row + 1) * half, col * half : (col + 1) * half] = (
+                small if angle == 0 else cv2.rotate(small, TURN_CODES[angle])
+            )
+        boxes, scores, keypoints = self._run(mosaic[None])
+        boxes, scores, keypoints = boxes[0], scores[0], keypoints[0]  # (896, 4), (896,), (896, 6, 2) in [0, 1]
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        found: list[tuple[int, Detection]] = []
+        for col, row, angle in MOSAIC:
+            if angle and angle not in self.rotations:
+                continue
+            lo, hi = np.array([col, row]) / 2, np.array([col + 1, row + 1]) / 2
+            inside = (
+                (scores >= self.score_threshold)
+                & np.all((centre >= lo) & (centre < hi), 1)
+                & np.all(boxes[:, :2] > lo - MOSAIC_EDGE, 1)
+                & np.all(boxes[:, 2:] < hi + MOSAIC_EDGE, 1)
+            )
+            idx = np.flatnonzero(inside)
+            if not len(idx):
+                continue
+            # mosaic [0, 1] -> the quadrant's pixel centres -> the unturned small square's -> the image's
+            to_quadrant = np.array([[INPUT, 0.0, -0.5 - col * half], [0.0, INPUT, -0.5 - row * half]])
+            k = side / half
+            to_image = np.array([[k, 0.0, wx + 0.5 * k - 0.5], [0.0, k, wy + 0.5 * k - 0.5]])
+            m = _compose(to_image, _compose(_turn_back(angle, half, half), to_quadrant))
+            for b, sc, kp in weighted_nms(boxes[idx], scores[idx], keypoints[idx], self.iou_threshold):
+                if abs((d := _detection(b, sc, kp)).roll) <= UPRIGHT:  # the roll in its own turned copy
+                    found.append((angle, d.mapped(m)))
+        if not found:
+            return ()
+        largest = max(found, key=lambda f: f[1].side)[1]
+        return tuple(sorted({a for a, d in found if d is largest or iou(d.box, largest.box[None])[0] > SAME_FACE_IOU}))
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(T, 128, 128, 3) uint8 inputs -> :func:`decode`'s boxes, scores and keypoints, in [0, 1] of each input."""
+        x = batch.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
+        raw, logits = self.session.run(None, {self.session.get_inputs()[0].name: x})
+        return decode(raw, logits, self.anchors)
 
     def _candidates(self, image: np.ndarray) -> list[Detection]:
         """Every anchor above the threshold in every window of one image (before NMS), in image pixels."""
         h, w = image.shape[:2]
         windows = tile_grid(w, h, self.min_face)
-        batch = np.stack([cut_window(image, *win) for win in windows])  # (T, 128, 128, 3) uint8
-        x = batch.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
-        raw, logits = self.session.run(None, {self.session.get_inputs()[0].name: x})
-        boxes, scores, keypoints = decode(raw, logits, self.anchors)
+        boxes, scores, keypoints = self._run(np.stack([cut_window(image, *win) for win in windows]))
         out = []
         for t, (wx, wy, side) in enumerate(windows):
             for i in np.flatnonzero(scores[t] >= self.score_threshold):
@@ -207,8 +264,7 @@ class BlazeFace:
                     continue
                 to_px = np.array([side, side]), np.array([wx, wy]) - 0.5  # pixel centres
                 box = np.concatenate([boxes[t, i, :2] * to_px[0] + to_px[1], boxes[t, i, 2:] * to_px[0] + to_px[1]])
-                kp = keypoints[t, i] * to_px[0] + to_px[1]
-                out.append(Detection(box=box, score=float(scores[t, i]), keypoints=kp, roll=_eye_roll(kp)))
+                out.append(_detection(box, float(scores[t, i]), keypoints[t, i] * to_px[0] + to_px[1]))
         return out
 
     def _merge(self, found: list[Detection]) -> list[Detection]:
@@ -220,7 +276,12 @@ class BlazeFace:
             np.stack([d.keypoints for d in found]),
             self.iou_threshold,
         )
-        return [Detection(box=b, score=s, keypoints=k, roll=_eye_roll(k)) for b, s, k in merged]
+        return [_detection(b, s, k) for b, s, k in merged]
+
+
+def _detection(box: np.ndarray, score: float, keypoints: np.ndarray) -> Detection:
+    """A detection with the roll its eye keypoints imply."""
+    return Detection(box=box, score=float(score), keypoints=keypoints, roll=_eye_roll(keypoints))
 
 
 def _eye_roll(keypoints: np.ndarray) -> float:
@@ -241,14 +302,31 @@ def _touches_inner_edge(box01: np.ndarray, window: tuple[float, float, float], w
     )
 
 
-def _rotate(image: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray]:
-    """The image turned ``angle`` degrees (90, 180, 270) clockwise on screen, and the (2, 3) map from the turned
-    image's pixels back to the original's."""
-    h, w = image.shape[:2]
-    code = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}[angle]
-    back = {
+TURN_CODES = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+"""OpenCV's rotation code of each quarter turn (degrees, clockwise on screen)."""
+
+
+def _turn_back(angle: int, width: int, height: int) -> np.ndarray:
+    """The (2, 3) map from the pixels of a ``width`` x ``height`` image turned by ``angle`` degrees clockwise (0, 90,
+    180, 270) back to the image's own."""
+    w, h = width, height
+    return {
+        0: np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
         90: np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, h - 1.0]]),
         180: np.array([[-1.0, 0.0, w - 1.0], [0.0, -1.0, h - 1.0]]),
         270: np.array([[0.0, -1.0, w - 1.0], [1.0, 0.0, 0.0]]),
     }[angle]
-    return np.ascontiguousarray(cv2.rotate(image, code)), back
+
+
+def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The (2, 3) affine map ``outer`` after ``inner``."""
+    out = outer[:, :2] @ inner
+    out[:, 2] += outer[:, 2]
+    return out
+
+
+def _rotate(image: np.ndarray, angle: int) -> tuple[np.ndarray, np.ndarray]:
+    """The image turned ``angle`` degrees (90, 180, 270) clockwise on screen, and the (2, 3) map from the turned
+    image's pixels back to the original's."""
+    h, w = image.shape[:2]
+    return np.ascontiguousarray(cv2.rotate(image, TURN_CODES[angle])), _turn_back(angle, w, h)

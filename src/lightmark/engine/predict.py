@@ -879,7 +879,9 @@ class Predictor:
         (a stray box from a turned copy hid the face's own detections; confidence alone preferred upside-down crops
         of profiles). Searching the upright image only scores 2.77 as they are but 31.0 upside down (protocol
         model; README, "Coarse-to-fine")."""
-        found = self.framer.orientations(image)
+        # which turns hold the face upright, from one call at half resolution; then only those at full resolution
+        # (all four where the mosaic shows no face: too small for it, or missed)
+        found = self.framer.orientations(image, self.framer.turns_with_faces(image) or None)
         if not found:  # no face at the whole image's scale: smaller ones, in tiles down to a photo's least face
             found = self.tiled_framer.orientations(image)
         if not found:
