@@ -500,10 +500,11 @@ def test_framing_is_checked():
         Predictor(framing="sideways")
 
 
-def test_detected_matrix_prefers_the_face_over_a_stray_larger_box(sample):
-    """Framing detect: a turned copy's stray box can be the largest; the crop is taken among the detections of the
-    best-scoring one near it, by detector score + mean confidence, so the face's own upright detection wins even
-    when the model is a little more confident about a turned crop (what confidence alone picked before)."""
+def test_detected_reading_prefers_the_face_over_a_stray_larger_box(sample):
+    """Framing detect: a turned copy's stray box can be the largest; the reading is taken among the detections of
+    the best-scoring one near it, by detector score + mean confidence, so the face's own upright detection wins even
+    when the model is a little more confident about a turned crop (what confidence alone picked before). The
+    winning first reading is returned as it is (it is the first pass: not read again)."""
     from lightmark.engine.faces import first_matrix
 
     good = Detection(box=np.array([100.0, 100.0, 280.0, 280.0]), score=0.9, roll=0.0)
@@ -522,5 +523,16 @@ def test_detected_matrix_prefers_the_face_over_a_stray_larger_box(sample):
     p = Predictor(threads=1, framing="detect")
     p._framer = Framer()
     confidence = np.array([0.60, 0.62, 0.61])[:, None].repeat(68, 1)  # per crop, in the order of `same`
-    p.predict_crops_with_confidence = lambda crops: (None, confidence[: len(crops)])
-    np.testing.assert_allclose(p._detected_matrix(sample), first_matrix(p, good, Framer.box_to_face))
+    read = []  # the first crops' matrices, in the order read
+
+    def reading(crops, mats):  # crop k's points are all k
+        read.extend(mats)
+        return np.arange(len(crops), dtype=np.float32)[:, None, None].repeat(68, 1).repeat(2, 2), confidence[
+            : len(crops)
+        ]
+
+    p.predict_mapped_with_confidence = reading
+    points, conf = p._detected_reading(sample)
+    k = int(points[0, 0])
+    assert np.all(points == k) and np.array_equal(conf, confidence[k])
+    np.testing.assert_allclose(read[k], first_matrix(p, good, Framer.box_to_face))

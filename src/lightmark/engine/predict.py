@@ -833,12 +833,12 @@ class Predictor:
     ) -> None:
         """:attr:`Framing.AUTO`: predict images ``idx`` again from the face the :attr:`framer` finds (refined at
         least once) and keep, in place, whichever of the two the model is more confident about."""
-        mats = {i: self._detected_matrix(images[i]) for i in idx}
-        idx = [i for i in idx if mats[i] is not None]
+        readings = {i: self._detected_reading(images[i]) for i in idx}
+        idx = [i for i in idx if readings[i] is not None]
         if not idx:
             return
-        crops = np.stack([self.cut(images[i], mats[i]) for i in idx])
-        pts, c = self.predict_mapped_with_confidence(crops, [mats[i] for i in idx])
+        pts = np.stack([readings[i][0] for i in idx])
+        c = np.stack([readings[i][1] for i in idx])
         n = len(idx)
         refine_faces(self, [images[i] for i in idx], pts, c, np.full(n, self.detection_passes), np.zeros(n, bool))
         better = c.mean(1) > conf[idx].mean(1)
@@ -853,32 +853,38 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """The first pass over checked images: (N, K, 2) points, (N, K) confidence and (N,) bool "framed by a
         detection" (:class:`Framing`; only for images given without ``boxes`` / ``landmarks``)."""
-        mats, found = [], np.zeros(len(images), bool)
+        readings: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}  # images read from a detection already
+        mats = {}  # the others: image -> crop
         for i, img in enumerate(images):
             box = None if boxes is None else boxes[i]
             pts = None if landmarks is None else landmarks[i]
             if self.framing is Framing.DETECT and box is None and pts is None:
-                m = self._detected_matrix(img)
-                if m is not None:
-                    mats.append(m)
-                    found[i] = True
+                reading = self._detected_reading(img)
+                if reading is not None:
+                    readings[i] = reading
                     continue
-            mats.append(self.crop_matrix(img, box, pts))
-        crops = np.stack([self.cut(img, m) for img, m in zip(images, mats, strict=True)])
-        points, conf = self.predict_mapped_with_confidence(crops, mats)
-        return points, conf, found
+            mats[i] = self.crop_matrix(img, box, pts)
+        if mats:
+            crops = np.stack([self.cut(images[i], m) for i, m in mats.items()])
+            pts, conf = self.predict_mapped_with_confidence(crops, list(mats.values()))
+            readings.update((i, (pts[j], None if conf is None else conf[j])) for j, i in enumerate(mats))
+        points = np.stack([readings[i][0] for i in range(len(images))])
+        confs = [readings[i][1] for i in range(len(images))]
+        conf = None if any(c is None for c in confs) else np.stack(confs)
+        return points, conf, np.array([i not in mats for i in range(len(images))])
 
-    def _detected_matrix(self, image: np.ndarray) -> np.ndarray | None:
-        """The first crop (2, 3) for the largest face the :attr:`framer` finds, None when it finds none. The image
-        and its copies turned by 90, 180 and 270 degrees may each see the face upright with a different roll (the
-        detector's keypoints are unreliable on faces far from upright): of the detections of the largest face (those
-        overlapping the best-scoring one near the largest box), the crop with the highest detector score plus mean
-        model confidence wins (:attr:`~lightmark.engine.faces.Face.combined_score`). Measured on the validation
-        crops (mixed model, ``scripts/reframe_eval.py --framing detect``): 2.63 NME/384 as they are, 2.75 / 2.63
-        turned by 90 / 180 degrees; the model's confidence alone, around the largest box, scored 2.84 / 2.98 / 2.84
-        (a stray box from a turned copy hid the face's own detections; confidence alone preferred upside-down crops
-        of profiles). Searching the upright image only scores 2.77 as they are but 31.0 upside down (protocol
-        model; README, "Coarse-to-fine")."""
+    def _detected_reading(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The first reading - (K, 2) points in image pixels and (K,) confidence (None without one) - of the largest
+        face the :attr:`framer` finds, None when it finds none. The image and its copies turned by 90, 180 and 270
+        degrees may each see the face upright with a different roll (the detector's keypoints are unreliable on
+        faces far from upright): of the detections of the largest face (those overlapping the best-scoring one near
+        the largest box), the model reads each first crop (one batch) and the reading with the highest detector
+        score plus mean model confidence wins (:attr:`~lightmark.engine.faces.Face.combined_score`). Measured on
+        the validation crops (mixed model, ``scripts/reframe_eval.py --framing detect``): 2.63 NME/384 as they
+        are, 2.75 / 2.63 turned by 90 / 180 degrees; the model's confidence alone, around the largest box, scored
+        2.84 / 2.98 / 2.84 (a stray box from a turned copy hid the face's own detections; confidence alone
+        preferred upside-down crops of profiles). Searching the upright image only scores 2.77 as they are but
+        31.0 upside down (protocol model; README, "Coarse-to-fine")."""
         # which turns hold the face upright, from one call at half resolution; then only those at full resolution
         # (all four where the mosaic shows no face: too small for it, or missed)
         found = self.framer.orientations(image, self.framer.turns_with_faces(image) or None)
@@ -891,13 +897,11 @@ class Predictor:
         anchor = max(near, key=lambda d: d.score)  # a turned copy's stray box can be the largest and miss the face
         same = [d for d in found if iou(d.box, anchor.box[None])[0] > SAME_FACE_IOU]
         mats = [first_matrix(self, d, self.framer.box_to_face) for d in same]
-        if len(mats) == 1:
-            return mats[0]
+        pts, conf = self.predict_mapped_with_confidence(np.stack([self.cut(image, m) for m in mats]), mats)
         scores = np.array([d.score for d in same])
-        _, conf = self.predict_crops_with_confidence(np.stack([self.cut(image, m) for m in mats]))
-        if conf is None:  # a regression head: the detector's best score decides
-            return mats[int(np.argmax(scores))]
-        return mats[int(np.argmax(combined_score(scores, conf.mean(1))))]  # what detect() keeps faces by
+        # a regression head has no confidence: the detector's best score decides
+        best = int(np.argmax(scores if conf is None else combined_score(scores, conf.mean(1))))  # as detect() keeps
+        return pts[best], None if conf is None else conf[best]
 
     @property
     def framer(self) -> FaceDetector:
