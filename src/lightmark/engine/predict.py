@@ -71,8 +71,9 @@ class Framing(Choice):
     """Where :meth:`Predictor.predict` looks for the one face of an image given without a box.
 
     ``WHOLE``: the image is the face crop (the challenge's crops: the face about half the side, upright).
-    ``DETECT``: the shipped detector finds the face (the largest, at any roll: it also searches the image turned by
-    90, 180 and 270 degrees), the first crop is framed around it and refined on the model's own points; an image
+    ``DETECT``: the shipped detector finds the face (the largest, at any roll: one call at half resolution on the
+    image and its copies turned by 90, 180 and 270 degrees names the turns in which the face is upright, and those
+    are searched), the first crop is framed around it and refined on the model's own points; an image
     where it finds none falls back to ``WHOLE``, and ``PredictionResults.detected`` says which.
     ``AUTO``: the crop reading, and for images it is not sure of (mean per-point confidence below
     :data:`~lightmark.engine.faces.SURE_READING`) the detection's too; the one whose last pass the model is more
@@ -331,10 +332,12 @@ class Predictor:
             detector object (a :class:`~lightmark.detectors.FaceDetector` plug-in, used as is).
         framing: where :meth:`predict` looks for the one face of an image given without ``box`` / ``landmarks``
             (:class:`Framing`): the whole image (the challenge's crops: 2-4 ms per image on one thread), the face
-            the detector finds (any size, position and roll; about 20 ms: four detector passes and the model's
-            choice among orientations), or both, keeping the one the model is more confident about (``"auto"``:
-            the detector's face only where the crop reading is not sure,
-            :data:`~lightmark.engine.faces.SURE_READING`; 3 ms for a sure crop, about 18 ms otherwise). None:
+            the detector finds (any size, position and roll: one half-resolution detector call names the image's
+            quarter turns that hold the face upright, those are searched, and the model reads the face's
+            detections), or both, keeping the one the model is more confident about (``"auto"``: the detector's
+            face only where the crop reading is not sure, :data:`~lightmark.engine.faces.SURE_READING`; a crop
+            reading costs two model calls, a detection reading two more - its first crops in one batch, one
+            refining pass - and a detector call plus one per turn named). None:
             ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else ``"whole"``.
         sure_reading: a first reading whose mean per-point confidence is at least this gets no second framing - the
             detection reading of ``"auto"`` and the wider first crop of :meth:`detect`

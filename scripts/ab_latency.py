@@ -1,0 +1,80 @@
+"""Per-image latency of ``Predictor.predict`` in two checkouts of lightmark, timed in turn image by image.
+
+Each checkout runs in its own worker process (one thread, the model loaded and warmed up once); the images of a
+folder are sent to the two workers alternately (A B, B A, ...), and each worker times only its own call, so
+whatever else the machine does slows both alike. Prints median, mean and 90th percentile per checkout and the
+ratio of the means (the cost of a default reading depends on the image, so the mean over a folder is its cost).
+
+    git worktree add ../before <commit>
+    python scripts/ab_latency.py --before ../before/src --after src [--model mixed] [--rounds 398]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+WORKER = """
+import sys, time
+from lightmark import Predictor
+from lightmark.data.formats import load_dataset
+from lightmark.data.images import read_image
+images = [read_image(s.image_path) for s in load_dataset(sys.argv[2]).samples]
+predictor = Predictor(sys.argv[1], threads=1)
+for image in images[:5]:
+    predictor.predict(image)
+print("ready", flush=True)
+for line in sys.stdin:
+    image = images[int(line) % len(images)]
+    t = time.perf_counter_ns()
+    predictor.predict(image)
+    print((time.perf_counter_ns() - t) / 1e6, flush=True)
+"""
+
+
+def start_worker(src: str, model: str, data: str) -> subprocess.Popen:
+    """A worker process importing lightmark from ``src``, ready for image indices on stdin."""
+    env = dict(os.environ, PYTHONPATH=str(Path(src).resolve()), OMP_NUM_THREADS="1")
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, model, str(Path(data).resolve())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd="/",
+    )
+    if worker.stdout.readline().strip() != "ready":
+        raise SystemExit(f"the worker for {src} did not start")
+    return worker
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--before", required=True, help="the first checkout's src folder")
+    ap.add_argument("--after", required=True, help="the second checkout's src folder")
+    ap.add_argument("--model", default="mixed", help="shipped track name or model path (both checkouts)")
+    ap.add_argument("--data", default="../shared/data/aflw2000/val", help="a folder of images")
+    ap.add_argument("--rounds", type=int, default=398, help="calls per checkout (the folder's images in turn)")
+    a = ap.parse_args()
+    workers = {"before": start_worker(a.before, a.model, a.data), "after": start_worker(a.after, a.model, a.data)}
+    ms: dict[str, list[float]] = {name: [] for name in workers}
+    for r in range(a.rounds):
+        for name in list(workers) if r % 2 == 0 else list(workers)[::-1]:
+            workers[name].stdin.write(f"{r}\n")
+            workers[name].stdin.flush()
+            ms[name].append(float(workers[name].stdout.readline()))
+    for w in workers.values():
+        w.stdin.close()
+        w.wait()
+    for name, v in ms.items():
+        print(f"{name:6s} median {np.median(v):6.2f} ms  mean {np.mean(v):6.2f} ms  p90 {np.percentile(v, 90):6.2f} ms")
+    print(f"mean after / before: {np.mean(ms['after']) / np.mean(ms['before']):.3f} ({a.model}, {a.rounds} calls each)")
+
+
+if __name__ == "__main__":
+    main()
