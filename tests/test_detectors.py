@@ -16,6 +16,7 @@ from lightmark.cli import main
 from lightmark.data.formats import read_pts
 from lightmark.data.images import read_image
 from lightmark.detectors import BoxToFace, Detection, create_detector
+from lightmark.detectors.base import iou
 from lightmark.detectors.blazeface import (
     INPUT,
     LEVEL_RATIO,
@@ -146,6 +147,20 @@ def test_the_mosaic_names_the_turns_that_hold_the_face_upright(sample):
     canvas = np.zeros((768, 768, 3), np.uint8)
     canvas[300:396, 300:396] = cv2.resize(sample, (96, 96), interpolation=cv2.INTER_AREA)
     assert det.turns_with_faces(canvas) == ()
+
+
+@pytest.mark.parametrize("angle", [0, 90, 180, 270])
+def test_mosaic_detections_map_back_onto_the_full_resolution_face(sample, angle):
+    """A face found in a quarter of the mosaic (64 px) maps back onto the image where the full-resolution search of
+    the same turn finds it, with the same roll (the quadrant's offset, turn and scale undone)."""
+    det = create_detector("blazeface", rotations=(90, 180, 270))
+    rotated = sample if angle == 0 else _rotate(sample, angle)[0]
+    upright = (360 - angle) % 360
+    (coarse,) = [d for turn, d in det.mosaic_detections(rotated) if turn == upright]
+    (fine,) = det.orientations(rotated, (upright,))
+    assert iou(coarse.box, fine.box[None])[0] > 0.7, (coarse.box, fine.box)
+    assert abs((coarse.roll - fine.roll + 180) % 360 - 180) < 15 and abs((fine.roll - angle + 180) % 360 - 180) < 20
+    assert np.abs(coarse.keypoints - fine.keypoints).max() < 0.1 * fine.side
 
 
 def test_searching_some_turns_finds_what_the_full_search_finds_in_them(sample):

@@ -204,9 +204,20 @@ class BlazeFace:
 
     def turns_with_faces(self, image: np.ndarray) -> tuple[int, ...]:
         """The turns (0 and ``rotations``) in which the image's largest face is about upright, from one network call
-        on a 2x2 mosaic (:data:`MOSAIC`) of the whole image and its turned copies at half the input's side: which
-        copies :meth:`orientations` then needs to search at full resolution (one or two instead of four). () when
-        the mosaic shows no face (a face below about a third of the image's side is too small for it)."""
+        on a 2x2 mosaic of the image's turned copies (:meth:`mosaic_detections`): which copies :meth:`orientations`
+        then needs to search at full resolution (one or two instead of four). () when the mosaic shows no face (a
+        face below about a third of the image's side is too small for it)."""
+        found = self.mosaic_detections(image)
+        if not found:
+            return ()
+        largest = max(found, key=lambda f: f[1].side)[1]
+        return tuple(sorted({a for a, d in found if d is largest or iou(d.box, largest.box[None])[0] > SAME_FACE_IOU}))
+
+    def mosaic_detections(self, image: np.ndarray) -> list[tuple[int, Detection]]:
+        """``(turn, detection)`` of every face about upright in one of the image's turned copies (0 and
+        ``rotations``), found by one network call on a 2x2 mosaic (:data:`MOSAIC`) of the whole image and its
+        copies turned by 90, 180 and 270 degrees, each letterboxed to half the input's side; each detection merged
+        within its quadrant and mapped back to the image's pixels (its roll too)."""
         h, w = image.shape[:2]
         ((wx, wy, side),) = tile_grid(w, h, None)
         small = cut_window(image, wx, wy, side, INPUT // 2)
@@ -241,10 +252,7 @@ class BlazeFace:
             for b, sc, kp in weighted_nms(boxes[idx], scores[idx], keypoints[idx], self.iou_threshold):
                 if abs((d := _detection(b, sc, kp)).roll) <= UPRIGHT:  # the roll in its own turned copy
                     found.append((angle, d.mapped(m)))
-        if not found:
-            return ()
-        largest = max(found, key=lambda f: f[1].side)[1]
-        return tuple(sorted({a for a, d in found if d is largest or iou(d.box, largest.box[None])[0] > SAME_FACE_IOU}))
+        return found
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(T, 128, 128, 3) uint8 inputs -> :func:`decode`'s boxes, scores and keypoints, in [0, 1] of each input."""
