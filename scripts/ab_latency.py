@@ -1,8 +1,8 @@
 """Per-image latency of ``Predictor.predict`` in two checkouts of lightmark, timed in turn image by image.
 
-Each checkout runs in its own worker process (one thread, the model loaded and warmed up once); the images of a
-folder are sent to the two workers alternately (A B, B A, ...), and each worker times only its own call, so
-whatever else the machine does slows both alike. Prints median, mean and 90th percentile per checkout and the
+Each checkout runs in its own worker process (one thread for the model, the detector and OpenCV; the model loaded
+and warmed up once); the images of a folder are sent to the two workers alternately (A B, B A, ...), and each worker
+times only its own call, so whatever else the machine does slows both alike. Prints median, mean and 90th percentile per checkout and the
 ratio of the means (the cost of a default reading depends on the image, so the mean over a folder is its cost).
 
     git worktree add ../before <commit>
@@ -21,14 +21,17 @@ import numpy as np
 
 WORKER = """
 import sys, time
+import cv2
+import lightmark
 from lightmark import Predictor
 from lightmark.data.formats import load_dataset
 from lightmark.data.images import read_image
+cv2.setNumThreads(1)  # the crop's warp on one thread too, as `lightmark benchmark` times it (this is its own process)
 images = [read_image(s.image_path) for s in load_dataset(sys.argv[2]).samples]
 predictor = Predictor(sys.argv[1], threads=1)
 for image in images[:5]:
     predictor.predict(image)
-print("ready", flush=True)
+print("ready", lightmark.__file__, flush=True)
 for line in sys.stdin:
     image = images[int(line) % len(images)]
     t = time.perf_counter_ns()
@@ -38,7 +41,10 @@ for line in sys.stdin:
 
 
 def start_worker(src: str, model: str, data: str) -> subprocess.Popen:
-    """A worker process importing lightmark from ``src``, ready for image indices on stdin."""
+    """A worker process importing lightmark from ``src``, ready for image indices on stdin (it runs in ``/``, so a
+    model path is made absolute; a shipped track name is passed as it is)."""
+    if Path(model).exists():
+        model = str(Path(model).resolve())
     env = dict(os.environ, PYTHONPATH=str(Path(src).resolve()), OMP_NUM_THREADS="1")
     worker = subprocess.Popen(
         [sys.executable, "-c", WORKER, model, str(Path(data).resolve())],
@@ -48,8 +54,10 @@ def start_worker(src: str, model: str, data: str) -> subprocess.Popen:
         env=env,
         cwd="/",
     )
-    if worker.stdout.readline().strip() != "ready":
+    ready = worker.stdout.readline().split()
+    if not ready or ready[0] != "ready":
         raise SystemExit(f"the worker for {src} did not start")
+    print(f"{src}: lightmark from {ready[1]}")  # the two checkouts are really two
     return worker
 
 

@@ -16,16 +16,19 @@ from lightmark.cli import main
 from lightmark.data.formats import read_pts
 from lightmark.data.images import read_image
 from lightmark.detectors import BoxToFace, Detection, create_detector
-from lightmark.detectors.base import iou
+from lightmark.detectors.base import iou, largest_face
 from lightmark.detectors.blazeface import (
     INPUT,
     LEVEL_RATIO,
+    MOSAIC,
     SMALLEST_FACE,
     _rotate,
     decode,
+    mosaic_to_image,
     ssd_anchors,
     suppress,
     tile_grid,
+    turned_mosaic,
     weighted_nms,
 )
 from lightmark.engine.faces import DetectionResults, Face
@@ -170,7 +173,42 @@ def test_searching_some_turns_finds_what_the_full_search_finds_in_them(sample):
     some = det.orientations(rotated, (270,))
     assert len(some) == 1 and abs(some[0].roll - 90) < 20  # the face: rolled 90 degrees clockwise in the image
     assert any(np.allclose(d.box, some[0].box) and d.score == some[0].score for d in full)
-    assert len(det.orientations(rotated, (0, 90, 180, 270))) == len(full)
+    each = [d for t in (0, 90, 180, 270) for d in det.orientations(rotated, (t,))]  # turn by turn: the full search
+    assert [d.score for d in each] == [d.score for d in full] and len(full) >= 2
+    (again,) = det.orientations(rotated, (-90,))  # -90 is the turn 270
+    np.testing.assert_allclose(again.box, some[0].box)
+    for bad in ((45,), (90.5,)):
+        with pytest.raises(LightmarkError, match="multiples of 90"):
+            det.orientations(rotated, bad)
+    with pytest.raises(LightmarkError, match="rotations: multiples of 90"):
+        create_detector("blazeface", rotations=(30,))
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (192, 320), (330, 250)])
+def test_mosaic_to_image_undoes_the_mosaic_exactly(shape):
+    """Every pixel of each quadrant of the mosaic maps back onto the image point whose pixels it averages: the image's
+    pixels hold their own coordinates (offset by 1000, so the letterbox's black and the pixels that mix with it stand
+    out and are skipped)."""
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    coords = np.stack([xs + 1000, ys + 1000, np.zeros_like(xs)], -1)  # (H, W, 3)
+    mosaic, window = turned_mosaic(coords)
+    centres = (np.stack(np.mgrid[0:INPUT, 0:INPUT][::-1], -1) + 0.5) / INPUT  # (128, 128, 2) x, y in [0, 1]
+    half = INPUT // 2
+    checked = 0
+    for quadrant in MOSAIC:
+        col, row, _ = quadrant
+        part = (slice(row * half, (row + 1) * half), slice(col * half, (col + 1) * half))
+        m = mosaic_to_image(quadrant, window)
+        want = centres[part] @ m[:, :2].T + m[:, 2]  # (64, 64, 2) image pixels
+        got = mosaic[part][..., :2] - 1000
+        inside = np.all(mosaic[part][..., :2] >= 1000, -1)
+        if w == h:
+            assert inside.all()
+        assert inside.sum() > 0.5 * inside.size
+        np.testing.assert_allclose(got[inside], want[inside], atol=0.02)
+        checked += inside.sum()
+    assert checked > 0
 
 
 def test_blazeface_finds_small_faces_with_tiles(sample):
@@ -547,7 +585,95 @@ def test_detected_reading_prefers_the_face_over_a_stray_larger_box(sample):
         ]
 
     p.predict_mapped_with_confidence = reading
-    points, conf = p._detected_reading(sample)
+    ((points, conf),) = p._detected_readings([sample])
     k = int(points[0, 0])
     assert np.all(points == k) and np.array_equal(conf, confidence[k])
     np.testing.assert_allclose(read[k], first_matrix(p, good, Framer.box_to_face))
+
+
+def test_a_model_without_confidence_reads_the_best_scoring_detection(sample):
+    """Framing detect with a regression head (no confidence): of the face's detections, the detector's best score
+    decides."""
+    import torch
+
+    from lightmark.engine.faces import first_matrix
+    from lightmark.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("shufflenetv2_x0_5_regression", input_size=64).eval()
+    weak = Detection(box=np.array([90.0, 105.0, 275.0, 290.0]), score=0.6, roll=170.0)
+    strong = Detection(box=np.array([100.0, 100.0, 280.0, 280.0]), score=0.9, roll=0.0)
+
+    class Framer:
+        box_to_face = BoxToFace()
+
+        def turns_with_faces(self, image):
+            return ()
+
+        def orientations(self, image, turns=None):
+            return [weak, strong]
+
+    p = Predictor(model, backend="torch", framing="detect")
+    p._framer = Framer()
+    read = []
+
+    def reading(crops, mats):
+        read.extend(mats)
+        return np.arange(len(crops), dtype=np.float32)[:, None, None].repeat(68, 1).repeat(2, 2), None
+
+    p.predict_mapped_with_confidence = reading
+    ((points, conf),) = p._detected_readings([sample])
+    assert conf is None and np.all(points == 1)  # the second crop: the strong detection's
+    np.testing.assert_allclose(read[1], first_matrix(p, strong, Framer.box_to_face))
+    points = Predictor(model, backend="torch", framing="detect").predict(sample)  # the real path runs end to end
+    assert points.shape == (68, 2) and np.isfinite(points).all()
+
+
+def test_the_other_turns_are_searched_when_the_mosaics_find_nothing(sample):
+    """The mosaic names turn 90 but the full-resolution search of it finds nothing: the other turns are searched
+    before tiles (the tiled search is for faces too small for the whole image)."""
+    face = Detection(box=np.array([100.0, 100.0, 280.0, 280.0]), score=0.9, roll=0.0)
+    searched = []
+
+    class Framer:
+        box_to_face = BoxToFace()
+
+        def turns_with_faces(self, image):
+            return (90,)
+
+        def orientations(self, image, turns=None):
+            searched.append(tuple(turns))
+            return [] if tuple(turns) == (90,) else [face]
+
+    class NoTiles:
+        def orientations(self, image, turns=None):
+            raise AssertionError("tiles searched")
+
+    p = Predictor(threads=1, framing="detect")
+    p._framer, p._tiled = Framer(), NoTiles()
+    assert p._largest_face(sample) == [face]
+    assert searched == [(90,), (0, 180, 270)]
+
+
+def test_largest_face_groups_the_detections_of_the_best_scoring_box_near_the_largest():
+    """Hand-made boxes: 0 is the largest; of those overlapping it (IoU > 0.3: 0, 1, 3), 1 scores best; the face's
+    detections are those overlapping 1: 0 (IoU 0.5), 1 and 2 (IoU 0.33, though only 0.2 with the largest), not 3
+    (IoU 0 with 1) nor 4 (another face, the best score of all)."""
+    boxes = [[0, 0, 200, 100], [100, 0, 200, 100], [150, 0, 250, 100], [0, 0, 100, 100], [300, 300, 350, 350]]
+    scores = [0.55, 0.9, 0.7, 0.6, 0.99]
+    dets = [Detection(box=np.array(b, float), score=s) for b, s in zip(boxes, scores, strict=True)]
+    b = np.stack([d.box for d in dets])
+    np.testing.assert_allclose(iou(b[0], b), [1, 0.5, 0.2, 0.5, 0])
+    np.testing.assert_allclose(iou(b[1], b), [0.5, 1, 1 / 3, 0, 0])
+    assert largest_face(dets) == [0, 1, 2]
+    assert largest_face(dets[3:]) == [0] and largest_face([]) == []
+
+
+def test_framing_detect_batch_reads_each_image_as_alone(sample):
+    """Detection readings of a batch go through the model in one call: each image still gets its own face."""
+    p = Predictor(threads=1, framing="detect")
+    rotated = _rotate(sample, 90)[0]
+    noise = np.random.default_rng(1).integers(0, 255, (200, 240, 3), dtype=np.uint8)
+    results = p.predict_batch([sample, rotated, noise, sample[:, ::-1].copy()])
+    for got, image in zip(results, [sample, rotated, noise, sample[:, ::-1].copy()], strict=True):
+        np.testing.assert_allclose(got, p.predict(image), atol=1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
@@ -100,6 +101,21 @@ class FaceDetector(Protocol):
     box_to_face: BoxToFace
 
     def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
+def largest_face(detections: Sequence[Detection]) -> list[int]:
+    """Indices of the detections that show the largest face, each possibly from another turned copy of the image:
+    those overlapping (:data:`SAME_FACE_IOU`) the best-scoring detection near the largest box (a turned copy's
+    stray box can be the largest and miss the face). [] for no detections."""
+    if not detections:
+        return []
+    boxes = np.stack([d.box for d in detections])  # (M, 4)
+    largest = max(range(len(detections)), key=lambda i: detections[i].side)
+    near = np.flatnonzero(iou(boxes[largest], boxes) > SAME_FACE_IOU)  # the largest itself, unless it has no area
+    anchor = max(near if len(near) else [largest], key=lambda i: detections[i].score)
+    same = iou(boxes[anchor], boxes) > SAME_FACE_IOU
+    same[anchor] = True
+    return [int(i) for i in np.flatnonzero(same)]
 
 
 def by_size(detections: list[Detection]) -> list[Detection]:

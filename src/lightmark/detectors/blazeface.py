@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, ModelError
-from .base import SAME_FACE_IOU, BoxToFace, Detection, by_size, iou
+from .base import SAME_FACE_IOU, BoxToFace, Detection, by_size, iou, largest_face
 
 INPUT = 128
 MODEL_FILE = "blazeface_short_range.onnx"
@@ -169,8 +169,6 @@ class BlazeFace:
     ) -> None:
         from ..engine.onnx_runtime import ort_session
 
-        if any(r % 90 for r in rotations):
-            raise ConfigError(f"rotations: multiples of 90 degrees only, got {rotations}")
         path = Path(model) if model is not None else Path(__file__).resolve().parent.parent / "weights" / MODEL_FILE
         if not path.is_file():
             raise ModelError(f"{path}: no such face detector model (scripts/convert_blazeface.py rebuilds it)")
@@ -178,55 +176,47 @@ class BlazeFace:
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.min_face = None if min_face is None else float(min_face)
-        self.rotations = tuple(int(r) % 360 for r in rotations if int(r) % 360)
+        self.rotations = tuple(t for t in _quarter_turns(rotations, "rotations") if t)
         self.anchors = ssd_anchors()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an RGB uint8 image, largest first (with ``rotations``: of overlapping detections from different
         turned copies, the best-scoring one)."""
-        return by_size(self.orientations(image) if not self.rotations else suppress(self.orientations(image), 0.3))
+        found = self.orientations(image)
+        return by_size(suppress(found, SAME_FACE_IOU) if self.rotations else found)
 
     def orientations(self, image: np.ndarray, turns: Sequence[int] | None = None) -> list[Detection]:
-        """Every face found in the image turned by each of ``turns`` (degrees clockwise, 0 = the image itself; None:
-        upright and every one of ``rotations``), merged per turn and mapped back to the image, not yet suppressed
-        across turns: one face may appear once per turn that found it upright, each time with its own roll. With
-        turned copies, a detection counts only where the face is about upright in that copy (:data:`UPRIGHT`)."""
-        turns = (0, *self.rotations) if turns is None else tuple(int(t) % 360 for t in turns)
+        """Every face found in the image turned by each of ``turns`` (degrees clockwise, multiples of 90, 0 = the
+        image itself; None: upright and every one of ``rotations``), merged per turn and mapped back to the image,
+        not yet suppressed across turns: one face may appear once per turn that found it upright, each time with its
+        own roll. With turned copies, a detection counts only where the face is about upright in that copy
+        (:data:`UPRIGHT`)."""
+        turns = (0, *self.rotations) if turns is None else _quarter_turns(turns)
         found = []
         for angle in turns:  # each turned copy merged on its own: keypoints are never averaged across turns
             if angle == 0:
                 here = self._merge(self._candidates(image))
-                found += [d for d in here if abs(d.roll) <= UPRIGHT] if self.rotations else here
+                found += _upright(here) if self.rotations else here
             else:
                 rotated, back = _rotate(image, angle)
-                found += [d.mapped(back) for d in self._merge(self._candidates(rotated)) if abs(d.roll) <= UPRIGHT]
+                found += [d.mapped(back) for d in _upright(self._merge(self._candidates(rotated)))]
         return found
 
     def turns_with_faces(self, image: np.ndarray) -> tuple[int, ...]:
         """The turns (0 and ``rotations``) in which the image's largest face is about upright, from one network call
         on a 2x2 mosaic of the image's turned copies (:meth:`mosaic_detections`): which copies :meth:`orientations`
-        then needs to search at full resolution (one or two instead of four). () when the mosaic shows no face (a
-        face below about a third of the image's side is too small for it)."""
+        then needs to search at full resolution (one or two instead of four). The largest face is picked by the
+        rule :meth:`~lightmark.engine.predict.Predictor.predict` reads it by (:func:`~.base.largest_face`). () when
+        the mosaic shows no face (a face below about a third of the image's side is too small for it)."""
         found = self.mosaic_detections(image)
-        if not found:
-            return ()
-        largest = max(found, key=lambda f: f[1].side)[1]
-        return tuple(sorted({a for a, d in found if d is largest or iou(d.box, largest.box[None])[0] > SAME_FACE_IOU}))
+        return tuple(sorted({found[i][0] for i in largest_face([d for _, d in found])}))
 
     def mosaic_detections(self, image: np.ndarray) -> list[tuple[int, Detection]]:
         """``(turn, detection)`` of every face about upright in one of the image's turned copies (0 and
         ``rotations``), found by one network call on a 2x2 mosaic (:data:`MOSAIC`) of the whole image and its
         copies turned by 90, 180 and 270 degrees, each letterboxed to half the input's side; each detection merged
         within its quadrant and mapped back to the image's pixels (its roll too)."""
-        h, w = image.shape[:2]
-        ((wx, wy, side),) = tile_grid(w, h, None)
-        small = cut_window(image, wx, wy, side, INPUT // 2)
-        half = INPUT // 2
-        mosaic = np.zeros((INPUT, INPUT, 3), np.uint8)
-        for col, row, angle in MOSAIC:
-            mosaic[row * half : (row + 1) * half, col * half : (col + 1) * half] = (
-                small if angle == 0 else cv2.rotate(small, TURN_CODES[angle])
-            )
+        mosaic, window = turned_mosaic(image)
         boxes, scores, keypoints = self._run(mosaic[None])
         boxes, scores, keypoints = boxes[0], scores[0], keypoints[0]  # (896, 4), (896,), (896, 6, 2) in [0, 1]
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2
@@ -244,14 +234,9 @@ class BlazeFace:
             idx = np.flatnonzero(inside)
             if not len(idx):
                 continue
-            # mosaic [0, 1] -> the quadrant's pixel centres -> the unturned small square's -> the image's
-            to_quadrant = np.array([[INPUT, 0.0, -0.5 - col * half], [0.0, INPUT, -0.5 - row * half]])
-            k = side / half
-            to_image = np.array([[k, 0.0, wx + 0.5 * k - 0.5], [0.0, k, wy + 0.5 * k - 0.5]])
-            m = _compose(to_image, _compose(_turn_back(angle, half, half), to_quadrant))
-            for b, sc, kp in weighted_nms(boxes[idx], scores[idx], keypoints[idx], self.iou_threshold):
-                if abs((d := _detection(b, sc, kp)).roll) <= UPRIGHT:  # the roll in its own turned copy
-                    found.append((angle, d.mapped(m)))
+            merged = weighted_nms(boxes[idx], scores[idx], keypoints[idx], self.iou_threshold)
+            m = mosaic_to_image((col, row, angle), window)
+            found += [(angle, d.mapped(m)) for d in _upright([_detection(b, sc, kp) for b, sc, kp in merged])]
         return found
 
     def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -290,6 +275,47 @@ class BlazeFace:
 def _detection(box: np.ndarray, score: float, keypoints: np.ndarray) -> Detection:
     """A detection with the roll its eye keypoints imply."""
     return Detection(box=box, score=float(score), keypoints=keypoints, roll=_eye_roll(keypoints))
+
+
+def _upright(detections: list[Detection]) -> list[Detection]:
+    """The detections whose face is about upright in the image they were found in (roll within :data:`UPRIGHT`)."""
+    return [d for d in detections if abs(d.roll) <= UPRIGHT]
+
+
+def _quarter_turns(turns: Sequence[int], what: str = "turns") -> tuple[int, ...]:
+    """Turns in degrees normalised to 0, 90, 180 or 270; anything else is a :class:`ConfigError` naming ``what``."""
+    if any(int(t) != t or int(t) % 90 for t in turns):
+        raise ConfigError(f"{what}: multiples of 90 degrees only, got {tuple(turns)}")
+    return tuple(int(t) % 360 for t in turns)
+
+
+def turned_mosaic(image: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """The (128, 128, C) 2x2 mosaic of :meth:`BlazeFace.mosaic_detections` (:data:`MOSAIC`: the image letterboxed to
+    half the input's side, as it is and turned by 90, 180 and 270 degrees), and the image's square window (x, y,
+    side) that each quadrant holds."""
+    h, w = image.shape[:2]
+    window = tile_grid(w, h, None)[0]  # the whole image letterboxed to a square
+    half = INPUT // 2
+    small = cut_window(image, *window, half)
+    mosaic = np.zeros((INPUT, INPUT, *image.shape[2:]), image.dtype)
+    for col, row, angle in MOSAIC:
+        mosaic[row * half : (row + 1) * half, col * half : (col + 1) * half] = (
+            small if angle == 0 else cv2.rotate(small, TURN_CODES[angle])
+        )
+    return mosaic, window
+
+
+def mosaic_to_image(quadrant: tuple[int, int, int], window: tuple[float, float, float]) -> np.ndarray:
+    """The (2, 3) map from the [0, 1] coordinates of :meth:`BlazeFace.mosaic_detections`'s mosaic to the image's
+    pixels, for the detections of the ``quadrant`` (column, row, turn: one of :data:`MOSAIC`) that holds the image's
+    square ``window`` (x, y, side in image pixels) shrunk to half the input and turned."""
+    col, row, angle = quadrant
+    half = INPUT // 2
+    to_quadrant = np.array([[INPUT, 0.0, -0.5 - col * half], [0.0, INPUT, -0.5 - row * half]])  # its pixel centres
+    wx, wy, side = window
+    k = side / half
+    to_image = np.array([[k, 0.0, wx + 0.5 * k - 0.5], [0.0, k, wy + 0.5 * k - 0.5]])  # the small square's pixels
+    return _compose(to_image, _compose(_turn_back(angle, half, half), to_quadrant))
 
 
 def _eye_roll(keypoints: np.ndarray) -> float:

@@ -30,7 +30,7 @@ from ..data.transforms import (
     whole_image_matrix,
 )
 from ..detectors import DEFAULT_DETECTOR, DETECTORS, PHOTO_OPTIONS, FaceDetector, create_detector
-from ..detectors.base import SAME_FACE_IOU, SEARCH_ROTATIONS, iou
+from ..detectors.base import SEARCH_ROTATIONS, Detection, largest_face
 from ..errors import ConfigError, ImageError, LightmarkError, ModelError
 from ..models.config import ModelConfig
 from ..models.shipped import missing_model_message, resolve_model_path, shipped_onnx_path, shipped_track
@@ -62,6 +62,7 @@ from .onnx_runtime import (
 from .timing import latency
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..detectors.blazeface import BlazeFace
     from ..models.landmark_model import LandmarkModel
 
 Box = tuple[float, float, float, float]
@@ -423,8 +424,8 @@ class Predictor:
         self.framing = Framing.parse(framing, "framing")  # ConfigError listing the framings
         if self.framing is Framing.AUTO and not confident:
             raise ConfigError(f"framing 'auto' picks by the model's confidence: {self.config.name} has none")
-        self._framer: FaceDetector | None = None  # the detector of Framing.DETECT / AUTO, made on first use
-        self._tiled: FaceDetector | None = None  # the same, with tiles for small faces (made when first needed)
+        self._framer: BlazeFace | None = None  # the detector of Framing.DETECT / AUTO, made on first use
+        self._tiled: BlazeFace | None = None  # the same, with tiles for small faces (made when first needed)
 
     @property
     def has_confidence(self) -> bool:
@@ -836,7 +837,7 @@ class Predictor:
     ) -> None:
         """:attr:`Framing.AUTO`: predict images ``idx`` again from the face the :attr:`framer` finds (refined at
         least once) and keep, in place, whichever of the two the model is more confident about."""
-        readings = {i: self._detected_reading(images[i]) for i in idx}
+        readings = dict(zip(idx, self._detected_readings([images[i] for i in idx]), strict=True))
         idx = [i for i in idx if readings[i] is not None]
         if not idx:
             return
@@ -856,17 +857,20 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """The first pass over checked images: (N, K, 2) points, (N, K) confidence and (N,) bool "framed by a
         detection" (:class:`Framing`; only for images given without ``boxes`` / ``landmarks``)."""
-        readings: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}  # images read from a detection already
-        mats = {}  # the others: image -> crop
-        for i, img in enumerate(images):
-            box = None if boxes is None else boxes[i]
-            pts = None if landmarks is None else landmarks[i]
-            if self.framing is Framing.DETECT and box is None and pts is None:
-                reading = self._detected_reading(img)
-                if reading is not None:
-                    readings[i] = reading
-                    continue
-            mats[i] = self.crop_matrix(img, box, pts)
+        free = [
+            i
+            for i in range(len(images))
+            if self.framing is Framing.DETECT
+            and (boxes is None or boxes[i] is None)
+            and (landmarks is None or landmarks[i] is None)
+        ]
+        detected = zip(free, self._detected_readings([images[i] for i in free]), strict=True)
+        readings = {i: r for i, r in detected if r is not None}  # images read from a detection already
+        mats = {  # the others: image -> crop
+            i: self.crop_matrix(img, None if boxes is None else boxes[i], None if landmarks is None else landmarks[i])
+            for i, img in enumerate(images)
+            if i not in readings
+        }
         if mats:
             crops = np.stack([self.cut(images[i], m) for i, m in mats.items()])
             pts, conf = self.predict_mapped_with_confidence(crops, list(mats.values()))
@@ -876,38 +880,52 @@ class Predictor:
         conf = None if any(c is None for c in confs) else np.stack(confs)
         return points, conf, np.array([i not in mats for i in range(len(images))])
 
-    def _detected_reading(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+    def _detected_readings(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None] | None]:
         """The first reading - (K, 2) points in image pixels and (K,) confidence (None without one) - of the largest
-        face the :attr:`framer` finds, None when it finds none. The image and its copies turned by 90, 180 and 270
-        degrees may each see the face upright with a different roll (the detector's keypoints are unreliable on
-        faces far from upright): of the detections of the largest face (those overlapping the best-scoring one near
-        the largest box), the model reads each first crop (one batch) and the reading with the highest detector
-        score plus mean model confidence wins (:attr:`~lightmark.engine.faces.Face.combined_score`). Measured on
-        the validation crops (mixed model, ``scripts/reframe_eval.py --framing detect``): 2.63 NME/384 as they
-        are, 2.75 / 2.63 turned by 90 / 180 degrees; the model's confidence alone, around the largest box, scored
-        2.84 / 2.98 / 2.84 (a stray box from a turned copy hid the face's own detections; confidence alone
-        preferred upside-down crops of profiles). Searching the upright image only scores 2.77 as they are but
-        31.0 upside down (protocol model; README, "Coarse-to-fine")."""
-        # which turns hold the face upright, from one call at half resolution; then only those at full resolution
-        # (all four where the mosaic shows no face: too small for it, or missed)
-        found = self.framer.orientations(image, self.framer.turns_with_faces(image) or None)
-        if not found:  # no face at the whole image's scale: smaller ones, in tiles down to a photo's least face
-            found = self.tiled_framer.orientations(image)
-        if not found:
-            return None
-        largest = max(found, key=lambda d: d.side)
-        near = [d for d in found if iou(d.box, largest.box[None])[0] > SAME_FACE_IOU]
-        anchor = max(near, key=lambda d: d.score)  # a turned copy's stray box can be the largest and miss the face
-        same = [d for d in found if iou(d.box, anchor.box[None])[0] > SAME_FACE_IOU]
-        mats = [first_matrix(self, d, self.framer.box_to_face) for d in same]
-        pts, conf = self.predict_mapped_with_confidence(np.stack([self.cut(image, m) for m in mats]), mats)
-        scores = np.array([d.score for d in same])
+        face the :attr:`framer` finds in each image (:meth:`_largest_face`), None where it finds none; one model
+        call for every image's crops. The image and its turned copies may each see the face upright with a
+        different roll (the detector's keypoints are unreliable on faces far from upright): the model reads the
+        first crop of each of the face's detections and the reading with the highest detector score plus mean
+        model confidence wins (:attr:`~lightmark.engine.faces.Face.combined_score`). Measured on the validation
+        crops (mixed model, ``scripts/reframe_eval.py --framing detect``): 2.63 NME/384 as they are, 2.75 / 2.63
+        turned by 90 / 180 degrees; the model's confidence alone, around the largest box, scored 2.84 / 2.98 / 2.84
+        (a stray box from a turned copy hid the face's own detections; confidence alone preferred upside-down crops
+        of profiles). Searching the upright image only scores 2.77 as they are but 31.0 upside down (protocol model;
+        README, "Coarse-to-fine")."""
+        faces = [self._largest_face(image) for image in images]  # per image: the detections of its largest face
+        owner = [i for i, face in enumerate(faces) for _ in face]  # (M,) the image of each detection
+        dets = [d for face in faces for d in face]
+        out: list[tuple[np.ndarray, np.ndarray | None] | None] = [None] * len(images)
+        if not dets:
+            return out
+        mats = [first_matrix(self, d, self.framer.box_to_face) for d in dets]
+        crops = np.stack([self.cut(images[i], m) for i, m in zip(owner, mats, strict=True)])
+        pts, conf = self.predict_mapped_with_confidence(crops, mats)  # (M, K, 2), (M, K) or None
+        scores = np.array([d.score for d in dets])
         # a regression head has no confidence: the detector's best score decides
-        best = int(np.argmax(scores if conf is None else combined_score(scores, conf.mean(1))))  # as detect() keeps
-        return pts[best], None if conf is None else conf[best]
+        merit = scores if conf is None else combined_score(scores, conf.mean(1))  # as detect() keeps
+        for i in set(owner):
+            rows = np.flatnonzero(np.asarray(owner) == i)
+            best = rows[int(np.argmax(merit[rows]))]
+            out[i] = pts[best], None if conf is None else conf[best]
+        return out
+
+    def _largest_face(self, image: np.ndarray) -> list[Detection]:
+        """The :attr:`framer`'s detections of the image's largest face (:func:`~lightmark.detectors.base.largest_face`),
+        one per turned copy that sees it upright; [] for none. Which turns hold the face upright comes from one call
+        at half resolution (:meth:`~lightmark.detectors.blazeface.BlazeFace.turns_with_faces`), then only those are
+        searched at full resolution; the other turns where they find nothing (or the mosaic shows no face: too small
+        for it, or missed); last, tiles down to a photo's least face (:attr:`tiled_framer`)."""
+        turns = self.framer.turns_with_faces(image)
+        found = self.framer.orientations(image, turns or None)
+        if not found and turns:  # the mosaic's turns find no face at full resolution: the others
+            found = self.framer.orientations(image, [t for t in (0, *SEARCH_ROTATIONS) if t not in turns])
+        if not found:  # no face at the whole image's scale in any turn: smaller ones, in tiles
+            found = self.tiled_framer.orientations(image)
+        return [found[i] for i in largest_face(found)]
 
     @property
-    def framer(self) -> FaceDetector:
+    def framer(self) -> BlazeFace:
         """The detector of :attr:`Framing.DETECT`: BlazeFace on the whole image and its turned copies."""
         if self._framer is None:
             # one thread per call, like the model's: a batch's chunks already run side by side
@@ -915,7 +933,7 @@ class Predictor:
         return self._framer
 
     @property
-    def tiled_framer(self) -> FaceDetector:
+    def tiled_framer(self) -> BlazeFace:
         """:attr:`framer` searching tiles too, down to the faces :meth:`detect` looks for in photos
         (:data:`~lightmark.detectors.PHOTO_OPTIONS`): for images where the whole-image search finds no face."""
         if self._tiled is None:
