@@ -337,8 +337,8 @@ class Predictor:
             quarter turns that hold the face upright, those are searched, and the model reads the face's
             detections), or both, keeping the one the model is more confident about (``"auto"``: the detector's
             face only where the crop reading is not sure, :data:`~lightmark.engine.faces.SURE_READING`; a crop
-            reading costs two model calls, a detection reading two more - its first crops in one batch, one
-            refining pass - and a detector call plus one per turn named). None:
+            reading costs one model call plus one per ``refine`` pass, a detection reading one for its first crops
+            (one batch) plus at least one refining pass, and a detector call plus one per turn named). None:
             ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else ``"whole"``.
         sure_reading: a first reading whose mean per-point confidence is at least this gets no second framing - the
             detection reading of ``"auto"`` and the wider first crop of :meth:`detect`
