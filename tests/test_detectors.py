@@ -138,18 +138,32 @@ def test_blazeface_finds_the_sample_face_at_any_roll(sample):
 
 def test_the_mosaic_names_the_turns_that_hold_the_face_upright(sample):
     """One call on the 2x2 mosaic of the image's turned copies says which turns to search at full resolution: the
-    turn that brings the face upright is always among them, at most two are named, none on noise."""
+    turn that brings the face upright comes first (the best-scoring), at most two are named, none on noise."""
     det = create_detector("blazeface", rotations=(90, 180, 270))
     for angle in (0, 90, 180, 270):
         rotated = sample if angle == 0 else _rotate(sample, angle)[0]
         turns = det.turns_with_faces(rotated)
-        assert (360 - angle) % 360 in turns and 1 <= len(turns) <= 2, (angle, turns)
+        assert turns[0] == (360 - angle) % 360 and 1 <= len(turns) <= 2, (angle, turns)
     noise = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
     assert det.turns_with_faces(noise) == ()
     # a face too small for the mosaic's 64 px quarters (it fills a quarter of a 64 px side there)
     canvas = np.zeros((768, 768, 3), np.uint8)
     canvas[300:396, 300:396] = cv2.resize(sample, (96, 96), interpolation=cv2.INTER_AREA)
     assert det.turns_with_faces(canvas) == ()
+
+
+def test_the_mosaics_turns_are_ranked_by_the_largest_faces_scores():
+    """Hand-made mosaic detections: the largest face seen in turns 0 (0.6), 90 (0.9) and 0 again (0.7), a smaller
+    face in turn 180 (0.99): turns 90 then 0 (best score first, not in turn order), the small face's not at all."""
+    det = create_detector("blazeface", rotations=(90, 180, 270))
+    face = [[100, 100, 300, 300], [105, 95, 300, 290], [98, 102, 296, 305]]
+    small = Detection(box=np.array([400.0, 400.0, 450.0, 450.0]), score=0.99)
+    turns, scores = (0, 90, 0), (0.6, 0.9, 0.7)
+    found = [(t, Detection(box=np.array(b, float), score=sc)) for t, b, sc in zip(turns, face, scores, strict=True)]
+    det.mosaic_detections = lambda image: [*found, (180, small)]
+    assert det.turns_with_faces(np.zeros((8, 8, 3), np.uint8)) == (90, 0)
+    det.mosaic_detections = lambda image: []
+    assert det.turns_with_faces(np.zeros((8, 8, 3), np.uint8)) == ()
 
 
 @pytest.mark.parametrize("angle", [0, 90, 180, 270])
@@ -630,7 +644,7 @@ def test_a_model_without_confidence_reads_the_best_scoring_detection(sample):
 
 
 def test_the_other_turns_are_searched_when_the_mosaics_find_nothing(sample):
-    """The mosaic names turn 90 but the full-resolution search of it finds nothing: the other turns are searched
+    """The mosaic's best turn is 90 but the full-resolution search of it finds nothing: the other turns are searched
     before tiles (the tiled search is for faces too small for the whole image)."""
     face = Detection(box=np.array([100.0, 100.0, 280.0, 280.0]), score=0.9, roll=0.0)
     searched = []
@@ -639,7 +653,7 @@ def test_the_other_turns_are_searched_when_the_mosaics_find_nothing(sample):
         box_to_face = BoxToFace()
 
         def turns_with_faces(self, image):
-            return (90,)
+            return (90, 180)  # best first: only 90 is searched first
 
         def orientations(self, image, turns=None):
             searched.append(tuple(turns))

@@ -203,13 +203,14 @@ class BlazeFace:
         return found
 
     def turns_with_faces(self, image: np.ndarray) -> tuple[int, ...]:
-        """The turns (0 and ``rotations``) in which the image's largest face is about upright, from one network call
-        on a 2x2 mosaic of the image's turned copies (:meth:`mosaic_detections`): which copies :meth:`orientations`
-        then needs to search at full resolution (one or two instead of four). The largest face is picked by the
-        rule :meth:`~lightmark.engine.predict.Predictor.predict` reads it by (:func:`~.base.largest_face`). () when
-        the mosaic shows no face (a face below about a third of the image's side is too small for it)."""
+        """The turns (0 and ``rotations``) in which the image's largest face is about upright, best-scoring first,
+        from one network call on a 2x2 mosaic of the image's turned copies (:meth:`mosaic_detections`): which copies
+        :meth:`orientations` then needs to search at full resolution. The largest face is picked by the rule
+        :meth:`~lightmark.engine.predict.Predictor.predict` reads it by (:func:`~.base.largest_face`). () when the
+        mosaic shows no face (a face below about a third of the image's side is too small for it)."""
         found = self.mosaic_detections(image)
-        return tuple(sorted({found[i][0] for i in largest_face([d for _, d in found])}))
+        group = sorted((found[i] for i in largest_face([d for _, d in found])), key=lambda td: -td[1].score)
+        return tuple(dict.fromkeys(turn for turn, _ in group))
 
     def mosaic_detections(self, image: np.ndarray) -> list[tuple[int, Detection]]:
         """``(turn, detection)`` of every face about upright in one of the image's turned copies (0 and

@@ -73,8 +73,8 @@ class Framing(Choice):
 
     ``WHOLE``: the image is the face crop (the challenge's crops: the face about half the side, upright).
     ``DETECT``: the shipped detector finds the face (the largest, at any roll: one call at half resolution on the
-    image and its copies turned by 90, 180 and 270 degrees names the turns in which the face is upright, and those
-    are searched), the first crop is framed around it and refined on the model's own points; an image
+    image and its copies turned by 90, 180 and 270 degrees names the turns in which the face is upright, and the best
+    of them is searched), the first crop is framed around it and refined on the model's own points; an image
     where it finds none falls back to ``WHOLE``, and ``PredictionResults.detected`` says which.
     ``AUTO``: the crop reading, and for images it is not sure of (mean per-point confidence below
     :data:`~lightmark.engine.faces.SURE_READING`) the detection's too; the one whose last pass the model is more
@@ -334,12 +334,12 @@ class Predictor:
         framing: where :meth:`predict` looks for the one face of an image given without ``box`` / ``landmarks``
             (:class:`Framing`): the whole image (the challenge's crops: 2-4 ms per image on one thread), the face
             the detector finds (any size, position and roll: one half-resolution detector call names the image's
-            quarter turns that hold the face upright, those are searched, and the model reads the face's
+            quarter turns that hold the face upright, the best of them is searched, and the model reads the face's
             detections), or both, keeping the one the model is more confident about (``"auto"``: the detector's
             face only where the crop reading is not sure, :data:`~lightmark.engine.faces.SURE_READING`; a crop
             reading costs one model call plus one per ``refine`` pass, a detection reading one for its first crops
-            (one batch) plus at least one refining pass, and a detector call plus one per turn named). None:
-            ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else ``"whole"``.
+            (one batch) plus at least one refining pass, and two detector calls, more where the best turn finds no
+            face). None: ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else ``"whole"``.
         sure_reading: a first reading whose mean per-point confidence is at least this gets no second framing - the
             detection reading of ``"auto"`` and the wider first crop of :meth:`detect`
             (:data:`~lightmark.engine.faces.SURE_READING`, measured without flip test; with ``flip_test`` the
@@ -912,14 +912,16 @@ class Predictor:
 
     def _largest_face(self, image: np.ndarray) -> list[Detection]:
         """The :attr:`framer`'s detections of the image's largest face (:func:`~lightmark.detectors.base.largest_face`),
-        one per turned copy that sees it upright; [] for none. Which turns hold the face upright comes from one call
-        at half resolution (:meth:`~lightmark.detectors.blazeface.BlazeFace.turns_with_faces`), then only those are
-        searched at full resolution; the other turns where they find nothing (or the mosaic shows no face: too small
-        for it, or missed); last, tiles down to a photo's least face (:attr:`tiled_framer`)."""
-        turns = self.framer.turns_with_faces(image)
-        found = self.framer.orientations(image, turns or None)
-        if not found and turns:  # the mosaic's turns find no face at full resolution: the others
-            found = self.framer.orientations(image, [t for t in (0, *SEARCH_ROTATIONS) if t not in turns])
+        one per turned copy searched that sees it upright; [] for none. One call at half resolution names the turns
+        that hold the face upright (:meth:`~lightmark.detectors.blazeface.BlazeFace.turns_with_faces`), and only the
+        best-scoring one is searched at full resolution; every other turn where it finds nothing (or the mosaic
+        shows no face: too small for it, or missed); last, tiles down to a photo's least face
+        (:attr:`tiled_framer`). One turn scores as all the named ones did on the re-framed validation sets
+        (README, "Finding the roll with one detector call")."""
+        best = self.framer.turns_with_faces(image)[:1]
+        found = self.framer.orientations(image, best) if best else []
+        if not found:  # the mosaic's turn finds no face at full resolution, or it named none: every other turn
+            found = self.framer.orientations(image, [t for t in (0, *SEARCH_ROTATIONS) if t not in best])
         if not found:  # no face at the whole image's scale in any turn: smaller ones, in tiles
             found = self.tiled_framer.orientations(image)
         return [found[i] for i in largest_face(found)]
