@@ -219,16 +219,17 @@ class BlazeFace:
         within its quadrant and mapped back to the image's pixels (its roll too)."""
         mosaic, window = turned_mosaic(image)
         boxes, scores, keypoints = self._run(mosaic[None])
-        boxes, scores, keypoints = boxes[0], scores[0], keypoints[0]  # (896, 4), (896,), (896, 6, 2) in [0, 1]
-        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        keep = np.flatnonzero(scores[0] >= self.score_threshold)  # the few anchors above the threshold
+        boxes, scores, keypoints = boxes[0, keep], scores[0, keep], keypoints[0, keep]  # (M, 4), (M,), (M, 6, 2)
+        cell = np.floor(boxes[:, :2] + boxes[:, 2:]).astype(int)  # (M, 2) the quadrant (col, row): floor(2 x centre)
         found: list[tuple[int, Detection]] = []
         for col, row, angle in MOSAIC:
             if angle and angle not in self.rotations:
                 continue
             lo, hi = np.array([col, row]) / 2, np.array([col + 1, row + 1]) / 2
             inside = (
-                (scores >= self.score_threshold)
-                & np.all((centre >= lo) & (centre < hi), 1)
+                (cell[:, 0] == col)
+                & (cell[:, 1] == row)
                 & np.all(boxes[:, :2] > lo - MOSAIC_EDGE, 1)
                 & np.all(boxes[:, 2:] < hi + MOSAIC_EDGE, 1)
             )
