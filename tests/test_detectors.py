@@ -684,10 +684,15 @@ def test_largest_face_groups_the_detections_of_the_best_scoring_box_near_the_lar
 
 
 def test_framing_detect_batch_reads_each_image_as_alone(sample):
-    """Detection readings of a batch go through the model in one call: each image still gets its own face."""
+    """Detection readings of a batch go through the model in one call: each image still gets its own face, and an
+    image given a box is read from its box."""
     p = Predictor(threads=1, framing="detect")
     rotated = _rotate(sample, 90)[0]
     noise = np.random.default_rng(1).integers(0, 255, (200, 240, 3), dtype=np.uint8)
-    results = p.predict_batch([sample, rotated, noise, sample[:, ::-1].copy()])
-    for got, image in zip(results, [sample, rotated, noise, sample[:, ::-1].copy()], strict=True):
+    images = [sample, rotated, noise, sample[:, ::-1].copy(), sample]
+    box = (100.0, 110.0, 280.0, 300.0)
+    results = p.predict_batch(images, boxes=[None, None, None, None, box])
+    for got, image in zip(results[:4], images[:4], strict=True):
         np.testing.assert_allclose(got, p.predict(image), atol=1e-3)
+    np.testing.assert_allclose(results[4], p.predict(sample, box=box), atol=1e-3)
+    assert np.abs(results[4] - results[0]).max() > 0.5  # the box's reading is not the detection's
