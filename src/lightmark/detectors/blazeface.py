@@ -124,11 +124,17 @@ def _starts(extent: int, side: float) -> list[float]:
     return list(np.linspace(0.0, extent - side, n))
 
 
+def pixel_window(x: float, y: float, side: float) -> tuple[int, int, int]:
+    """The whole-pixel square ``(x0, y0, side)`` that :func:`cut_window` cuts for the window ``(x, y, side)`` (whose
+    corner may fall between pixels): what its detections map back from."""
+    return int(round(x)), int(round(y)), max(1, int(round(side)))
+
+
 def cut_window(image: np.ndarray, x: float, y: float, side: float, size: int = INPUT) -> np.ndarray:
-    """The square window (x, y, side) of an RGB image, black where it runs out, resized to ``size`` px (area filter
-    when shrinking)."""
+    """The square window (x, y, side) of an RGB image (:func:`pixel_window`), black where it runs out, resized to
+    ``size`` px (area filter when shrinking)."""
     h, w = image.shape[:2]
-    x0, y0, s = int(round(x)), int(round(y)), max(1, int(round(side)))
+    x0, y0, s = pixel_window(x, y, side)
     part = image[max(y0, 0) : min(y0 + s, h), max(x0, 0) : min(x0 + s, w)]
     top, left = max(-y0, 0), max(-x0, 0)
     part = cv2.copyMakeBorder(
@@ -203,14 +209,18 @@ class BlazeFace:
         return found
 
     def turns_with_faces(self, image: np.ndarray) -> tuple[int, ...]:
-        """The turns (0 and ``rotations``) in which the image's largest face is about upright, best-scoring first,
-        from one network call on a 2x2 mosaic of the image's turned copies (:meth:`mosaic_detections`): which copies
-        :meth:`orientations` then needs to search at full resolution. The largest face is picked by the rule
-        :meth:`~lightmark.engine.predict.Predictor.predict` reads it by (:func:`~.base.largest_face`). () when the
-        mosaic shows no face (a face below about a third of the image's side is too small for it)."""
+        """The turns (0 and ``rotations``) in which the image's largest face is about upright, best-scoring first
+        (:meth:`mosaic_face`): the copies :meth:`orientations` may search at full resolution (the best one first).
+        () when the mosaic shows no face (a face below about a third of the image's side is too small for it)."""
+        return tuple(dict.fromkeys(turn for turn, _ in self.mosaic_face(image)))
+
+    def mosaic_face(self, image: np.ndarray) -> list[tuple[int, Detection]]:
+        """``(turn, detection)`` of the image's largest face in each turned copy that sees it upright, best-scoring
+        first, from one network call on a 2x2 mosaic of the copies (:meth:`mosaic_detections`); the largest face is
+        picked by the rule :meth:`~lightmark.engine.predict.Predictor.predict` reads it by
+        (:func:`~.base.largest_face`). [] when the mosaic shows no face."""
         found = self.mosaic_detections(image)
-        group = sorted((found[i] for i in largest_face([d for _, d in found])), key=lambda td: -td[1].score)
-        return tuple(dict.fromkeys(turn for turn, _ in group))
+        return sorted((found[i] for i in largest_face([d for _, d in found])), key=lambda td: -td[1].score)
 
     def mosaic_detections(self, image: np.ndarray) -> list[tuple[int, Detection]]:
         """``(turn, detection)`` of every face about upright in one of the image's turned copies (0 and
@@ -257,7 +267,8 @@ class BlazeFace:
             for i in np.flatnonzero(scores[t] >= self.score_threshold):
                 if t > 0 and _touches_inner_edge(boxes[t, i], (wx, wy, side), w, h):
                     continue
-                to_px = np.array([side, side]), np.array([wx, wy]) - 0.5  # pixel centres
+                px, py, ps = pixel_window(wx, wy, side)
+                to_px = np.array([ps, ps]), np.array([px, py]) - 0.5  # pixel centres
                 box = np.concatenate([boxes[t, i, :2] * to_px[0] + to_px[1], boxes[t, i, 2:] * to_px[0] + to_px[1]])
                 out.append(_detection(box, float(scores[t, i]), keypoints[t, i] * to_px[0] + to_px[1]))
         return out
@@ -314,7 +325,7 @@ def mosaic_to_image(quadrant: tuple[int, int, int], window: tuple[float, float, 
     col, row, angle = quadrant
     half = INPUT // 2
     to_quadrant = np.array([[INPUT, 0.0, -0.5 - col * half], [0.0, INPUT, -0.5 - row * half]])  # its pixel centres
-    wx, wy, side = window
+    wx, wy, side = pixel_window(*window)
     k = side / half
     to_image = np.array([[k, 0.0, wx + 0.5 * k - 0.5], [0.0, k, wy + 0.5 * k - 0.5]])  # the small square's pixels
     return _compose(to_image, _compose(_turn_back(angle, half, half), to_quadrant))

@@ -30,7 +30,7 @@ from ..data.transforms import (
     whole_image_matrix,
 )
 from ..detectors import DEFAULT_DETECTOR, DETECTORS, PHOTO_OPTIONS, FaceDetector, create_detector
-from ..detectors.base import SEARCH_ROTATIONS, Detection, largest_face
+from ..detectors.base import SAME_FACE_IOU, SEARCH_ROTATIONS, Detection, iou, largest_face
 from ..errors import ConfigError, ImageError, LightmarkError, ModelError
 from ..models.config import ModelConfig
 from ..models.shipped import missing_model_message, resolve_model_path, shipped_onnx_path, shipped_track
@@ -338,8 +338,8 @@ class Predictor:
             detections), or both, keeping the one the model is more confident about (``"auto"``: the detector's
             face only where the crop reading is not sure, :data:`~lightmark.engine.faces.SURE_READING`; a crop
             reading costs one model call plus one per ``refine`` pass, a detection reading one for its first crops
-            (one batch) plus at least one refining pass, and two detector calls, more where the best turn finds no
-            face). None: ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else ``"whole"``.
+            (one batch) plus at least one refining pass, and two detector calls where the half-resolution call
+            finds the face, five where it does not). None: ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else ``"whole"``.
         sure_reading: a first reading whose mean per-point confidence is at least this gets no second framing - the
             detection reading of ``"auto"`` and the wider first crop of :meth:`detect`
             (:data:`~lightmark.engine.faces.SURE_READING`, measured without flip test; with ``flip_test`` the
@@ -912,16 +912,22 @@ class Predictor:
 
     def _largest_face(self, image: np.ndarray) -> list[Detection]:
         """The :attr:`framer`'s detections of the image's largest face (:func:`~lightmark.detectors.base.largest_face`),
-        one per turned copy searched that sees it upright; [] for none. One call at half resolution names the turns
-        that hold the face upright (:meth:`~lightmark.detectors.blazeface.BlazeFace.turns_with_faces`), and only the
-        best-scoring one is searched at full resolution; every other turn where it finds nothing (or the mosaic
-        shows no face: too small for it, or missed); last, tiles down to a photo's least face
-        (:attr:`tiled_framer`). One turn scores as all the named ones did on the re-framed validation sets
-        (README, "Finding the roll with one detector call")."""
-        best = self.framer.turns_with_faces(image)[:1]
-        found = self.framer.orientations(image, best) if best else []
-        if not found:  # the mosaic's turn finds no face at full resolution, or it named none: every other turn
-            found = self.framer.orientations(image, [t for t in (0, *SEARCH_ROTATIONS) if t not in best])
+        one per turned copy searched that sees it upright; [] for none. One call at half resolution finds the face in
+        the image's quarter turns (:meth:`~lightmark.detectors.blazeface.BlazeFace.mosaic_face`) and only the turn of
+        its best-scoring detection there is searched at full resolution; every other turn too where that search
+        misses the mosaic's face (no face, or another one), every turn where the mosaic shows no face (too small
+        for it, or missed); last, tiles down to a photo's least face (:attr:`tiled_framer`). One turn scores about
+        as the mosaic's named turns did on the re-framed validation sets, at 0.85-0.94x the mean time (README, "One
+        turn at full resolution")."""
+        every = (0, *self.framer.rotations)
+        face = self.framer.mosaic_face(image)  # [(turn, detection)], best first
+        if not face:
+            found = self.framer.orientations(image, every)
+        else:
+            turn, seen = face[0]
+            found = self.framer.orientations(image, (turn,))
+            if not any(iou(d.box, seen.box[None])[0] > SAME_FACE_IOU for d in found):  # the mosaic's face missed
+                found += self.framer.orientations(image, [t for t in every if t != turn])
         if not found:  # no face at the whole image's scale in any turn: smaller ones, in tiles
             found = self.tiled_framer.orientations(image)
         return [found[i] for i in largest_face(found)]
