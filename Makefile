@@ -388,7 +388,8 @@ compare-appearance: synth-12k-tex reposed-fs
 # The scaling curve (issue 10): recipe (c) from scratch at growing budgets, each its own run with its own full
 # schedule, scored with the final weights; for the comparisons' control (ShuffleNetV2 x1.0, heatmap) and the
 # ResNet-18 regression row, whose 96k points are `make compare`'s; then the plot. On these 2 cores ~55 / 70 min at
-# 288k and ~2.4 / 3.5 h at 800k samples (a GPU is welcome: the same command); re-running resumes. 800k, not 960k:
+# 288k and ~2.4 / 3.5 h at 800k samples (ResNet-18's: 1.5 h on session 16's AVX-512 machine; a GPU is welcome: the
+# same command); re-running resumes. 800k, not 960k:
 # a run that fits in one 3 h working session on these cores (their runs and renders need not outlive a session).
 SCALING_EPOCHS ?= 18 50
 SCALING_MODELS = control:"" resnet18:"--model resnet18_regression"

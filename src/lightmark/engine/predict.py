@@ -339,7 +339,8 @@ class Predictor:
             face only where the crop reading is not sure, :data:`~lightmark.engine.faces.SURE_READING`; a crop
             reading costs one model call plus one per ``refine`` pass, a detection reading one for its first crops
             (one batch) plus at least one refining pass, and two detector calls where the half-resolution call
-            finds the face, five where it does not). None: ``"auto"`` for models with a confidence (heatmap heads: both shipped models), else ``"whole"``.
+            finds the face, five where it does not). None: ``"auto"`` for models with a confidence (heatmap heads:
+            both shipped models), else ``"whole"``.
         sure_reading: a first reading whose mean per-point confidence is at least this gets no second framing - the
             detection reading of ``"auto"`` and the wider first crop of :meth:`detect`
             (:data:`~lightmark.engine.faces.SURE_READING`, measured without flip test; with ``flip_test`` the
