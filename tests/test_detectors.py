@@ -567,6 +567,22 @@ def test_framing_is_checked():
         Predictor(framing="sideways")
 
 
+def framer_finding(detections: list[Detection]) -> type:
+    """A stand-in for ``Predictor.framer`` whose mosaic shows no face and whose every search finds ``detections``."""
+
+    class Framer:
+        box_to_face = BoxToFace()
+        rotations = (90, 180, 270)
+
+        def mosaic_face(self, image):
+            return []
+
+        def orientations(self, image, turns=None):
+            return list(detections)
+
+    return Framer
+
+
 def test_detected_reading_prefers_the_face_over_a_stray_larger_box(sample):
     """Framing detect: a turned copy's stray box can be the largest; the reading is taken among the detections of
     the best-scoring one near it, by detector score + mean confidence, so the face's own upright detection wins even
@@ -578,16 +594,7 @@ def test_detected_reading_prefers_the_face_over_a_stray_larger_box(sample):
     twin = Detection(box=np.array([90.0, 105.0, 275.0, 290.0]), score=0.6, roll=170.0)  # the face, turned copy
     stray = Detection(box=np.array([-10.0, 100.0, 185.0, 300.0]), score=0.55, roll=160.0)  # largest, off the face
 
-    class Framer:
-        box_to_face = BoxToFace()
-        rotations = (90, 180, 270)
-
-        def mosaic_face(self, image):
-            return []
-
-        def orientations(self, image, turns=None):
-            return [good, twin, stray]
-
+    Framer = framer_finding([good, twin, stray])
     p = Predictor(threads=1, framing="detect")
     p._framer = Framer()
     confidence = np.array([0.60, 0.62, 0.61])[:, None].repeat(68, 1)  # per crop, in the order of `same`
@@ -619,16 +626,7 @@ def test_a_model_without_confidence_reads_the_best_scoring_detection(sample):
     weak = Detection(box=np.array([90.0, 105.0, 275.0, 290.0]), score=0.6, roll=170.0)
     strong = Detection(box=np.array([100.0, 100.0, 280.0, 280.0]), score=0.9, roll=0.0)
 
-    class Framer:
-        box_to_face = BoxToFace()
-        rotations = (90, 180, 270)
-
-        def mosaic_face(self, image):
-            return []
-
-        def orientations(self, image, turns=None):
-            return [weak, strong]
-
+    Framer = framer_finding([weak, strong])
     p = Predictor(model, backend="torch", framing="detect")
     p._framer = Framer()
     read = []
