@@ -264,13 +264,14 @@ class BlazeFace:
         boxes, scores, keypoints = self._run(np.stack([cut_window(image, *win) for win in windows]))
         out = []
         for t, (wx, wy, side) in enumerate(windows):
+            px, py, ps = pixel_window(wx, wy, side)
+            scale = np.float64(ps)  # float64 like offset: the float32 outputs are mapped in float64
+            offset = np.array([px, py]) - 0.5  # [0, 1] of the window -> image pixel centres: * scale + offset
             for i in np.flatnonzero(scores[t] >= self.score_threshold):
                 if t > 0 and _touches_inner_edge(boxes[t, i], (wx, wy, side), w, h):
                     continue
-                px, py, ps = pixel_window(wx, wy, side)
-                to_px = np.array([ps, ps]), np.array([px, py]) - 0.5  # pixel centres
-                box = np.concatenate([boxes[t, i, :2] * to_px[0] + to_px[1], boxes[t, i, 2:] * to_px[0] + to_px[1]])
-                out.append(_detection(box, float(scores[t, i]), keypoints[t, i] * to_px[0] + to_px[1]))
+                box = np.concatenate([boxes[t, i, :2] * scale + offset, boxes[t, i, 2:] * scale + offset])
+                out.append(_detection(box, float(scores[t, i]), keypoints[t, i] * scale + offset))
         return out
 
     def _merge(self, found: list[Detection]) -> list[Detection]:

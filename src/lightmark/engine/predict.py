@@ -905,10 +905,12 @@ class Predictor:
         scores = np.array([d.score for d in dets])
         # a regression head has no confidence: the detector's best score decides
         merit = scores if conf is None else combined_score(scores, conf.mean(1))  # as detect() keeps
-        for i in set(owner):
-            rows = np.flatnonzero(np.asarray(owner) == i)
-            best = rows[int(np.argmax(merit[rows]))]
-            out[i] = pts[best], None if conf is None else conf[best]
+        start = 0  # the detections of image i are rows start : start + len(faces[i])
+        for i, face in enumerate(faces):
+            if face:
+                best = start + int(np.argmax(merit[start : start + len(face)]))
+                out[i] = pts[best], None if conf is None else conf[best]
+            start += len(face)
         return out
 
     def _largest_face(self, image: np.ndarray) -> list[Detection]:
