@@ -16,6 +16,7 @@ import torch
 
 from conftest import require_shared
 from lightmark.engine.train import TrainConfig, train
+from lightmark.models import create_model
 
 STEPS_PER_EPOCH = 16
 BATCH = 8
@@ -170,3 +171,44 @@ def test_resume_refuses_a_checkpoint_that_lacks_what_the_run_needs(tmp_path: Pat
             train(cfg, resume=True, progress=False)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_x1_0_heatmap", "shufflenetv2_x0_5_heatmap", "resnet18_regression"])
+def test_channels_last_computes_what_nchw_computes(name: str) -> None:
+    """The memory layout is a speed choice only: one training forward and backward in NHWC gives NCHW's outputs
+    and gradients, to float32 summation order (biases before a batch norm, whose gradient is zero but for rounding,
+    are left out of the comparison: Adam turns their noise into full steps, so whole runs cannot be compared)."""
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    x = torch.rand(4, 3, 128, 128) * 255
+    outs, grads = [], []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        model.to(memory_format=fmt).zero_grad()
+        out = model(x.contiguous(memory_format=fmt))
+        out.square().mean().backward()
+        outs.append(out.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad.abs().max() > 1e-6]))
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-3, atol=1e-3 * float(outs[0].abs().max()))
+    assert len(grads[0]) == len(grads[1]) > 0.9 * sum(p.numel() for p in model.parameters())
+    assert float((grads[1] - grads[0]).norm() / grads[0].norm()) < 1e-2
+
+
+def test_a_channels_last_run_writes_nchw_checkpoints(tmp_path: Path, monkeypatch) -> None:
+    """A channels-last run (the default) and an NCHW run of the same seed: contiguous tensors in both checkpoints
+    (a file does not depend on the layout it was trained in), the layout recorded, the same losses to rounding."""
+    monkeypatch.setenv("LIGHTMARK_CACHE", str(tmp_path / "cache"))
+    data = _facesynthetics_subset(tmp_path / "train", n=4)
+    common = dict(
+        train=[str(data)], model="shufflenetv2_x0_5_heatmap", input_size=64, epochs=1,
+        samples_per_epoch=3 * BATCH, batch_size=BATCH, warmup_steps=2, workers=0, threads=1, seed=3,
+    )  # fmt: skip
+    losses = []
+    for layout in ("nhwc", "nchw"):
+        cfg = TrainConfig(out=str(tmp_path / layout), channels_last=layout == "nhwc", **common)
+        losses.append(train(cfg, progress=False).history[-1]["train_loss"])
+    a, b = (torch.load(tmp_path / layout / "last.pt", weights_only=True) for layout in ("nhwc", "nchw"))
+    assert a["train_config"]["channels_last"] and not b["train_config"]["channels_last"]
+    for ck in (a, b):
+        for key in ("state_dict", "ema_state_dict"):
+            assert all(v.is_contiguous() for v in ck[key].values())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-2)

@@ -149,6 +149,13 @@ class TrainConfig:
     )
     workers: int = field(default=1, metadata={"help": "data loader worker processes (0 = in the main process)"})
     threads: int = field(default=0, metadata={"help": "torch threads (0 = torch's default)"})
+    channels_last: bool = field(
+        default=True,
+        metadata={
+            "help": "train with images and convolution weights in channels-last (NHWC) memory layout: the same "
+            "weights, 1.2-2x the training steps per second of NCHW on a CPU (README, Speed)"
+        },
+    )
     device: str = field(default="auto", metadata={"help": "where to train"})
     seed: int = field(default=0, metadata={"help": "seed of the sample stream and the initial weights"})
     checkpoint_minutes: float = field(default=10.0, metadata={"help": "also write last.pt mid-epoch this often"})
@@ -263,6 +270,11 @@ def train_step(
     loss.backward()
     opt.step()
     return loss.detach()
+
+
+def memory_format(cfg: TrainConfig) -> torch.memory_format:
+    """The memory layout of a run's images and convolution weights (``cfg.channels_last``)."""
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
 def lr_lambda(step: int, warmup: int, total: int) -> float:
@@ -439,7 +451,8 @@ def profile_pipeline(cfg: TrainConfig, batches: int = 30) -> dict:
 
 
 def _profile(cfg: TrainConfig, batches: int) -> dict:
-    model = create_model(cfg.model, **_model_overrides(cfg))
+    fmt = memory_format(cfg)
+    model = create_model(cfg.model, **_model_overrides(cfg)).to(memory_format=fmt)
     trainset = build_trainset(cfg, model.config.flip_perm)
     loader_ips = measure_input_pipeline(trainset, cfg.batch_size, cfg.workers, batches)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
@@ -450,7 +463,7 @@ def _profile(cfg: TrainConfig, batches: int) -> dict:
     for i, (x, y, w) in enumerate(loader):
         if i == 1:
             t0 = time.time()
-        train_step(model, model.codec, opt, x.float(), y, cfg, w)
+        train_step(model, model.codec, opt, x.float().contiguous(memory_format=fmt), y, cfg, w)
         n += x.shape[0] if i >= 1 else 0
     return {
         "loader_images_per_s": round(loader_ips, 1),
@@ -460,6 +473,7 @@ def _profile(cfg: TrainConfig, batches: int) -> dict:
         "batch_size": cfg.batch_size,
         "model": cfg.model,
         "input_size": cfg.input_size,
+        "channels_last": cfg.channels_last,
     }
 
 
@@ -492,7 +506,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
     trainset = build_trainset(cfg, model.config.flip_perm, progress=progress and run.main)
     val_scheme = cfg.val_scheme or cfg.scheme
     val_set = load_dataset(cfg.val, require_landmarks=True, scheme=val_scheme) if cfg.val else None
-    state = _new_state(cfg, model.to(run.device))
+    state = _new_state(cfg, model.to(run.device, memory_format=memory_format(cfg)))
     if resume:
         _restore(state, cfg, run)
     net = torch.nn.parallel.DistributedDataParallel(state.model) if run.world > 1 else state.model
@@ -678,7 +692,7 @@ def _run_epoch(
     ``checkpoint_minutes``). Returns the epoch's log row, or None when ``max_steps`` stopped it mid-epoch."""
     from tqdm import tqdm
 
-    steps = cfg.steps_per_epoch
+    steps, fmt = cfg.steps_per_epoch, memory_format(cfg)
     net.train()
     codec = state.model.codec
     t0, seen, loss_sum, n_loss, last_ckpt = time.time(), 0, 0.0, 0, time.time()
@@ -686,7 +700,8 @@ def _run_epoch(
     bar = tqdm(loader, total=steps - state.batch, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not show,
                leave=False)  # fmt: skip
     for x, y, w in bar:
-        x, y, w = x.to(run.device).float(), y.to(run.device), w.to(run.device)  # (B,3,S,S) 0..255, (B,K,2), (B,K)
+        x = x.to(run.device).float().contiguous(memory_format=fmt)  # (B, 3, S, S) 0..255
+        y, w = y.to(run.device), w.to(run.device)  # (B, K, 2), (B, K)
         loss_sum += train_step(net, codec, state.opt, x, y, cfg, w).item()
         state.sched.step()
         state.step, state.batch, n_loss, seen = state.step + 1, state.batch + 1, n_loss + 1, seen + x.shape[0]

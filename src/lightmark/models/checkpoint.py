@@ -108,8 +108,9 @@ class Checkpoint:
 
 
 def weights_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A detached CPU copy of a module's state dict, for a checkpoint."""
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    """A detached CPU copy of a module's state dict, for a checkpoint: contiguous tensors whatever the module's
+    memory layout (a channels-last training run writes the same file as an NCHW one)."""
+    return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in module.state_dict().items()}
 
 
 def interpolate_checkpoints(start: Checkpoint, end: Checkpoint, alpha: float) -> Checkpoint:
