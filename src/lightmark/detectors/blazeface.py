@@ -137,9 +137,18 @@ def cut_window(image: np.ndarray, x: float, y: float, side: float, size: int = I
     x0, y0, s = pixel_window(x, y, side)
     part = image[max(y0, 0) : min(y0 + s, h), max(x0, 0) : min(x0 + s, w)]
     top, left = max(-y0, 0), max(-x0, 0)
+    k = s // size
+    if k > 1 and s == k * size and part.size and not (top % k or left % k or part.shape[0] % k or part.shape[1] % k):
+        # a whole video frame letterboxed (640x480, 1280x720, 1920x1080): its black bands fall on whole blocks of
+        # the k-fold area shrink, so the picture is shrunk first and the bands added at the small size - the
+        # same pixels, 2-2.7x faster (tests/test_detectors.py)
+        part = cv2.resize(part, (part.shape[1] // k, part.shape[0] // k), interpolation=cv2.INTER_AREA)
+        s, top, left = size, top // k, left // k
     part = cv2.copyMakeBorder(
         part, top, s - top - part.shape[0], left, s - left - part.shape[1], cv2.BORDER_CONSTANT, value=0
     )
+    if s == size:
+        return part
     return cv2.resize(part, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_LINEAR)
 
 
