@@ -17,7 +17,8 @@ Reported per stretch: mean point error against the truth of the raw and the smoo
 384 px face), frames without the face (none reported, or one more than 0.3 face sides off), and on the still
 stretch the jitter (per-point std over time, RMS over points, scaled to a 384 px face; the first second, where the
 track starts, is left out). FPS is end to end: detector + tracker + model + smoothing + head pose, frames already
-decoded, one face, with 2 threads and with 1 (model, detector and OpenCV). The faces are, by default, the first three
+decoded, one face, with 2 threads and with 1 (model, detector and OpenCV); the detector is also timed alone, one run
+on each of the clip's first 200 frames (one thread). The faces are, by default, the first three
 validation crops with |yaw| < 30 degrees (a profile face is a different test: the model's, not the tracker's).
 ``--compare`` adds the design alternatives: the crop re-framed every frame (no hold), the fixed point on one repeated
 frame, and other smoothers on the same raw points.
@@ -223,11 +224,14 @@ def main() -> None:
         n_frames = len(clip.frames)
         entry["ms_per_frame"] = {k: round(1000 * v / n_frames, 3) for k, v in tr.seconds.items()}
         entry["detector_runs"], entry["crops_held"], entry["tracks_lost"] = tr.detector_runs, tr.crops_held, tr.lost
+        entry["detector_ms"] = detector_ms(clip)
         print(f"\n=== face {name}: {n_frames} frames, 640x480")
         print_table("stretches (tracker as shipped)", entry["stretches"])
         print(
             f"FPS end to end: {entry['fps']['2_threads']:.1f} (2 threads), {entry['fps']['1_threads']:.1f} (1 thread); "
-            f"ms/frame {entry['ms_per_frame']}; detector ran {tr.detector_runs}x; crops held {tr.crops_held}"
+            f"ms/frame {entry['ms_per_frame']}; detector ran {tr.detector_runs}x; crops held {tr.crops_held}; "
+            f"one detector run on a frame (1 thread): median {entry['detector_ms']['median']:.2f} ms, "
+            f"p90 {entry['detector_ms']['p90']:.2f}"
         )
         if args.compare:
             entry["compare"] = compare(clip, main_run)
@@ -236,6 +240,23 @@ def main() -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1))
         print(f"wrote {args.json}")
+
+
+def detector_ms(clip, frames: int = 200) -> dict:
+    """The tracker's detector (BlazeFace, whole frame, one thread) timed alone on the clip's first ``frames`` frames,
+    after a warm-up: median and p90 in ms."""
+    from lightmark.detectors import create_detector
+
+    cv2.setNumThreads(1)
+    det = create_detector("blazeface", threads=1)
+    for frame in clip.frames[:10]:
+        det.detect(frame)
+    ms = []
+    for frame in clip.frames[:frames]:
+        t0 = time.perf_counter()
+        det.detect(frame)
+        ms.append(1000 * (time.perf_counter() - t0))
+    return {"median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)), "frames": len(ms)}
 
 
 def compare(clip, main_run: dict) -> dict:
