@@ -245,10 +245,10 @@ def main() -> None:
 def detector_ms(clip, frames: int = 200) -> dict:
     """The tracker's detector (BlazeFace, whole frame, one thread) timed alone on the clip's first ``frames`` frames,
     after a warm-up: median and p90 in ms."""
-    from lightmark.detectors import create_detector
+    from lightmark.demo import DemoConfig, make_detectors
 
     cv2.setNumThreads(1)
-    det = create_detector("blazeface", threads=1)
+    det, _ = make_detectors(None, DemoConfig(threads=1))
     for frame in clip.frames[:10]:
         det.detect(frame)
     ms = []

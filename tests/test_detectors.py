@@ -117,13 +117,15 @@ def _padded_then_shrunk(image: np.ndarray, x: float, y: float, side: float) -> n
     return cv2.resize(big, (INPUT, INPUT), interpolation=cv2.INTER_AREA if s > INPUT else cv2.INTER_LINEAR)
 
 
-@pytest.mark.parametrize("size", [(640, 480), (480, 640), (1280, 720), (1920, 1080), (384, 384), (500, 333), (96, 80)])
+@pytest.mark.parametrize(
+    "size", [(640, 480), (480, 640), (1280, 720), (1920, 1080), (384, 384), (500, 333), (128, 96), (96, 80)]
+)
 def test_cut_window_is_the_padded_window_resized(size):
     """Letterboxed frames whose bands fall on whole shrink blocks take a faster route (shrink, then pad): the same
-    pixels as padding first, for the whole image and for its tiles."""
+    pixels as padding first, for the whole image, its tiles and windows running out of it on two sides."""
     w, h = size
     img = np.random.default_rng(w * h).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    for window in tile_grid(w, h, 40)[:6]:
+    for window in [*tile_grid(w, h, 40)[:6], (-128.0, -128.0, 512.0), (w - 256.0, h - 256.0, 512.0)]:
         assert np.array_equal(cut_window(img, *window), _padded_then_shrunk(img, *window)), window
 
 

@@ -175,9 +175,11 @@ def test_resume_refuses_a_checkpoint_that_lacks_what_the_run_needs(tmp_path: Pat
 
 @pytest.mark.parametrize("name", ["mobilenet_x1_0_heatmap", "shufflenetv2_x0_5_heatmap", "resnet18_regression"])
 def test_channels_last_computes_what_nchw_computes(name: str) -> None:
-    """The memory layout is a speed choice only: one training forward and backward in NHWC gives NCHW's outputs
-    and gradients, to float32 summation order (biases before a batch norm, whose gradient is zero but for rounding,
-    are left out of the comparison: Adam turns their noise into full steps, so whole runs cannot be compared)."""
+    """The memory layout is a speed choice only: one training forward and backward in NHWC gives NCHW's outputs,
+    and each parameter's gradient within 5 % (measured: at most 1.7 %, on batch-norm weights whose gradients are
+    1e-5 of the largest; a layout mistake scrambles channels and misses by 100 %). Gradients that are zero but for
+    rounding (biases before a batch norm: below 1e-6 of the largest in NCHW) are left out: Adam turns their noise
+    into full steps, which is also why whole runs in the two layouts cannot be compared weight by weight."""
     torch.manual_seed(0)
     model = create_model(name).train()
     x = torch.rand(4, 3, 128, 128) * 255
@@ -187,28 +189,63 @@ def test_channels_last_computes_what_nchw_computes(name: str) -> None:
         out = model(x.contiguous(memory_format=fmt))
         out.square().mean().backward()
         outs.append(out.detach())
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad.abs().max() > 1e-6]))
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-3, atol=1e-3 * float(outs[0].abs().max()))
-    assert len(grads[0]) == len(grads[1]) > 0.9 * sum(p.numel() for p in model.parameters())
-    assert float((grads[1] - grads[0]).norm() / grads[0].norm()) < 1e-2
+    scale = max(float(g.abs().max()) for g in grads[0].values())
+    compared = [n for n, g in grads[0].items() if g.abs().max() > 1e-6 * scale]
+    assert len(compared) > 0.8 * len(grads[0])
+    for n in compared:
+        assert float((grads[1][n] - grads[0][n]).norm() / grads[0][n].norm()) < 0.05, n
 
 
-def test_a_channels_last_run_writes_nchw_checkpoints(tmp_path: Path, monkeypatch) -> None:
-    """A channels-last run (the default) and an NCHW run of the same seed: contiguous tensors in both checkpoints
-    (a file does not depend on the layout it was trained in), the layout recorded, the same losses to rounding."""
+def test_a_channels_last_run_trains_nhwc_and_writes_nchw_checkpoints(tmp_path: Path, monkeypatch) -> None:
+    """A channels-last run (the default) feeds NHWC batches to NHWC convolutions, an NCHW run NCHW ones; both write
+    contiguous weights and optimiser state (a file does not depend on the layout it was trained in), record the
+    layout, and reach the same losses to rounding."""
+    import lightmark.engine.train as train_module
+
     monkeypatch.setenv("LIGHTMARK_CACHE", str(tmp_path / "cache"))
     data = _facesynthetics_subset(tmp_path / "train", n=4)
     common = dict(
         train=[str(data)], model="shufflenetv2_x0_5_heatmap", input_size=64, epochs=1,
         samples_per_epoch=3 * BATCH, batch_size=BATCH, warmup_steps=2, workers=0, threads=1, seed=3,
     )  # fmt: skip
-    losses = []
+    seen, step = [], train_module.train_step
+
+    def spy(net, codec, opt, x, *args, **kwargs):
+        conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+        nhwc = torch.channels_last
+        seen.append((x.is_contiguous(memory_format=nhwc), conv.weight.is_contiguous(memory_format=nhwc)))
+        return step(net, codec, opt, x, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", spy)
+    losses = {}
     for layout in ("nhwc", "nchw"):
+        seen.clear()
         cfg = TrainConfig(out=str(tmp_path / layout), channels_last=layout == "nhwc", **common)
-        losses.append(train(cfg, progress=False).history[-1]["train_loss"])
-    a, b = (torch.load(tmp_path / layout / "last.pt", weights_only=True) for layout in ("nhwc", "nchw"))
-    assert a["train_config"]["channels_last"] and not b["train_config"]["channels_last"]
-    for ck in (a, b):
-        for key in ("state_dict", "ema_state_dict"):
-            assert all(v.is_contiguous() for v in ck[key].values())
-    assert losses[0] == pytest.approx(losses[1], rel=1e-2)
+        losses[layout] = train(cfg, progress=False).history[-1]["train_loss"]
+        assert seen == [(layout == "nhwc", layout == "nhwc")] * 3
+        ck = torch.load(tmp_path / layout / "last.pt", weights_only=True)
+        assert ck["train_config"]["channels_last"] is (layout == "nhwc")
+        tensors = [*ck["state_dict"].values(), *ck["ema_state_dict"].values()]
+        tensors += [v for st in ck["optimizer"]["state"].values() for v in st.values() if torch.is_tensor(v)]
+        assert all(v.is_contiguous() for v in tensors)
+    assert losses["nhwc"] == pytest.approx(losses["nchw"], rel=1e-2)
+
+
+def test_resumed_optimiser_state_takes_its_parameters_layout() -> None:
+    """A checkpoint's contiguous Adam moments, loaded into a channels-last run, are laid out like their parameters."""
+    from lightmark.engine.train import _contiguous, _match_layouts
+
+    conv = torch.nn.Conv2d(3, 8, 3).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(conv.parameters())
+    conv(torch.rand(1, 3, 8, 8)).sum().backward()
+    opt.step()
+    saved = _contiguous(opt.state_dict())
+    assert all(v.is_contiguous() for st in saved["state"].values() for v in st.values() if torch.is_tensor(v))
+    fresh = torch.optim.AdamW(conv.parameters())
+    fresh.load_state_dict(saved)
+    _match_layouts(fresh)
+    moments = fresh.state[conv.weight]
+    assert moments["exp_avg"].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(moments["exp_avg"], opt.state[conv.weight]["exp_avg"], rtol=0, atol=0)

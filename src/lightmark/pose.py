@@ -87,7 +87,7 @@ def angles_from_rotation(r: np.ndarray) -> tuple[float, float, float]:
 
 def ray_alignment(t: np.ndarray) -> np.ndarray:
     """(3, 3) rotation taking the direction of ``t`` (camera -> head) onto the optical axis ``(0, 0, 1)``."""
-    d = np.asarray(t, np.float64) / max(float(np.linalg.norm(t)), 1e-12)
+    d = np.asarray(t, np.float64).reshape(3) / max(float(np.linalg.norm(t)), 1e-12)
     axis = np.array([d[1], -d[0], 0.0])  # d x (0, 0, 1), without np.cross's 40 us of overhead
     s = float(np.linalg.norm(axis))
     if s < 1e-12:

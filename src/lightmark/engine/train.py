@@ -153,7 +153,8 @@ class TrainConfig:
         default=True,
         metadata={
             "help": "train with images and convolution weights in channels-last (NHWC) memory layout: the same "
-            "weights, 1.2-2x the training steps per second of NCHW on a CPU (README, Speed)"
+            "network, 1.1-1.8x the training images/s of NCHW on the CPUs measured (README, Speed; not measured on a "
+            "GPU)"
         },
     )
     device: str = field(default="auto", metadata={"help": "where to train"})
@@ -632,6 +633,7 @@ def _restore(state: TrainState, cfg: TrainConfig, run: Run) -> None:
         if state.ema is not None:
             state.ema.load_state_dict(ck.ema_state_dict)
         state.opt.load_state_dict(ck.optimizer)
+        _match_layouts(state.opt)
         state.sched.load_state_dict(ck.scheduler)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ModelError(f"{path}: cannot resume from this checkpoint ({' '.join(str(e).split())[:200]})") from None
@@ -650,7 +652,7 @@ def _save(path: Path, cfg: TrainConfig, state: TrainState, run: Run) -> None:
         config=state.model.config.to_dict(),
         state_dict=weights_of(state.model),
         ema_state_dict=weights_of(state.ema) if state.ema is not None else None,
-        optimizer=state.opt.state_dict(),
+        optimizer=_contiguous(state.opt.state_dict()),
         scheduler=state.sched.state_dict(),
         epoch=state.epoch,
         batch_in_epoch=state.batch,
@@ -658,6 +660,25 @@ def _save(path: Path, cfg: TrainConfig, state: TrainState, run: Run) -> None:
         best_nme=state.best,
         train_config=_plain(asdict(cfg)),
     ).save(path)
+
+
+def _contiguous(opt_state: dict) -> dict:
+    """An optimiser's ``state_dict`` with every state tensor contiguous (NCHW): a checkpoint does not depend on the
+    memory layout the run trained in."""
+    state = {
+        i: {k: v.contiguous() if torch.is_tensor(v) else v for k, v in s.items()} for i, s in opt_state["state"].items()
+    }
+    return {**opt_state, "state": state}
+
+
+def _match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give each loaded optimiser state tensor its parameter's memory layout (a checkpoint's are contiguous), so that
+    the fused update sees one layout per parameter."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                if torch.is_tensor(v) and v.shape == p.shape:
+                    opt.state[p][k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def _print_summary(cfg: TrainConfig, model: LandmarkModel, world: int) -> None:
@@ -700,7 +721,7 @@ def _run_epoch(
     bar = tqdm(loader, total=steps - state.batch, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not show,
                leave=False)  # fmt: skip
     for x, y, w in bar:
-        x = x.to(run.device).float().contiguous(memory_format=fmt)  # (B, 3, S, S) 0..255
+        x = x.to(run.device, torch.float32, memory_format=fmt)  # (B, 3, S, S) 0..255
         y, w = y.to(run.device), w.to(run.device)  # (B, K, 2), (B, K)
         loss_sum += train_step(net, codec, state.opt, x, y, cfg, w).item()
         state.sched.step()

@@ -109,7 +109,7 @@ class Checkpoint:
 
 def weights_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy of a module's state dict, for a checkpoint: contiguous tensors whatever the module's
-    memory layout (a channels-last training run writes the same file as an NCHW one)."""
+    memory layout (a channels-last training run writes the weights an NCHW one would)."""
     return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in module.state_dict().items()}
 
 
