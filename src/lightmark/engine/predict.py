@@ -476,7 +476,8 @@ class Predictor:
         reading kept), refined ``passes`` times on the model's own points (and once more while a face has not
         settled: :data:`~lightmark.engine.faces.SETTLE_MOVE`), copies of one face reported once, kept when its
         detector score plus face score (:attr:`~lightmark.engine.faces.Face.combined_score`) is at least
-        ``min_score`` and its landmarks spread over the box (:data:`~lightmark.engine.faces.MIN_SPAN`) (None: all;
+        ``min_score``, its landmarks spread over the box (:data:`~lightmark.engine.faces.MIN_SPAN`) and it is not a
+        part of a larger face (:data:`~lightmark.engine.faces.NESTED`: an eye read as a face) (None: all;
         default: :data:`~lightmark.engine.faces.MIN_SCORE` for a model with a face head, else
         :data:`~lightmark.engine.faces.MIN_SCORE_WITHOUT_FACE_HEAD`).
         Each :class:`~lightmark.engine.faces.Face` has the detector's box and score, landmarks, per-point
