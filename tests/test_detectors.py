@@ -398,6 +398,33 @@ def test_of_copies_of_one_face_the_one_spanning_its_box_is_kept():
     assert distinct_faces([stray, good]) == [good]
 
 
+def test_blazeface_runs_a_batch_in_chunks():
+    """A batch larger than CHUNK runs in calls of CHUNK inputs (the last one shorter) and decodes as input by
+    input."""
+    from lightmark.detectors import blazeface
+
+    det = create_detector("blazeface")
+    batch = np.random.default_rng(3).integers(0, 256, (2 * blazeface.CHUNK + 1, INPUT, INPUT, 3), dtype=np.uint8)
+    sizes, session = [], det.session
+
+    class Spy:  # the session, counting the inputs of each call
+        def get_inputs(self):
+            return session.get_inputs()
+
+        def run(self, outputs, feeds):
+            sizes.append(len(next(iter(feeds.values()))))
+            return session.run(outputs, feeds)
+
+    det.session = Spy()
+    together = det._run(batch)
+    det.session = session
+    assert sizes == [blazeface.CHUNK, blazeface.CHUNK, 1]
+    for i in (0, blazeface.CHUNK, 2 * blazeface.CHUNK):
+        alone = det._run(batch[i : i + 1])
+        for a, b in zip(together, alone, strict=True):
+            np.testing.assert_allclose(a[i], b[0], rtol=1e-4, atol=1e-5)
+
+
 def test_a_face_inside_a_larger_one_is_a_part_of_it():
     """A face whose landmark box lies NESTED or more inside a larger face's is dropped (an eye read as a face);
     faces that overlap less, or equal ones, are kept, and the order is kept."""
