@@ -65,12 +65,36 @@ def test_decode_box_keypoints_and_score():
     raw = np.zeros((1, 1, 16), np.float32)
     raw[0, 0, :4] = [12.8, -6.4, 32.0, 64.0]  # 128-px units: +0.1, -0.05, w 0.25, h 0.5
     raw[0, 0, 4:6] = [-12.8, 0.0]  # keypoint 0 at the anchor - 0.1 in x
-    boxes, scores, kps = decode(raw, np.array([[[0.0]]], np.float32), anchors)
-    assert np.allclose(boxes[0, 0], [0.35 - 0.125, 0.45 - 0.25, 0.35 + 0.125, 0.45 + 0.25])
-    assert np.allclose(kps[0, 0, 0], [0.15, 0.5]) and np.allclose(kps[0, 0, 1], [0.25, 0.5])
-    assert np.isclose(scores[0, 0], 0.5)
-    _, big, _ = decode(raw, np.array([[[1e4]]], np.float32), anchors)
-    assert np.isfinite(big).all() and np.isclose(big[0, 0], 1.0)
+    ((boxes, scores, kps),) = decode(raw, np.array([[[0.0]]], np.float32), anchors, 0.5)
+    assert np.allclose(boxes[0], [0.35 - 0.125, 0.45 - 0.25, 0.35 + 0.125, 0.45 + 0.25])
+    assert np.allclose(kps[0, 0], [0.15, 0.5]) and np.allclose(kps[0, 1], [0.25, 0.5])
+    assert np.isclose(scores[0], 0.5)
+    ((_, big, _),) = decode(raw, np.array([[[1e4]]], np.float32), anchors, 0.5)
+    assert np.isfinite(big).all() and np.isclose(big[0], 1.0)
+    ((boxes, scores, kps),) = decode(raw, np.array([[[-1e-3]]], np.float32), anchors, 0.5)  # just below: none
+    assert boxes.shape == (0, 4) and scores.shape == (0,) and kps.shape == (0, 6, 2)
+
+
+def test_decode_keeps_each_inputs_anchors_above_the_threshold_in_order():
+    """A batch decodes input by input: each input's anchors at the threshold or above, in anchor order, with the
+    boxes and keypoints those anchors decode to on their own."""
+    rng = np.random.default_rng(0)
+    anchors = ssd_anchors()
+    raw = rng.normal(0, 20, (3, len(anchors), 16)).astype(np.float32)
+    logits = rng.normal(-3, 2, (3, len(anchors), 1)).astype(np.float32)
+    logits[1] = -50.0  # an input without a face
+    found = decode(raw, logits, anchors, 0.5)
+    assert len(found) == 3 and len(found[1][1]) == 0
+    for k in (0, 2):
+        boxes, scores, kps = found[k]
+        idx = np.flatnonzero(logits[k, :, 0] >= 0.0)  # sigmoid >= 0.5
+        assert len(idx) > 1 and np.allclose(scores, 1 / (1 + np.exp(-logits[k, idx, 0])))
+        for j, a in enumerate(idx):
+            ((one_box, _, one_kps),) = decode(
+                raw[k : k + 1, a : a + 1], logits[k : k + 1, a : a + 1], anchors[a : a + 1], 0.5
+            )
+            np.testing.assert_array_equal(boxes[j], one_box[0])
+            np.testing.assert_array_equal(kps[j], one_kps[0])
 
 
 def test_weighted_nms_averages_a_cluster_by_score():
@@ -398,13 +422,15 @@ def test_of_copies_of_one_face_the_one_spanning_its_box_is_kept():
     assert distinct_faces([stray, good]) == [good]
 
 
-def test_blazeface_runs_a_batch_in_chunks():
+def test_blazeface_runs_a_batch_in_chunks(sample):
     """A batch larger than CHUNK runs in calls of CHUNK inputs (the last one shorter) and decodes as input by
-    input."""
+    input: the sample face, with noise of its own in each input, found in each as when run alone."""
     from lightmark.detectors import blazeface
 
     det = create_detector("blazeface")
-    batch = np.random.default_rng(3).integers(0, 256, (2 * blazeface.CHUNK + 1, INPUT, INPUT, 3), dtype=np.uint8)
+    face = cut_window(sample, *tile_grid(*sample.shape[1::-1], None)[0]).astype(int)
+    noise = np.random.default_rng(3).integers(-20, 21, (2 * blazeface.CHUNK + 1, INPUT, INPUT, 3))
+    batch = np.clip(face + noise, 0, 255).astype(np.uint8)
     sizes, session = [], det.session
 
     class Spy:  # the session, counting the inputs of each call
@@ -420,9 +446,10 @@ def test_blazeface_runs_a_batch_in_chunks():
     det.session = session
     assert sizes == [blazeface.CHUNK, blazeface.CHUNK, 1]
     for i in (0, blazeface.CHUNK, 2 * blazeface.CHUNK):
-        alone = det._run(batch[i : i + 1])
-        for a, b in zip(together, alone, strict=True):
-            np.testing.assert_allclose(a[i], b[0], rtol=1e-4, atol=1e-5)
+        ((boxes, scores, kps),) = det._run(batch[i : i + 1])
+        assert len(together[i][1]) == len(scores) > 0
+        for a, b in zip(together[i], (boxes, scores, kps), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_a_face_inside_a_larger_one_is_a_part_of_it():

@@ -55,16 +55,21 @@ def ssd_anchors() -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def decode(raw: np.ndarray, logits: np.ndarray, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Network outputs -> boxes (B, 896, 4) as (x0, y0, x1, y1), scores (B, 896) and keypoints (B, 896, 6, 2), all
-    coordinates in [0, 1] of the input square. ``raw`` (B, 896, 16), ``logits`` (B, 896, 1), ``anchors`` (896, 2)."""
-    r = raw.astype(np.float32) / INPUT
-    centre = r[..., 0:2] + anchors
-    half = r[..., 2:4] / 2
+def decode(
+    raw: np.ndarray, logits: np.ndarray, anchors: np.ndarray, threshold: float
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Network outputs -> per input, its anchors scoring at least ``threshold``, in anchor order: boxes (M, 4) as
+    (x0, y0, x1, y1), scores (M,) and keypoints (M, 6, 2), all coordinates in [0, 1] of the input square. ``raw``
+    (B, 896, 16), ``logits`` (B, 896, 1), ``anchors`` (896, 2). Only those anchors are decoded (a few of the 896:
+    about 0.05 against 0.24 ms a call)."""
+    scores = 1.0 / (1.0 + np.exp(-np.clip(logits[..., 0].astype(np.float32), -80.0, 80.0)))  # (B, 896)
+    b, i = np.nonzero(scores >= threshold)  # (M,) each
+    r = raw[b, i].astype(np.float32) / INPUT  # (M, 16)
+    centre = r[:, 0:2] + anchors[i]
+    half = r[:, 2:4] / 2
     boxes = np.concatenate([centre - half, centre + half], -1)
-    keypoints = r[..., 4:16].reshape(*r.shape[:-1], 6, 2) + anchors[:, None, :]
-    scores = 1.0 / (1.0 + np.exp(-np.clip(logits[..., 0].astype(np.float32), -80.0, 80.0)))
-    return boxes, scores, keypoints
+    keypoints = r[:, 4:16].reshape(-1, 6, 2) + anchors[i][:, None, :]
+    return [(boxes[b == k], scores[k, i[b == k]], keypoints[b == k]) for k in range(len(scores))]
 
 
 def weighted_nms(
@@ -243,9 +248,7 @@ class BlazeFace:
         copies turned by 90, 180 and 270 degrees, each letterboxed to half the input's side; each detection merged
         within its quadrant and mapped back to the image's pixels (its roll too)."""
         mosaic, window = turned_mosaic(image)
-        boxes, scores, keypoints = self._run(mosaic[None])
-        keep = np.flatnonzero(scores[0] >= self.score_threshold)  # the few anchors above the threshold
-        boxes, scores, keypoints = boxes[0, keep], scores[0, keep], keypoints[0, keep]  # (M, 4), (M,), (M, 6, 2)
+        ((boxes, scores, keypoints),) = self._run(mosaic[None])  # (M, 4), (M,), (M, 6, 2): the anchors above
         cell = np.floor(boxes[:, :2] + boxes[:, 2:]).astype(int)  # (M, 2) the quadrant (col, row): floor(2 x centre)
         found: list[tuple[int, Detection]] = []
         for col, row, angle in MOSAIC:
@@ -266,31 +269,31 @@ class BlazeFace:
             found += [(angle, d.mapped(m)) for d in _upright([_detection(b, sc, kp) for b, sc, kp in merged])]
         return found
 
-    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(T, 128, 128, 3) uint8 inputs -> :func:`decode`'s boxes, scores and keypoints, in [0, 1] of each input;
-        the network runs on :data:`CHUNK` inputs at a time."""
+    def _run(self, batch: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(T, 128, 128, 3) uint8 inputs -> per input, :func:`decode`'s boxes, scores and keypoints of the anchors at
+        the score threshold or above, in [0, 1] of the input; the network runs on :data:`CHUNK` inputs at a time."""
         name, outs = self.session.get_inputs()[0].name, []
         for i in range(0, len(batch), CHUNK):
             x = batch[i : i + CHUNK].transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0
             outs.append(self.session.run(None, {name: x}))
         raw, logits = (np.concatenate(part) for part in zip(*outs, strict=True))
-        return decode(raw, logits, self.anchors)
+        return decode(raw, logits, self.anchors, self.score_threshold)
 
     def _candidates(self, image: np.ndarray) -> list[Detection]:
         """Every anchor above the threshold in every window of one image (before NMS), in image pixels."""
         h, w = image.shape[:2]
         windows = tile_grid(w, h, self.min_face)
-        boxes, scores, keypoints = self._run(np.stack([cut_window(image, *win) for win in windows]))
+        found = self._run(np.stack([cut_window(image, *win) for win in windows]))
         out = []
-        for t, (wx, wy, side) in enumerate(windows):
+        for t, ((wx, wy, side), (boxes, scores, keypoints)) in enumerate(zip(windows, found, strict=True)):
             px, py, ps = pixel_window(wx, wy, side)
             scale = np.float64(ps)  # float64 like offset: the float32 outputs are mapped in float64
             offset = np.array([px, py]) - 0.5  # [0, 1] of the window -> image pixel centres: * scale + offset
-            for i in np.flatnonzero(scores[t] >= self.score_threshold):
-                if t > 0 and _touches_inner_edge(boxes[t, i], (wx, wy, side), w, h):
+            for box01, score, kps in zip(boxes, scores, keypoints, strict=True):
+                if t > 0 and _touches_inner_edge(box01, (wx, wy, side), w, h):
                     continue
-                box = np.concatenate([boxes[t, i, :2] * scale + offset, boxes[t, i, 2:] * scale + offset])
-                out.append(_detection(box, float(scores[t, i]), keypoints[t, i] * scale + offset))
+                box = np.concatenate([box01[:2] * scale + offset, box01[2:] * scale + offset])
+                out.append(_detection(box, float(score), kps * scale + offset))
         return out
 
     def _merge(self, found: list[Detection]) -> list[Detection]:
