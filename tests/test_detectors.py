@@ -153,32 +153,6 @@ def test_cut_window_is_the_padded_window_resized(size):
         assert np.array_equal(cut_window(img, *window), _padded_then_shrunk(img, *window)), window
 
 
-@pytest.mark.parametrize("size", [(1280, 720), (1000, 1333)])
-def test_tile_inputs_map_back_to_where_they_were_cut(size):
-    """Each tile (cut from its level's shrunk image) shows the image where its frame says: on a linear ramp (red
-    with x, green with y) an input pixel's colour is the image's at the pixel's mapped centre, to a grey level or
-    two; outside the image the tile is black."""
-    from lightmark.detectors.blazeface import tile_inputs
-
-    w, h = size
-    ys, xs = np.mgrid[0:h, 0:w]
-    ramp = np.stack([xs * 255.0 / (w - 1), ys * 255.0 / (h - 1), np.full((h, w), 128.0)], -1)
-    windows = tile_grid(w, h, 40)
-    inputs, frames = tile_inputs(np.round(ramp).astype(np.uint8), windows)
-    assert inputs.shape == (len(windows), INPUT, INPUT, 3) and len(frames) == len(windows)
-    assert len({s for _, _, s in windows[1:]}) >= 2  # more than one level of tiles
-    centres = (np.array([3, 40, 64, 100, 124]) + 0.5) / INPUT  # input pixels, in [0, 1] of the input
-    for inp, frame in zip(inputs, frames, strict=True):
-        for u in centres:
-            for v in centres:
-                x, y = np.array([u, v]) * frame.scale + frame.offset  # image pixel-centre coordinates
-                pixel = inp[int(v * INPUT), int(u * INPUT)].astype(float)
-                if 0.5 < x < w - 1.5 and 0.5 < y < h - 1.5:
-                    assert abs(pixel[0] - x * 255.0 / (w - 1)) < 2.5 and abs(pixel[1] - y * 255.0 / (h - 1)) < 2.5
-                elif x < -frame.scale[0] / INPUT or y < -frame.scale[1] / INPUT or x > w or y > h:
-                    assert not pixel.any()  # beyond the image: black
-
-
 @pytest.mark.parametrize("angle", [90, 180, 270])
 def test_rotation_maps_pixels_back(angle):
     img = np.random.default_rng(angle).integers(0, 255, (30, 50, 3), dtype=np.uint8)

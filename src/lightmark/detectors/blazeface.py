@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -158,46 +157,6 @@ def cut_window(image: np.ndarray, x: float, y: float, side: float, size: int = I
     return cv2.resize(part, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_LINEAR)
 
 
-class TileFrame(NamedTuple):
-    """Where one network input of :func:`tile_inputs` lies in its image: a point in [0, 1] of the input is at
-    ``point * scale + offset`` in image pixel centres; ``window`` (x, y, side) is the input within the ``extent``
-    (width, height) it was cut from (the image, or the image shrunk for its level of tiles), for the tile edge test."""
-
-    scale: np.ndarray  # (2,)
-    offset: np.ndarray  # (2,)
-    window: tuple[float, float, float]
-    extent: tuple[int, int]
-
-
-def tile_inputs(image: np.ndarray, windows: list[tuple[float, float, float]]) -> tuple[np.ndarray, list[TileFrame]]:
-    """The (T, 128, 128, 3) network inputs of :func:`tile_grid`'s ``windows`` (the whole image first, then levels of
-    tiles of one side each) and where each lies in the image. The whole image is cut by :func:`cut_window`; a level's
-    tiles are cut from the image shrunk once to the level's scale (its tiles' side to :data:`INPUT`): one area resize
-    per level instead of one per tile (a 3840x2160 photo's 357 tiles: 3 resizes)."""
-    h, w = image.shape[:2]
-    x0, y0, side0 = pixel_window(*windows[0])
-    inputs = [cut_window(image, *windows[0])]
-    frames = [TileFrame(np.full(2, float(side0)), np.array([x0, y0]) - 0.5, windows[0], (w, h))]
-    levels: dict[float, list[tuple[float, float]]] = {}
-    for x, y, side in windows[1:]:
-        levels.setdefault(side, []).append((x, y))
-    for side, starts in levels.items():
-        lw, lh = max(1, round(w * INPUT / side)), max(1, round(h * INPUT / side))
-        level = cv2.resize(image, (lw, lh), interpolation=cv2.INTER_AREA)
-        per_pixel = np.array([lw / w, lh / h])  # level pixels per image pixel, along x and y
-        for x, y in starts:
-            lx, ly = (int(round(v)) for v in np.array([x, y]) * per_pixel)
-            part = level[max(ly, 0) : ly + INPUT, max(lx, 0) : lx + INPUT]
-            top, left = max(-ly, 0), max(-lx, 0)
-            inputs.append(
-                cv2.copyMakeBorder(
-                    part, top, INPUT - top - part.shape[0], left, INPUT - left - part.shape[1], cv2.BORDER_CONSTANT
-                )
-            )
-            frames.append(TileFrame(INPUT / per_pixel, np.array([lx, ly]) / per_pixel - 0.5, (lx, ly, INPUT), (lw, lh)))
-    return np.stack(inputs), frames
-
-
 CHUNK = 4
 """Inputs per ONNX Runtime call of :class:`BlazeFace` (a photo's tiles, a batch of images): a large batch spills the
 caches, so the network's time per input grows with the batch. Session 17, one thread, 128 inputs: 2.0-3.3 ms per
@@ -323,14 +282,18 @@ class BlazeFace:
     def _candidates(self, image: np.ndarray) -> list[Detection]:
         """Every anchor above the threshold in every window of one image (before NMS), in image pixels."""
         h, w = image.shape[:2]
-        inputs, frames = tile_inputs(image, tile_grid(w, h, self.min_face))
+        windows = tile_grid(w, h, self.min_face)
+        found = self._run(np.stack([cut_window(image, *win) for win in windows]))
         out = []
-        for t, (frame, (boxes, scores, keypoints)) in enumerate(zip(frames, self._run(inputs), strict=True)):
+        for t, ((wx, wy, side), (boxes, scores, keypoints)) in enumerate(zip(windows, found, strict=True)):
+            px, py, ps = pixel_window(wx, wy, side)
+            scale = np.float64(ps)  # float64 like offset: the float32 outputs are mapped in float64
+            offset = np.array([px, py]) - 0.5  # [0, 1] of the window -> image pixel centres: * scale + offset
             for box01, score, kps in zip(boxes, scores, keypoints, strict=True):
-                if t > 0 and _touches_inner_edge(box01, frame.window, *frame.extent):
+                if t > 0 and _touches_inner_edge(box01, (wx, wy, side), w, h):
                     continue
-                box = np.concatenate([box01[:2] * frame.scale + frame.offset, box01[2:] * frame.scale + frame.offset])
-                out.append(_detection(box, float(score), kps * frame.scale + frame.offset))
+                box = np.concatenate([box01[:2] * scale + offset, box01[2:] * scale + offset])
+                out.append(_detection(box, float(score), kps * scale + offset))
         return out
 
     def _merge(self, found: list[Detection]) -> list[Detection]:
