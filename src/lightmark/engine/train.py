@@ -464,7 +464,7 @@ def _profile(cfg: TrainConfig, batches: int) -> dict:
     for i, (x, y, w) in enumerate(loader):
         if i == 1:
             t0 = time.time()
-        train_step(model, model.codec, opt, x.float().contiguous(memory_format=fmt), y, cfg, w)
+        train_step(model, model.codec, opt, x.to(torch.float32, memory_format=fmt), y, cfg, w)
         n += x.shape[0] if i >= 1 else 0
     return {
         "loader_images_per_s": round(loader_ips, 1),
