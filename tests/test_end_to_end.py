@@ -239,6 +239,30 @@ def test_jaw_weights_are_checked_and_used(tiny_run: Path, tmp_path: Path) -> Non
     assert w[:17].tolist() == [0.25] * 17 and w[17:].tolist() == [1.0] * 51
 
 
+def test_train_schemes_read_each_set_in_its_own_label_files(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model of scheme ibug68_fs trained on FaceSynthetics' own _ldmks.txt: --train-schemes ibug68 reads them;
+    without it the set's (missing) _ldmks_ibug68_fs.txt files are looked for; a scheme of another layout is refused."""
+    from lightmark.data.formats import ldmks_suffix
+    from lightmark.engine.train import build_trainset, check_config
+    from lightmark.errors import ConfigError
+
+    monkeypatch.setenv("LIGHTMARK_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match="train schemes"):
+        check_config(_tiny_config(tiny_run, tmp_path / "a", train_schemes=["ibug68", "ibug68"]))
+    with pytest.raises(ConfigError, match="train scheme wflw98"):
+        check_config(_tiny_config(tiny_run, tmp_path / "a", scheme="ibug68_fs", train_schemes=["wflw98"]))
+    cfg = _tiny_config(tiny_run, tmp_path / "a", scheme="ibug68_fs", train_schemes=["ibug68"])
+    check_config(cfg)
+    ts = build_trainset(cfg, tuple(range(68)), progress=False)
+    plain = build_trainset(_tiny_config(tiny_run, tmp_path / "a"), tuple(range(68)), progress=False)
+    assert np.array_equal(ts.caches[0].landmarks, plain.caches[0].landmarks)
+    assert not list((tiny_run / "train").glob("*" + ldmks_suffix("ibug68_fs")))
+    with pytest.raises(Exception, match="ibug68_fs"):
+        build_trainset(_tiny_config(tiny_run, tmp_path / "a", scheme="ibug68_fs"), tuple(range(68)), progress=False)
+
+
 def test_export_keeps_the_validation_figure_and_records_the_track(tiny_run: Path, tmp_path: Path) -> None:
     import torch
 

@@ -223,7 +223,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
         backgrounds=a.backgrounds,
         textures=a.textures,
         progress=not a.quiet,
-        config=SynthConfig(texture_share=a.texture_share),
+        config=SynthConfig(texture_share=a.texture_share, fs_labels=a.fs_labels),
     )
     print(json.dumps(stats))
     return 0
@@ -582,6 +582,11 @@ def _synth_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backgrounds", help="folder of background images (e.g. FaceSynthetics samples)")
     p.add_argument("--textures", help="FaceSynthetics folder: its faces are unwrapped into skin textures (cached)")
     p.add_argument("--texture-share", type=float, default=0.5, help="fraction of the faces wearing a texture")
+    p.add_argument(
+        "--fs-labels",
+        action="store_true",
+        help="also write NNNNNN_ldmks_ibug68_fs.txt: the 68 points in FaceSynthetics' definition (docs/synth.md)",
+    )
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 

@@ -79,6 +79,14 @@ class TrainConfig:
             "68-point labels (ibug68) through its 68-point subset"
         },
     )
+    train_schemes: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "landmark scheme whose label files each training set is read from (one per set; default "
+            "--scheme): FaceSynthetics' own _ldmks.txt (ibug68) beside renders labelled ibug68_fs; each must have "
+            "--scheme's points and mirror pairs"
+        },
+    )
     train_weights: list[float] | None = field(
         default=None, metadata={"help": "sampling weight of each training set (default: by size)"}
     )
@@ -368,7 +376,8 @@ def check_config(cfg: TrainConfig, resume: bool = False) -> None:
 
 
 def _check_set_weights(cfg: TrainConfig) -> None:
-    """``train_weights`` and ``jaw_weights``: one per training set, in range."""
+    """``train_weights``, ``jaw_weights`` and ``train_schemes``: one per training set, in range; each set's scheme
+    has the model scheme's points and mirror pairs."""
     w = cfg.train_weights
     if w is not None and (len(w) != len(cfg.train) or min(w) < 0 or sum(w) <= 0):
         raise ConfigError(
@@ -377,6 +386,14 @@ def _check_set_weights(cfg: TrainConfig) -> None:
     j = cfg.jaw_weights
     if j is not None and (len(j) != len(cfg.train) or not all(math.isfinite(v) and 0 <= v <= 1 for v in j)):
         raise ConfigError(f"jaw weights: expected {len(cfg.train)} weights in [0, 1] (one per training set), got {j}")
+    if cfg.train_schemes is not None:
+        if len(cfg.train_schemes) != len(cfg.train):
+            raise ConfigError(f"train schemes: expected {len(cfg.train)} (one per training set), got {cfg.train_schemes}")
+        model = get_scheme(cfg.scheme)
+        for name in cfg.train_schemes:
+            s = get_scheme(name)
+            if (s.num_points, s.flip_perm) != (model.num_points, model.flip_perm):
+                raise ConfigError(f"train scheme {s.name}: its points or mirror pairs differ from {model.name}'s")
 
 
 def _model_overrides(cfg: TrainConfig) -> dict:
@@ -397,6 +414,7 @@ def _model_overrides(cfg: TrainConfig) -> dict:
 RESUME_KEYS = (
     "train",
     "exclude",
+    "train_schemes",
     "train_weights",
     "jaw_weights",
     "init",
@@ -410,7 +428,7 @@ RESUME_KEYS = (
 )
 
 
-_RESUME_DEFAULTS = {"scheme": DEFAULT_SCHEME}
+_RESUME_DEFAULTS = {"scheme": DEFAULT_SCHEME, "train_schemes": None}
 """The value of a resume key that checkpoints written before it existed lack."""
 
 
@@ -420,8 +438,8 @@ def build_trainset(cfg: TrainConfig, flip_perm: tuple[int, ...], progress: bool 
     excluded = read_name_lists(cfg.exclude or [])
     scheme = get_scheme(cfg.scheme)
     caches = []
-    for path in cfg.train:
-        data = without(load_dataset(path, require_landmarks=True, scheme=scheme), excluded)
+    for path, labels in zip(cfg.train, cfg.train_schemes or [scheme.name] * len(cfg.train), strict=True):
+        data = without(load_dataset(path, require_landmarks=True, scheme=labels), excluded)
         caches.append(build_crop_cache(data, cache_size, cfg.context, progress=progress))
     augment = AugmentConfig(
         jitter=CropJitter(rotation_deg=cfg.rotation_deg),

@@ -293,6 +293,7 @@ def _run_jobs(todo: list, workers: int, progress: bool) -> list[tuple[Path, str 
 
         bar = tqdm(total=len(todo), unit="face", desc="textures")
     out = []
+    pool = None
     try:
         if workers <= 1 or len(todo) == 1:
             it = map(_prepare_one, todo)
@@ -311,7 +312,7 @@ def _run_jobs(todo: list, workers: int, progress: bool) -> list[tuple[Path, str 
     finally:
         if bar:
             bar.close()
-        if workers > 1 and len(todo) > 1:
+        if pool is not None:
             pool.terminate()
     return out
 
