@@ -388,7 +388,7 @@ def _check_set_weights(cfg: TrainConfig) -> None:
         raise ConfigError(f"jaw weights: expected {len(cfg.train)} weights in [0, 1] (one per training set), got {j}")
     if cfg.train_schemes is not None:
         if len(cfg.train_schemes) != len(cfg.train):
-            raise ConfigError(f"train schemes: expected {len(cfg.train)} (one per training set), got {cfg.train_schemes}")
+            raise ConfigError(f"train schemes: expected {len(cfg.train)}, one per training set: {cfg.train_schemes}")
         model = get_scheme(cfg.scheme)
         for name in cfg.train_schemes:
             s = get_scheme(name)
