@@ -8,7 +8,7 @@ DATA ?= ../shared/data
 OUT ?= demo_out
 
 .PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
-	train-mobilenet-skin synth-12k-skin train-mobilenet-blend-ingredients compare-peers reposed-fs16 train-mobilenet-reposed16 synth-12k-tex-fs train-mobilenet-fs \
+	train-mobilenet-skin synth-12k-skin train-mobilenet-blend-ingredients compare-peers reposed-fs16 train-mobilenet-reposed16 synth-12k-tex-fs train-mobilenet-fs compare-appearance-long \
 	protocol-s9 protocol-runc
 
 # Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
@@ -391,13 +391,26 @@ synth-12k-tex:
 reposed-fs:
 	lightmark repose $(DATA)/facesynthetics_100 --out $(REPOSED) --poses 8 --size 256 --seed 0 --workers 2 --quiet
 
-APPEARANCE = textures:"--train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7" \
-	reposed:"--train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(REPOSED) --train-weights 0.15 0.7 0.15" \
-	all:"--train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(REPOSED) --train-weights 0.15 0.7 0.15"
+APPEARANCE_TEXTURES = --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train-weights 0.3 0.7
+APPEARANCE_REPOSED = --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train $(REPOSED) --train-weights 0.15 0.7 0.15
+APPEARANCE_ALL = --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(REPOSED) --train-weights 0.15 0.7 0.15
+APPEARANCE = textures:"$(APPEARANCE_TEXTURES)" reposed:"$(APPEARANCE_REPOSED)" all:"$(APPEARANCE_ALL)"
 compare-appearance: synth-12k-tex reposed-fs
 	$(call compare_rows,$(APPEARANCE))
 	$(PYTHON) scripts/helen_check.py --framing whole --model $(RUNS)/compare_control/last.pt $(RUNS)/compare_textures/last.pt \
 		$(RUNS)/compare_reposed/last.pt $(RUNS)/compare_all/last.pt --json $(E)/helen_compare_appearance.json
+
+# The same four rows at a budget where the models are no longer young (session 18): the shipped architecture
+# (MobileNet) from scratch for 20 x 16k = 320k samples each (~20 min a row on session 18's machine), then their HELEN
+# check. The renders of synth-12k-tex-fs are synth-12k-tex's (same images and _ldmks.txt) and serve instead:
+# `make -o synth-12k-tex compare-appearance-long SYNTH_TEX=$(SYNTH_TEX_FS)`.
+LONG = --model mobilenet_x1_0_heatmap --epochs 20
+APPEARANCE_LONG = app20_control:"$(COMPARE_DATA) $(LONG)" app20_textures:"$(APPEARANCE_TEXTURES) $(LONG)" \
+	app20_reposed:"$(APPEARANCE_REPOSED) $(LONG)" app20_all:"$(APPEARANCE_ALL) $(LONG)"
+compare-appearance-long: synth-12k synth-12k-tex reposed-fs
+	$(call compare_rows,$(APPEARANCE_LONG))
+	$(PYTHON) scripts/helen_check.py --framing whole --model $(foreach r,control textures reposed all,$(RUNS)/compare_app20_$(r)/last.pt) \
+		--json $(E)/helen_compare_appearance_long.json
 
 # The scaling curve (issue 10): recipe (c) from scratch at growing budgets, each its own run with its own full
 # schedule, scored with the final weights; for the comparisons' control (ShuffleNetV2 x1.0, heatmap) and the
