@@ -112,6 +112,11 @@ report:
 		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json" \
 		$(if $(wildcard $(E)/compare_reposed.json),--eval "+ the 100 FaceSynthetics pictures re-posed in 3D (x8)=$(E)/compare_reposed.json") \
 		$(if $(wildcard $(E)/compare_all.json),--eval "all: FaceSynthetics skin + re-posed pictures=$(E)/compare_all.json")
+	$(if $(wildcard $(E)/compare_app20_all.json),lightmark report --readme README.md --section appearance_long \
+		--eval "procedural faces (control), MobileNet, 320k samples=$(E)/compare_app20_control.json" \
+		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_app20_textures.json" \
+		--eval "+ the 100 FaceSynthetics pictures re-posed in 3D (x8)=$(E)/compare_app20_reposed.json" \
+		--eval "all: FaceSynthetics skin + re-posed pictures=$(E)/compare_app20_all.json")
 
 # Side by side with dlib and MediaPipe (README, "Side by side with dlib and MediaPipe"): mediapipe 0.10.21, the
 # last release whose wheel ships the face mesh model, pins numpy < 2, so the comparison runs in its own virtual

@@ -571,7 +571,7 @@ def _export_options(p: argparse.ArgumentParser) -> None:
 
 
 def _synth_options(p: argparse.ArgumentParser) -> None:
-    from .synth import render_dataset
+    from .synth import SynthConfig, render_dataset
 
     p.add_argument("--count", type=int, required=True, help="number of faces to render")
     p.add_argument("--out", required=True, help="output folder")
@@ -581,7 +581,9 @@ def _synth_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face-model", help="ICT Face Model .npz or FaceXModel folder")
     p.add_argument("--backgrounds", help="folder of background images (e.g. FaceSynthetics samples)")
     p.add_argument("--textures", help="FaceSynthetics folder: its faces are unwrapped into skin textures (cached)")
-    p.add_argument("--texture-share", type=float, default=0.5, help="fraction of the faces wearing a texture")
+    p.add_argument(
+        "--texture-share", type=float, default=SynthConfig.texture_share, help="fraction of the faces wearing a texture"
+    )
     p.add_argument(
         "--fs-labels",
         action="store_true",
