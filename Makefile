@@ -272,11 +272,14 @@ train-mobilenet-blend-ingredients: synth-12k synth-12k-tex reposed-fs synth-12k-
 	$(call tune_rows,$(BLEND_TUNES))
 
 # The re-posed pictures moved HELEN (README, "More ingredients for the blend"): the same fine-tune with twice the
-# poses per picture (16, another seed) and twice their share (0.15 / 0.55 / 0.3).
+# poses per picture (16, another seed) and twice their share (0.15 / 0.55 / 0.3); then (session 18) the same from the
+# shipped protocol model (the blend of session 11) instead of session 9's.
 REPOSED16 ?= ../synth/reposed_fs16
 reposed-fs16:
 	lightmark repose $(DATA)/facesynthetics_100 --out $(REPOSED16) --poses 16 --size 256 --seed 1 --workers 2 --quiet
-REPOSED_TUNES = protocol_skin_reposed16:"$(PROTOCOL_INIT) --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(REPOSED16) --train-weights 0.15 0.55 0.3"
+REPOSED16_DATA = --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX) --train $(REPOSED16) --train-weights 0.15 0.55 0.3
+REPOSED_TUNES = protocol_skin_reposed16:"$(PROTOCOL_INIT) $(REPOSED16_DATA)" \
+	protocol_blend_reposed16:"--init src/lightmark/weights/lightmark_protocol.pt $(REPOSED16_DATA)"
 train-mobilenet-reposed16: synth-12k-tex reposed-fs16
 	$(call tune_rows,$(REPOSED_TUNES))
 
