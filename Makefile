@@ -291,8 +291,7 @@ train-mobilenet-reposed16: synth-12k-tex reposed-fs16
 # every other row. From session 9's model, restored by protocol-s9 (~10 min rendering + ~35 min).
 SYNTH_TEX_FS ?= ../synth/s256_tex_fs
 synth-12k-tex-fs:
-	lightmark synth --count 12000 --out $(SYNTH_TEX_FS) --size 256 --seed 0 --workers 2 \
-		--textures $(DATA)/facesynthetics_100 --texture-share 0.5 --fs-labels --quiet
+	lightmark synth --out $(SYNTH_TEX_FS) $(SYNTH_TEX_OPTS) --fs-labels
 FS_TUNES = protocol_textures_fs:"--init $(RUNS)/protocol_s9.pt --train $(DATA)/facesynthetics_100 --train $(SYNTH_TEX_FS) --train-schemes ibug68 ibug68_fs --train-weights 0.3 0.7"
 train-mobilenet-fs: protocol-s9 synth-12k-tex-fs
 	$(call tune_rows,$(FS_TUNES))
@@ -392,9 +391,10 @@ train-ibug68-2d: synth-12k
 # check of every row.
 SYNTH_TEX ?= ../synth/s256_tex
 REPOSED ?= ../synth/reposed_fs
+SYNTH_TEX_OPTS = --count 12000 --size 256 --seed 0 --workers 2 --textures $(DATA)/facesynthetics_100 \
+	--texture-share 0.5 --quiet
 synth-12k-tex:
-	lightmark synth --count 12000 --out $(SYNTH_TEX) --size 256 --seed 0 --workers 2 \
-		--textures $(DATA)/facesynthetics_100 --texture-share 0.5 --quiet
+	lightmark synth --out $(SYNTH_TEX) $(SYNTH_TEX_OPTS)
 
 reposed-fs:
 	lightmark repose $(DATA)/facesynthetics_100 --out $(REPOSED) --poses 8 --size 256 --seed 0 --workers 2 --quiet

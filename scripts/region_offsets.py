@@ -58,7 +58,7 @@ def main() -> None:
         result[name] = region_offsets(in_scheme(pred, predictor.config.scheme, data.scheme), gt)
         print(name)
         for region, r in result[name].items():
-            print(f"  {region:10s} error {r['error_px']:6.2f} px  dx {r['dx_px']:+6.2f}  dy {r['dy_px']:+6.2f}")
+            print(f"  {region:15s} error {r['error_px']:6.2f} px  dx {r['dx_px']:+6.2f}  dy {r['dy_px']:+6.2f}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"data": a.data, "models": result}, f, indent=1)
