@@ -3,7 +3,7 @@
 trains on (splits/helen_holdout_170.txt).
 
     python scripts/helen_check.py [--model protocol mixed ...] [--data ../shared/data/300w_helen_train] [--json r.json]
-        [--framing whole|detect|auto] [--flip-test]
+        [--framing whole|detect|auto] [--[no-]flip-test]
 
 300-W's jaw follows the visible outline; the synthetic faces' and AFLW2000-3D's is the projected 3D jaw, so the jaw
 column measures a convention gap as much as an error. Inner 51 is the comparable figure.
@@ -44,7 +44,11 @@ def main() -> None:
     ap.add_argument("--data", default="../shared/data/300w_helen_train", help="the 870 HELEN faces")
     ap.add_argument("--json", help="write the figures as JSON")
     ap.add_argument("--framing", choices=[f.value for f in Framing], help="Predictor framing (default: the library's)")
-    ap.add_argument("--flip-test", action="store_true", help="average with the mirrored reading (twice the cost)")
+    ap.add_argument(
+        "--flip-test",
+        action=argparse.BooleanOptionalAction,
+        help="also read each crop mirrored (default: the model's, on for the shipped protocol model)",
+    )
     a = ap.parse_args()
     full = load_dataset(a.data, require_landmarks=True)
     holdout = split_holdout(full)[0]
@@ -52,7 +56,7 @@ def main() -> None:
     for model in a.model:
         predictor = Predictor(model, framing=a.framing, flip_test=a.flip_test)
         out[model] = {"all_870": scores(predictor, full), "holdout_170": scores(predictor, holdout)}
-        out[model] |= {"framing": predictor.framing.value, "flip_test": a.flip_test}
+        out[model] |= {"framing": predictor.framing.value, "flip_test": predictor.flip_test}
         for subset in ("all_870", "holdout_170"):
             s = out[model][subset]
             print(f"{model} {subset}: all {s['all_68']:.2f}  inner 51 {s['inner_51']:.2f}  jaw {s['jaw_17']:.2f}")

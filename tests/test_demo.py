@@ -171,6 +171,23 @@ def test_demo_uses_the_library_detectors(monkeypatch):
         make_detectors("dlib-hog", DemoConfig())
 
 
+def test_demo_flip_test_is_a_three_way_switch():
+    """A ``bool | None`` config field becomes --x / --no-x, and neither leaves None (the model's own default), which
+    the demo's predictor then takes from the model's config."""
+    import argparse
+
+    from lightmark.config_cli import add_config_options, config_from_args
+    from lightmark.demo.runner import _make_predictor
+
+    p = argparse.ArgumentParser()
+    add_config_options(p, DemoConfig)
+    got = [config_from_args(DemoConfig, p.parse_args(a)).flip_test for a in ([], ["--flip-test"], ["--no-flip-test"])]
+    assert got == [None, True, False]
+    assert _make_predictor("protocol", DemoConfig(), pin_threads=False).flip_test  # the protocol model's default
+    assert not _make_predictor("protocol", DemoConfig(flip_test=False), pin_threads=False).flip_test
+    assert not _make_predictor("mixed", DemoConfig(), pin_threads=False).flip_test
+
+
 def test_cli_demo_names_the_missing_extra(monkeypatch, clip, capsys):
     monkeypatch.setattr(dlib_hog_mod, "dlib_available", lambda: False)
     assert main(["demo", "--source", str(clip.path), "--detector", "dlib-hog", "--quiet"]) == 2

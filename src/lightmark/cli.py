@@ -49,7 +49,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     if a.baseline == "dlib":
         from .engine.baselines import DlibPredictor
 
-        if a.model or a.flip_test or a.refine is not None or a.framing != "whole":  # Framing.WHOLE
+        if a.model or a.flip_test is not None or a.refine is not None or a.framing != "whole":  # Framing.WHOLE
             raise ConfigError("--baseline dlib takes none of --model, --flip-test, --refine, --framing")
         model = DlibPredictor()
     report = evaluate(
@@ -483,7 +483,7 @@ def _evaluate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", help="write the report as JSON")
     p.add_argument("--plots", help="folder for CED plots and the worst-predictions gallery")
     p.add_argument("--batch-size", type=int, default=default_of(evaluate, "batch_size"), help="images per batch")
-    p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
+    _flip_option(p)
     p.add_argument("--refine", type=int, help=REFINE_HELP)
     _framing_option(p, default_of(evaluate, "framing").value)  # the challenge's protocol: the crop is the face
     p.add_argument(
@@ -525,7 +525,7 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="threads of the model's forward pass (default: the library's)")
     backend = default_of(Predictor, "backend")
     p.add_argument("--backend", default=backend, choices=Backend.values(), help="inference engine")
-    p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's prediction")
+    _flip_option(p)
     p.add_argument("--refine", type=int, help=REFINE_HELP)
     _framing_option(p, default_of(Predictor, "framing"))
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images instead of failing")
@@ -545,6 +545,17 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
         "(default and least: 1)",
     )
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
+def _flip_option(p: argparse.ArgumentParser) -> None:
+    """``--flip-test`` / ``--no-flip-test``; neither: the model's own default (``ModelConfig.flip_test``)."""
+    p.add_argument(
+        "--flip-test",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also read each crop mirrored (averaged where the readings agree; ~1.5x the time); "
+        "default: the model's (on for the shipped protocol model)",
+    )
 
 
 def _framing_option(p: argparse.ArgumentParser, default: str | None) -> None:

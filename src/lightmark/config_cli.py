@@ -142,6 +142,8 @@ def _type_kwargs(name: str, tp: Any, default: Any) -> dict[str, Any]:
         rest = [a for a in args if a is not type(None)]
         if len(rest) == 1 and len(args) == 2 and rest[0] is not bool:
             return _type_kwargs(name, rest[0], default)
+        if rest == [bool]:  # a three-way switch: --x, --no-x, or neither (None: the library decides)
+            return {"action": argparse.BooleanOptionalAction}
     elif tp is bool:
         return {"action": "store_false" if default is True else "store_true"}
     elif origin is typing.Literal:

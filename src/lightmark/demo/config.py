@@ -38,6 +38,10 @@ class DemoConfig:
     refine: bool = field(
         default=True, metadata={"help": "after a detection, predict twice (the second crop framed by the first)"}
     )
+    flip_test: bool | None = field(
+        default=None,
+        metadata={"help": "also read each crop mirrored, ~1.5x the model's time (default: the model's own)"},
+    )
     max_misses: int = field(
         default=2, metadata={"help": "drop an upright frontal track that the detector missed this many times in a row"}
     )

@@ -195,7 +195,7 @@ def _make_predictor(model, cfg: DemoConfig, *, pin_threads: bool) -> Predictor:
         from ..utils import set_threads
 
         set_threads(cfg.threads)
-    return Predictor(model, backend=cfg.backend, threads=cfg.threads)
+    return Predictor(model, backend=cfg.backend, threads=cfg.threads, flip_test=cfg.flip_test)
 
 
 def _track_frames(src, tracker: FaceTracker, outputs: _FrameOutputs, stats: DemoStats, max_frames, bar) -> float:

@@ -90,7 +90,7 @@ def evaluate(
     data: str | os.PathLike | FaceDataset,
     *,
     batch_size: int = 32,
-    flip_test: bool = False,
+    flip_test: bool | None = None,
     refine: int | None = None,
     framing: Framing | str = Framing.WHOLE,
     progress: bool = True,

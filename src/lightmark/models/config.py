@@ -45,6 +45,7 @@ class ModelConfig:
     heatmap_loss: HeatmapLoss = HeatmapLoss.KL  # the codec's heatmap term (lightmark.losses.HEATMAP_LOSSES)
     decoder: Decoder = Decoder.SOFT_ARGMAX  # heatmap decoding at inference (lightmark.codecs)
     refine_passes: int = 0  # default extra passes at inference, each on the upright crop of the last points
+    flip_test: bool = False  # read each crop mirrored too by default (Predictor's guarded flip test)
     fine_ratio: float = CROP_SIDE_RATIO  # the refining crop: side / upright landmark box (trained framing)
     fine_shift_up: float = CROP_SHIFT_UP  # the refining crop's centre above the box centre, fraction of the side
     fine_head_roll: bool = False  # level refining crops by the head pose's roll (pose.head_roll), not the eye line
