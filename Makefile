@@ -48,6 +48,8 @@ benchmark:
 # Regenerate the README's results tables and the CED plot from the saved evaluation JSONs in docs/evals
 # (each written by `lightmark evaluate --json`; see "Reproduce" in the README for the commands behind them).
 E = docs/evals
+# a literal comma inside $(if ...) arguments
+comma := ,
 report:
 	lightmark report --readme README.md --ced docs/val_ced.png \
 		--eval "lightmark protocol track (shipped)=$(E)/protocol.json" \
@@ -113,7 +115,7 @@ report:
 		$(if $(wildcard $(E)/compare_reposed.json),--eval "+ the 100 FaceSynthetics pictures re-posed in 3D (x8)=$(E)/compare_reposed.json") \
 		$(if $(wildcard $(E)/compare_all.json),--eval "all: FaceSynthetics skin + re-posed pictures=$(E)/compare_all.json")
 	$(if $(wildcard $(E)/compare_app20_all.json),lightmark report --readme README.md --section appearance_long \
-		--eval "procedural faces (control), MobileNet, 320k samples=$(E)/compare_app20_control.json" \
+		--eval "procedural faces (control)$(comma) MobileNet$(comma) 320k samples=$(E)/compare_app20_control.json" \
 		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_app20_textures.json" \
 		--eval "+ the 100 FaceSynthetics pictures re-posed in 3D (x8)=$(E)/compare_app20_reposed.json" \
 		--eval "all: FaceSynthetics skin + re-posed pictures=$(E)/compare_app20_all.json")
