@@ -95,14 +95,14 @@ __all__ = [
     "Backend",
     "COCO_KEYPOINT_NAMES",
     "COCO_SKELETON",
+    "FLIP_DISAGREEMENT",
     "PredictionResults",
     "Predictor",
     "box_matrix",
-    "landmarks_matrix",
-    "FLIP_DISAGREEMENT",
-    "merge_flip",
     "flip_disagreement",
+    "landmarks_matrix",
     "map_back_mirrored",
+    "merge_flip",
     "merge_flip_readings",
     "onnx_twin",
     "onnxruntime_available",
@@ -469,11 +469,11 @@ class Predictor:
         if isinstance(detector, str) and detector not in DETECTORS:
             raise ConfigError(f"unknown face detector {detector!r}; available: {', '.join(DETECTORS)}")
         self.sure_reading = float(sure_reading)
+        """A reading at least this confident (mean per-point confidence) gets no second framing
+        (:data:`~lightmark.engine.faces.SURE_READING`)."""
         self.flip_disagreement = float(flip_disagreement)
         """With flip test, a crop's two readings further apart than this (mean point distance / crop side) are not
         averaged: the more confident one is kept (:data:`FLIP_DISAGREEMENT`)."""
-        """A reading at least this confident (mean per-point confidence) gets no second framing
-        (:data:`~lightmark.engine.faces.SURE_READING`)."""
         self._detector_spec = detector  # a name, or the caller's detector object
         self._detector = detector  # a name until detect() first needs it
         confident = self.has_confidence
