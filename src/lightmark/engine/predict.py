@@ -735,8 +735,8 @@ class Predictor:
         return self.run_model_outputs(x)[2]
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels (flip-averaged with ``flip_test``:
-        one forward pass over the crops and their mirror images)."""
+        """(B, S, S, 3) uint8 crops -> (B, K, 2) landmarks in crop pixels (with ``flip_test``, one forward pass over
+        the crops and their mirror images, merged by :func:`merge_flip_readings`)."""
         return self.predict_crops_with_confidence(crops)[0]
 
     def predict_crops_with_confidence(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
