@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lightmark.data.formats import load_dataset
+from lightmark.data.formats import FaceDataset, load_dataset
 from lightmark.engine.evaluate import evaluate
-from lightmark.engine.predict import Framing, Predictor, flip_disagreement, map_back_mirrored
+from lightmark.engine.predict import FLIP_DISAGREEMENT, Framing, Predictor, flip_disagreement, map_back_mirrored
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 THRESHOLDS = (0.02, 0.03, 0.05, 0.08)
@@ -47,11 +47,13 @@ def disagreement(model: str, images: list[Path]) -> dict:
     for path in images:
         p.predict(str(path))
     d = np.asarray(p.record)
+    if not len(d):
+        raise SystemExit(f"{model}: no crop was read")
     pct = {f"p{q}": float(np.percentile(d, q)) for q in (50, 90, 95, 99)}
-    return {"crops": len(d), **pct, "max": float(d.max()), "above_default": float((d > 0.05).mean())}
+    return {"crops": len(d), **pct, "max": float(d.max()), "above_default": float((d > FLIP_DISAGREEMENT).mean())}
 
 
-def validation(model: str, val) -> dict:
+def validation(model: str, val: FaceDataset) -> dict:
     """Validation NME/384 (framing auto) without flip, with the plain average, and guarded at each threshold."""
     settings = {"no flip test": (False, math.inf), "plain average (no guard)": (True, math.inf)}
     settings |= {f"guard {t}": (True, t) for t in THRESHOLDS}

@@ -165,11 +165,15 @@ def main() -> None:
     print(f"mesh maps fitted on {map_3d.fitted_on} and {map_2d.fitted_on}")
     dlib = DlibPredictor()
     contenders = {}  # name: (on the validation crops, on HELEN, finds the face with its own detector)
-    for model, label in (("protocol", "protocol (synthetic only)"), ("mixed", "mixed (default model)")):
+    labels = (
+        ("protocol", "protocol (synthetic only; guarded flip test, its default)"),
+        ("mixed", "mixed (default model)"),
+    )
+    for model, label in labels:
         default, detect = Predictor(model, threads=1), Predictor(model, threads=1, framing=Framing.DETECT)
         contenders[f"lightmark {label}"] = (default, default, False)
         contenders[f"lightmark {model}, detector only (framing detect)"] = (detect, detect, True)
-    flip = Predictor("mixed", threads=1, flip_test=True)  # the mirrored crop read too: twice the network's cost
+    flip = Predictor("mixed", threads=1, flip_test=True)  # the mirrored crop read too: ~1.5x the time per image
     contenders["lightmark mixed, flip test (default reading)"] = (flip, flip, False)
     contenders["dlib 68 (HOG, upsample 1 + ERT)"] = (dlib, dlib, True)
     mesh = (MediaPipeMeshPredictor(map_3d), MediaPipeMeshPredictor(map_2d), True)

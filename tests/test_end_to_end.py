@@ -18,7 +18,7 @@ from lightmark.cli import main
 from lightmark.data.formats import load_dataset
 from lightmark.engine.evaluate import evaluate
 from lightmark.engine.train import TrainConfig, train
-from lightmark.models import load_model
+from lightmark.models import load_checkpoint, load_model
 from lightmark.submission import check_submission
 
 
@@ -224,6 +224,22 @@ def test_init_starts_from_the_given_weights(tiny_run: Path, tmp_path: Path) -> N
     assert not all(torch.allclose(scratch[k], ref[k], atol=1e-3) for k in conv)
     with pytest.raises(ConfigError, match="differs"):
         train(_tiny_config(tiny_run, tmp_path / "bad", init=str(src), model="shufflenetv2_x1_0_heatmap"))
+
+
+def test_a_fine_tune_is_read_like_the_model_it_starts_from(tiny_run: Path, tmp_path: Path) -> None:
+    """A checkpoint whose test-time defaults differ from a fresh model's (the shipped protocol model reads with flip
+    test) is still a valid --init, and the fine-tune keeps those defaults (TEST_TIME_FIELDS)."""
+    from lightmark.models.config import TEST_TIME_FIELDS
+
+    assert TEST_TIME_FIELDS == ("flip_test",)
+    ckpt = load_checkpoint(tiny_run / "run" / "best.pt")
+    ckpt.config = {**ckpt.config, "flip_test": True}
+    ckpt.save(tmp_path / "flip.pt")
+    common = dict(epochs=1, max_steps=1, ema_decay=0.0)
+    train(_tiny_config(tiny_run, tmp_path / "ft", init=str(tmp_path / "flip.pt"), **common), progress=False)
+    assert load_model(tmp_path / "ft" / "last.pt").config.flip_test
+    train(_tiny_config(tiny_run, tmp_path / "ft0", init=str(tiny_run / "run" / "best.pt"), **common), progress=False)
+    assert not load_model(tmp_path / "ft0" / "last.pt").config.flip_test
 
 
 def test_jaw_weights_are_checked_and_used(tiny_run: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,12 @@ def test_flip_test_default_travels_with_the_model() -> None:
     assert Predictor("protocol").flip_test and Predictor("protocol").config.flip_test
     assert not Predictor("mixed").flip_test
     assert not Predictor("protocol", flip_test=False).flip_test and Predictor("mixed", flip_test=True).flip_test
+    assert Predictor("protocol").guards_flip and Predictor("protocol").describe()["flip_disagreement"] == 0.05
+    assert Predictor("mixed").describe()["flip_disagreement"] is None  # no flip test, no guard
+    assert not Predictor("mixed", flip_test=True, flip_disagreement=math.inf).guards_flip
+    for bad in (-0.1, math.nan):
+        with pytest.raises(ConfigError, match="flip_disagreement"):
+            Predictor("mixed", flip_disagreement=bad)
 
 
 def test_threads_change_nothing_process_wide() -> None:

@@ -3,7 +3,8 @@
 A field becomes ``--field-name`` (``dest`` = the field name) with the field's type, default, and its
 ``metadata["help"]`` (``metadata["choices"]`` too, when given). Types: ``int``, ``float``, ``str``, ``X | None``,
 ``list[X]`` (one or more values), ``Literal[...]`` (choices), string enums (the values, parsed by the dataclass)
-and ``bool`` (``--name`` when the default is False, ``--no-name`` when it is True). The command line's own
+and ``bool`` (``--name`` when the default is False, ``--no-name`` when it is True; ``bool | None``: both, and
+neither leaves None, for "the library decides"). The command line's own
 spellings (another flag name, ``required``, ``action``...) are given per field by the caller; fields the command
 line leaves out are named with a reason.
 """

@@ -130,7 +130,12 @@ class BenchmarkReport:
         lines = [
             f"model {m['name']} @ {m['input_size']} px: {cost}onnx {m['onnx_mb']:.2f} MB, {m['onnx_nodes']} nodes "
             f"({m['onnx_source']})",
-            f"{s['images']} images ({s['data']}); face box: {s['box']}",
+            f"{s['images']} images ({s['data']}); face box: {s['box']}"
+            + (
+                "; every lightmark call reads the crop mirrored too (the model's flip test)"
+                if s.get("flip_test")
+                else ""
+            ),
             "",
             f"One face per call, 1 thread, contenders in turn call by call ({s['runs']} rounds after "
             f"{s['warmup']} warm-up rounds)",
@@ -233,6 +238,7 @@ def run_benchmark(
             "box": box_note,
             "image_size": list(images[0].shape[:2]),
             "dlib_note": dlib_note,
+            "flip_test": pred.flip_test,  # the model's default reading (the shipped protocol model's: on)
         },
         machine=_machine(),
         dlib=None if dlib is None else {"model": str(dlib.model_path), "version": dlib.version},

@@ -7,6 +7,7 @@ the torch model is loaded only for ``backend="torch"``, :meth:`Predictor.describ
 from __future__ import annotations
 
 import copy
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -471,6 +472,10 @@ class Predictor:
         self.sure_reading = float(sure_reading)
         """A reading at least this confident (mean per-point confidence) gets no second framing
         (:data:`~lightmark.engine.faces.SURE_READING`)."""
+        if not float(flip_disagreement) >= 0:  # NaN too
+            raise ConfigError(
+                f"flip_disagreement: expected a fraction >= 0 (inf: always average), got {flip_disagreement}"
+            )
         self.flip_disagreement = float(flip_disagreement)
         """With flip test, a crop's two readings further apart than this (mean point distance / crop side) are not
         averaged: the more confident one is kept (:data:`FLIP_DISAGREEMENT`)."""
@@ -754,10 +759,17 @@ class Predictor:
         )
 
     # -- public API -------------------------------------------------------------------------------------------
+    @property
+    def guards_flip(self) -> bool:
+        """The flip test keeps a failed reading out (:func:`merge_flip_readings`): a finite ``flip_disagreement``
+        and a model with per-point confidence (heatmap heads); otherwise the two readings are averaged."""
+        return math.isfinite(self.flip_disagreement) and self.has_confidence
+
     def describe(self) -> dict:
         """Metadata for evaluation reports: model name, input size, backend, size, parameters, GMACs (these
         three counted on the torch model: read from the ONNX graph's metadata where its export recorded them, so
-        the ONNX backend needs no torch here, else counted now, which needs torch)."""
+        the ONNX backend needs no torch here, else counted now, which needs torch). ``flip_disagreement``: the
+        flip test's guard, None where no flip test or no guard (:attr:`guards_flip`)."""
         s = onnx_summary(self.session) if self.session is not None else None
         if s is None:
             from ..models import model_summary
@@ -767,6 +779,7 @@ class Predictor:
             "model": self.config.name,
             "input_size": self.input_size,
             "flip_test": self.flip_test,
+            "flip_disagreement": self.flip_disagreement if self.flip_test and self.guards_flip else None,
             "refine": self.refine,
             "framing": self.framing.value,
             "backend": self.backend,

@@ -42,6 +42,7 @@ from ..models import (
     resolve_model_path,
     weights_of,
 )
+from ..models.config import TEST_TIME_FIELDS
 from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 from ..utils import atomic_write, ensure_dir, scoped_threads
 
@@ -577,10 +578,12 @@ def _build_model(cfg: TrainConfig, resume: bool) -> LandmarkModel:
         return model
     init = load_model(cfg.init)
     a, b = init.config.to_dict(), model.config.to_dict()
-    for key in (*_model_overrides(cfg), *_SCHEME_FIELDS, "face_head"):  # any input size; codec is free
+    for key in (*_model_overrides(cfg), *_SCHEME_FIELDS, *TEST_TIME_FIELDS, "face_head"):  # any input size
         a.pop(key, None), b.pop(key, None)
     if a != b:
         raise ConfigError(f"--init {cfg.init}: its model ({init.config.name}) differs from --model {cfg.model}")
+    for key in TEST_TIME_FIELDS:  # read the way the model it starts from is read (e.g. the protocol's flip test)
+        setattr(model.config, key, getattr(init.config, key))
     # a face head is fitted on the finished model (lightmark.engine.face_head): fine-tuning starts without one
     state = {k: v for k, v in init.state_dict().items() if not k.startswith("face.")}
     if init.config.scheme != model.config.scheme:

@@ -21,6 +21,12 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
+TEST_TIME_FIELDS = ("flip_test",)
+"""ModelConfig fields that say how a trained model is read by default, not what it is: a fine-tune (``lightmark
+train --init``) takes them from the model it starts from, and ``scripts/set_test_defaults.py`` sets them on a
+finished checkpoint."""
+
+
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a model; saved inside every checkpoint and every exported ONNX graph.
