@@ -95,6 +95,13 @@ def resnet18_regression() -> ModelConfig:
 
 
 @register_model
+def resnet18_heatmap() -> ModelConfig:
+    """ResNet-18 at half width with the heatmap head (per-point confidence, so ``predict``'s default reading and the
+    guarded flip test apply): the capacity check of session 19."""
+    return ModelConfig("resnet18_heatmap", backbone="resnet18", width=0.5, head="heatmap", head_channels=96)
+
+
+@register_model
 def resnet50_regression() -> ModelConfig:
     """The heavier reference (over the 15 MB limit: a comparison row, not a shippable model)."""
     return ModelConfig("resnet50_regression", backbone="resnet50", head="regression", head_channels=256)
