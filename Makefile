@@ -160,23 +160,6 @@ train-mobilenet-protocol: synth-12k
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_protocol/last.pt --json $(E)/helen_mobilenet_protocol.json
 	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_protocol/last.pt --out $(RUNS)/mobilenet_protocol/shipped.pt
 
-# Capacity through the default reading (session 19; README, "Capacity through the default reading"): the shipped
-# protocol recipe (run C's data and framings, as train-mobilenet-protocol) with ResNet-18 at half width and the heatmap
-# head (11.6 MB, 0.17 GMACs), from scratch for R18_EPOCHS x 16k samples; scored read once and with the guarded flip
-# test. It resumes (re-run the target).
-R18_EPOCHS ?= 30
-train-resnet18-protocol: synth-12k
-	OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7 \
-		--val $(DATA)/aflw2000/val --out $(RUNS)/resnet18_protocol --model resnet18_heatmap \
-		--wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --epochs $(R18_EPOCHS) \
-		--samples-per-epoch 16000 --workers 1 --threads 2 --quiet $$([ -f $(RUNS)/resnet18_protocol/last.pt ] && echo --resume)
-	for f in no-flip-test flip-test; do \
-		lightmark evaluate --data $(DATA)/aflw2000/val --model $(RUNS)/resnet18_protocol/last.pt --framing auto --$$f \
-			--latency --json $(E)/resnet18_protocol_auto_$$f.json --quiet || exit 1; \
-		$(PYTHON) scripts/helen_check.py --model $(RUNS)/resnet18_protocol/last.pt --framing auto --$$f \
-			--json $(E)/helen_resnet18_protocol_$$f.json || exit 1; \
-	done
-
 # The mixed track's data (50 % 300-W HELEN faces without the 170 holdout, no 300-W jaw loss) and, for the MobileNet
 # models, the rest of its recipe (run C's framings, lr 1e-3, 16k samples an epoch; MOBILENET_FINE_TUNE, also what the
 # protocol fine-tunes of train-mobilenet-protocol-tunes use): one definition for every target.
@@ -434,6 +417,21 @@ compare-appearance: synth-12k-tex reposed-fs
 LONG = --model mobilenet_x1_0_heatmap --epochs 20
 APPEARANCE_LONG = app20_control:"$(COMPARE_DATA) $(LONG)" app20_textures:"$(APPEARANCE_TEXTURES) $(LONG)" \
 	app20_reposed:"$(APPEARANCE_REPOSED) $(LONG)" app20_all:"$(APPEARANCE_ALL) $(LONG)"
+# Capacity at one budget (session 19; README, "Capacity at one budget"): the appearance ablation's control row
+# (recipe (c), 20 x 16k samples, MobileNet: compare_app20_control) with ResNet-18 at half width and the heatmap head
+# (11.6 MB, 0.17 GMACs: per-point confidence, unlike the regression row, so predict's default reading and the guarded
+# flip test apply); ~65 min on session 19's machine; it resumes. Scored like every comparison row (whole crop, final
+# weights), then through predict's default reading, read once and with the flip test, and on HELEN.
+CAPACITY = app20_resnet18hm:"$(COMPARE_DATA) --model resnet18_heatmap --epochs 20"
+compare-capacity: synth-12k
+	$(call compare_rows,$(CAPACITY))
+	for f in no-flip-test flip-test; do \
+		lightmark evaluate --data $(DATA)/aflw2000/val --model $(RUNS)/compare_app20_resnet18hm/last.pt --framing auto \
+			--$$f --latency --json $(E)/compare_app20_resnet18hm_auto_$$f.json --quiet || exit 1; \
+	done
+	$(PYTHON) scripts/helen_check.py --model $(RUNS)/compare_app20_resnet18hm/last.pt --framing whole \
+		--json $(E)/helen_compare_capacity.json  # the control's: helen_compare_appearance_long.json
+
 compare-appearance-long: synth-12k synth-12k-tex reposed-fs
 	$(call compare_rows,$(APPEARANCE_LONG))
 	$(PYTHON) scripts/helen_check.py --framing whole --model $(foreach r,control textures reposed all,$(RUNS)/compare_app20_$(r)/last.pt) \
