@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol train-mobilenet-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol score-shipped train-resnet18-protocol train-mobilenet-mixed train-resnet18-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
 	train-mobilenet-skin synth-12k-skin train-mobilenet-blend-ingredients compare-peers reposed-fs16 train-mobilenet-reposed16 synth-12k-tex-fs train-mobilenet-fs compare-appearance-long \
 	protocol-s9 protocol-runc
 
@@ -142,6 +142,24 @@ face-heads:
 	done
 	$(MAKE) onnx
 
+# Re-score shipped models after one changes (steps 5-6 of the README's "Reproduce"; ~4 min a MobileNet model, ~10 for
+# ResNet-18): validation (whole crop; predict's default reading, framing auto), the re-framed sets (auto, detect, whole
+# crop with one refining pass), then both tracks on HELEN (whole crop; default reading).
+SCORE_TRACKS ?= protocol mixed
+score-shipped:
+	for m in $(SCORE_TRACKS); do \
+		lightmark evaluate --data $(DATA)/aflw2000/val --model $$m --latency --json $(E)/$$m.json --quiet || exit 1; \
+		lightmark evaluate --data $(DATA)/aflw2000/val --model $$m --framing auto --latency \
+			--json $(E)/framing_auto_$$m.json --quiet || exit 1; \
+		for f in auto detect; do \
+			$(PYTHON) scripts/reframe_eval.py --model $$m --framing $$f --json $(E)/reframe_$${f}_$$m.json || exit 1; \
+		done; \
+		$(PYTHON) scripts/reframe_eval.py --model $$m --framing whole --refine 1 \
+			--json $(E)/reframe_whole_$$m.json || exit 1; \
+	done
+	$(PYTHON) scripts/helen_check.py --model protocol mixed --framing whole --json $(E)/helen_shipped.json
+	$(PYTHON) scripts/helen_check.py --model protocol mixed --framing auto --json $(E)/helen_shipped_auto.json
+
 # Issue 13's faster network as a protocol-track model: MobileNet (mobilenet_x1_0_heatmap, 19 convolutions; README,
 # "Speed") from scratch with run C's data and framings (a quarter challenge crops, a quarter wide coarse views, half
 # upright fine views) for 60 x 16k samples (~3 h on these 2 cores; re-running resumes), then the figures it must beat
@@ -159,6 +177,24 @@ train-mobilenet-protocol: synth-12k
 		--json $(E)/reframe_auto_mobilenet_protocol.json
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_protocol/last.pt --json $(E)/helen_mobilenet_protocol.json
 	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_protocol/last.pt --out $(RUNS)/mobilenet_protocol/shipped.pt
+
+# Capacity with the shipped framings (session 20; README, "Capacity at one budget"): ResNet-18 at half width with the
+# heatmap head (resnet18_heatmap, 11.6 MB) from scratch on train-mobilenet-protocol's data and framings (run C) for
+# RESNET_EPOCHS x 16k samples (~1.6 h for 48 epochs on session 20's 2 cores; re-running resumes), then the figures the
+# shipped protocol model is gated on, read the default way (framing auto, the guarded flip test).
+RESNET_EPOCHS ?= 48
+RESNET_RUN = $(RUNS)/resnet18_protocol
+train-resnet18-protocol: synth-12k
+	OMP_WAIT_POLICY=PASSIVE lightmark train --train $(DATA)/facesynthetics_100 --train $(SYNTH) --train-weights 0.3 0.7 \
+		--val $(DATA)/aflw2000/val --out $(RESNET_RUN) --model resnet18_heatmap \
+		--wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --epochs $(RESNET_EPOCHS) \
+		--samples-per-epoch 16000 --workers 1 --threads 2 --quiet $$([ -f $(RESNET_RUN)/last.pt ] && echo --resume)
+	$(PYTHON) scripts/set_test_defaults.py $(RESNET_RUN)/last.pt --flip-test
+	lightmark evaluate --data $(DATA)/aflw2000/val --model $(RESNET_RUN)/last.pt --framing auto --latency \
+		--json $(E)/resnet18_protocol_auto.json --quiet
+	$(PYTHON) scripts/reframe_eval.py --model $(RESNET_RUN)/last.pt --framing auto \
+		--json $(E)/reframe_auto_resnet18_protocol.json
+	$(PYTHON) scripts/helen_check.py --model $(RESNET_RUN)/last.pt --json $(E)/helen_resnet18_protocol.json
 
 # The mixed track's data (50 % 300-W HELEN faces without the 170 holdout, no 300-W jaw loss) and, for the MobileNet
 # models, the rest of its recipe (run C's framings, lr 1e-3, 16k samples an epoch; MOBILENET_FINE_TUNE, also what the
@@ -183,6 +219,19 @@ train-mobilenet-mixed: synth-12k
 		--json $(E)/reframe_auto_mobilenet_mixed.json
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_mixed/last.pt --json $(E)/helen_mobilenet_mixed.json
 	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_mixed/last.pt --out $(RUNS)/mobilenet_mixed/shipped.pt
+
+# Its mixed-track twin (session 20): train-mobilenet-mixed's recipe (10 x 16k samples) from train-resnet18-protocol's
+# weights (~20 min on session 20's machine).
+RESNET_MIXED_RUN = $(RUNS)/resnet18_mixed
+train-resnet18-mixed: synth-12k
+	OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(RESNET_RUN)/last.pt \
+		--model resnet18_heatmap --epochs 10 --out $(RESNET_MIXED_RUN) \
+		$$([ -f $(RESNET_MIXED_RUN)/last.pt ] && echo --resume)
+	lightmark evaluate --data $(DATA)/aflw2000/val --model $(RESNET_MIXED_RUN)/last.pt --framing auto --latency \
+		--json $(E)/resnet18_mixed_auto.json --quiet
+	$(PYTHON) scripts/reframe_eval.py --model $(RESNET_MIXED_RUN)/last.pt --framing auto \
+		--json $(E)/reframe_auto_resnet18_mixed.json
+	$(PYTHON) scripts/helen_check.py --model $(RESNET_MIXED_RUN)/last.pt --json $(E)/helen_resnet18_mixed.json
 
 # 300W-LP's recipe for the mixed track: the 700 HELEN training faces (not the 170 holdout) re-posed in 3D at 8
 # random yaws within +-60 degrees (`lightmark repose`, ~10 min on 2 cores), labelled with the fitted model's 3D jaw

@@ -220,9 +220,19 @@ def part_val(pr, whole, data: Path) -> dict:
     from lightmark.detectors.base import iou
 
     recs, nd, nc, found, per_photo, crop_found, box_iou = [], [], [], 0, [], 0, []
+    calls = {"model_calls": 0, "crops": 0}  # the landmark network's, inside detect (its cost, in calls)
+    run = pr.run_model_outputs
+
+    def counted(x: np.ndarray):
+        calls["model_calls"] += 1
+        calls["crops"] += len(x)
+        return run(x)
+
     for s in load_dataset(data / "aflw2000" / "val").samples:
         img, gt = read_image(s.image_path), s.landmarks
+        pr.run_model_outputs = counted
         dets = run_detect(pr, img)
+        del pr.run_model_outputs
         got = match(dets, [gt])
         recs += records(dets, got, s.name)
         per_photo.append((dets, [gt]))
@@ -242,6 +252,7 @@ def part_val(pr, whole, data: Path) -> dict:
         "largest_box_on_face": int((np.array(box_iou) >= BOX_ON_FACE).sum()),
         "largest_box_iou_min": min(box_iou, default=0.0),
         "extra_detections": len(recs) - len(nd),
+        "detect_calls": calls,
     }
     for name, v in (("detect", nd), ("whole_crop", nc)):
         out[name] = {"mean": float(v.mean()), "median": float(np.median(v)), "over_10": int((v > 10).sum())}
@@ -253,6 +264,7 @@ def part_val(pr, whole, data: Path) -> dict:
         f"largest detection's box on the face (IoU with the landmark box >= {BOX_ON_FACE}): "
         f"{out['largest_box_on_face']} (lowest IoU {out['largest_box_iou_min']:.2f})"
     )
+    print(f"landmark network inside detect: {calls['model_calls']} calls, {calls['crops']} crops")
     print(f"{'NME/384 %':12} {'mean':>6} {'median':>6} {'>10%':>5}")
     for name in ("detect", "whole_crop"):
         print(f"{name:12} {out[name]['mean']:6.2f} {out[name]['median']:6.2f} {out[name]['over_10']:5d}")

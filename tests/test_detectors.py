@@ -310,6 +310,27 @@ def test_detect_gives_landmarks_confidence_and_pose(predictor, sample):
     assert abs(face.pose.yaw) < 45 and abs(face.pose.roll) < 20
 
 
+def test_a_settled_face_keeps_its_last_passs_face_probability(sample):
+    """The face probability of a detection is the face head's on the upright crop around its final points. A face
+    whose last refining pass moved its points by at most SETTLE_MOVE keeps that pass's own (its crop, around the
+    points before, is nearly the same): no extra model call. Without refining passes nothing has settled, and one
+    more pass reads it on the crop around the final points."""
+    from lightmark.engine.faces import landmarks_of_detections
+
+    p = Predictor(threads=1)
+    extra = []  # sizes of the extra face-probability passes
+    real = p.face_probability
+    p.face_probability = lambda crops: extra.append(len(crops)) or real(crops)
+    det = p.detector.detect(sample)[0]
+    points, _, face = landmarks_of_detections(p, sample, [det], p.detector.box_to_face, passes=1)
+    assert extra == []
+    around = real(p.cut(sample, p.fine_matrix(points[0]))[None])
+    assert abs(face[0] - around[0]) < 0.02 and face[0] > 0.5  # both 1.0 (float32) on this clear face
+    points, _, face = landmarks_of_detections(p, sample, [det], p.detector.box_to_face, passes=0, settle=False)
+    assert extra == [1]
+    np.testing.assert_allclose(face, real(p.cut(sample, p.fine_matrix(points[0]))[None]), atol=1e-6)
+
+
 def test_a_detection_keeps_the_more_confident_of_two_views(predictor, sample):
     """Each detection is read from its own first crop and, when that reading is not sure (SURE_READING; inf: every
     face), from one WIDE_FIRST_CROP times wider, both refined; each face keeps the reading with the higher mean
@@ -343,10 +364,8 @@ def test_a_detection_keeps_the_more_confident_of_two_views(predictor, sample):
     views = []
     for p in (lazy, eager):
         calls = []
-        real = p.predict_mapped_with_confidence
-        p.predict_mapped_with_confidence = lambda crops, mats, real=real, calls=calls: (
-            calls.append(len(crops)) or real(crops, mats)
-        )
+        real = p.read_mapped
+        p.read_mapped = lambda crops, mats, real=real, calls=calls: calls.append(len(crops)) or real(crops, mats)
         p.detect(sample)
         views.append(len(calls))
     assert views[0] < views[1], views

@@ -158,8 +158,8 @@ def test_refine_passes_recrop_on_the_last_points() -> None:
     calls: list[np.ndarray] = []
     one = Predictor(model, backend="torch", refine=0)
     two = Predictor(model, backend="torch", refine=1)
-    run = two.run_model_with_confidence
-    two.run_model_with_confidence = lambda x: calls.append(x) or run(x)  # count the forward passes
+    run = two.run_model_outputs
+    two.run_model_outputs = lambda x: calls.append(x) or run(x)  # count the forward passes
     first = one.predict(image)
     second = two.predict(image)
     assert len(calls) == 2 and one.refine == 0 and two.refine == 1
@@ -261,11 +261,11 @@ class _HalfwayPredictor:
     def cut(self, image: np.ndarray, m: np.ndarray) -> np.ndarray:
         return image
 
-    def predict_mapped_with_confidence(self, crops: np.ndarray, mats: list) -> tuple[np.ndarray, np.ndarray]:
+    def read_mapped(self, crops: np.ndarray, mats: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         idx = crops[:, 0, 0, 0].astype(int)  # each stub image carries its face's index
         self.calls.append(idx.tolist())
         new = (self.points[idx] + self.target[idx]) / 2
-        return new, np.full(new.shape[:2], len(self.calls), np.float32)
+        return new, np.full(new.shape[:2], len(self.calls), np.float32), np.full(len(idx), 10.0 * len(self.calls))
 
 
 def test_refine_faces_settles_only_faces_that_still_move() -> None:
@@ -282,8 +282,9 @@ def test_refine_faces_settles_only_faces_that_still_move() -> None:
         points = target + np.array([[8.0, 0.0], [2.0, 0.0], [0.0, 0.0]])[:, None]  # face 2: passes 0, never refined
         stub = _HalfwayPredictor(target)
         stub.points = points
-        conf = np.zeros((3, 4), np.float32)
-        refine_faces(stub, images, points, conf, np.array([1, 1, 0]), np.full(3, settle))
+        conf, face = np.zeros((3, 4), np.float32), np.zeros(3)
+        refine_faces(stub, images, points, conf, np.array([1, 1, 0]), np.full(3, settle), face)
         assert stub.calls == expected
         np.testing.assert_allclose(points[:, 0, 0], [2.0, 1.0, 0.0] if settle else [4.0, 1.0, 0.0])
         assert conf[:, 0].tolist() == ([2, 1, 0] if settle else [1, 1, 0])
+        assert face.tolist() == ([20, 10, 0] if settle else [10, 10, 0])  # each face keeps its last pass's

@@ -137,7 +137,7 @@ class Face:
     ``box`` (4,) the detector's (x0, y0, x1, y1); ``score`` the detector's score; ``landmarks`` (K, 2);
     ``confidence`` (K,) per point in [0, 1] (:meth:`~lightmark.codecs.HeatmapCodec.confidence`; None for regression
     heads); ``pose`` the head pose fitted to 68 landmarks; ``face_probability`` the model's face head's P(face) on
-    the upright crop around its landmarks (None without a face head); ``face_score`` combines the two.
+    the crop of the pass that gave its landmarks (None without a face head); ``face_score`` combines the two.
     """
 
     box: np.ndarray
@@ -212,8 +212,11 @@ def landmarks_of_detections(
     views: tuple[float, ...] = (1.0, WIDE_FIRST_CROP),
     sure: float = SURE_READING,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """(N, K, 2) landmarks, (N, K) confidence (None without) and (N,) face probability on the upright crops around
-    the final points (None without a face head) for N detections of one image. Each face is read from its first
+    """(N, K, 2) landmarks, (N, K) confidence (None without) and (N,) face probability (None without a face head)
+    for N detections of one image. The face probability is the face head's on the upright crop around the final
+    points, framed as the model's fine views are trained: for a face whose last refining pass moved its points by at
+    most :data:`SETTLE_MOVE`, that pass's own (its crop, around the points before, is nearly the same; no extra
+    model call), for the others one more pass. Each face is read from its first
     view (:func:`first_matrix` with ``wider`` = ``views[0]``): one batched pass on the detection crops, then
     ``passes`` batched passes on upright crops framed around the previous points (:meth:`Predictor.fine_matrix`),
     then, with ``settle``, more passes for faces not yet settled (:func:`refine_faces`). Faces whose reading has a
@@ -224,17 +227,22 @@ def landmarks_of_detections(
         raise ConfigError("views: expected one or more first-crop widths")
     if not detections:
         return (*predictor.empty_prediction(), None)
-    points, conf = _read_view(predictor, image, detections, box_to_face, views[0], passes, settle)
+    points, conf, face, moved = _read_view(predictor, image, detections, box_to_face, views[0], passes, settle)
     for wider in views[1:] if conf is not None else ():
         unsure = np.flatnonzero(conf.mean(1) < sure)
         if len(unsure) == 0:
             break
-        pts, c = _read_view(predictor, image, [detections[i] for i in unsure], box_to_face, wider, passes, settle)
+        dets = [detections[i] for i in unsure]
+        pts, c, f, m = _read_view(predictor, image, dets, box_to_face, wider, passes, settle)
         better = c.mean(1) > conf[unsure].mean(1)  # the earlier view on ties
-        points[unsure[better]], conf[unsure[better]] = pts[better], c[better]
-    face = None
-    if predictor.has_face_head:  # one more pass: on the upright crop around the final points, framed as trained
-        face = predictor.face_probability(np.stack([predictor.cut(image, predictor.fine_matrix(p)) for p in points]))
+        won = unsure[better]
+        points[won], conf[won], moved[won] = pts[better], c[better], m[better]
+        if face is not None and f is not None:
+            face[won] = f[better]
+    stale = np.flatnonzero(moved > SETTLE_MOVE) if face is not None else []  # crops that moved: one more pass
+    if len(stale):
+        crops = np.stack([predictor.cut(image, predictor.fine_matrix(points[i])) for i in stale])
+        face[stale] = predictor.face_probability(crops)
     return points, conf, face
 
 
@@ -246,15 +254,16 @@ def _read_view(
     wider: float,
     passes: int,
     settle: bool,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(N, K, 2) refined landmarks and (N, K) confidence of N detections read from one view (:func:`first_matrix`
-    with ``wider``): one batched first pass, then :func:`refine_faces`."""
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """(N, K, 2) refined landmarks, (N, K) confidence, (N,) face probability of the last pass and (N,) the last
+    pass's point move (:func:`refine_faces`) of N detections read from one view (:func:`first_matrix` with
+    ``wider``): one batched first pass, then :func:`refine_faces`."""
     mats = [first_matrix(predictor, d, box_to_face, wider) for d in detections]
     crops = np.stack([predictor.cut(image, m) for m in mats])
-    points, conf = predictor.predict_mapped_with_confidence(crops, mats)  # (N, K, 2), (N, K)
+    points, conf, face = predictor.read_mapped(crops, mats)  # (N, K, 2), (N, K), (N,)
     n = len(mats)
-    refine_faces(predictor, [image] * n, points, conf, np.full(n, passes), np.full(n, settle))
-    return points, conf
+    moved = refine_faces(predictor, [image] * n, points, conf, np.full(n, passes), np.full(n, settle), face)
+    return points, conf, face, moved
 
 
 def refine_faces(
@@ -264,27 +273,32 @@ def refine_faces(
     conf: np.ndarray | None,
     passes: np.ndarray,
     settle: np.ndarray,
-) -> None:
+    face: np.ndarray | None = None,
+) -> np.ndarray:
     """Refine N faces in place: face ``i`` of ``images[i]`` gets ``passes[i]`` passes on the upright crop around its
     last (K, 2) ``points[i]`` (:meth:`Predictor.fine_matrix`), and where ``settle[i]`` more passes, up to
     :data:`SETTLED_PASSES` in all, while its last pass still moved its points by more than :data:`SETTLE_MOVE`
-    (mean point move over the side of its landmark box). ``conf`` (N, K) takes the last pass's confidence."""
-    if not (passes > 0).any():  # settling needs a first refining pass
-        return
+    (mean point move over the side of its landmark box). ``conf`` (N, K) and ``face`` (N,) (face probability; None:
+    not kept) take the last pass's. Returns each face's last pass's move (N,) (inf for faces not refined)."""
     moved = np.full(len(points), np.inf)  # (N,) last pass's mean point move / landmark box side
+    if not (passes > 0).any():  # settling needs a first refining pass
+        return moved
     for step in range(max(int(np.max(passes, initial=0)), SETTLED_PASSES)):
         unsettled = settle & (passes >= 1) & (step < SETTLED_PASSES) & (moved > SETTLE_MOVE)
         idx = np.flatnonzero((passes > step) | unsettled)
         if len(idx) == 0:
-            return
+            return moved
         mats = [predictor.fine_matrix(points[j]) for j in idx]
         crops = np.stack([predictor.cut(images[j], m) for j, m in zip(idx, mats, strict=True)])
-        new, new_conf = predictor.predict_mapped_with_confidence(crops, mats)
+        new, new_conf, new_face = predictor.read_mapped(crops, mats)
         side = np.ptp(points[idx], axis=1).max(1)  # (n,) landmark box side
         moved[idx] = np.linalg.norm(new - points[idx], axis=2).mean(1) / np.maximum(side, 1e-6)
         points[idx] = new
         if conf is not None and new_conf is not None:
             conf[idx] = new_conf
+        if face is not None and new_face is not None:
+            face[idx] = new_face
+    return moved
 
 
 def detect_faces(

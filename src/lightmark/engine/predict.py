@@ -746,17 +746,24 @@ class Predictor:
 
     def predict_crops_with_confidence(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`predict_crops` plus the (B, K) per-point confidence (merged like the points)."""
+        return self.read_crops(crops)[:2]
+
+    def read_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """:meth:`predict_crops_with_confidence` plus the (B,) probability that each crop is a face, from the same
+        forward pass (None without a face head; with ``flip_test`` the mean over the crop and its mirror image)."""
         x = np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32)
         if not self.flip_test:
-            points, conf = self.run_model_with_confidence(x)
-            return points.astype(np.float32), conf
-        points, conf = self.run_model_with_confidence(np.concatenate([x, x[..., ::-1]]))
+            points, conf, face = self.run_model_outputs(x)
+            return points.astype(np.float32), conf, face
+        points, conf, face = self.run_model_outputs(np.concatenate([x, x[..., ::-1]]))
         n, perm = len(x), list(self.config.flip_perm)
+        face = None if face is None else (face[:n] + face[n:]) / 2
         if conf is None:  # no confidence to tell a failed reading: the plain average
-            return merge_flip(points[:n], points[n:], self.input_size, perm), None
-        return merge_flip_readings(
+            return merge_flip(points[:n], points[n:], self.input_size, perm), None, face
+        points, conf = merge_flip_readings(
             points[:n], conf[:n], points[n:], conf[n:], self.input_size, perm, self.flip_disagreement
         )
+        return points, conf, face
 
     # -- public API -------------------------------------------------------------------------------------------
     @property
@@ -1035,12 +1042,18 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, S, S, 3) crops cut by ``mats`` (N, 2, 3) (image -> crop) -> (N, K, 2) landmarks in image pixels and
         the (N, K) per-point confidence (None without one)."""
-        pts, conf = self.predict_crops_with_confidence(crops)  # (N, K, 2) crop pixels
+        return self.read_mapped(crops, mats)[:2]
+
+    def read_mapped(
+        self, crops: np.ndarray, mats: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """:meth:`predict_mapped_with_confidence` plus the (N,) face probability of each crop (:meth:`read_crops`)."""
+        pts, conf, face = self.read_crops(crops)  # (N, K, 2) crop pixels
         m = np.asarray(mats, np.float64)  # (N, 2, 3) image -> crop: crop = A @ image + t
         a, t = m[:, :, :2], m[:, None, :, 2]
         det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]  # (N,)
         a_inv_t = np.stack([a[:, 1, 1], -a[:, 1, 0], -a[:, 0, 1], a[:, 0, 0]], 1).reshape(-1, 2, 2) / det[:, None, None]
-        return ((pts - t) @ a_inv_t).astype(np.float32), conf  # image = A^-1 (crop - t); a_inv_t is A^-1 transposed
+        return ((pts - t) @ a_inv_t).astype(np.float32), conf, face  # image = A^-1 (crop - t); a_inv_t: A^-1 transposed
 
     def predict_dataset(
         self,
