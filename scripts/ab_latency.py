@@ -1,4 +1,4 @@
-"""Per-image latency of ``Predictor.predict`` in two checkouts of lightmark, timed in turn image by image.
+"""Per-image latency of ``Predictor.predict`` (or ``detect``) in two checkouts of lightmark, timed in turn.
 
 Each checkout runs in its own worker process (one thread for the model, the detector and OpenCV; the model loaded
 and warmed up once); the images of a folder are sent to the two workers alternately (A B, B A, ...), and each worker
@@ -7,7 +7,7 @@ percentile per checkout and the ratio of the means (the cost of a default readin
 over a folder is its cost).
 
     git worktree add ../before <commit>
-    python scripts/ab_latency.py --before ../before/src --after src [--model mixed] [--rounds 398]
+    python scripts/ab_latency.py --before ../before/src --after src [--model mixed] [--rounds 398] [--call detect]
 """
 
 from __future__ import annotations
@@ -30,25 +30,26 @@ from lightmark.data.images import read_image
 cv2.setNumThreads(1)  # the crop's warp on one thread too, as `lightmark benchmark` times it (this is its own process)
 images = [read_image(s.image_path) for s in load_dataset(sys.argv[2]).samples]
 predictor = Predictor(sys.argv[1], threads=1)
+call = getattr(predictor, sys.argv[3])  # predict or detect
 for image in images[:5]:
-    predictor.predict(image)
+    call(image)
 print("ready", lightmark.__file__, flush=True)
 for line in sys.stdin:
     image = images[int(line) % len(images)]
     t = time.perf_counter_ns()
-    predictor.predict(image)
+    call(image)
     print((time.perf_counter_ns() - t) / 1e6, flush=True)
 """
 
 
-def start_worker(src: str, model: str, data: str) -> subprocess.Popen:
+def start_worker(src: str, model: str, data: str, call: str = "predict") -> subprocess.Popen:
     """A worker process importing lightmark from ``src``, ready for image indices on stdin (it runs in ``/``, so a
     model path is made absolute; a shipped track name is passed as it is)."""
     if Path(model).exists():
         model = str(Path(model).resolve())
     env = dict(os.environ, PYTHONPATH=str(Path(src).resolve()), OMP_NUM_THREADS="1")
     worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER, model, str(Path(data).resolve())],
+        [sys.executable, "-c", WORKER, model, str(Path(data).resolve()), call],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -69,8 +70,11 @@ def main() -> None:
     ap.add_argument("--model", default="mixed", help="shipped track name or model path (both checkouts)")
     ap.add_argument("--data", default="../shared/data/aflw2000/val", help="a folder of images")
     ap.add_argument("--rounds", type=int, default=398, help="calls per checkout (the folder's images in turn)")
+    ap.add_argument("--call", choices=["predict", "detect"], default="predict", help="the Predictor method timed")
     a = ap.parse_args()
-    workers = {"before": start_worker(a.before, a.model, a.data), "after": start_worker(a.after, a.model, a.data)}
+    workers = {
+        name: start_worker(src, a.model, a.data, a.call) for name, src in (("before", a.before), ("after", a.after))
+    }
     ms: dict[str, list[float]] = {name: [] for name in workers}
     for r in range(a.rounds):
         for name in list(workers) if r % 2 == 0 else list(workers)[::-1]:
@@ -82,7 +86,8 @@ def main() -> None:
         w.wait()
     for name, v in ms.items():
         print(f"{name:6s} median {np.median(v):6.2f} ms  mean {np.mean(v):6.2f} ms  p90 {np.percentile(v, 90):6.2f} ms")
-    print(f"mean after / before: {np.mean(ms['after']) / np.mean(ms['before']):.3f} ({a.model}, {a.rounds} calls each)")
+    ratio = np.mean(ms["after"]) / np.mean(ms["before"])
+    print(f"mean after / before: {ratio:.3f} ({a.model}, {a.call}, {a.rounds} calls each)")
 
 
 if __name__ == "__main__":
