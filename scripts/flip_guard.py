@@ -32,12 +32,12 @@ class RecordingPredictor(Predictor):
 
     record: list[float]
 
-    def predict_crops_with_confidence(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def read_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         x = np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32)
         points = self.run_model(np.concatenate([x, x[..., ::-1]]))  # (2B, K, 2)
         back = map_back_mirrored(points[len(x) :], self.input_size, self.config.flip_perm)
         self.record.extend(flip_disagreement(points[: len(x)], back, self.input_size).tolist())
-        return super().predict_crops_with_confidence(crops)
+        return super().read_crops(crops)
 
 
 def disagreement(model: str, images: list[Path]) -> dict:

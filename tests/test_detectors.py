@@ -321,11 +321,19 @@ def test_a_settled_face_keeps_its_last_passs_face_probability(sample):
     extra = []  # sizes of the extra face-probability passes
     real = p.face_probability
     p.face_probability = lambda crops: extra.append(len(crops)) or real(crops)
+    passes = []  # each landmark pass marks its face probabilities with its own number: 0.1, 0.2, ...
+    read = p.read_mapped
+
+    def marked(crops, mats):
+        points, conf, _ = read(crops, mats)
+        passes.append(len(crops))
+        return points, conf, np.full(len(crops), 0.1 * len(passes), np.float32)
+
+    p.read_mapped = marked
     det = p.detector.detect(sample)[0]
     points, _, face = landmarks_of_detections(p, sample, [det], p.detector.box_to_face, passes=1)
-    assert extra == []
-    around = real(p.cut(sample, p.fine_matrix(points[0]))[None])
-    assert abs(face[0] - around[0]) < 0.02 and face[0] > 0.5  # both 1.0 (float32) on this clear face
+    assert extra == [] and len(passes) >= 2 and face[0] == pytest.approx(0.1 * len(passes))  # the last pass's
+    del p.read_mapped
     points, _, face = landmarks_of_detections(p, sample, [det], p.detector.box_to_face, passes=0, settle=False)
     assert extra == [1]
     np.testing.assert_allclose(face, real(p.cut(sample, p.fine_matrix(points[0]))[None]), atol=1e-6)
@@ -348,6 +356,7 @@ def test_a_detection_keeps_the_more_confident_of_two_views(predictor, sample):
         best = max(one, key=lambda r: r[1][i].mean())
         np.testing.assert_allclose(both[0][i], best[0][i], atol=1e-4)
         np.testing.assert_allclose(both[1][i], best[1][i], atol=1e-6)
+        np.testing.assert_allclose(both[2][i], best[2][i], atol=1e-5)  # and its face probability
     ref = predictor.predict(sample)
     err = [np.abs(r[0][1] - ref).mean() for r in (one[0], both)]  # the off box: its own view, then both views
     assert err[1] < 0.01 * sample.shape[0] < 0.1 * sample.shape[0] < err[0], err  # measured 1.2 and 45 px of 384

@@ -137,7 +137,8 @@ class Face:
     ``box`` (4,) the detector's (x0, y0, x1, y1); ``score`` the detector's score; ``landmarks`` (K, 2);
     ``confidence`` (K,) per point in [0, 1] (:meth:`~lightmark.codecs.HeatmapCodec.confidence`; None for regression
     heads); ``pose`` the head pose fitted to 68 landmarks; ``face_probability`` the model's face head's P(face) on
-    the crop of the pass that gave its landmarks (None without a face head); ``face_score`` combines the two.
+    the upright crop around its final landmarks (:func:`landmarks_of_detections`; None without a face head);
+    ``face_score`` combines the two.
     """
 
     box: np.ndarray

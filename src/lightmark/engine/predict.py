@@ -750,14 +750,15 @@ class Predictor:
 
     def read_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """:meth:`predict_crops_with_confidence` plus the (B,) probability that each crop is a face, from the same
-        forward pass (None without a face head; with ``flip_test`` the mean over the crop and its mirror image)."""
+        forward pass (None without a face head; with ``flip_test`` the crop's own, as :meth:`face_probability`
+        reads it: the thresholds on it were set that way)."""
         x = np.ascontiguousarray(np.asarray(crops).transpose(0, 3, 1, 2), dtype=np.float32)
         if not self.flip_test:
             points, conf, face = self.run_model_outputs(x)
             return points.astype(np.float32), conf, face
         points, conf, face = self.run_model_outputs(np.concatenate([x, x[..., ::-1]]))
         n, perm = len(x), list(self.config.flip_perm)
-        face = None if face is None else (face[:n] + face[n:]) / 2
+        face = None if face is None else face[:n]
         if conf is None:  # no confidence to tell a failed reading: the plain average
             return merge_flip(points[:n], points[n:], self.input_size, perm), None, face
         points, conf = merge_flip_readings(
