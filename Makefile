@@ -142,9 +142,9 @@ face-heads:
 	done
 	$(MAKE) onnx
 
-# Re-score shipped models after one changes (steps 5-6 of the README's "Reproduce"; ~4 min a MobileNet model, ~10 for
-# ResNet-18): validation (whole crop; predict's default reading, framing auto), the re-framed sets (auto, detect, whole
-# crop with one refining pass), then both tracks on HELEN (whole crop; default reading).
+# Re-score shipped models after one changes (steps 5-6 of the README's "Reproduce" in one target; not yet timed):
+# validation (whole crop; predict's default reading, framing auto), the re-framed sets (auto, detect, whole crop with
+# one refining pass), then both tracks on HELEN (whole crop; default reading).
 SCORE_TRACKS ?= protocol mixed
 score-shipped:
 	for m in $(SCORE_TRACKS); do \
@@ -221,7 +221,7 @@ train-mobilenet-mixed: synth-12k
 	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_mixed/last.pt --out $(RUNS)/mobilenet_mixed/shipped.pt
 
 # Its mixed-track twin (session 20): train-mobilenet-mixed's recipe (10 x 16k samples) from train-resnet18-protocol's
-# weights (~20 min on session 20's machine).
+# weights (22 min on session 20's machine; not shipped: README, "Capacity with the shipped framings").
 RESNET_MIXED_RUN = $(RUNS)/resnet18_mixed
 train-resnet18-mixed: synth-12k
 	OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(RESNET_RUN)/last.pt \
