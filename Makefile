@@ -178,8 +178,17 @@ train-mobilenet-protocol: synth-12k
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_protocol/last.pt --json $(E)/helen_mobilenet_protocol.json
 	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_protocol/last.pt --out $(RUNS)/mobilenet_protocol/shipped.pt
 
-# Capacity with the shipped framings (session 20; README, "Capacity at one budget"): ResNet-18 at half width with the
-# heatmap head (resnet18_heatmap, 11.6 MB) from scratch on train-mobilenet-protocol's data and framings (run C) for
+# score_candidate: a candidate checkpoint $(1) read the default way (framing auto, its test-time defaults) on
+# validation, the re-framed sets and HELEN, into $(E)/$(2)_auto.json, reframe_auto_$(2).json, helen_$(2).json: the
+# JSONs scripts/ship_gate.py compares with the shipped model's.
+define score_candidate
+	lightmark evaluate --data $(DATA)/aflw2000/val --model $(1) --framing auto --latency --json $(E)/$(2)_auto.json --quiet
+	$(PYTHON) scripts/reframe_eval.py --model $(1) --framing auto --json $(E)/reframe_auto_$(2).json
+	$(PYTHON) scripts/helen_check.py --model $(1) --json $(E)/helen_$(2).json
+endef
+
+# Capacity with the shipped framings (session 20; README, "Capacity with the shipped framings"): ResNet-18 at half
+# width with the heatmap head (resnet18_heatmap, 11.6 MB) from scratch on train-mobilenet-protocol's data and framings (run C) for
 # RESNET_EPOCHS x 16k samples (~1 h 45 min for 48 epochs on session 20's 2 cores; resumes), then the figures the
 # shipped protocol model is gated on, read the default way (framing auto, the guarded flip test).
 RESNET_EPOCHS ?= 48
@@ -190,11 +199,7 @@ train-resnet18-protocol: synth-12k
 		--wide-fraction 0.5 --fine-fraction 0.5 --cache-size 384 --context 4.5 --epochs $(RESNET_EPOCHS) \
 		--samples-per-epoch 16000 --workers 1 --threads 2 --quiet $$([ -f $(RESNET_RUN)/last.pt ] && echo --resume)
 	$(PYTHON) scripts/set_test_defaults.py $(RESNET_RUN)/last.pt --flip-test
-	lightmark evaluate --data $(DATA)/aflw2000/val --model $(RESNET_RUN)/last.pt --framing auto --latency \
-		--json $(E)/resnet18_protocol_auto.json --quiet
-	$(PYTHON) scripts/reframe_eval.py --model $(RESNET_RUN)/last.pt --framing auto \
-		--json $(E)/reframe_auto_resnet18_protocol.json
-	$(PYTHON) scripts/helen_check.py --model $(RESNET_RUN)/last.pt --json $(E)/helen_resnet18_protocol.json
+	$(call score_candidate,$(RESNET_RUN)/last.pt,resnet18_protocol)
 
 # The mixed track's data (50 % 300-W HELEN faces without the 170 holdout, no 300-W jaw loss) and, for the MobileNet
 # models, the rest of its recipe (run C's framings, lr 1e-3, 16k samples an epoch; MOBILENET_FINE_TUNE, also what the
@@ -227,11 +232,7 @@ train-resnet18-mixed: synth-12k
 	OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(RESNET_RUN)/last.pt \
 		--model resnet18_heatmap --epochs 10 --out $(RESNET_MIXED_RUN) \
 		$$([ -f $(RESNET_MIXED_RUN)/last.pt ] && echo --resume)
-	lightmark evaluate --data $(DATA)/aflw2000/val --model $(RESNET_MIXED_RUN)/last.pt --framing auto --latency \
-		--json $(E)/resnet18_mixed_auto.json --quiet
-	$(PYTHON) scripts/reframe_eval.py --model $(RESNET_MIXED_RUN)/last.pt --framing auto \
-		--json $(E)/reframe_auto_resnet18_mixed.json
-	$(PYTHON) scripts/helen_check.py --model $(RESNET_MIXED_RUN)/last.pt --json $(E)/helen_resnet18_mixed.json
+	$(call score_candidate,$(RESNET_MIXED_RUN)/last.pt,resnet18_mixed)
 
 # 300W-LP's recipe for the mixed track: the 700 HELEN training faces (not the 170 holdout) re-posed in 3D at 8
 # random yaws within +-60 degrees (`lightmark repose`, ~10 min on 2 cores), labelled with the fitted model's 3D jaw

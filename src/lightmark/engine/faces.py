@@ -240,8 +240,8 @@ def landmarks_of_detections(
         points[won], conf[won], moved[won] = pts[better], c[better], m[better]
         if face is not None and f is not None:
             face[won] = f[better]
-    stale = np.flatnonzero(moved > SETTLE_MOVE) if face is not None else []  # crops that moved: one more pass
-    if len(stale):
+    stale = np.flatnonzero(moved > SETTLE_MOVE)  # faces whose last pass still moved: one more pass for P(face)
+    if face is not None and len(stale):
         crops = np.stack([predictor.cut(image, predictor.fine_matrix(points[i])) for i in stale])
         face[stale] = predictor.face_probability(crops)
     return points, conf, face
