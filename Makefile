@@ -188,9 +188,9 @@ define score_candidate
 endef
 
 # Capacity with the shipped framings (session 20; README, "Capacity with the shipped framings"): ResNet-18 at half
-# width with the heatmap head (resnet18_heatmap, 11.6 MB) from scratch on train-mobilenet-protocol's data and framings (run C) for
-# RESNET_EPOCHS x 16k samples (~1 h 45 min for 48 epochs on session 20's 2 cores; resumes), then the figures the
-# shipped protocol model is gated on, read the default way (framing auto, the guarded flip test).
+# width with the heatmap head (resnet18_heatmap, 11.6 MB) from scratch on train-mobilenet-protocol's data and
+# framings (run C) for RESNET_EPOCHS x 16k samples (~1 h 45 min for 48 epochs on session 20's 2 cores; resumes),
+# then the figures the shipped protocol model is gated on, read the default way (framing auto, guarded flip test).
 RESNET_EPOCHS ?= 48
 RESNET_RUN = $(RUNS)/resnet18_protocol
 train-resnet18-protocol: synth-12k
