@@ -51,6 +51,7 @@ from lightmark.report import peers_table
 TIMED_IMAGE = "image00013"  # a near-frontal validation crop (MediaPipe finds it)
 REFERENCE = "lightmark predict(box=), one pass (the tracker's path)"
 WHOLE_REFERENCE = "MediaPipe mesh, image mode (detector + mesh)"
+ACCURATE = "mixed_resnet18"  # the shipped opt-in accurate model, scored and timed beside the default
 
 
 def fit_map(data: FaceDataset, mesh_reader: MediaPipeMeshPredictor, name: str, norm: Callable) -> MeshMap:
@@ -129,6 +130,7 @@ def timing_whole(model: str, dlib: DlibPredictor, mp_map: MeshMap, images: list[
     the first reading is not sure, ``SURE_READING``), so the mean over many images is its throughput; per-call
     ratios to MediaPipe's image mode."""
     default, flip = Predictor(model, threads=1), Predictor(model, threads=1, flip_test=True)
+    accurate = Predictor(ACCURATE, threads=1)
     no_tiles = Predictor(model, threads=1, detector=create_detector("blazeface", threads=1))  # the whole image only
     still = MediaPipeMeshPredictor(mp_map)
     n = len(images)
@@ -136,6 +138,7 @@ def timing_whole(model: str, dlib: DlibPredictor, mp_map: MeshMap, images: list[
         WHOLE_REFERENCE: lambda r: still.predict(images[r % n]),
         "lightmark predict(image) (default reading)": lambda r: default.predict(images[r % n]),
         "lightmark predict(image), flip test": lambda r: flip.predict(images[r % n]),
+        f"lightmark {ACCURATE} predict(image) (default reading)": lambda r: accurate.predict(images[r % n]),
         "lightmark detect (detector + landmarks; tiles for faces down to 48 px)": lambda r: default.detect(
             images[r % n]
         ),
@@ -175,6 +178,8 @@ def main() -> None:
         contenders[f"lightmark {model}, detector only (framing detect)"] = (detect, detect, True)
     flip = Predictor("mixed", threads=1, flip_test=True)  # the mirrored crop read too: ~1.5x the time per image
     contenders["lightmark mixed, flip test (default reading)"] = (flip, flip, False)
+    accurate = Predictor(ACCURATE, threads=1)  # the opt-in ResNet-18 of the mixed track: ~3x the time
+    contenders[f"lightmark {ACCURATE} (opt-in accurate model; default reading)"] = (accurate, accurate, False)
     contenders["dlib 68 (HOG, upsample 1 + ERT)"] = (dlib, dlib, True)
     mesh = (MediaPipeMeshPredictor(map_3d), MediaPipeMeshPredictor(map_2d), True)
     contenders["MediaPipe face mesh -> 68"] = mesh

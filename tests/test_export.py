@@ -16,7 +16,7 @@ from lightmark.engine import export as export_mod
 from lightmark.engine.export import META_SOURCE_SHA256, export_onnx, file_sha256, onnx_metadata, ort_session
 from lightmark.engine.predict import Predictor
 from lightmark.errors import LightmarkError, ModelError
-from lightmark.models import create_model, save_checkpoint
+from lightmark.models import SHIPPED_MODELS, create_model, save_checkpoint
 
 
 def sharp_model(name: str = "shufflenetv2_x0_5_heatmap", seed: int = 0):
@@ -204,7 +204,7 @@ def test_constants_become_initializers():
     assert "c0" not in [o for n in proto.graph.node for o in n.output]
 
 
-@pytest.mark.parametrize("track", ["protocol", "mixed"])
+@pytest.mark.parametrize("track", sorted(SHIPPED_MODELS))
 def test_shipped_twins_are_current_and_clean(track):
     from lightmark.models import shipped_model_path, shipped_onnx_path
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from .choices import Backend, ExportFormat
 from .config_cli import CliSpec, DefaultsHelpFormatter, LazyParser, add_config_options, config_from_args, default_of
 from .errors import ConfigError, LightmarkError
+from .models.shipped import SHIPPED_MODELS
 from .utils import EXTRAS, missing_dependency
 
 
@@ -428,7 +429,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
-MODEL_HELP = "checkpoint, or a shipped model: protocol | mixed (default: the shipped default model)"
+MODEL_HELP = f"checkpoint, or a shipped model: {' | '.join(SHIPPED_MODELS)} (default: the shipped default model)"
 FRAMING_HELP = (
     "where the one face of each image is: whole = the image is the face crop (the challenge's crops); detect = the "
     "shipped detector finds it (any size, position or roll), then the crop is refined on the model's points; "

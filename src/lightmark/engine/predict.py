@@ -356,8 +356,9 @@ class Predictor:
 
     Args:
         model: a checkpoint path (``.pt``), an exported ONNX graph (``.onnx``, run on the ``"onnx"`` backend), a
-            shipped track name (``"protocol"``, ``"mixed"``), a :class:`LandmarkModel` (used as is, never moved
-            unless ``device`` says so), or None for the shipped default.
+            shipped track name (:data:`~lightmark.models.shipped.SHIPPED_MODELS`: ``"protocol"``, ``"mixed"``,
+            ``"mixed_resnet18"``, ``"wflw98"``), a :class:`LandmarkModel` (used as is, never moved unless ``device``
+            says so), or None for the shipped default.
         backend: a :class:`~lightmark.choices.Backend` or its value: ``TORCH``, ``ONNX`` (ONNX Runtime: the
             checkpoint's ONNX twin ``X.onnx`` beside ``X.pt`` when it is up to date, else an in-memory export) or
             ``AUTO`` (ONNX Runtime when it is installed and the model has an up-to-date twin, else torch). A shipped

@@ -21,19 +21,24 @@ from ..errors import ModelError
 SHIPPED_MODELS: dict[str, str] = {
     "protocol": "lightmark_protocol.pt",  # synthetic training data only (the challenge's rules)
     "mixed": "lightmark_mixed.pt",  # synthetic + real 300-W faces
+    "mixed_resnet18": "lightmark_mixed_resnet18.pt",  # the mixed track's more accurate, slower model (opt-in)
     "wflw98": "lightmark_wflw98.pt",  # WFLW's 98 points, synthetic faces only (from the protocol model)
 }
 """The torch checkpoints of the shipped models, by track name (each with its ONNX twin ``X.onnx`` beside it)."""
 SHIPPED_TERMS: dict[str, str] = {
     "protocol": "trained on synthetic faces and the FaceSynthetics samples only: Microsoft C-UDA 1.0, non-commercial",
     "mixed": "trained also on real iBUG 300-W (HELEN) faces: research use only (and FaceSynthetics C-UDA 1.0)",
+    "mixed_resnet18": "the mixed track's data and recipe on a ResNet-18 (half width): more accurate, about 4x the "
+    "time; research use only (300-W) and FaceSynthetics C-UDA 1.0",
     "wflw98": "WFLW's 98 points; the protocol model fine-tuned on rendered faces only: Microsoft C-UDA 1.0, "
     "non-commercial (its starting point saw the FaceSynthetics samples)",
 }
 """The terms each shipped model's weights inherit from its training data (the code is MIT)."""
 DEFAULT_TRACK = "mixed"
-"""The track of the default model: the 68-point shipped model with the lower validation NME (tests check this)."""
-REAL_FACE_TRACKS: frozenset[str] = frozenset({"mixed"})
+"""The track of the default model: of the 68-point shipped models with its architecture (the fast MobileNet that the
+speed figures, the detector's thresholds and the video demo are measured with), the one with the lower validation NME
+(tests check this). ``mixed_resnet18`` is more accurate and slower: opt-in (``Predictor("mixed_resnet18")``)."""
+REAL_FACE_TRACKS: frozenset[str] = frozenset({"mixed", "mixed_resnet18"})
 """The shipped tracks trained on real faces (the others follow the challenge's synthetic-only protocol)."""
 CHECKPOINT_HINT = (
     "the shipped models' torch checkpoints come with the source repository (src/lightmark/weights/*.pt, "
@@ -52,8 +57,8 @@ def _check_track(track: str) -> None:
 
 
 def shipped_model_path(track: str) -> Path:
-    """Path of the torch checkpoint of a shipped model: ``"protocol"`` or ``"mixed"`` (absent in a wheel install:
-    see :data:`CHECKPOINT_HINT`)."""
+    """Path of the torch checkpoint of a shipped model, by track name (:data:`SHIPPED_MODELS`; absent in a wheel
+    install: see :data:`CHECKPOINT_HINT`)."""
     _check_track(track)
     return _weights_dir() / SHIPPED_MODELS[track]
 
