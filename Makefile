@@ -196,7 +196,7 @@ endef
 # width with the heatmap head (resnet18_heatmap, 11.6 MB) from scratch on train-mobilenet-protocol's data and
 # framings (run C) for RESNET_EPOCHS x 16k samples, then the figures the shipped protocol model is gated on, read the
 # default way (framing auto, guarded flip test). Session 20's run: 48 epochs (~1 h 45 min at 121-132 images/s);
-# the start of the shipped mixed_resnet18 (session 21): 26 epochs (~1 h 20 min at 93 images/s); both resume.
+# the start of the shipped mixed_resnet18 (session 21): 26 epochs (~1 h 10 min at 93-111 images/s); both resume.
 RESNET_EPOCHS ?= 26
 RESNET_RUN = $(RUNS)/resnet18_protocol
 train-resnet18-protocol: synth-12k

@@ -178,7 +178,7 @@ def main() -> None:
         contenders[f"lightmark {model}, detector only (framing detect)"] = (detect, detect, True)
     flip = Predictor("mixed", threads=1, flip_test=True)  # the mirrored crop read too: ~1.5x the time per image
     contenders["lightmark mixed, flip test (default reading)"] = (flip, flip, False)
-    accurate = Predictor(ACCURATE, threads=1)  # the opt-in ResNet-18 of the mixed track: ~3x the time
+    accurate = Predictor(ACCURATE, threads=1)  # the opt-in ResNet-18 of the mixed track: ~4x the time (session 21)
     contenders[f"lightmark {ACCURATE} (opt-in accurate model; default reading)"] = (accurate, accurate, False)
     contenders["dlib 68 (HOG, upsample 1 + ERT)"] = (dlib, dlib, True)
     mesh = (MediaPipeMeshPredictor(map_3d), MediaPipeMeshPredictor(map_2d), True)
