@@ -235,11 +235,16 @@ train-mobilenet-mixed: synth-12k
 # train-resnet18-protocol's weights (10 epochs: 22 min on session 20's machine, 28 min on session 21's; the start of
 # the shipped mixed_resnet18). A longer fine-tune for the mixed scaling curve (session 22: 26 epochs, ~1 h 15 min):
 # make -o synth-12k train-resnet18-mixed RESNET_MIXED_EPOCHS=26 RESNET_MIXED_NAME=resnet18_mixed_26x16k
+# (its weights were lost with that machine). A second schedule (session 23): 16 more epochs from the shipped
+# mixed_resnet18 (a warm restart of the same recipe; ~46 min):
+# make -o synth-12k train-resnet18-mixed RESNET_MIXED_INIT=src/lightmark/weights/lightmark_mixed_resnet18.pt \
+#     RESNET_MIXED_EPOCHS=16 RESNET_MIXED_NAME=resnet18_mixed_10p16x16k
 RESNET_MIXED_EPOCHS ?= 10
 RESNET_MIXED_NAME ?= resnet18_mixed
+RESNET_MIXED_INIT ?= $(RESNET_RUN)/last.pt
 RESNET_MIXED_RUN = $(RUNS)/$(RESNET_MIXED_NAME)
 train-resnet18-mixed: synth-12k
-	OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(RESNET_RUN)/last.pt \
+	OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(RESNET_MIXED_INIT) \
 		--model resnet18_heatmap --epochs $(RESNET_MIXED_EPOCHS) --out $(RESNET_MIXED_RUN) \
 		$$([ -f $(RESNET_MIXED_RUN)/last.pt ] && echo --resume)
 	$(call score_candidate,$(RESNET_MIXED_RUN)/last.pt,$(RESNET_MIXED_NAME))
@@ -568,5 +573,8 @@ scaling-plot:
 		$(foreach ep,$(SCALING_EPOCHS),--eval "ShuffleNetV2 x1.0 heatmap@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_control_$(ep)x16k.json" \
 			--eval "ResNet-18 (half) regression@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_resnet18_$(ep)x16k.json")
 	$(PYTHON) scripts/scaling_curve.py --out docs/scaling_curve_mixed.png \
-		--title "mixed track: fine-tuning budget from the protocol model (MobileNet)" \
-		$(foreach ep,$(SCALING_MIXED_EPOCHS),--eval "MobileNet mixed recipe@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_mixed_$(ep)x16k.json")
+		--title "mixed track: fine-tuning budget from a protocol model" \
+		$(foreach ep,$(SCALING_MIXED_EPOCHS),--eval "MobileNet, whole crop, no flip test@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_mixed_$(ep)x16k.json") \
+		--eval "MobileNet, framing auto@320000=$(E)/scaling_mixed_20x16k_auto.json" \
+		--eval "ResNet-18 (half) heatmap, framing auto + flip test@160000=$(E)/resnet18_mixed_auto.json" \
+		--eval "ResNet-18 (half) heatmap, framing auto + flip test@416000=$(E)/resnet18_mixed_26x16k_auto.json"
