@@ -242,10 +242,11 @@ train-mobilenet-mixed: synth-12k
 RESNET_MIXED_EPOCHS ?= 10
 RESNET_MIXED_NAME ?= resnet18_mixed
 RESNET_MIXED_INIT ?= $(RESNET_RUN)/last.pt
+RESNET_MIXED_EXTRA ?=  # more `lightmark train` options (the last of a repeated option wins), e.g. --lr 3e-4
 RESNET_MIXED_RUN = $(RUNS)/$(RESNET_MIXED_NAME)
 train-resnet18-mixed: synth-12k
 	OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(RESNET_MIXED_INIT) \
-		--model resnet18_heatmap --epochs $(RESNET_MIXED_EPOCHS) --out $(RESNET_MIXED_RUN) \
+		--model resnet18_heatmap --epochs $(RESNET_MIXED_EPOCHS) --out $(RESNET_MIXED_RUN) $(RESNET_MIXED_EXTRA) \
 		$$([ -f $(RESNET_MIXED_RUN)/last.pt ] && echo --resume)
 	$(call score_candidate,$(RESNET_MIXED_RUN)/last.pt,$(RESNET_MIXED_NAME))
 
@@ -577,4 +578,6 @@ scaling-plot:
 		$(foreach ep,$(SCALING_MIXED_EPOCHS),--eval "MobileNet, whole crop, no flip test@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_mixed_$(ep)x16k.json") \
 		--eval "MobileNet, framing auto@320000=$(E)/scaling_mixed_20x16k_auto.json" \
 		--eval "ResNet-18 (half) heatmap, framing auto + flip test@160000=$(E)/resnet18_mixed_auto.json" \
-		--eval "ResNet-18 (half) heatmap, framing auto + flip test@416000=$(E)/resnet18_mixed_26x16k_auto.json"
+		--eval "ResNet-18 (half) heatmap, framing auto + flip test@416000=$(E)/resnet18_mixed_26x16k_auto.json" \
+		--eval "ResNet-18, then 16 epochs more (restart at lr 1e-3)@160000=$(E)/resnet18_mixed_auto.json" \
+		--eval "ResNet-18, then 16 epochs more (restart at lr 1e-3)@416000=$(E)/resnet18_mixed_10p16x16k_auto.json"
