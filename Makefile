@@ -236,7 +236,8 @@ train-mobilenet-mixed: synth-12k
 # the shipped mixed_resnet18). A longer fine-tune for the mixed scaling curve (session 22: 26 epochs, ~1 h 15 min):
 # make -o synth-12k train-resnet18-mixed RESNET_MIXED_EPOCHS=26 RESNET_MIXED_NAME=resnet18_mixed_26x16k
 # (its weights were lost with that machine). A second schedule (session 23): 16 more epochs from the shipped
-# mixed_resnet18 (a warm restart of the same recipe; ~46 min):
+# mixed_resnet18 (a warm restart of the same recipe; ~46 min; README, "The scaling curve"), again with
+# RESNET_MIXED_EXTRA="--lr 3e-4" RESNET_MIXED_NAME=resnet18_mixed_10p16x16k_lr3e4 (~50 min); neither passed the gate:
 # make -o synth-12k train-resnet18-mixed RESNET_MIXED_INIT=src/lightmark/weights/lightmark_mixed_resnet18.pt \
 #     RESNET_MIXED_EPOCHS=16 RESNET_MIXED_NAME=resnet18_mixed_10p16x16k
 RESNET_MIXED_EPOCHS ?= 10
@@ -580,4 +581,6 @@ scaling-plot:
 		--eval "ResNet-18 (half) heatmap, framing auto + flip test@160000=$(E)/resnet18_mixed_auto.json" \
 		--eval "ResNet-18 (half) heatmap, framing auto + flip test@416000=$(E)/resnet18_mixed_26x16k_auto.json" \
 		--eval "ResNet-18, then 16 epochs more (restart at lr 1e-3)@160000=$(E)/resnet18_mixed_auto.json" \
-		--eval "ResNet-18, then 16 epochs more (restart at lr 1e-3)@416000=$(E)/resnet18_mixed_10p16x16k_auto.json"
+		--eval "ResNet-18, then 16 epochs more (restart at lr 1e-3)@416000=$(E)/resnet18_mixed_10p16x16k_auto.json" \
+		--eval "ResNet-18, then 16 epochs more (restart at lr 3e-4)@160000=$(E)/resnet18_mixed_auto.json" \
+		--eval "ResNet-18, then 16 epochs more (restart at lr 3e-4)@416000=$(E)/resnet18_mixed_10p16x16k_lr3e4_auto.json"
