@@ -4,7 +4,7 @@ interval, and how many images got better. The ship gate (scripts/ship_gate.py) c
 far apart they would have to be to mean anything.
 
     python scripts/paired_diff.py docs/evals/resnet18_mixed_10p16x16k_auto.json \
-        docs/evals/framing_auto_mixed_resnet18.json --data ../shared/data/aflw2000/val
+        docs/evals/framing_auto_mixed_resnet18.json
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("candidate", type=Path)
     ap.add_argument("shipped", type=Path)
-    ap.add_argument("--data", default="../shared/data/aflw2000/val", help="the crops both were scored on (for yaw)")
+    ap.add_argument(
+        "--data", help="the crops both were scored on, for their yaw (default: the candidate's meta.dataset)"
+    )
     args = ap.parse_args()
     from lightmark.data.formats import load_dataset
     from lightmark.metrics import yaw_bin_masks
@@ -48,9 +50,10 @@ def main() -> None:
     cand, ship = per_image(args.candidate), per_image(args.shipped)
     if cand.keys() != ship.keys():
         raise SystemExit("the two files score different images")
-    dataset = load_dataset(args.data, require_landmarks=True)
+    data = args.data or json.loads(args.candidate.read_text())["meta"]["dataset"]
+    dataset = load_dataset(data, require_landmarks=True)
     if set(dataset.names) != cand.keys():
-        raise SystemExit(f"{args.data} holds other images than the two files score")
+        raise SystemExit(f"{data} holds other images than the two files score")
     diff = np.array([cand[n] - ship[n] for n in dataset.names])
     bins = {"all": np.ones(len(diff), bool), **yaw_bin_masks(dataset.yaws())}
     print("| images | candidate - shipped (mean) | 95 % bootstrap interval | better |\n|---|---|---|---|")
