@@ -47,8 +47,11 @@ onnx:
 benchmark:
 	lightmark benchmark --json $(OUT)/benchmark.json
 
-# Regenerate the README's results tables and the CED plot from the saved evaluation JSONs in docs/evals
-# (each written by `lightmark evaluate --json`; see "Reproduce" in the README for the commands behind them).
+# Regenerate the generated tables and the plots from the saved evaluation JSONs in docs/evals (each written by
+# `lightmark evaluate --json`; see docs/reproduce.md for the commands behind them). Each --readme names the markdown
+# file that holds that section's <!-- NAME:start/end --> markers: README.md (results, latency, peers),
+# docs/experiments.md (ablation, mixing, exploration, compare, scaling, scaling_mixed, appearance, appearance_long),
+# docs/speed.md (arch).
 E = docs/evals
 # a literal comma inside $(if ...) arguments
 comma := ,
@@ -62,11 +65,11 @@ report:
 		--eval "lightmark mixed_resnet18, framing auto (the default of predict)=$(E)/framing_auto_mixed_resnet18.json" \
 		--eval "dlib 68-point ERT, HOG box (centre box when none)=$(E)/dlib.json" \
 		--eval "lightmark wflw98 (98 points, synthetic only; its 68-point subset)=$(E)/wflw98_val68.json"
-	lightmark report --readme README.md --section ablation \
+	lightmark report --readme docs/experiments.md --section ablation \
 		--eval "(a) FaceSynthetics-100 only=$(E)/ablation_a_fs100.json" \
 		--eval "(b) rendered faces only (20k)=$(E)/ablation_b_synth.json" \
 		--eval "(c) both, sampled 30/70=$(E)/ablation_c_both.json"
-	lightmark report --readme README.md --section mixing \
+	lightmark report --readme docs/experiments.md --section mixing \
 		--eval "synthetic only (0% real)=$(E)/mix_f0.json" \
 		--eval "20% 300-W=$(E)/mix_m20.json" \
 		--eval "50% 300-W=$(E)/mix_m50.json" \
@@ -77,7 +80,7 @@ report:
 		$(if $(wildcard $(E)/mobilenet_mixed_textures.json),--eval "the same with half of the rendered faces in FaceSynthetics skin from the skinned protocol fine-tune (make train-mobilenet-skin; session 11)=$(E)/mobilenet_mixed_textures.json") \
 		$(if $(wildcard $(E)/mobilenet_mixed_from_blend.json),--eval "the shipped mixed recipe from the protocol model shipped in session 11 (the weight-space blend; make train-mobilenet-skin)=$(E)/mobilenet_mixed_from_blend.json") \
 		$(if $(wildcard $(E)/mobilenet_mixed_from_skin_reposed.json),--eval "the shipped mixed recipe from the protocol fine-tune with re-posed pictures (make train-mobilenet-blend-ingredients; session 12)=$(E)/mobilenet_mixed_from_skin_reposed.json")
-	lightmark report --readme README.md --section exploration \
+	lightmark report --readme docs/experiments.md --section exploration \
 		--eval "protocol v1 + 4 epochs (wing loss, photometric 1.0): control=$(E)/mix_f0.json" \
 		--eval "protocol v1 + 4 epochs, L1 loss=$(E)/explore_l1.json" \
 		--eval "protocol v1 + 4 epochs, photometric augmentation 0.5=$(E)/explore_photo05.json" \
@@ -87,7 +90,7 @@ report:
 		--eval "recipe (c) from scratch, width 0.5x=$(E)/explore_x0_5.json" \
 		--eval "protocol v1 + flip test=$(E)/explore_protocol_flip.json" \
 		--eval "session 8 mixed model (ShuffleNetV2) + flip test=$(E)/explore_mixed_flip.json"
-	lightmark report --readme README.md --section compare \
+	lightmark report --readme docs/experiments.md --section compare \
 		--eval "heatmap head, wing loss, gamma augmentation 0.4 (control)=$(E)/compare_control.json" \
 		--eval "direct regression head (PFLD-like), wing loss=$(E)/compare_regression.json" \
 		--eval "heatmap head, L2 (MSE) loss=$(E)/compare_l2.json" \
@@ -95,12 +98,12 @@ report:
 		--eval "heatmap head, L1 loss=$(E)/compare_l1.json" \
 		--eval "ResNet-18 (half width) direct regression, wing loss=$(E)/compare_resnet18.json" \
 		--eval "MobileNet (19 convolutions, mobilenet_x1_0_heatmap) heatmap head, wing loss=$(E)/compare_mobilenet.json"
-	lightmark report --readme README.md --section scaling \
+	lightmark report --readme docs/experiments.md --section scaling \
 		--eval "ShuffleNetV2 x1.0 heatmap, 96k samples (the comparisons' control)=$(E)/compare_control.json" \
 		--eval "ResNet-18 (half) regression, 96k samples (its comparison row)=$(E)/compare_resnet18.json" \
 		$(foreach f,$(wildcard $(E)/scaling_*x16k.json),--eval "$(basename $(notdir $(f)))=$(f)")
 	$(MAKE) scaling-plot
-	lightmark report --readme README.md --section scaling_mixed \
+	lightmark report --readme docs/experiments.md --section scaling_mixed \
 		$(foreach ep,$(SCALING_MIXED_EPOCHS),$(if $(wildcard $(E)/scaling_mixed_$(ep)x16k.json),--eval \
 			"mixed recipe from the protocol model: $(shell echo $$(($(ep) * 16)))k samples=$(E)/scaling_mixed_$(ep)x16k.json"))
 	$(PYTHON) scripts/reframe_chart.py --out docs/reframe_chart.png \
@@ -111,22 +114,23 @@ report:
 		--row "mixed (shipped)|detector=$(E)/reframe_detect_mixed.json:detect" \
 		--row "mixed (shipped)|auto (the default)=$(E)/reframe_auto_mixed.json:auto"
 	lightmark report --readme README.md --section latency --benchmark $(E)/benchmark.json
-	lightmark report --readme README.md --section arch --arch $(E)/arch_table.json
+	lightmark report --readme docs/speed.md --section arch --arch $(E)/arch_table.json
 	$(if $(wildcard $(E)/peers.json),lightmark report --readme README.md --section peers --peers $(E)/peers.json)
-	lightmark report --readme README.md --section appearance \
+	lightmark report --readme docs/experiments.md --section appearance \
 		--eval "procedural faces (the comparisons' control)=$(E)/compare_control.json" \
 		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_textures.json" \
 		$(if $(wildcard $(E)/compare_reposed.json),--eval "+ the 100 FaceSynthetics pictures re-posed in 3D (x8)=$(E)/compare_reposed.json") \
 		$(if $(wildcard $(E)/compare_all.json),--eval "all: FaceSynthetics skin + re-posed pictures=$(E)/compare_all.json")
-	$(if $(wildcard $(E)/compare_app20_all.json),lightmark report --readme README.md --section appearance_long \
+	$(if $(wildcard $(E)/compare_app20_all.json),lightmark report --readme docs/experiments.md --section appearance_long \
 		--eval "procedural faces (control)$(comma) MobileNet$(comma) 320k samples=$(E)/compare_app20_control.json" \
 		--eval "half of the same faces in FaceSynthetics skin=$(E)/compare_app20_textures.json" \
 		--eval "+ the 100 FaceSynthetics pictures re-posed in 3D (x8)=$(E)/compare_app20_reposed.json" \
 		--eval "all: FaceSynthetics skin + re-posed pictures=$(E)/compare_app20_all.json")
 
-# Side by side with dlib and MediaPipe (README, "Side by side with dlib and MediaPipe"): mediapipe 0.10.21, the
-# last release whose wheel ships the face mesh model, pins numpy < 2, so the comparison runs in its own virtual
-# environment (PEERS_VENV, outside the repository) with dlib and lightmark (ONNX Runtime, no torch), on one core.
+# Side by side with dlib and MediaPipe (README and docs/experiments.md, "Side by side with dlib and MediaPipe"):
+# mediapipe 0.10.21, the last release whose wheel ships the face mesh model, pins numpy < 2, so the comparison runs
+# in its own virtual environment (PEERS_VENV, outside the repository) with dlib and lightmark (ONNX Runtime, no
+# torch), on one core.
 PEERS_VENV ?= ../venv_peers
 compare-peers:
 	[ -x $(PEERS_VENV)/bin/python ] || $(PYTHON) -m venv $(PEERS_VENV)
@@ -135,7 +139,7 @@ compare-peers:
 	$(PEERS_VENV)/bin/pip install -q --no-deps -e .
 	OMP_NUM_THREADS=1 taskset -c 0 $(PEERS_VENV)/bin/python scripts/peers_check.py --json $(E)/peers.json
 
-# The shipped models' face heads (issue 12; README, "A face head"): a face / no-face output fitted on each finished
+# The shipped models' face heads (issue 12; docs/usage.md, "A face head"): a face / no-face output fitted on each finished
 # model, its other weights frozen, on crops of its own training faces against face-free crops (procedural
 # backgrounds, the first half of FaceSynthetics-100); then the ONNX twins again. Needs the training sets each
 # checkpoint names (SYNTH: the rendered faces; the crop caches are rebuilt when missing).
@@ -146,7 +150,7 @@ face-heads:
 	done
 	$(MAKE) onnx
 
-# Re-score shipped models after one changes (steps 5-6 of the README's "Reproduce" in one target; not yet timed):
+# Re-score shipped models after one changes (steps 5-6 of docs/reproduce.md in one target; not yet timed):
 # validation (whole crop; predict's default reading, framing auto), the re-framed sets (auto, detect, whole crop with
 # one refining pass), then the 68-point models on HELEN (whole crop; default reading).
 SCORE_TRACKS ?= protocol mixed
@@ -165,9 +169,9 @@ score-shipped:
 	$(PYTHON) scripts/helen_check.py --model $(HELEN_TRACKS) --framing whole --json $(E)/helen_shipped.json
 	$(PYTHON) scripts/helen_check.py --model $(HELEN_TRACKS) --framing auto --json $(E)/helen_shipped_auto.json
 
-# Issue 13's faster network as a protocol-track model: MobileNet (mobilenet_x1_0_heatmap, 19 convolutions; README,
-# "Speed") from scratch with run C's data and framings (a quarter challenge crops, a quarter wide coarse views, half
-# upright fine views) for 60 x 16k samples (~3 h on these 2 cores; re-running resumes), then the figures it must beat
+# Issue 13's faster network as a protocol-track model: MobileNet (mobilenet_x1_0_heatmap, 19 convolutions;
+# docs/speed.md) from scratch with run C's data and framings (a quarter challenge crops, a quarter wide coarse views,
+# half upright fine views) for 60 x 16k samples (~3 h on these 2 cores; re-running resumes), then the figures it must beat
 # the shipped protocol model on, read the default way (framing auto): validation, re-framing, HELEN. The last
 # checkpoint ships: the epoch picked on validation's whole-crop reading (26 of 60, best.pt) scored worse through the
 # default reading (docs/evals/*mobilenet_protocol_ep26*.json).
@@ -192,7 +196,7 @@ define score_candidate
 	$(PYTHON) scripts/helen_check.py --model $(1) --json $(E)/helen_$(2).json
 endef
 
-# Capacity with the shipped framings (session 20; README, "Capacity with the shipped framings"): ResNet-18 at half
+# Capacity with the shipped framings (session 20; docs/experiments.md, "Capacity with the shipped framings"): ResNet-18 at half
 # width with the heatmap head (resnet18_heatmap, 11.6 MB) from scratch on train-mobilenet-protocol's data and
 # framings (run C) for RESNET_EPOCHS x 16k samples, then the figures the shipped protocol model is gated on, read the
 # default way (framing auto, guarded flip test). Session 20's run: 48 epochs (~1 h 45 min at 121-132 images/s);
@@ -236,7 +240,7 @@ train-mobilenet-mixed: synth-12k
 # the shipped mixed_resnet18). A longer fine-tune for the mixed scaling curve (session 22: 26 epochs, ~1 h 15 min):
 # make -o synth-12k train-resnet18-mixed RESNET_MIXED_EPOCHS=26 RESNET_MIXED_NAME=resnet18_mixed_26x16k
 # (its weights were lost with that machine). A second schedule (session 23): 16 more epochs from the shipped
-# mixed_resnet18 (a warm restart of the same recipe; ~46 min; README, "The scaling curve"), again with
+# mixed_resnet18 (a warm restart of the same recipe; ~46 min; docs/experiments.md, "The scaling curve"), again with
 # RESNET_MIXED_EXTRA="--lr 3e-4" RESNET_MIXED_NAME=resnet18_mixed_10p16x16k_lr3e4 (~50 min); neither passed the gate:
 # make -o synth-12k train-resnet18-mixed RESNET_MIXED_INIT=src/lightmark/weights/lightmark_mixed_resnet18.pt \
 #     RESNET_MIXED_EPOCHS=16 RESNET_MIXED_NAME=resnet18_mixed_10p16x16k
@@ -339,7 +343,7 @@ train-mobilenet-skin: train-mobilenet-protocol-tunes
 # 0.3 to 0.15 + 0.15 re-posed), and the same row on faces fully in FaceSynthetics skin (a 12k set rendered with
 # --texture-share 1.0); last, the shipped mixed recipe started from the first of them. This target trains and
 # scores them; blending one with the shipped model (scripts/interpolate_weights.py) and gating the blend
-# (scripts/ship_gate.py) are steps of their own (README, "Weight-space interpolation").
+# (scripts/ship_gate.py) are steps of their own (docs/experiments.md, "Weight-space interpolation").
 SYNTH_SKIN ?= ../synth/s256_skin
 synth-12k-skin:
 	lightmark synth --count 12000 --out $(SYNTH_SKIN) --size 256 --seed 2 --workers 2 \
@@ -350,7 +354,7 @@ BLEND_TUNES = protocol_skin_reposed:"$(PROTOCOL_INIT) --train $(DATA)/facesynthe
 train-mobilenet-blend-ingredients: synth-12k synth-12k-tex reposed-fs synth-12k-skin
 	$(call tune_rows,$(BLEND_TUNES))
 
-# The re-posed pictures moved HELEN (README, "More ingredients for the blend"): the same fine-tune with twice the
+# The re-posed pictures moved HELEN (docs/experiments.md, "More ingredients for the blend"): the same fine-tune with twice the
 # poses per picture (16, another seed) and twice their share (0.15 / 0.55 / 0.3); then (session 18) the same from the
 # shipped protocol model (the blend of session 11) instead of session 9's.
 REPOSED16 ?= ../synth/reposed_fs16
@@ -375,7 +379,7 @@ FS_TUNES = protocol_textures_fs:"--init $(RUNS)/protocol_s9.pt --train $(DATA)/f
 train-mobilenet-fs: protocol-s9 synth-12k-tex-fs
 	$(call tune_rows,$(FS_TUNES))
 
-# Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in the README). Machine-local data and runs:
+# Coarse-to-fine experiment (issue 10; see "Coarse-to-fine prediction" in docs/experiments.md). Machine-local data and runs:
 # SYNTH and RUNS default outside the repository. Re-running after an interruption continues (the renderer skips
 # written faces; training resumes from last.pt when there is one).
 SYNTH ?= ../synth/s256
@@ -494,7 +498,7 @@ compare-appearance: synth-12k-tex reposed-fs
 LONG = --model mobilenet_x1_0_heatmap --epochs 20
 APPEARANCE_LONG = app20_control:"$(COMPARE_DATA) $(LONG)" app20_textures:"$(APPEARANCE_TEXTURES) $(LONG)" \
 	app20_reposed:"$(APPEARANCE_REPOSED) $(LONG)" app20_all:"$(APPEARANCE_ALL) $(LONG)"
-# Capacity at one budget (session 19; README, "Capacity at one budget"): the appearance ablation's control row
+# Capacity at one budget (session 19; docs/experiments.md, "Capacity at one budget"): the appearance ablation's control row
 # (recipe (c), 20 x 16k samples, MobileNet: compare_app20_control) with ResNet-18 at half width and the heatmap head
 # (11.6 MB, 0.17 GMACs: per-point confidence, unlike the regression row, so predict's default reading and the guarded
 # flip test apply); ~65 min on session 19's machine; it resumes. Scored like every comparison row (whole crop, final

@@ -1,6 +1,6 @@
 """A face/no-face linear probe on the shipped mixed model's frozen backbone (pooled features of its last two
 stages), trained on synthetic data only, scored on the detect path's crops of the validation crops, the group
-photos and the non-face images of scripts/detect_check.py (issue 12; README, "Not reached yet"). An experiment:
+photos and the non-face images of scripts/detect_check.py (issue 12; docs/usage.md, "A face head"). An experiment:
 nothing here is shipped. About 2 minutes on 2 cores.
 
     python scripts/face_probe.py

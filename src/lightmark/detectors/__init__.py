@@ -18,7 +18,7 @@ from .base import BoxToFace, Detection, FaceDetector, by_size
 DEFAULT_DETECTOR = "blazeface"
 PHOTO_OPTIONS: dict[str, dict] = {"blazeface": {"min_face": 48.0}}
 """Options of a detector made by name for whole photos (:meth:`~lightmark.engine.predict.Predictor.detect`):
-BlazeFace adds tiles down to faces of 48 px (see the README's detector figures). Video uses the whole frame only."""
+BlazeFace adds tiles down to faces of 48 px (docs/usage.md, the whole-photo figures). Video: the whole frame only."""
 
 
 def _blazeface(**options) -> FaceDetector:

@@ -66,7 +66,7 @@ landmark box) has not settled: a face of :meth:`Predictor.detect` gets another p
 Measured on the 199 validation crops (shipped mixed model): a detection crop's face moves 0.015 at the median,
 0.028 at the 90th percentile; the crop the detector framed worst (a face half hidden by hair, NME/384 13.8 after one
 pass) moved 0.09 and scored 3.7 after a second pass. With it the detect path scores 2.45 NME/384 instead of 2.53
-(``scripts/detect_check.py``; README, "Whole photos: every face")."""
+(``scripts/detect_check.py``; docs/usage.md, "Whole photos: every face")."""
 SETTLED_PASSES = 2
 """Most refining passes a detected face gets while it settles (:data:`SETTLE_MOVE`)."""
 

@@ -904,7 +904,7 @@ class Predictor:
         base = np.where(fine, 0, self.refine)  # (N,) a crop around given landmarks is already a fine crop
         passes = np.where(found, np.maximum(base, self.detection_passes), base)
         # coarse to fine; no settling passes here: on the re-framed validation sets they gained nothing and cost the
-        # crops rolled by 90 degrees 0.16 NME/384 (README, "Whole photos: every face")
+        # crops rolled by 90 degrees 0.16 NME/384 (docs/usage.md, "Whole photos: every face")
         refine_faces(self, images, points, conf, passes, settle=np.zeros(len(images), bool))
         if self.framing is Framing.AUTO:  # a second framing for the images the crop reading is not sure of
             sure = conf.mean(1) >= self.sure_reading  # (N,)
@@ -975,7 +975,7 @@ class Predictor:
         turned by 90 / 180 degrees; the model's confidence alone, around the largest box, scored 2.84 / 2.98 / 2.84
         (a stray box from a turned copy hid the face's own detections; confidence alone preferred upside-down crops
         of profiles). Searching the upright image only scores 2.77 as they are but 31.0 upside down (protocol model;
-        README, "Coarse-to-fine")."""
+        docs/experiments.md, "Coarse-to-fine")."""
         faces = [self._largest_face(image) for image in images]  # per image: the detections of its largest face
         owner = [i for i, face in enumerate(faces) for _ in face]  # (M,) the image of each detection
         dets = [d for face in faces for d in face]
@@ -1003,8 +1003,8 @@ class Predictor:
         its best-scoring detection there is searched at full resolution; every other turn too where that search
         misses the mosaic's face (no face, or another one), every turn where the mosaic shows no face (too small
         for it, or missed); last, tiles down to a photo's least face (:attr:`tiled_framer`). One turn scores about
-        as the mosaic's named turns did on the re-framed validation sets, at 0.85-0.94x the mean time (README, "One
-        turn at full resolution")."""
+        as the mosaic's named turns did on the re-framed validation sets, at 0.85-0.94x the mean time
+        (docs/usage.md, "One turn at full resolution")."""
         every = (0, *self.framer.rotations)
         face = self.framer.mosaic_face(image)  # [(turn, detection)], best first
         if not face:

@@ -162,7 +162,7 @@ class TrainConfig:
         default=True,
         metadata={
             "help": "train with images and convolution weights in channels-last (NHWC) memory layout: the same "
-            "network, 1.1-1.8x the training images/s of NCHW on the CPUs measured (README, Speed; not measured on a "
+            "network, 1.1-1.8x the training images/s of NCHW on the CPUs measured (docs/speed.md; not measured on a "
             "GPU)"
         },
     )

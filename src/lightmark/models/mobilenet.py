@@ -4,7 +4,7 @@ Why it exists: on one CPU thread a small network's time is set by its number of 
 ShuffleNetV2 x1.0's backbone runs 55 convolutions plus a split, a concat and a channel gather per unit; this stack
 runs 19 convolutions and nothing else (29 and 65 with the heatmap head). With the heatmap head it has about the
 same parameters and MACs as ShuffleNetV2 x1.0's heatmap model and runs ``predict(box=)`` markedly faster (the
-figures: the README's architecture table, ``python scripts/arch_table.py``). The depthwise kernels are 5x5: they
+figures: the architecture table of docs/speed.md, ``python scripts/arch_table.py``). The depthwise kernels are 5x5: they
 cost no measurable time over 3x3 and widen the receptive field of so shallow a stack.
 
 Shapes for a (B, 3, S, S) input (S divisible by 32), widths c = ``width`` x MOBILENET_WIDTHS:
