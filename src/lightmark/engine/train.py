@@ -43,6 +43,7 @@ from ..models import (
     weights_of,
 )
 from ..models.config import TEST_TIME_FIELDS
+from ..models.landmark_model import head_state_to_stride4
 from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 from ..utils import atomic_write, ensure_dir, scoped_threads
 
@@ -128,6 +129,13 @@ class TrainConfig:
     )
     heatmap_loss: HeatmapLoss | None = field(
         default=None, metadata={"help": "heatmap loss (default: the model config's)"}
+    )
+    heatmap_stride: int | None = field(
+        default=None,
+        metadata={
+            "help": "heatmap side = input size / stride: 4 or 8 (default: the model config's); --init from a "
+            "stride-8 model keeps its head's layers and adds the stride-4 ones"
+        },
     )
     ema_decay: float = field(default=0.998, metadata={"help": "EMA decay of the weights (0 = off)"})
     photometric: float = field(default=1.0, metadata={"help": "photometric augmentation strength 0..1"})
@@ -404,6 +412,8 @@ def _model_overrides(cfg: TrainConfig) -> dict:
         out["heatmap_sigma"] = cfg.heatmap_sigma
     if cfg.heatmap_loss is not None:
         out["heatmap_loss"] = cfg.heatmap_loss
+    if cfg.heatmap_stride is not None:
+        out["heatmap_stride"] = cfg.heatmap_stride
     if cfg.fine_fraction > 0:  # trained for the fine pass (levelled by the eye line): predict in two passes
         out.update(refine_passes=1, fine_ratio=FINE_SIDE_RATIO, fine_shift_up=FINE_SHIFT_UP, fine_head_roll=False)
     else:  # trained on the challenge framing only: its refining crops are best levelled by the head's roll
@@ -421,6 +431,7 @@ RESUME_KEYS = (
     "init",
     "model",
     "input_size",
+    "heatmap_stride",
     "scheme",
     "epochs",
     "samples_per_epoch",
@@ -429,7 +440,7 @@ RESUME_KEYS = (
 )
 
 
-_RESUME_DEFAULTS = {"scheme": DEFAULT_SCHEME, "train_schemes": None}
+_RESUME_DEFAULTS = {"scheme": DEFAULT_SCHEME, "train_schemes": None, "heatmap_stride": None}
 """The value of a resume key that checkpoints written before it existed lack."""
 
 
@@ -588,6 +599,10 @@ def _build_model(cfg: TrainConfig, resume: bool) -> LandmarkModel:
     state = {k: v for k, v in init.state_dict().items() if not k.startswith("face.")}
     if init.config.scheme != model.config.scheme:
         state = adapt_head(state, init.config.landmark_scheme, model.config.landmark_scheme, model.config.head)
+    if init.config.heatmap_stride != model.config.heatmap_stride:
+        if model.config.heatmap_stride != 4:
+            raise ConfigError(f"--init {cfg.init}: a stride-4 heatmap head cannot start a stride-8 one")
+        state = head_state_to_stride4(state, model.state_dict())
     model.load_state_dict(state)
     return model
 

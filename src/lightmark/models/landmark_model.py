@@ -10,6 +10,8 @@ inside the model, so its ONNX twin needs nothing but a resize.
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -78,6 +80,23 @@ class HeatmapHead(nn.Module):
             f = feats[-2 - i]
             p = smooth(F.interpolate(p, scale_factor=2.0, mode="nearest") + self.lateral[-2 - i](f))  # S/16, S/8..
         return self.out(self.refine(p))  # (B, K, S/stride, S/stride)
+
+
+def head_state_to_stride4(state: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A stride-8 heatmap head's weights in a stride-4 head: its laterals (c3, c4, c5) move up one place, its
+    smoothing blocks (S/16, S/8) and output keep theirs, the new stride-4 lateral and smoothing block come from
+    ``fresh`` (the new model's own initial state) with the scale and shift of their last batch norm at zero: the
+    lateral adds nothing and the block is the identity, so the new head starts as the old one's upsampled output
+    (up to the refining block's 5x5 kernel, which now spans half as much of the face). Other keys pass through."""
+    out = {}
+    for k, v in state.items():
+        m = re.match(r"head\.lateral\.(\d+)\.(.*)", k)
+        out[f"head.lateral.{int(m[1]) + 1}.{m[2]}" if m else k] = v
+    for k, v in fresh.items():
+        if k.startswith(("head.lateral.0.", "head.smooth.2.")):
+            silent = k.startswith(("head.lateral.0.1.", "head.smooth.2.body.1.1.")) and k.endswith((".weight", ".bias"))
+            out[k] = torch.zeros_like(v) if silent else v
+    return out
 
 
 class RegressionHead(nn.Module):
