@@ -583,9 +583,9 @@ scaling-plot:
 		--title "mixed track: fine-tuning budget from a protocol model" \
 		$(foreach ep,$(SCALING_MIXED_EPOCHS),--eval "MobileNet, whole crop, no flip test@$(shell echo $$(($(ep) * 16000)))=$(E)/scaling_mixed_$(ep)x16k.json") \
 		--eval "MobileNet, framing auto@320000=$(E)/scaling_mixed_20x16k_auto.json" \
-		--eval "ResNet-18 (half) heatmap, framing auto + flip test@160000=$(E)/framing_auto_mixed_resnet18.json" \
+		--eval "ResNet-18 (half) heatmap, framing auto + flip test@160000=$(E)/framing_auto_mixed_resnet18_s21.json" \
 		--eval "ResNet-18 (half) heatmap, framing auto + flip test@416000=$(E)/resnet18_mixed_26x16k_auto.json" \
-		--eval "ResNet-18, then 16 epochs more (restart at lr 1e-3)@160000=$(E)/framing_auto_mixed_resnet18.json" \
+		--eval "ResNet-18, then 16 epochs more (restart at lr 1e-3)@160000=$(E)/framing_auto_mixed_resnet18_s21.json" \
 		--eval "ResNet-18, then 16 epochs more (restart at lr 1e-3)@416000=$(E)/resnet18_mixed_10p16x16k_auto.json" \
-		--eval "ResNet-18, then 16 epochs more (restart at lr 3e-4)@160000=$(E)/framing_auto_mixed_resnet18.json" \
+		--eval "ResNet-18, then 16 epochs more (restart at lr 3e-4)@160000=$(E)/framing_auto_mixed_resnet18_s21.json" \
 		--eval "ResNet-18, then 16 epochs more (restart at lr 3e-4)@416000=$(E)/resnet18_mixed_10p16x16k_lr3e4_auto.json"

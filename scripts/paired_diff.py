@@ -4,7 +4,7 @@ interval, and how many images got better. The ship gate (scripts/ship_gate.py) c
 far apart they would have to be to mean anything.
 
     python scripts/paired_diff.py docs/evals/resnet18_mixed_10p16x16k_auto.json \
-        docs/evals/framing_auto_mixed_resnet18.json
+        docs/evals/framing_auto_mixed_resnet18_s21.json
 """
 
 from __future__ import annotations
