@@ -19,12 +19,12 @@ from lightmark.errors import LightmarkError, ModelError
 from lightmark.models import SHIPPED_MODELS, create_model, save_checkpoint
 
 
-def sharp_model(name: str = "shufflenetv2_x0_5_heatmap", seed: int = 0):
+def sharp_model(name: str = "shufflenetv2_x0_5_heatmap", seed: int = 0, **overrides):
     """A small untrained model whose outputs spread over the crop (peaky heatmaps), unlike a fresh one."""
     torch.manual_seed(seed)
     if "regression" in name:
-        return create_model(name, input_size=64).eval()
-    model = create_model(name, input_size=64, beta=20.0).eval()
+        return create_model(name, input_size=64, **overrides).eval()
+    model = create_model(name, input_size=64, beta=20.0, **overrides).eval()
     with torch.no_grad():
         model.head.out.weight.mul_(20.0)
     return model
@@ -99,6 +99,13 @@ def json_keys(text: str) -> list[str]:
 @pytest.mark.parametrize("name", ["shufflenetv2_x0_5_regression"])
 def test_export_model_object_other_head(tmp_path, name):
     assert export_onnx(sharp_model(name), tmp_path / "m.onnx") < 0.01
+
+
+def test_export_a_stride4_heatmap_head(tmp_path):
+    """A 16x16 heatmap at 64 px (stride 4) exports and matches its torch model."""
+    model = sharp_model(heatmap_stride=4)
+    assert model(torch.zeros(1, 3, 64, 64)).shape[-1] == 16
+    assert export_onnx(model, tmp_path / "m.onnx") < 0.01
 
 
 def test_export_refuses_a_mismatching_graph(checkpoint, tmp_path, monkeypatch):
