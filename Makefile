@@ -240,9 +240,10 @@ train-mobilenet-mixed: synth-12k
 # on session 24's machine; first run in session 22, whose machine lost the weights). Session 21's shipped weights:
 # RESNET_MIXED_EPOCHS=10 RESNET_MIXED_NAME=resnet18_mixed (22 min on session 20's machine, 28 min on session 21's).
 # The same with a stride-4 heatmap head (session 25; its head's stride-8 layers start from the protocol model's):
-# RESNET_MIXED_EXTRA="--heatmap-stride 4" RESNET_MIXED_NAME=resnet18_mixed_s4_26x16k. A second schedule (session 23): 16 more epochs from the shipped
-# mixed_resnet18 (a warm restart of the same recipe; ~46 min; docs/experiments.md, "The scaling curve"), again with
-# RESNET_MIXED_EXTRA="--lr 3e-4" RESNET_MIXED_NAME=resnet18_mixed_10p16x16k_lr3e4 (~50 min); neither passed the gate:
+# RESNET_MIXED_EXTRA="--heatmap-stride 4" RESNET_MIXED_NAME=resnet18_mixed_s4_26x16k. A second schedule
+# (session 23): 16 more epochs from the then shipped mixed_resnet18 (session 21's weights; a warm restart of the
+# same recipe; ~46 min; docs/experiments.md, "The scaling curve"), again with RESNET_MIXED_EXTRA="--lr 3e-4"
+# RESNET_MIXED_NAME=resnet18_mixed_10p16x16k_lr3e4 (~50 min); neither passed the gate:
 # make -o synth-12k train-resnet18-mixed RESNET_MIXED_INIT=src/lightmark/weights/lightmark_mixed_resnet18.pt \
 #     RESNET_MIXED_EPOCHS=16 RESNET_MIXED_NAME=resnet18_mixed_10p16x16k
 RESNET_MIXED_EPOCHS ?= 26
