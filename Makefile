@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol score-shipped train-resnet18-protocol train-mobilenet-mixed train-resnet18-mixed ship-resnet18-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol score-shipped train-resnet18-protocol train-mobilenet-mixed train-mobilenet-mixed-kd train-resnet18-mixed ship-resnet18-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
 	train-mobilenet-skin synth-12k-skin train-mobilenet-blend-ingredients compare-peers reposed-fs16 train-mobilenet-reposed16 synth-12k-tex-fs train-mobilenet-fs compare-appearance-long \
 	protocol-s9 protocol-runc
 
@@ -234,6 +234,17 @@ train-mobilenet-mixed: synth-12k
 		--json $(E)/reframe_auto_mobilenet_mixed.json
 	$(PYTHON) scripts/helen_check.py --model $(RUNS)/mobilenet_mixed/last.pt --json $(E)/helen_mobilenet_mixed.json
 	$(PYTHON) scripts/fit_face_head.py --model $(RUNS)/mobilenet_mixed/last.pt --out $(RUNS)/mobilenet_mixed/shipped.pt
+
+# Distillation (session 26): train-mobilenet-mixed's recipe from the same start (session 9's protocol model as it
+# shipped), with the shipped mixed_resnet18's points on every training crop as a second target (--teacher; every
+# point, the HELEN faces' jaw too), then the figures the shipped mixed model is gated on. ~40 min on the 2 cores.
+KD_NAME ?= mobilenet_mixed_kd
+KD_EXTRA ?=  # more `lightmark train` options, e.g. --distill-weight 0.5
+train-mobilenet-mixed-kd: synth-12k protocol-s9
+	OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(RUNS)/protocol_s9.pt --teacher mixed_resnet18 \
+		--model mobilenet_x1_0_heatmap --epochs 10 --out $(RUNS)/$(KD_NAME) $(KD_EXTRA) \
+		$$([ -f $(RUNS)/$(KD_NAME)/last.pt ] && echo --resume)
+	$(call score_candidate,$(RUNS)/$(KD_NAME)/last.pt,$(KD_NAME))
 
 # Its mixed-track twin (session 20): train-mobilenet-mixed's recipe (RESNET_MIXED_EPOCHS x 16k samples) from
 # train-resnet18-protocol's weights. The defaults make the shipped mixed_resnet18 (session 25): 26 epochs (~1 h 25 min

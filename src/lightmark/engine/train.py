@@ -112,6 +112,16 @@ class TrainConfig:
             "help": "start from this checkpoint's weights (fine-tuning; EMA weights when present; default: random)"
         },
     )
+    teacher: str | None = field(
+        default=None,
+        metadata={
+            "help": "checkpoint or shipped model whose points on each training crop are a second target "
+            "(knowledge distillation; same input size and landmark scheme; every point, the jaw too)"
+        },
+    )
+    distill_weight: float = field(
+        default=1.0, metadata={"help": "weight of the coordinate loss to the --teacher's points (0 = off)"}
+    )
     epochs: int = field(default=10, metadata={"help": "number of epochs"})
     samples_per_epoch: int = field(default=20_000, metadata={"help": "augmented samples drawn per epoch"})
     batch_size: int = field(default=64, metadata={"help": "images per optimiser step (per process under torchrun)"})
@@ -275,15 +285,21 @@ def train_step(
     y: torch.Tensor,
     cfg: TrainConfig,
     w: torch.Tensor | None = None,
+    teacher_points: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One optimiser step. x: (B, 3, S, S) float 0..255, y: (B, K, 2) input px, w: optional (B, K) point weights;
     ``net`` is the model or its DDP wrapper. Coordinate loss (through the codec's differentiable decoding) in units
-    of 1/128 of the input side, plus ``heatmap_weight`` x the codec's own loss (the heatmap term)."""
+    of 1/128 of the input side, plus ``heatmap_weight`` x the codec's own loss (the heatmap term), plus
+    ``distill_weight`` x the coordinate loss to ``teacher_points`` (B, K, 2) input px, every point weighted 1."""
     unit = 128.0 / cfg.input_size
+    coord_loss = get_loss(cfg.loss)
     raw = net(x)  # (B, K, h, w) heatmap logits or (B, K, 2) normalised coordinates
-    loss = get_loss(cfg.loss)(codec.decode_train(raw) * unit, y * unit, w)
+    points = codec.decode_train(raw)  # (B, K, 2) input px
+    loss = coord_loss(points * unit, y * unit, w)
     if cfg.heatmap_weight > 0:
         loss = loss + cfg.heatmap_weight * codec.loss(raw, y, w)
+    if teacher_points is not None and cfg.distill_weight > 0:
+        loss = loss + cfg.distill_weight * coord_loss(points * unit, teacher_points * unit, None)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -382,6 +398,24 @@ def check_config(cfg: TrainConfig, resume: bool = False) -> None:
         model_config(cfg.model, **_model_overrides(cfg))
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    _check_teacher(cfg)
+
+
+def _check_teacher(cfg: TrainConfig) -> None:
+    """A ``teacher`` exists and reads the student's crops: the same input size and landmark scheme."""
+    if not (math.isfinite(cfg.distill_weight) and cfg.distill_weight >= 0):
+        raise ConfigError(f"distill weight must be a number >= 0, got {cfg.distill_weight}")
+    if cfg.teacher is None:
+        return
+    path = resolve_model_path(cfg.teacher)
+    if not path.is_file():
+        raise ConfigError(f"--teacher {cfg.teacher}: no such checkpoint")
+    t = load_checkpoint(path).config
+    if (t["input_size"], t["scheme"]) != (cfg.input_size, cfg.scheme):
+        raise ConfigError(
+            f"--teacher {cfg.teacher}: it reads {t['input_size']} px {t['scheme']} crops, the run trains on "
+            f"{cfg.input_size} px {cfg.scheme} ones"
+        )
 
 
 def _check_set_weights(cfg: TrainConfig) -> None:
@@ -429,6 +463,7 @@ RESUME_KEYS = (
     "train_weights",
     "jaw_weights",
     "init",
+    "teacher",
     "model",
     "input_size",
     "heatmap_stride",
@@ -440,7 +475,7 @@ RESUME_KEYS = (
 )
 
 
-_RESUME_DEFAULTS = {"scheme": DEFAULT_SCHEME, "train_schemes": None, "heatmap_stride": None}
+_RESUME_DEFAULTS = {"scheme": DEFAULT_SCHEME, "train_schemes": None, "heatmap_stride": None, "teacher": None}
 """The value of a resume key that checkpoints written before it existed lack."""
 
 
@@ -544,10 +579,11 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
     if run.main:
         _print_summary(cfg, state.model, run.world)
 
+    teacher = _load_teacher(cfg, run.device)
     loader, sampler = _loader(cfg, trainset, state, run)
     while state.epoch < cfg.epochs:
         sampler.set_epoch(state.epoch, state.batch)
-        row = _run_epoch(cfg, net, state, loader, run, progress)
+        row = _run_epoch(cfg, net, state, loader, run, progress, teacher)
         if row is None:  # max_steps inside an epoch: last.pt says where to continue
             _save(run.out / "last.pt", cfg, state, run)
             break
@@ -605,6 +641,15 @@ def _build_model(cfg: TrainConfig, resume: bool) -> LandmarkModel:
         state = head_state_to_stride4(state, model.state_dict())
     model.load_state_dict(state)
     return model
+
+
+def _load_teacher(cfg: TrainConfig, device: torch.device) -> LandmarkModel | None:
+    """The frozen ``cfg.teacher`` in eval mode on ``device`` (its EMA weights), or None without one."""
+    if cfg.teacher is None or cfg.distill_weight == 0:
+        return None
+    teacher = load_model(cfg.teacher).to(device, memory_format=memory_format(cfg)).eval()
+    teacher.requires_grad_(False)
+    return teacher
 
 
 _SCHEME_FIELDS = ("scheme", "num_landmarks", "flip_perm")
@@ -743,10 +788,17 @@ def _loader(cfg: TrainConfig, trainset: LandmarkTrainSet, state: TrainState, run
 
 
 def _run_epoch(
-    cfg: TrainConfig, net: torch.nn.Module, state: TrainState, loader: DataLoader, run: Run, progress: bool
+    cfg: TrainConfig,
+    net: torch.nn.Module,
+    state: TrainState,
+    loader: DataLoader,
+    run: Run,
+    progress: bool,
+    teacher: LandmarkModel | None = None,
 ) -> dict | None:
     """Train from ``state.batch`` to the end of epoch ``state.epoch`` (checkpointing every
-    ``checkpoint_minutes``). Returns the epoch's log row, or None when ``max_steps`` stopped it mid-epoch."""
+    ``checkpoint_minutes``), with ``teacher``'s points on each crop as a second target when given. Returns the
+    epoch's log row, or None when ``max_steps`` stopped it mid-epoch."""
     from tqdm import tqdm
 
     steps, fmt = cfg.steps_per_epoch, memory_format(cfg)
@@ -759,7 +811,11 @@ def _run_epoch(
     for x, y, w in bar:
         x = x.to(run.device, torch.float32, memory_format=fmt)  # (B, 3, S, S) 0..255
         y, w = y.to(run.device), w.to(run.device)  # (B, K, 2), (B, K)
-        loss_sum += train_step(net, codec, state.opt, x, y, cfg, w).item()
+        taught = None
+        if teacher is not None:
+            with torch.no_grad():
+                taught = teacher.landmarks(x)  # (B, K, 2) input px
+        loss_sum += train_step(net, codec, state.opt, x, y, cfg, w, taught).item()
         state.sched.step()
         state.step, state.batch, n_loss, seen = state.step + 1, state.batch + 1, n_loss + 1, seen + x.shape[0]
         if state.ema is not None:
