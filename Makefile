@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ../shared/data
 OUT ?= demo_out
 
-.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol score-shipped train-resnet18-protocol train-mobilenet-mixed train-mobilenet-mixed-kd train-resnet18-mixed ship-resnet18-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
+.PHONY: setup demo test lint onnx benchmark report synth-4k synth-12k train-two-pass train-two-pass-c train-mixed-holdout compare train-wflw98 synth-12k-tex reposed-fs compare-appearance scaling scaling-plot train-ibug68-2d train-mobilenet-protocol score-shipped train-resnet18-protocol train-mobilenet-mixed train-mobilenet-mixed-kd ship-mixed train-resnet18-mixed ship-resnet18-mixed face-heads scaling-mixed reposed-helen train-mobilenet-mixed-reposed synth-24k-more train-mobilenet-protocol-tunes \
 	train-mobilenet-skin synth-12k-skin train-mobilenet-blend-ingredients compare-peers reposed-fs16 train-mobilenet-reposed16 synth-12k-tex-fs train-mobilenet-fs compare-appearance-long \
 	protocol-s9 protocol-runc
 
@@ -196,6 +196,16 @@ define score_candidate
 	$(PYTHON) scripts/helen_check.py --model $(1) --json $(E)/helen_$(2).json
 endef
 
+# ship_track: run $(1)'s last.pt becomes the shipped model of track $(2): the slim checkpoint into the package, its
+# face head fitted, its ONNX twin, then its figures (score-shipped).
+define ship_track
+	lightmark export --format pt --model $(1)/last.pt --out src/lightmark/weights/lightmark_$(2).pt --track $(2)
+	$(PYTHON) scripts/fit_face_head.py --model src/lightmark/weights/lightmark_$(2).pt \
+		--out src/lightmark/weights/lightmark_$(2).pt --json $(E)/face_head_fit_$(2).json
+	lightmark export --format onnx --model src/lightmark/weights/lightmark_$(2).pt --out src/lightmark/weights/lightmark_$(2).onnx
+	$(MAKE) score-shipped SCORE_TRACKS=$(2)
+endef
+
 # Capacity with the shipped framings (session 20; docs/experiments.md, "Capacity with the shipped framings"): ResNet-18 at half
 # width with the heatmap head (resnet18_heatmap, 11.6 MB) from scratch on train-mobilenet-protocol's data and
 # framings (run C) for RESNET_EPOCHS x 16k samples, then the figures the shipped protocol model is gated on, read the
@@ -237,14 +247,21 @@ train-mobilenet-mixed: synth-12k
 
 # Distillation (session 26): train-mobilenet-mixed's recipe from the same start (session 9's protocol model as it
 # shipped), with the shipped mixed_resnet18's points on every training crop as a second target (--teacher; every
-# point, the HELEN faces' jaw too), then the figures the shipped mixed model is gated on. ~40 min on the 2 cores.
+# point, the HELEN faces' jaw too), then the figures the shipped mixed model is gated on. 10 epochs: ~33 min on
+# session 26's 2 cores (88-101 images/s); KD_EPOCHS=30 KD_NAME=mobilenet_mixed_kd30: the same for 480k samples.
+KD_EPOCHS ?= 10
 KD_NAME ?= mobilenet_mixed_kd
 KD_EXTRA ?=  # more `lightmark train` options, e.g. --distill-weight 0.5
 train-mobilenet-mixed-kd: synth-12k protocol-s9
 	OMP_WAIT_POLICY=PASSIVE lightmark train $(MOBILENET_MIXED) --init $(RUNS)/protocol_s9.pt --teacher mixed_resnet18 \
-		--model mobilenet_x1_0_heatmap --epochs 10 --out $(RUNS)/$(KD_NAME) $(KD_EXTRA) \
+		--model mobilenet_x1_0_heatmap --epochs $(KD_EPOCHS) --out $(RUNS)/$(KD_NAME) $(KD_EXTRA) \
 		$$([ -f $(RUNS)/$(KD_NAME)/last.pt ] && echo --resume)
 	$(call score_candidate,$(RUNS)/$(KD_NAME)/last.pt,$(KD_NAME))
+
+# Ship a run as the default mixed model (MIXED_SHIP_RUN, e.g. ../runs/mobilenet_mixed_kd30; ship_track).
+MIXED_SHIP_RUN ?= $(RUNS)/$(KD_NAME)
+ship-mixed:
+	$(call ship_track,$(MIXED_SHIP_RUN),mixed)
 
 # Its mixed-track twin (session 20): train-mobilenet-mixed's recipe (RESNET_MIXED_EPOCHS x 16k samples) from
 # train-resnet18-protocol's weights. The defaults make the shipped mixed_resnet18 (session 25): 26 epochs (~1 h 25 min
@@ -271,12 +288,7 @@ train-resnet18-mixed: synth-12k
 # Ship it (session 21) as the opt-in accurate model of the mixed track, mixed_resnet18 (the default stays the fast
 # MobileNet): the slim checkpoint into the package, its face head fitted, its ONNX twin, then its figures.
 ship-resnet18-mixed:
-	lightmark export --format pt --model $(RESNET_MIXED_RUN)/last.pt --out src/lightmark/weights/lightmark_mixed_resnet18.pt \
-		--track mixed_resnet18
-	$(PYTHON) scripts/fit_face_head.py --model src/lightmark/weights/lightmark_mixed_resnet18.pt \
-		--out src/lightmark/weights/lightmark_mixed_resnet18.pt --json $(E)/face_head_fit_mixed_resnet18.json
-	$(MAKE) onnx
-	$(MAKE) score-shipped SCORE_TRACKS=mixed_resnet18
+	$(call ship_track,$(RESNET_MIXED_RUN),mixed_resnet18)
 
 # 300W-LP's recipe for the mixed track: the 700 HELEN training faces (not the 170 holdout) re-posed in 3D at 8
 # random yaws within +-60 degrees (`lightmark repose`, ~10 min on 2 cores), labelled with the fitted model's 3D jaw
