@@ -258,8 +258,9 @@ train-mobilenet-mixed-kd: synth-12k protocol-s9
 		$$([ -f $(RUNS)/$(KD_NAME)/last.pt ] && echo --resume)
 	$(call score_candidate,$(RUNS)/$(KD_NAME)/last.pt,$(KD_NAME))
 
-# Ship a run as the default mixed model (MIXED_SHIP_RUN, e.g. ../runs/mobilenet_mixed_kd30; ship_track).
-MIXED_SHIP_RUN ?= $(RUNS)/$(KD_NAME)
+# Ship a run as the default mixed model (ship_track): train-mobilenet-mixed's run unless MIXED_SHIP_RUN names
+# another (e.g. ../runs/mobilenet_mixed_kd30, once it passes the gate).
+MIXED_SHIP_RUN ?= $(RUNS)/mobilenet_mixed
 ship-mixed:
 	$(call ship_track,$(MIXED_SHIP_RUN),mixed)
 
