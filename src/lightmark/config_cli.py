@@ -51,6 +51,8 @@ def add_config_options(
         if kwargs.get("action") in ("store_true", "store_false"):
             kwargs.pop("type", None)
             kwargs.pop("metavar", None)
+        if kwargs.get("action") == "store_false":  # the field's help describes what the flag turns off
+            kwargs["help"] = f"turn off (on by default): {kwargs.get('help', '')}".rstrip(": ")
         flags = cli.get(f.name, {}).get("flags") or [_flag(f.name, kwargs)]
         if not {"metavar", "action", "choices"} & kwargs.keys():  # metavar from the flag, as argparse would name it
             kwargs["metavar"] = flags[0].lstrip("-").upper().replace("-", "_")
