@@ -5,7 +5,9 @@ For every image of the validation crops and their six re-framed copies it reads 
 validation crop it reads both first views of the detect path (``WIDE_FIRST_CROP``). It then scores the cascade
 "read the second framing only when the first reading's mean confidence is below T" for a range of T: NME/384 of
 each set and how many images needed the second framing. T = inf is reading both everywhere (the rule through
-session 12); the more confident reading wins in both.
+session 12); the more confident reading wins in both. It also scores reading both everywhere and averaging the two
+readings (weighted by their mean confidence) where they agree, within ``AGREE`` of the landmark box's side, the more
+confident one kept elsewhere: what a second reading is worth as test-time augmentation (session 27).
 
     OMP_NUM_THREADS=1 python scripts/framing_cascade.py [--model mixed protocol] [--json framing_cascade.json]
 """
@@ -27,6 +29,7 @@ from lightmark.engine.predict import Predictor
 from lightmark.metrics import nme
 
 THRESHOLDS = (0.0, 0.7, 0.72, 0.74, 0.76, 0.78, 0.8, math.inf)
+AGREE = (0.03, 0.05, 0.1)
 
 
 def nme384(points: np.ndarray, truth: np.ndarray) -> float:
@@ -41,7 +44,9 @@ def read_sets(data: str, work: str) -> dict[str, FaceDataset]:
 
 
 def framing_readings(model: str, sets: dict[str, FaceDataset]) -> dict[str, np.ndarray]:
-    """Per set, (N, 4): crop reading's mean confidence and NME/384, then the detection reading's."""
+    """Per set, (N, 4 + 2 x len(AGREE)): crop reading's mean confidence and NME/384, then the detection reading's,
+    then per ``AGREE`` threshold: the NME/384 of the two averaged where they agree (:func:`agreement_average`) and
+    whether they agreed."""
     whole = Predictor(model, threads=1, framing="whole")
     detect = Predictor(model, threads=1, framing="detect")
     out = {}
@@ -51,9 +56,23 @@ def framing_readings(model: str, sets: dict[str, FaceDataset]) -> dict[str, np.n
             image = read_image(s.image_path)
             a, ca = whole.predict_batch_with_confidence([image])
             b, cb = detect.predict_batch_with_confidence([image])  # the crop reading where nothing is detected
-            rows.append([ca[0].mean(), nme384(a[0], s.landmarks), cb[0].mean(), nme384(b[0], s.landmarks)])
+            row = [ca[0].mean(), nme384(a[0], s.landmarks), cb[0].mean(), nme384(b[0], s.landmarks)]
+            for t in AGREE:
+                avg, agreed = agreement_average(a[0], ca[0].mean(), b[0], cb[0].mean(), t)
+                row += [nme384(avg, s.landmarks), float(agreed)]
+            rows.append(row)
         out[name] = np.array(rows)
     return out
+
+
+def agreement_average(a: np.ndarray, ca: float, b: np.ndarray, cb: float, agree: float) -> tuple[np.ndarray, bool]:
+    """Two (K, 2) readings of one face with mean confidences ``ca``, ``cb``: their confidence-weighted mean where
+    their mean point distance is below ``agree`` x the side of ``a``'s landmark box, else the more confident one
+    (``a`` on ties); and whether they agreed."""
+    apart = float(np.linalg.norm(a - b, axis=1).mean() / max(float(np.ptp(a, axis=0).max()), 1e-6))
+    if apart < agree:
+        return (ca * a + cb * b) / (ca + cb), True
+    return (b if cb > ca else a), False
 
 
 def view_readings(model: str, val: FaceDataset) -> np.ndarray:
@@ -76,7 +95,7 @@ def view_readings(model: str, val: FaceDataset) -> np.ndarray:
 
 def cascade(readings: np.ndarray, threshold: float) -> tuple[float, int]:
     """NME/384 and the number of second readings of "second framing only below ``threshold``"."""
-    c1, e1, c2, e2 = readings.T
+    c1, e1, c2, e2 = readings[:, :4].T
     second = c1 < threshold
     return float(np.where(second & (c2 > c1), e2, e1).mean()), int(second.sum())
 
@@ -103,6 +122,16 @@ def main() -> None:
                 "by_threshold": {str(t): {"nme": e, "second": k} for t, (e, k) in zip(THRESHOLDS, cells, strict=True)},
             }
             print(f"{name:<24}" + "".join(f"{e:>9.3f}/{k:>4d}" for e, k in cells))
+            if r.shape[1] > 4:  # the framings' readings (not the detect path's two views): averaged where they agree
+                avg = {
+                    str(t): {"nme": float(r[:, 4 + 2 * i].mean()), "agreed": int(r[:, 5 + 2 * i].sum())}
+                    for i, t in enumerate(AGREE)
+                }
+                figures[name]["averaged_where_agreeing"] = avg
+                print(
+                    f"{'  both, averaged':<24}"
+                    + "".join(f"{'<' + t:>8}: {v['nme']:.3f}/{v['agreed']:>3d}" for t, v in avg.items())
+                )
         report["models"][model] = figures
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1))
