@@ -5,6 +5,7 @@ crops is refused before anything runs; the teacher is part of what a resumed run
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,10 @@ def test_teacher_term_hand_computed() -> None:
     assert _step_loss(0.5, None, None) == pytest.approx(1.0)  # no teacher: the label term alone
     assert _step_loss(0.5, teacher, None) == pytest.approx(1.0 + 0.5 * 2.0)
     assert _step_loss(0.0, teacher, None) == pytest.approx(1.0)  # weight 0: off
-    # label weights (the jaw of 300-W faces, say) leave the teacher term whole: 0.5 * 1.0 + 0.5 * 2.0
-    w = torch.tensor([[1.0, 0.0, 0.5], [1.0, 0.0, 0.5]])
-    assert _step_loss(0.5, teacher, w) == pytest.approx(0.5 + 1.0)
+    # label weights (the jaw of 300-W faces, say) scale the label term only (mean weight 0.25: 0.25 x 1.0) and leave
+    # the teacher term whole (0.5 x 2.0)
+    w = torch.tensor([[0.75, 0.0, 0.0], [0.75, 0.0, 0.0]])
+    assert _step_loss(0.5, teacher, w) == pytest.approx(0.25 + 1.0)
 
 
 def test_teacher_gradient_pulls_the_points() -> None:
@@ -76,6 +78,17 @@ def test_a_teacher_that_cannot_read_the_crops_is_refused() -> None:
     with pytest.raises(ConfigError, match="distill weight"):
         check_config(_cfg(teacher="mixed", distill_weight=-1.0))
     check_config(_cfg(teacher="mixed"))  # 128 px ibug68: accepted
+
+
+def test_a_teacher_saved_before_schemes_reads_as_ibug68(tmp_path: Path) -> None:
+    model = create_model("shufflenetv2_x0_5_heatmap", input_size=64)
+    config = model.config.to_dict()
+    del config["scheme"]  # checkpoints written before landmark schemes existed
+    path = tmp_path / "old.pt"
+    Checkpoint(config=config, state_dict=weights_of(model)).save(path)
+    check_config(_cfg(teacher=str(path), input_size=64))
+    with pytest.raises(ConfigError, match="reads 64 px ibug68"):
+        check_config(_cfg(teacher=str(path), input_size=128))
 
 
 def _teacher_checkpoint(path: Path) -> Path:
@@ -105,5 +118,9 @@ def test_training_with_a_teacher_records_it_and_resume_keeps_it(tmp_path: Path, 
     assert b["train_config"]["teacher"] == str(teacher) and a["train_config"]["teacher"] is None
     assert any(not torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])  # it was used
     other = _teacher_checkpoint(tmp_path / "other.pt")
-    with pytest.raises(ConfigError, match="teacher"):
+    with pytest.raises(ConfigError, match="different teacher"):
         train(TrainConfig(out=str(tmp_path / "taught"), teacher=str(other), **common), resume=True, progress=False)
+    with pytest.raises(ConfigError, match="different distill_weight"):
+        train(replace(taught, distill_weight=0.5), resume=True, progress=False)
+    train(replace(taught, max_steps=2), resume=True, progress=False)  # the same teacher: the run goes on
+    assert torch.load(tmp_path / "taught" / "last.pt", weights_only=True)["epoch"] == 1

@@ -42,7 +42,7 @@ from ..models import (
     resolve_model_path,
     weights_of,
 )
-from ..models.config import TEST_TIME_FIELDS
+from ..models.config import TEST_TIME_FIELDS, ModelConfig
 from ..models.landmark_model import head_state_to_stride4
 from ..schemes import DEFAULT_SCHEME, LandmarkScheme, get_scheme
 from ..utils import atomic_write, ensure_dir, scoped_threads
@@ -410,10 +410,10 @@ def _check_teacher(cfg: TrainConfig) -> None:
     path = resolve_model_path(cfg.teacher)
     if not path.is_file():
         raise ConfigError(f"--teacher {cfg.teacher}: no such checkpoint")
-    t = load_checkpoint(path).config
-    if (t["input_size"], t["scheme"]) != (cfg.input_size, cfg.scheme):
+    t = ModelConfig.from_dict(load_checkpoint(path).config)  # a config saved before schemes is ibug68
+    if (t.input_size, t.scheme) != (cfg.input_size, cfg.scheme):
         raise ConfigError(
-            f"--teacher {cfg.teacher}: it reads {t['input_size']} px {t['scheme']} crops, the run trains on "
+            f"--teacher {cfg.teacher}: it reads {t.input_size} px {t.scheme} crops, the run trains on "
             f"{cfg.input_size} px {cfg.scheme} ones"
         )
 
@@ -455,7 +455,7 @@ def _model_overrides(cfg: TrainConfig) -> dict:
     return out
 
 
-# Fields that define the sample stream and the schedule: a resumed run must keep them.
+# Fields that define the sample stream, the teacher's targets and the schedule: a resumed run must keep them.
 RESUME_KEYS = (
     "train",
     "exclude",
@@ -464,6 +464,7 @@ RESUME_KEYS = (
     "jaw_weights",
     "init",
     "teacher",
+    "distill_weight",
     "model",
     "input_size",
     "heatmap_stride",
@@ -475,7 +476,13 @@ RESUME_KEYS = (
 )
 
 
-_RESUME_DEFAULTS = {"scheme": DEFAULT_SCHEME, "train_schemes": None, "heatmap_stride": None, "teacher": None}
+_RESUME_DEFAULTS = {
+    "scheme": DEFAULT_SCHEME,
+    "train_schemes": None,
+    "heatmap_stride": None,
+    "teacher": None,
+    "distill_weight": 1.0,
+}
 """The value of a resume key that checkpoints written before it existed lack."""
 
 
@@ -569,6 +576,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
 
     run = _set_up(cfg)
     model = _build_model(cfg, resume)
+    teacher = _load_teacher(cfg, run.device)  # before the crop cache, which can take minutes: a bad teacher fails now
     trainset = build_trainset(cfg, model.config.flip_perm, progress=progress and run.main)
     val_scheme = cfg.val_scheme or cfg.scheme
     val_set = load_dataset(cfg.val, require_landmarks=True, scheme=val_scheme) if cfg.val else None
@@ -579,7 +587,6 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool) -> TrainResult:
     if run.main:
         _print_summary(cfg, state.model, run.world)
 
-    teacher = _load_teacher(cfg, run.device)
     loader, sampler = _loader(cfg, trainset, state, run)
     while state.epoch < cfg.epochs:
         sampler.set_epoch(state.epoch, state.batch)
