@@ -13,9 +13,10 @@ import torch
 
 from conftest import require_shared
 from lightmark.codecs import RegressionCodec
+from lightmark.engine import train as train_mod
 from lightmark.engine.train import TrainConfig, check_config, train, train_step
 from lightmark.errors import ConfigError
-from lightmark.models import Checkpoint, create_model, weights_of
+from lightmark.models import Checkpoint, LandmarkModel, create_model, weights_of
 
 K = 3  # points of the hand-computed case
 
@@ -112,7 +113,27 @@ def test_training_with_a_teacher_records_it_and_resume_keeps_it(tmp_path: Path, 
     )  # fmt: skip
     train(TrainConfig(out=str(tmp_path / "plain"), **common), progress=False)
     taught = TrainConfig(out=str(tmp_path / "taught"), teacher=str(teacher), **common)
+    seen, stepped = [], []  # what the teacher was called with, and what the student trained on
+    read, step = LandmarkModel.landmarks, train_mod.train_step
+
+    def spy_read(self, x, *args, **kwargs):
+        frozen = not any(q.requires_grad for q in self.parameters())
+        seen.append((self.training, torch.is_grad_enabled(), frozen, x.clone()))
+        return read(self, x, *args, **kwargs)
+
+    def spy_step(net, codec, opt, x, *args, **kwargs):
+        stepped.append(x.clone())
+        return step(net, codec, opt, x, *args, **kwargs)
+
+    monkeypatch.setattr(LandmarkModel, "landmarks", spy_read)
+    monkeypatch.setattr(train_mod, "train_step", spy_step)
     train(taught, progress=False)
+    monkeypatch.setattr(LandmarkModel, "landmarks", read)  # (undo() would also drop LIGHTMARK_CACHE)
+    monkeypatch.setattr(train_mod, "train_step", step)
+    assert len(seen) == len(stepped) == 1
+    training, grad, frozen, x = seen[0]
+    assert not training and not grad and frozen  # eval mode, no graph, weights frozen
+    assert torch.equal(x, stepped[0])  # the very crops the student trained on
     a = torch.load(tmp_path / "plain" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "taught" / "last.pt", weights_only=True)
     assert b["train_config"]["teacher"] == str(teacher) and a["train_config"]["teacher"] is None
