@@ -40,7 +40,7 @@ def _step_loss(distill_weight: float, teacher: torch.Tensor | None, w: torch.Ten
     x = torch.zeros(2, 3, 128, 128)
     y = torch.full((2, K, 2), 63.5)
     y[..., 0] += 2.0  # labels 2 px right of the points: L1 per coordinate 2 (x), 0 (y) -> mean 1.0
-    return float(train_step(net, codec, opt, x, y, cfg, w, teacher))
+    return float(train_step(net, codec, opt, x, y, cfg, w, teacher).total)
 
 
 def test_teacher_term_hand_computed() -> None:
@@ -49,6 +49,20 @@ def test_teacher_term_hand_computed() -> None:
     assert _step_loss(0.5, None, None) == pytest.approx(1.0)  # no teacher: the label term alone
     assert _step_loss(0.5, teacher, None) == pytest.approx(1.0 + 0.5 * 2.0)
     assert _step_loss(0.0, teacher, None) == pytest.approx(1.0)  # weight 0: off
+    net = _Constant()  # the step reports the teacher's term apart: 0.5 x 2.0 of the 2.0
+    cfg = TrainConfig(train=["unused"], loss="l1", heatmap_weight=0.0, distill_weight=0.5)
+    y = torch.full((2, K, 2), 63.5) + torch.tensor([2.0, 0.0])
+    got = train_step(
+        net,
+        RegressionCodec(128),
+        torch.optim.SGD(net.parameters(), lr=0.0),
+        torch.zeros(2, 3, 128, 128),
+        y,
+        cfg,
+        None,
+        teacher,
+    )
+    assert (float(got.total), float(got.teacher)) == pytest.approx((2.0, 1.0))
     # label weights (the jaw of 300-W faces, say) scale the label term only (mean weight 0.25: 0.25 x 1.0) and leave
     # the teacher term whole (0.5 x 2.0)
     w = torch.tensor([[0.75, 0.0, 0.0], [0.75, 0.0, 0.0]])
@@ -143,5 +157,8 @@ def test_training_with_a_teacher_records_it_and_resume_keeps_it(tmp_path: Path, 
         train(TrainConfig(out=str(tmp_path / "taught"), teacher=str(other), **common), resume=True, progress=False)
     with pytest.raises(ConfigError, match="different distill_weight"):
         train(replace(taught, distill_weight=0.5), resume=True, progress=False)
-    train(replace(taught, max_steps=2), resume=True, progress=False)  # the same teacher: the run goes on
+    done = train(replace(taught, max_steps=2), resume=True, progress=False)  # the same teacher: the run goes on
+    row = done.history[-1]  # the epoch's log row holds the teacher's term and the labels' apart
+    assert row["teacher_loss"] > 0 and row["label_loss"] + row["teacher_loss"] == pytest.approx(row["train_loss"])
+    assert "teacher_loss" in (tmp_path / "taught" / "log.csv").read_text().splitlines()[0].split(",")
     assert torch.load(tmp_path / "taught" / "last.pt", weights_only=True)["epoch"] == 1

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -277,6 +278,14 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return (self.steps - self.start) * self.b
 
 
+class StepLoss(NamedTuple):
+    """One optimiser step's loss (detached scalars): the total it minimised and, within it, the teacher's term
+    (``distill_weight`` x the coordinate loss to the teacher's points; 0 without a teacher)."""
+
+    total: torch.Tensor
+    teacher: torch.Tensor
+
+
 def train_step(
     net: torch.nn.Module,
     codec: Codec,
@@ -286,7 +295,7 @@ def train_step(
     cfg: TrainConfig,
     w: torch.Tensor | None = None,
     teacher_points: torch.Tensor | None = None,
-) -> torch.Tensor:
+) -> StepLoss:
     """One optimiser step. x: (B, 3, S, S) float 0..255, y: (B, K, 2) input px, w: optional (B, K) point weights;
     ``net`` is the model or its DDP wrapper. Coordinate loss (through the codec's differentiable decoding) in units
     of 1/128 of the input side, plus ``heatmap_weight`` x the codec's own loss (the heatmap term), plus
@@ -298,12 +307,14 @@ def train_step(
     loss = coord_loss(points * unit, y * unit, w)
     if cfg.heatmap_weight > 0:
         loss = loss + cfg.heatmap_weight * codec.loss(raw, y, w)
+    taught = torch.zeros((), device=loss.device)
     if teacher_points is not None and cfg.distill_weight > 0:
-        loss = loss + cfg.distill_weight * coord_loss(points * unit, teacher_points * unit, None)
+        taught = cfg.distill_weight * coord_loss(points * unit, teacher_points * unit, None)
+        loss = loss + taught
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return loss.detach()
+    return StepLoss(loss.detach(), taught.detach())
 
 
 def memory_format(cfg: TrainConfig) -> torch.memory_format:
@@ -811,7 +822,7 @@ def _run_epoch(
     steps, fmt = cfg.steps_per_epoch, memory_format(cfg)
     net.train()
     codec = state.model.codec
-    t0, seen, loss_sum, n_loss, last_ckpt = time.time(), 0, 0.0, 0, time.time()
+    t0, seen, loss_sum, teacher_sum, n_loss, last_ckpt = time.time(), 0, 0.0, 0.0, 0, time.time()
     show = progress and run.main
     bar = tqdm(loader, total=steps - state.batch, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not show,
                leave=False)  # fmt: skip
@@ -822,7 +833,8 @@ def _run_epoch(
         if teacher is not None:
             with torch.no_grad():
                 taught = teacher.landmarks(x)  # (B, K, 2) input px
-        loss_sum += train_step(net, codec, state.opt, x, y, cfg, w, taught).item()
+        step_loss = train_step(net, codec, state.opt, x, y, cfg, w, taught)
+        loss_sum, teacher_sum = loss_sum + step_loss.total.item(), teacher_sum + step_loss.teacher.item()
         state.sched.step()
         state.step, state.batch, n_loss, seen = state.step + 1, state.batch + 1, n_loss + 1, seen + x.shape[0]
         if state.ema is not None:
@@ -838,13 +850,17 @@ def _run_epoch(
         if time.time() - last_ckpt > cfg.checkpoint_minutes * 60 and state.batch < steps:
             _save(run.out / "last.pt", cfg, state, run)
             last_ckpt = time.time()
-    return {
+    row = {
         "epoch": state.epoch + 1,
         "step": state.step,
         "lr": state.sched.get_last_lr()[0],
         "train_loss": loss_sum / max(1, n_loss),
         "images_per_s": seen * run.world / max(time.time() - t0, 1e-9),
     }
+    if teacher is not None:  # train_loss = the labels' terms + the teacher's: both apart, comparable with plain runs
+        row["teacher_loss"] = teacher_sum / max(1, n_loss)
+        row["label_loss"] = row["train_loss"] - row["teacher_loss"]
+    return row
 
 
 def _end_epoch(cfg: TrainConfig, state: TrainState, row: dict, run: Run) -> None:
