@@ -106,8 +106,8 @@ def test_a_teacher_saved_before_schemes_reads_as_ibug68(tmp_path: Path) -> None:
         check_config(_cfg(teacher=str(path), input_size=128))
 
 
-def _teacher_checkpoint(path: Path) -> Path:
-    torch.manual_seed(3)
+def _teacher_checkpoint(path: Path, seed: int = 3) -> Path:
+    torch.manual_seed(seed)
     model = create_model("shufflenetv2_x0_5_heatmap", input_size=64)
     Checkpoint(config=model.config.to_dict(), state_dict=weights_of(model)).save(path)
     return path
@@ -161,4 +161,7 @@ def test_training_with_a_teacher_records_it_and_resume_keeps_it(tmp_path: Path, 
     row = done.history[-1]  # the epoch's log row holds the teacher's term and the labels' apart
     assert row["teacher_loss"] > 0 and row["label_loss"] + row["teacher_loss"] == pytest.approx(row["train_loss"])
     assert "teacher_loss" in (tmp_path / "taught" / "log.csv").read_text().splitlines()[0].split(",")
+    _teacher_checkpoint(teacher, seed=4)  # the same path, other weights: another teacher
+    with pytest.raises(ConfigError, match="teacher .* has changed"):
+        train(replace(taught, max_steps=2), resume=True, progress=False)
     assert torch.load(tmp_path / "taught" / "last.pt", weights_only=True)["epoch"] == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import math
 import os
 import time
@@ -719,6 +720,9 @@ def _restore(state: TrainState, cfg: TrainConfig, run: Run) -> None:
         raise ModelError(f"{path}: cannot resume, the checkpoint records no training config")
     was_set = {k: ck.train_config.get(k, _RESUME_DEFAULTS.get(k)) for k in RESUME_KEYS}
     changed = [k for k in RESUME_KEYS if _plain(getattr(cfg, k)) != was_set[k]]
+    digest = ck.train_config.get("teacher_sha256")  # None: saved before digests were recorded
+    if not changed and digest is not None and _teacher_digest(cfg).get("teacher_sha256") != digest:
+        raise ConfigError(f"{path}: cannot resume, the teacher {cfg.teacher} has changed since (its file's SHA-256)")
     if changed:
         was = ", ".join(repr(was_set[k]) for k in changed)
         raise ConfigError(f"{path}: cannot resume with different {', '.join(changed)} (was {was})")
@@ -757,8 +761,16 @@ def _save(path: Path, cfg: TrainConfig, state: TrainState, run: Run) -> None:
         batch_in_epoch=state.batch,
         history=state.history,
         best_nme=state.best,
-        train_config=_plain(asdict(cfg)),
+        train_config=_plain(asdict(cfg)) | _teacher_digest(cfg),
     ).save(path)
+
+
+def _teacher_digest(cfg: TrainConfig) -> dict:
+    """``{"teacher_sha256": ...}`` of the teacher's file ({} without a teacher), which a resumed run must match: a
+    shipped name re-shipped, or a path overwritten, is another teacher."""
+    if cfg.teacher is None:
+        return {}
+    return {"teacher_sha256": hashlib.sha256(resolve_model_path(cfg.teacher).read_bytes()).hexdigest()}
 
 
 def _contiguous(opt_state: dict) -> dict:
