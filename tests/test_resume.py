@@ -249,3 +249,17 @@ def test_resumed_optimiser_state_takes_its_parameters_layout() -> None:
     moments = fresh.state[conv.weight]
     assert moments["exp_avg"].is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(moments["exp_avg"], opt.state[conv.weight]["exp_avg"], rtol=0, atol=0)
+
+
+def test_each_torchrun_process_takes_its_own_gpu(monkeypatch) -> None:
+    """Under torchrun a bare ``cuda`` is the GPU of the process's LOCAL_RANK, not GPU 0 for every process; a single
+    process, an explicit index and the CPU are left as given (no CUDA needed: only device names are built)."""
+    from lightmark.engine.train import _device
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert _device("cuda") == torch.device("cuda", 1)
+    assert _device("cuda:0") == torch.device("cuda", 0)
+    assert _device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert _device("cuda") == torch.device("cuda")

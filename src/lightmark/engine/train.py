@@ -346,14 +346,22 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 
 def _device(name: str) -> torch.device:
+    """The run's device: ``auto`` is CUDA when there is one; under torchrun each process takes the GPU of its
+    ``LOCAL_RANK`` (a bare ``cuda`` would put every process on GPU 0)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
 
 
 def _init_distributed(device: torch.device) -> bool:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":  # bound to this process's GPU (:func:`_device`), not the current device (GPU 0)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
         return True
     return False
 
