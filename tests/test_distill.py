@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -165,3 +166,22 @@ def test_training_with_a_teacher_records_it_and_resume_keeps_it(tmp_path: Path, 
     with pytest.raises(ConfigError, match="teacher .* has changed"):
         train(replace(taught, max_steps=2), resume=True, progress=False)
     assert torch.load(tmp_path / "taught" / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_teacher_flip_is_the_predictors_guarded_flip_test() -> None:
+    """``--teacher-flip`` reads a crop as ``Predictor(flip_test=True)`` does: mirrored too, mapped back, averaged
+    where the readings agree; without it, the direct reading alone."""
+    from lightmark.engine.predict import Predictor
+    from lightmark.engine.train import read_teacher
+    from lightmark.models import load_model
+
+    model = load_model("mixed").eval()
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (2, 128, 128, 3), dtype=np.uint8)  # whole-pixel crops: the same input for both
+    crops[0] = 255 - crops[1]
+    x = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32))
+    want = Predictor(model, flip_test=True, backend="torch").predict_crops(crops)
+    np.testing.assert_allclose(read_teacher(model, x, flip=True).numpy(), want, atol=1e-3)
+    direct = Predictor(model, flip_test=False, backend="torch").predict_crops(crops)
+    np.testing.assert_allclose(read_teacher(model, x, flip=False).numpy(), direct, atol=1e-3)
+    assert np.abs(want - direct).max() > 0.01  # the mirrored reading changed something

@@ -124,6 +124,13 @@ class TrainConfig:
     distill_weight: float = field(
         default=1.0, metadata={"help": "weight of the coordinate loss to the --teacher's points (0 = off)"}
     )
+    teacher_flip: bool = field(
+        default=False,
+        metadata={
+            "help": "the --teacher reads each crop mirrored too, as predict's guarded flip test does (the two "
+            "readings averaged where they agree), at twice the teacher's cost"
+        },
+    )
     epochs: int = field(default=10, metadata={"help": "number of epochs"})
     samples_per_epoch: int = field(default=20_000, metadata={"help": "augmented samples drawn per epoch"})
     batch_size: int = field(default=64, metadata={"help": "images per optimiser step (per process under torchrun)"})
@@ -485,6 +492,7 @@ RESUME_KEYS = (
     "init",
     "teacher",
     "distill_weight",
+    "teacher_flip",
     "model",
     "input_size",
     "heatmap_stride",
@@ -502,6 +510,7 @@ _RESUME_DEFAULTS = {
     "heatmap_stride": None,
     "teacher": None,
     "distill_weight": 1.0,
+    "teacher_flip": False,
 }
 """The value of a resume key that checkpoints written before it existed lack."""
 
@@ -668,6 +677,26 @@ def _build_model(cfg: TrainConfig, resume: bool) -> LandmarkModel:
         state = head_state_to_stride4(state, model.state_dict())
     model.load_state_dict(state)
     return model
+
+
+def read_teacher(teacher: LandmarkModel, x: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """The teacher's (B, K, 2) points (input px) on (B, 3, S, S) crops, without a graph; with ``flip``, predict's
+    guarded flip test: the mirrored crops read in the same call, mapped back and averaged where the two readings
+    agree (:func:`~lightmark.engine.predict.merge_flip_readings`; plain average for a teacher without confidence)."""
+    with torch.no_grad():
+        if not flip:
+            return teacher.landmarks(x)
+        points, conf = teacher.landmarks_and_confidence(torch.cat([x, x.flip(3)]))  # (2B, K, 2), (2B, K)
+    from .predict import merge_flip, merge_flip_readings
+
+    n, side, perm = x.shape[0], x.shape[3], list(teacher.config.flip_perm)
+    p = points.float().cpu().numpy()
+    if conf is None:
+        merged = merge_flip(p[:n], p[n:], side, perm)
+    else:
+        c = conf.float().cpu().numpy()
+        merged, _ = merge_flip_readings(p[:n], c[:n], p[n:], c[n:], side, perm)
+    return torch.from_numpy(merged).to(x.device)
 
 
 def _load_teacher(cfg: TrainConfig, device: torch.device) -> LandmarkModel | None:
@@ -851,8 +880,7 @@ def _run_epoch(
         y, w = y.to(run.device), w.to(run.device)  # (B, K, 2), (B, K)
         taught = None
         if teacher is not None:
-            with torch.no_grad():
-                taught = teacher.landmarks(x)  # (B, K, 2) input px
+            taught = read_teacher(teacher, x, cfg.teacher_flip)  # (B, K, 2) input px
         step_loss = train_step(net, codec, state.opt, x, y, cfg, w, taught)
         loss_sum, teacher_sum = loss_sum + step_loss.total.item(), teacher_sum + step_loss.teacher.item()
         state.sched.step()
