@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import hashlib
 import math
 import os
@@ -807,7 +808,15 @@ def _teacher_digest(cfg: TrainConfig) -> dict:
     shipped name re-shipped, or a path overwritten, is another teacher."""
     if cfg.teacher is None:
         return {}
-    return {"teacher_sha256": hashlib.sha256(resolve_model_path(cfg.teacher).read_bytes()).hexdigest()}
+    path = resolve_model_path(cfg.teacher).resolve()
+    stat = path.stat()
+    return {"teacher_sha256": _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)}
+
+
+@functools.lru_cache(maxsize=4)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, hashed once per (size, modification time): every checkpoint of a run records it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _contiguous(opt_state: dict) -> dict:
