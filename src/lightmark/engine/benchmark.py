@@ -249,14 +249,7 @@ def run_benchmark(
 
     say(f"one face per call, 1 thread: {runs} rounds ...")
     calls = _latency_calls(pred, refined, dlib, faces, auto)
-    with opencv_threads(1):  # the crop's warp
-        ms = time_interleaved(calls, runs, warmup)
-    report.raw_ms["latency"] = ms
-    report.latency = {
-        "threads": 1,
-        "ms": {k: timing_stats(v) for k, v in ms.items()},
-        "ratio_to_dlib": {k: ratio_stats(v, ms[DLIB]) for k, v in ms.items() if k != DLIB} if DLIB in ms else {},
-    }
+    report.raw_ms["latency"], report.latency = _time_per_face(calls, runs, warmup)
     if gt is not None:
         say("accuracy on the timed boxes ...")
         report.accuracy = _accuracy(calls, faces, gt)
@@ -266,6 +259,18 @@ def run_benchmark(
         report.throughput.append(row)
         report.raw_ms[f"batch_{int(t)}t"] = raw
     return report
+
+
+def _time_per_face(calls: dict[str, Callable[[int], object]], runs: int, warmup: int) -> tuple[dict, dict]:
+    """Time ``calls`` in turn on one thread: (raw ms per contender, the report's latency section)."""
+    with opencv_threads(1):  # the crop's warp
+        ms = time_interleaved(calls, runs, warmup)
+    latency = {
+        "threads": 1,
+        "ms": {k: timing_stats(v) for k, v in ms.items()},
+        "ratio_to_dlib": {k: ratio_stats(v, ms[DLIB]) for k, v in ms.items() if k != DLIB} if DLIB in ms else {},
+    }
+    return ms, latency
 
 
 @dataclass

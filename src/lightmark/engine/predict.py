@@ -342,6 +342,24 @@ def _resolve_device(device: str | None, model: LandmarkModel | None) -> str:
     return device
 
 
+def _check_model_options(
+    model: object, backend: Backend | str, threads: int | None, onnx: object
+) -> tuple[Backend, LandmarkModel | None]:
+    """:class:`Predictor`'s model options checked: (the backend, the caller's torch model or None)."""
+    backend = Backend.parse(backend, "backend")  # ConfigError listing the backends
+    if threads is not None and int(threads) < 1:
+        raise ConfigError(f"threads: expected at least 1 (or None for the default), got {threads}")
+    if onnx is not None and backend is Backend.TORCH:
+        raise ConfigError("onnx= is the graph of the 'onnx' backend: pass backend='onnx' (or 'auto')")
+    given = model if _is_torch_model(model) else None
+    if given is None and model is not None and not isinstance(model, (str, os.PathLike)):
+        raise ConfigError(
+            f"model: expected a checkpoint or ONNX path, a shipped track name or a LandmarkModel, "
+            f"got {type(model).__name__}"
+        )
+    return backend, given
+
+
 class Predictor:
     """Facial landmarks (the model's scheme: 68 iBUG points for the shipped protocol and mixed models) for face
     images.
@@ -426,17 +444,7 @@ class Predictor:
         sure_reading: float = SURE_READING,
         flip_disagreement: float = FLIP_DISAGREEMENT,
     ) -> None:
-        backend = Backend.parse(backend, "backend")  # ConfigError listing the backends
-        if threads is not None and int(threads) < 1:
-            raise ConfigError(f"threads: expected at least 1 (or None for the default), got {threads}")
-        if onnx is not None and backend is Backend.TORCH:
-            raise ConfigError("onnx= is the graph of the 'onnx' backend: pass backend='onnx' (or 'auto')")
-        given = model if _is_torch_model(model) else None
-        if given is None and model is not None and not isinstance(model, (str, os.PathLike)):
-            raise ConfigError(
-                f"model: expected a checkpoint or ONNX path, a shipped track name or a LandmarkModel, "
-                f"got {type(model).__name__}"
-            )
+        backend, given = _check_model_options(model, backend, threads, onnx)
         self.threads = None if threads is None else int(threads)
         self.device = _resolve_device(device, given)
         if given is not None:
